@@ -1,0 +1,68 @@
+package email
+
+import (
+	"encoding/json"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+)
+
+// TransportNamespace is the Caddy module namespace of email transports.
+const TransportNamespace = "mfa.email_transports"
+
+// Config configures the email authenticator: how mail leaves (a transport
+// module), what it says (templates) and the limits of the Curity Email OTP
+// seed. It is not a module itself; the mfa handler embeds it and calls
+// Provision, Validate and Cleanup.
+type Config struct {
+	// TransportRaw is the transport that sends mail: "smtp" or "outbox"
+	// (development: writes .eml files). Required.
+	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=mfa.email_transports inline_key=transport"`
+
+	// From is the sender, a single RFC 5322 address with an optional display
+	// name, e.g. "Example <noreply@example.com>". Required for smtp.
+	From string `json:"from,omitempty"`
+
+	// Send is what the message carries: "code" (default).
+	Send string `json:"send,omitempty"`
+
+	// Address, when set, is a placeholder (Curity's intermediate attribute)
+	// that yields the user's address from the first factor, e.g.
+	// "{http.request.header.Remote-Email}". Only valid in second-factor
+	// mode. Default: the address on file.
+	Address string `json:"address,omitempty"`
+
+	authenticators.Limits
+
+	// Templates overrides the subject, text and HTML bodies.
+	Templates *Templates `json:"templates,omitempty"`
+
+	// Delivery tunes the asynchronous delivery queue.
+	Delivery *DeliveryOptions `json:"delivery,omitempty"`
+}
+
+// Templates are Go text/template (subject, text) and html/template (html)
+// sources. Each receives .Code, .Link, .Site, .To (masked), .User and
+// .ExpiresIn (e.g. "10 minutes"). Empty fields keep the built-in template.
+type Templates struct {
+	// Subject is the subject line template. Default: "Your sign-in code for {{.Site}}".
+	Subject string `json:"subject,omitempty"`
+	// TextFile is a file holding the plain-text body template.
+	TextFile string `json:"text_file,omitempty"`
+	// HTMLFile is a file holding the HTML body template.
+	HTMLFile string `json:"html_file,omitempty"`
+}
+
+// DeliveryOptions tunes the asynchronous delivery queue.
+type DeliveryOptions struct {
+	// Workers is the number of concurrent senders, each keeping its SMTP
+	// connection open between messages. Default: 2.
+	Workers int `json:"workers,omitempty"`
+	// Retries is how many times a transient failure is retried, with
+	// exponential backoff. Default: 3.
+	Retries int `json:"retries,omitempty"`
+	// Wait is how long a request waits for the first attempt before it
+	// answers "sent". Default: 5s.
+	Wait caddy.Duration `json:"wait,omitempty"`
+}

@@ -1,0 +1,94 @@
+package caddymfa
+
+import (
+	"encoding/json"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/email"
+)
+
+// Handler is the http.handlers.mfa module: it lets a request through only
+// when it carries a valid MFA session, and serves the sign-in flow under
+// PathPrefix.
+type Handler struct {
+	// User is a placeholder that yields the first-factor user, e.g. the
+	// default "{http.auth.user.id}" set by basic_auth. When it is empty (or
+	// set to "") and a users list, users_file or allow_emails exists, the
+	// handler runs the standalone flow, asking the visitor who they are.
+	// An unresolved or empty placeholder in second-factor mode denies.
+	User *string `json:"user,omitempty"`
+
+	// TrustIdentityHeaders allows User and email.address to read request
+	// headers ({http.request.header.*}) from clients that are not trusted
+	// proxies. Off by default: a client could otherwise claim any user.
+	TrustIdentityHeaders bool `json:"trust_identity_headers,omitempty"`
+
+	// PathPrefix is where the flow endpoints and pages live. Default: "/.mfa".
+	PathPrefix string `json:"path_prefix,omitempty"`
+
+	// BaseURL is the external URL of the site, e.g. "https://app.example.com".
+	// Links and labels are built from it, never from Host or X-Forwarded-*.
+	// Optional in code mode.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// StorageRaw is the store backend. Default: {"backend": "badger"} in
+	// Caddy's data directory + "/mfa".
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=mfa.storage inline_key=backend"`
+
+	// SecretKey signs cookies and keys code HMACs; at least 32 bytes.
+	// Placeholders such as {env.MFA_SECRET_KEY} are resolved at provision.
+	// Default: a random key generated once and kept in the store.
+	SecretKey string `json:"secret_key,omitempty"`
+
+	// SessionTTL is the absolute lifetime of an MFA session. Default: 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// IdleTimeout ends a session unused for this long. Default: 1h.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// Users are the users known to the standalone flow, with their
+	// addresses on file.
+	Users []UserEntry `json:"users,omitempty"`
+
+	// UsersFile is a JSON file holding an array of users in the same shape
+	// as Users. It is read at provision.
+	UsersFile string `json:"users_file,omitempty"`
+
+	// AllowEmails are patterns ("*@example.com", "bob@example.org") of
+	// email addresses that may sign in with an emailed code alone in the
+	// standalone flow, without being listed in Users.
+	AllowEmails []string `json:"allow_emails,omitempty"`
+
+	// Lockout locks a user after this many consecutive failed
+	// verifications, across all challenges and methods. Default: 10
+	// failures in 15m.
+	Lockout *Lockout `json:"lockout,omitempty"`
+
+	// Email configures email one-time codes.
+	Email *email.Config `json:"email,omitempty"`
+}
+
+// UserEntry is one user with the addresses on file.
+type UserEntry struct {
+	// Name is the user name (standalone sign-in name, or the first-factor
+	// user id). Compared after trimming, case folding and NFC.
+	Name string `json:"name"`
+	// Email is the user's email address on file.
+	Email string `json:"email,omitempty"`
+	// Phone is the user's phone number on file in E.164.
+	Phone string `json:"phone,omitempty"`
+	// Disabled users cannot sign in; they get the same answers as unknown
+	// users.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// Lockout is the per-user failure limit.
+type Lockout struct {
+	// Failures is how many consecutive failures lock the user, 1 to 100.
+	// Default: 10.
+	Failures int `json:"failures,omitempty"`
+	// Window is how long failures are remembered and the lock lasts.
+	// Default: 15m.
+	Window caddy.Duration `json:"window,omitempty"`
+}

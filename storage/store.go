@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Namespace is the Caddy module namespace of store backends. A backend is a
+// Caddy module in this namespace that implements Store.
+const Namespace = "mfa.storage"
+
+// Sentinel errors a Store returns, so callers can tell the cases apart.
+var (
+	// ErrNotFound means the key does not exist or has expired.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrClosed means the store has been closed.
+	ErrClosed = errors.New("storage: closed")
+	// ErrConflict means a read-modify-write lost against concurrent writers
+	// more times than the store retries.
+	ErrConflict = errors.New("storage: too many conflicting writes")
+)
+
+// Record is a stored value with its absolute expiry (zero: never expires).
+type Record struct {
+	Key       string
+	Value     []byte
+	ExpiresAt time.Time
+}
+
+// Op tells Update what to do with the value its function returns.
+type Op int
+
+const (
+	// Keep leaves the stored value untouched.
+	Keep Op = iota
+	// Write stores the returned value and expiry.
+	Write
+	// Delete removes the key.
+	Delete
+)
+
+// UpdateFunc receives the current record (Value nil and found false when the
+// key is absent or expired) and returns the new value, its expiry and what to
+// do. It may be called more than once when writers conflict, so it must not
+// have side effects beyond its return values. An error aborts the update and
+// is returned unchanged by Update.
+type UpdateFunc func(cur Record, found bool) (value []byte, expiresAt time.Time, op Op, err error)
+
+// Store is the state the handler keeps: challenges, counters, sessions,
+// enrollments and the delivery log. Keys are slash-separated strings such as
+// "chal/<id>". Every method is safe for concurrent use. Any error other than
+// ErrNotFound must make the caller deny (fail closed).
+type Store interface {
+	// Get returns the record at key, or ErrNotFound.
+	Get(ctx context.Context, key string) (Record, error)
+
+	// Put stores value at key until expiresAt (zero: no expiry). Durable puts
+	// are synced to disk before Put returns.
+	Put(ctx context.Context, key string, value []byte, expiresAt time.Time, durable bool) error
+
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+
+	// Update is an atomic read-modify-write of one key, retried a bounded
+	// number of times on conflict (then ErrConflict).
+	Update(ctx context.Context, key string, fn UpdateFunc) error
+
+	// Incr atomically adds delta to the int64 counter at key and returns the
+	// new value. A counter that does not exist (or expired) starts at zero
+	// and takes expiresAt; an existing counter keeps its expiry.
+	Incr(ctx context.Context, key string, delta int64, expiresAt time.Time) (int64, error)
+
+	// List returns up to limit live records whose keys start with prefix, in
+	// key order (reverse: descending). limit <= 0 means no limit.
+	List(ctx context.Context, prefix string, limit int, reverse bool) ([]Record, error)
+
+	// DeletePrefix removes every key that starts with prefix.
+	DeletePrefix(ctx context.Context, prefix string) error
+}
