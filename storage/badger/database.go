@@ -1,0 +1,197 @@
+package badger
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	badgerdb "github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// databases holds one open database per directory for the whole process.
+// A config reload provisions the new handler before the old one is cleaned
+// up, and Badger's directory lock refuses a second open of the same
+// directory even from the same process, so every Store on one directory
+// shares the pooled database and the last Cleanup closes it.
+var databases = caddy.NewUsagePool()
+
+const (
+	// defaultGCInterval is how often the value log is garbage collected.
+	defaultGCInterval = 5 * time.Minute
+
+	// gcDiscardRatio is the share of stale data that makes a value log
+	// file worth rewriting.
+	gcDiscardRatio = 0.5
+
+	// keyLocks is the number of in-process locks that serialize writes to
+	// keys hashing to the same slot.
+	keyLocks = 64
+)
+
+// database is the pooled value: an open Badger database, its value-log GC
+// goroutine and the per-key write locks every Store on it shares.
+type database struct {
+	db     *badgerdb.DB
+	logger *zap.Logger
+
+	seed  maphash.Seed
+	locks [keyLocks]sync.Mutex
+
+	stop   chan struct{} // closed by Destruct to stop the GC goroutine
+	gcDone chan struct{} // closed when the GC goroutine has returned
+	gcRuns chan struct{} // receives a value after each GC pass, if anyone listens
+}
+
+// options returns Badger options sized for a plugin that lives inside
+// Caddy rather than for a database server. Badger's defaults reserve a
+// 64 MiB memtable (up to five of them), a 256 MiB block cache and 1 GiB
+// value-log files, sized for Dgraph; our records are small (challenges,
+// counters, sessions, enrollments of at most a few KiB) and few. So:
+//
+//   - two 8 MiB memtables bound write-buffer memory at 16 MiB;
+//   - an 8 MiB block cache (tables are Snappy-compressed, so a cache helps
+//     reads) and a 4 MiB index cache bound read memory as the store grows;
+//   - 64 MiB value-log files keep disk use and GC rewrites small;
+//   - values under 1 KiB stay in the LSM tree, so most records never touch
+//     the value log and GC has little to do;
+//   - two compactors, the minimum Badger allows, to share Caddy's CPUs.
+//
+// Badger writes through to the OS without fsync (SyncWrites false); Put
+// syncs explicitly when the caller asks for a durable write.
+func options(dir string, logger *zap.Logger) badgerdb.Options {
+	return badgerdb.DefaultOptions(dir).
+		WithLogger(zapLogger{logger.Named("badger")}).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2)
+}
+
+// errLockedMarker is part of the error Badger returns when another
+// process holds the directory lock. Badger does not wrap the underlying
+// error, so the message is the only way to recognize it.
+const errLockedMarker = "Another process is using this Badger database"
+
+// openDatabase opens the Badger database in dir and starts its value-log
+// GC, which runs every gcInterval until Destruct.
+func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration) (*database, error) {
+	db, err := badgerdb.Open(options(dir, logger))
+	if err != nil {
+		if strings.Contains(err.Error(), errLockedMarker) {
+			return nil, fmt.Errorf("opening mfa store %s: the directory is in use by another process "+
+				"(is another Caddy running? use 'caddy reload' to change a running server's config): %w", dir, err)
+		}
+		return nil, fmt.Errorf("opening mfa store %s: %w", dir, err)
+	}
+	d := &database{
+		db:     db,
+		logger: logger,
+		seed:   maphash.MakeSeed(),
+		stop:   make(chan struct{}),
+		gcDone: make(chan struct{}),
+		gcRuns: make(chan struct{}),
+	}
+	go d.runGC(gcInterval)
+	return d, nil
+}
+
+// runGC garbage-collects the value log every interval, rewriting files
+// until Badger reports nothing left worth rewriting, and returns when stop
+// is closed.
+func (d *database) runGC(interval time.Duration) {
+	defer close(d.gcDone)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-ticker.C:
+		}
+		for {
+			select {
+			case <-d.stop:
+				return
+			default:
+			}
+			err := d.db.RunValueLogGC(gcDiscardRatio)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, badgerdb.ErrNoRewrite) && !errors.Is(err, badgerdb.ErrRejected) {
+				d.logger.Warn("collecting value log garbage", zap.Error(err))
+			}
+			break
+		}
+		select {
+		case d.gcRuns <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// lockFor returns the in-process lock for key. Holding it around a
+// read-modify-write means writers in this process never conflict with
+// each other on one key, so Badger's optimistic conflict detection only
+// has to catch the rare write that races in from DeletePrefix.
+func (d *database) lockFor(key string) *sync.Mutex {
+	return &d.locks[maphash.String(d.seed, key)%keyLocks]
+}
+
+// Destruct stops the GC goroutine and closes the database. The usage pool
+// calls it once, when the last Store using the directory is cleaned up.
+func (d *database) Destruct() error {
+	close(d.stop)
+	<-d.gcDone
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("closing mfa store: %w", err)
+	}
+	return nil
+}
+
+// zapLogger routes Badger's log lines to Caddy's logger. Badger is chatty
+// at info level (every compaction and table flush), so info goes to debug;
+// warnings and errors keep their level.
+type zapLogger struct {
+	l *zap.Logger
+}
+
+func (z zapLogger) Errorf(format string, args ...any) {
+	z.log(zapcore.ErrorLevel, format, args)
+}
+
+func (z zapLogger) Warningf(format string, args ...any) {
+	z.log(zapcore.WarnLevel, format, args)
+}
+
+func (z zapLogger) Infof(format string, args ...any) {
+	z.log(zapcore.DebugLevel, format, args)
+}
+
+func (z zapLogger) Debugf(format string, args ...any) {
+	z.log(zapcore.DebugLevel, format, args)
+}
+
+func (z zapLogger) log(level zapcore.Level, format string, args []any) {
+	if !z.l.Core().Enabled(level) {
+		return
+	}
+	if c := z.l.Check(level, strings.TrimSpace(fmt.Sprintf(format, args...))); c != nil {
+		c.Write()
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Destructor = (*database)(nil)
+	_ badgerdb.Logger  = zapLogger{}
+)

@@ -1,0 +1,24 @@
+// Package badger is the default caddy-mfa store: the Caddy module
+// "mfa.storage.badger", which keeps challenges, counters, sessions and
+// enrollments in an embedded Badger v4 database in a local directory
+// (by default the "mfa" folder of Caddy's data directory).
+//
+// Badger is the dependency because the store needs what it gives in pure
+// Go with no server to run: transactions with conflict detection, so
+// "check the lock, count the attempt" is one atomic step; entry TTLs, so
+// challenges and throttle windows expire without a sweeper; crash-safe
+// persistence, so counters and lockouts survive restarts; and an
+// exclusive directory lock, so two Caddy processes cannot share (and
+// corrupt) one store. It is a well-kept library used by Dgraph and others,
+// where a hand-written file format would have to earn the same trust.
+//
+// Every Store on one directory in the process shares one open database
+// through a caddy.UsagePool: a config reload provisions the new handler
+// before cleaning up the old one, and the last Cleanup closes the
+// database. A second process on the same directory gets an error that
+// names the directory and points to 'caddy reload'.
+//
+// The Caddyfile form is
+//
+//	storage badger [<dir>]
+package badger

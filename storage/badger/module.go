@@ -1,0 +1,138 @@
+package badger
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+func init() {
+	caddy.RegisterModule(new(Store))
+}
+
+// Store is the default store backend: an embedded Badger database in a
+// local directory. The module value itself implements storage.Store.
+type Store struct {
+	// Dir is the directory that holds the database. Placeholders such as
+	// {env.MFA_DATA} are resolved at provision. Default: the "mfa" folder
+	// in Caddy's data directory.
+	Dir string `json:"dir,omitempty"`
+
+	// mu guards db: methods hold it for reading while they use the
+	// database, Cleanup for writing while it lets go of it.
+	mu  sync.RWMutex
+	db  *database // nil before Provision and after Cleanup
+	dir string    // the pool key of db: absolute, symlinks resolved
+
+	logger     *zap.Logger
+	now        func() time.Time // the clock expiry is checked against
+	gcInterval time.Duration    // value-log GC period, if this Store opens the database
+}
+
+// CaddyModule returns the Caddy module information.
+func (*Store) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  storage.Namespace + ".badger",
+		New: func() caddy.Module { return new(Store) },
+	}
+}
+
+// Provision resolves the directory and opens its database, or takes a
+// reference to the database another Store in this process already opened
+// there.
+func (s *Store) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.gcInterval <= 0 {
+		s.gcInterval = defaultGCInterval
+	}
+
+	dir := s.Dir
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "mfa")
+	}
+	dir, err := caddy.NewReplacer().ReplaceOrErr(dir, true, true)
+	if err != nil {
+		return fmt.Errorf("resolving mfa store directory: %w", err)
+	}
+	dir, err = canonicalDir(dir)
+	if err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		return fmt.Errorf("mfa store %s: already provisioned", s.dir)
+	}
+	val, loaded, err := databases.LoadOrNew(dir, func() (caddy.Destructor, error) {
+		return openDatabase(dir, s.logger, s.gcInterval)
+	})
+	if err != nil {
+		// The pool keeps no reference for a failed open, so Cleanup must
+		// not release one: s.db stays nil.
+		return err
+	}
+	s.db = val.(*database)
+	s.dir = dir
+	if c := s.logger.Check(zapcore.DebugLevel, "opened mfa store"); c != nil {
+		c.Write(zap.String("dir", dir), zap.Bool("shared", loaded))
+	}
+	return nil
+}
+
+// canonicalDir creates dir if needed and returns its absolute path with
+// symlinks resolved, so two spellings of one directory share one database.
+func canonicalDir(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving mfa store directory: %w", err)
+	}
+	// The store holds enrollment secrets (encrypted) and session hashes:
+	// keep it private to Caddy's user.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating mfa store directory: %w", err)
+	}
+	dir, err = filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving mfa store directory: %w", err)
+	}
+	return dir, nil
+}
+
+// Cleanup releases this Store's reference to its database; the last
+// reference closes it. Afterwards every method returns storage.ErrClosed.
+// Cleanup is idempotent and safe after a failed Provision.
+func (s *Store) Cleanup() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	s.db = nil
+	deleted, err := databases.Delete(s.dir)
+	if deleted && s.logger != nil {
+		if c := s.logger.Check(zapcore.DebugLevel, "closed mfa store"); c != nil {
+			c.Write(zap.String("dir", s.dir))
+		}
+	}
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Module       = (*Store)(nil)
+	_ caddy.Provisioner  = (*Store)(nil)
+	_ caddy.CleanerUpper = (*Store)(nil)
+	_ storage.Store      = (*Store)(nil)
+)

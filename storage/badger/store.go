@@ -1,0 +1,370 @@
+package badger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+const (
+	// maxAttempts bounds how often a read-modify-write is tried when it
+	// conflicts with a concurrent write. Writers in this process serialize
+	// per key (see database.lockFor), so conflicts come only from
+	// DeletePrefix and are rare.
+	maxAttempts = 16
+
+	// deleteBatch is how many keys DeletePrefix removes per write batch.
+	deleteBatch = 1000
+)
+
+var (
+	// errAborted stops a transaction whose UpdateFunc returned an error.
+	errAborted = errors.New("update aborted")
+	// errOverflow reports a counter that would wrap around.
+	errOverflow = errors.New("counter overflow")
+)
+
+// usable reports whether the Store can serve a call: it is provisioned,
+// not cleaned up, and ctx is live. The caller holds s.mu for reading.
+func (s *Store) usable(ctx context.Context) error {
+	if s.db == nil {
+		return storage.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Get returns the live record at key, or storage.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (storage.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return storage.Record{}, fmt.Errorf("getting record: %w", err)
+	}
+	var (
+		rec   storage.Record
+		found bool
+	)
+	err := s.db.db.View(func(txn *badgerdb.Txn) error {
+		var err error
+		rec, found, err = s.read(txn, key)
+		return err
+	})
+	if err != nil {
+		return storage.Record{}, fmt.Errorf("getting record: %w", err)
+	}
+	if !found {
+		return storage.Record{}, storage.ErrNotFound
+	}
+	return rec, nil
+}
+
+// Put stores value at key until expiresAt (zero: no expiry). A durable
+// put is synced to disk before Put returns.
+func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt time.Time, durable bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("putting record: %w", err)
+	}
+	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+		return txn.SetEntry(entry(key, value, expiresAt))
+	})
+	if err != nil {
+		return fmt.Errorf("putting record: %w", err)
+	}
+	if durable {
+		if err := s.db.db.Sync(); err != nil {
+			return fmt.Errorf("syncing record: %w", err)
+		}
+	}
+	return nil
+}
+
+// Delete removes key; deleting an absent key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("deleting record: %w", err)
+	}
+	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+		return txn.Delete([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("deleting record: %w", err)
+	}
+	return nil
+}
+
+// Update is an atomic read-modify-write of one key in one Badger
+// transaction, retried on conflict up to maxAttempts times, then
+// storage.ErrConflict. An error from fn is returned unchanged.
+func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("updating record: %w", err)
+	}
+	var fnErr error
+	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+		cur, found, err := s.read(txn, key)
+		if err != nil {
+			return err
+		}
+		value, expiresAt, op, err := fn(cur, found)
+		if err != nil {
+			fnErr = err
+			return errAborted
+		}
+		switch op {
+		case storage.Keep:
+			return nil
+		case storage.Write:
+			return txn.SetEntry(entry(key, value, expiresAt))
+		case storage.Delete:
+			return txn.Delete([]byte(key))
+		default:
+			return fmt.Errorf("unknown update op %d", op)
+		}
+	})
+	if errors.Is(err, errAborted) {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("updating record: %w", err)
+	}
+	return nil
+}
+
+// Incr atomically adds delta to the counter at key and returns the new
+// value. A counter that does not exist or has expired starts at zero and
+// takes expiresAt; an existing counter keeps its expiry.
+func (s *Store) Incr(ctx context.Context, key string, delta int64, expiresAt time.Time) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return 0, fmt.Errorf("incrementing counter: %w", err)
+	}
+	var n int64
+	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+		cur, found, err := s.read(txn, key)
+		if err != nil {
+			return err
+		}
+		var old int64
+		exp := expiresAt
+		if found {
+			if old, err = decodeCounter(cur.Value); err != nil {
+				return err
+			}
+			exp = cur.ExpiresAt
+		}
+		if (delta > 0 && old > math.MaxInt64-delta) || (delta < 0 && old < math.MinInt64-delta) {
+			return errOverflow
+		}
+		n = old + delta
+		return txn.SetEntry(entry(key, encodeCounter(n), exp))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("incrementing counter: %w", err)
+	}
+	return n, nil
+}
+
+// List returns up to limit live records whose keys start with prefix, in
+// key order (reverse: descending). limit <= 0 means no limit.
+func (s *Store) List(ctx context.Context, prefix string, limit int, reverse bool) ([]storage.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return nil, fmt.Errorf("listing records: %w", err)
+	}
+	var recs []storage.Record
+	now := s.now()
+	err := s.db.db.View(func(txn *badgerdb.Txn) error {
+		p := []byte(prefix)
+		opts := badgerdb.DefaultIteratorOptions
+		opts.Reverse = reverse
+		if !reverse {
+			// In reverse the iterator starts past the prefix range, so
+			// the prefix is checked by hand instead.
+			opts.Prefix = p
+		}
+		if limit > 0 && limit < opts.PrefetchSize {
+			opts.PrefetchSize = limit
+		}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for seekPrefix(it, p, reverse); it.ValidForPrefix(p); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			var (
+				value     []byte
+				expiresAt time.Time
+			)
+			err := item.Value(func(v []byte) error {
+				var err error
+				value, expiresAt, err = decodeValue(v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if expired(expiresAt, now) {
+				continue
+			}
+			recs = append(recs, storage.Record{Key: string(item.Key()), Value: value, ExpiresAt: expiresAt})
+			if limit > 0 && len(recs) == limit {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing records: %w", err)
+	}
+	return recs, nil
+}
+
+// DeletePrefix removes every key that starts with prefix, in batches.
+// Keys written while it runs may survive.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("deleting prefix: %w", err)
+	}
+	p := []byte(prefix)
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("deleting prefix: %w", err)
+		}
+		var keys [][]byte
+		err := s.db.db.View(func(txn *badgerdb.Txn) error {
+			opts := badgerdb.DefaultIteratorOptions
+			opts.PrefetchValues = false
+			opts.Prefix = p
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < deleteBatch; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("deleting prefix: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		wb := s.db.db.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return fmt.Errorf("deleting prefix: %w", err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("deleting prefix: %w", err)
+		}
+		if len(keys) < deleteBatch {
+			return nil
+		}
+	}
+}
+
+// update runs fn in a read-write transaction while holding key's
+// in-process lock, retrying on conflict up to maxAttempts times.
+func (s *Store) update(ctx context.Context, key string, fn func(*badgerdb.Txn) error) error {
+	mu := s.db.lockFor(key)
+	mu.Lock()
+	defer mu.Unlock()
+	for range maxAttempts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.db.db.Update(fn)
+		if !errors.Is(err, badgerdb.ErrConflict) {
+			return err
+		}
+	}
+	return storage.ErrConflict
+}
+
+// read returns the live record at key as txn sees it; found is false when
+// the key is absent or expired by s.now.
+func (s *Store) read(txn *badgerdb.Txn, key string) (rec storage.Record, found bool, err error) {
+	item, err := txn.Get([]byte(key))
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return storage.Record{Key: key}, false, nil
+	}
+	if err != nil {
+		return storage.Record{}, false, err
+	}
+	var (
+		value     []byte
+		expiresAt time.Time
+	)
+	err = item.Value(func(v []byte) error {
+		var err error
+		value, expiresAt, err = decodeValue(v)
+		return err
+	})
+	if err != nil {
+		return storage.Record{}, false, err
+	}
+	if expired(expiresAt, s.now()) {
+		return storage.Record{Key: key}, false, nil
+	}
+	return storage.Record{Key: key, Value: value, ExpiresAt: expiresAt}, true, nil
+}
+
+// entry builds the Badger entry for value at key until expiresAt.
+func entry(key string, value []byte, expiresAt time.Time) *badgerdb.Entry {
+	return &badgerdb.Entry{
+		Key:       []byte(key),
+		Value:     encodeValue(value, expiresAt),
+		ExpiresAt: badgerExpiry(expiresAt),
+	}
+}
+
+// seekPrefix positions it on the first key with prefix p in iteration
+// order. In reverse, that is the last key below p's successor.
+func seekPrefix(it *badgerdb.Iterator, p []byte, reverse bool) {
+	if !reverse {
+		it.Seek(p)
+		return
+	}
+	end := prefixEnd(p)
+	if end == nil {
+		// Every key that starts with p sorts last: begin at the end.
+		it.Rewind()
+		return
+	}
+	// A reverse seek lands on the last key <= end; end itself is
+	// past the range.
+	for it.Seek(end); it.Valid() && bytes.Compare(it.Item().Key(), end) >= 0; it.Next() {
+	}
+}
+
+// prefixEnd returns the smallest key greater than every key that starts
+// with p, or nil if there is none (p empty or all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
