@@ -1,0 +1,102 @@
+package smtptest
+
+import (
+	"crypto/tls"
+	"net"
+	"net/smtp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServerRecordsMessage(t *testing.T) {
+	s := NewServer(t, Options{Username: "u", Password: "p"})
+	c, err := smtp.Dial(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("AUTH"); ok {
+		t.Error("AUTH offered before STARTTLS")
+	}
+	if err := c.StartTLS(&tls.Config{RootCAs: s.CertPool, ServerName: s.Host}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("a@example.com"); err == nil {
+		t.Fatal("MAIL accepted before AUTH")
+	}
+	if err := c.Auth(smtp.PlainAuth("", "u", "p", s.Host)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("Subject: hi\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := s.WaitMessages(1, 5*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("got %d messages", len(msgs))
+	}
+	m := msgs[0]
+	if m.From != "a@example.com" || len(m.To) != 1 || m.To[0] != "b@example.com" || !m.TLS || m.User != "u" {
+		t.Errorf("message = %+v", m)
+	}
+	if !strings.Contains(string(m.Data), "body") {
+		t.Errorf("data = %q", m.Data)
+	}
+	if s.Connections() != 1 || s.Auths() != 1 {
+		t.Errorf("connections = %d, auths = %d", s.Connections(), s.Auths())
+	}
+}
+
+func TestServerImplicitTLSAndReject(t *testing.T) {
+	s := NewServer(t, Options{})
+	conn, err := tls.Dial("tcp", s.TLSAddr, &tls.Config{RootCAs: s.CertPool, ServerName: s.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := smtp.NewClient(conn, s.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s.Reject(StageRcpt, 451, 1)
+	if err := c.Mail("a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.com"); err == nil || !strings.HasPrefix(err.Error(), "451") {
+		t.Fatalf("Rcpt() = %v, want 451", err)
+	}
+	if err := c.Rcpt("b@example.com"); err != nil {
+		t.Fatalf("second Rcpt() = %v", err)
+	}
+}
+
+func TestHangAndClosedAddr(t *testing.T) {
+	addr := Hang(t)
+	c, err := (&netDialer).Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("hanging server answered")
+	}
+	if _, err := netDialer.Dial("tcp", ClosedAddr(t)); err == nil {
+		t.Error("closed address accepted a connection")
+	}
+}
+
+var netDialer net.Dialer
