@@ -66,7 +66,7 @@ type database struct {
 // syncs explicitly when the caller asks for a durable write.
 func options(dir string, logger *zap.Logger) badgerdb.Options {
 	return badgerdb.DefaultOptions(dir).
-		WithLogger(zapLogger{logger.Named("badger")}).
+		WithLogger(zapLogger{logger.Named("badger").WithOptions(zap.WithCaller(false))}).
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(8 << 20).

@@ -57,15 +57,15 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		s.gcInterval = defaultGCInterval
 	}
 
-	dir := s.Dir
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "mfa")
+	dir := filepath.Join(caddy.AppDataDir(), "mfa")
+	if s.Dir != "" {
+		var err error
+		dir, err = caddy.NewReplacer().ReplaceOrErr(s.Dir, true, true)
+		if err != nil {
+			return fmt.Errorf("resolving mfa store directory: %w", err)
+		}
 	}
-	dir, err := caddy.NewReplacer().ReplaceOrErr(dir, true, true)
-	if err != nil {
-		return fmt.Errorf("resolving mfa store directory: %w", err)
-	}
-	dir, err = canonicalDir(dir)
+	dir, err := canonicalDir(dir)
 	if err != nil {
 		return err
 	}

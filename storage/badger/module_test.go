@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,4 +367,42 @@ func TestValueLogGCStopsOnCleanup(t *testing.T) {
 	default:
 		t.Fatal("value-log GC goroutine still running after Cleanup")
 	}
+}
+
+func TestCleanupDuringUse(t *testing.T) {
+	ctx := context.Background()
+	s := &Store{Dir: t.TempDir()}
+	if err := s.Provision(caddyContext(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Calls racing with the last Cleanup either finish or fail with
+	// ErrClosed; none reaches the closed database.
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			<-start
+			for j := range 50 {
+				key := fmt.Sprintf("thr/%d", i)
+				var err error
+				switch j % 3 {
+				case 0:
+					_, err = s.Incr(ctx, key, 1, time.Time{})
+				case 1:
+					_, err = s.List(ctx, "thr/", 0, j%2 == 0)
+				case 2:
+					err = s.Put(ctx, key+"/p", []byte("v"), time.Time{}, true)
+				}
+				if err != nil && !errors.Is(err, storage.ErrClosed) {
+					t.Errorf("err = %v, want nil or ErrClosed", err)
+				}
+			}
+		})
+	}
+	close(start)
+	if err := s.Cleanup(); err != nil {
+		t.Error(err)
+	}
+	wg.Wait()
 }

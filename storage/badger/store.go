@@ -105,7 +105,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Update is an atomic read-modify-write of one key in one Badger
 // transaction, retried on conflict up to maxAttempts times, then
-// storage.ErrConflict. An error from fn is returned unchanged.
+// storage.ErrConflict. An error from fn is returned unchanged. fn runs
+// while the key's write lock is held, so it must not call the Store.
 func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -352,7 +353,9 @@ func seekPrefix(it *badgerdb.Iterator, p []byte, reverse bool) {
 	}
 	// A reverse seek lands on the last key <= end; end itself is
 	// past the range.
-	for it.Seek(end); it.Valid() && bytes.Compare(it.Item().Key(), end) >= 0; it.Next() {
+	it.Seek(end)
+	for it.Valid() && bytes.Compare(it.Item().Key(), end) >= 0 {
+		it.Next()
 	}
 }
 

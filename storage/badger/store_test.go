@@ -564,8 +564,8 @@ func TestConcurrentUpdateIsExact(t *testing.T) {
 	s := newStore(t, nil)
 	const n = 200
 
-	// Each goroutine bumps a counter embedded in the value and, on other
-	// keys, races with DeletePrefix, which writes outside the per-key lock.
+	// Each goroutine bumps a counter embedded in the value, alongside
+	// writes and prefix deletes on neighbouring keys.
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
@@ -584,7 +584,10 @@ func TestConcurrentUpdateIsExact(t *testing.T) {
 			}
 		})
 		wg.Go(func() {
-			if err := s.DeletePrefix(ctx, "sess/"); err != nil {
+			if err := s.Put(ctx, "chal/hot/x", []byte("x"), time.Time{}, false); err != nil {
+				t.Errorf("Put: %v", err)
+			}
+			if err := s.DeletePrefix(ctx, "chal/hot/"); err != nil {
 				t.Errorf("DeletePrefix: %v", err)
 			}
 		})
