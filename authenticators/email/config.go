@@ -2,10 +2,14 @@ package email
 
 import (
 	"encoding/json"
+	"net/mail"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
 // TransportNamespace is the Caddy module namespace of email transports.
@@ -21,10 +25,12 @@ type Config struct {
 	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=mfa.email_transports inline_key=transport"`
 
 	// From is the sender, a single RFC 5322 address with an optional display
-	// name, e.g. "Example <noreply@example.com>". Required for smtp.
+	// name, e.g. "Example <noreply@example.com>". Required for smtp; the
+	// outbox transport defaults to "caddy-mfa <noreply@localhost>".
 	From string `json:"from,omitempty"`
 
-	// Send is what the message carries: "code" (default).
+	// Send is what the message carries: "code" (default). Link mode is not
+	// implemented yet.
 	Send string `json:"send,omitempty"`
 
 	// Address, when set, is a placeholder (Curity's intermediate attribute)
@@ -33,6 +39,11 @@ type Config struct {
 	// mode. Default: the address on file.
 	Address string `json:"address,omitempty"`
 
+	// Limits: code_length (default 6), code_ttl (default and maximum 10m),
+	// max_attempts (default 3), max_sends (default 3) and throttle (per_hour
+	// 100, per_5m 20, per_ip_per_hour 10, per_user_per_hour 5,
+	// per_destination_per_hour 5, cooldown 30s; a negative value turns a
+	// cap off).
 	authenticators.Limits
 
 	// Templates overrides the subject, text and HTML bodies.
@@ -40,6 +51,14 @@ type Config struct {
 
 	// Delivery tunes the asynchronous delivery queue.
 	Delivery *DeliveryOptions `json:"delivery,omitempty"`
+
+	logger    *zap.Logger
+	transport transport
+	from      *mail.Address
+	tmpl      *templates
+	queue     *delivery.Queue[*outgoing]
+	report    func(authenticators.DeliveryResult)
+	backoff   time.Duration // first retry wait; tests shorten it
 }
 
 // Templates are Go text/template (subject, text) and html/template (html)
@@ -57,12 +76,14 @@ type Templates struct {
 // DeliveryOptions tunes the asynchronous delivery queue.
 type DeliveryOptions struct {
 	// Workers is the number of concurrent senders, each keeping its SMTP
-	// connection open between messages. Default: 2.
+	// connection open between messages. Default: 2; at most 100.
 	Workers int `json:"workers,omitempty"`
 	// Retries is how many times a transient failure is retried, with
-	// exponential backoff. Default: 3.
+	// exponential backoff (200ms, 400ms, 800ms...). Default: 3; a negative
+	// value turns retries off. At most 20.
 	Retries int `json:"retries,omitempty"`
-	// Wait is how long a request waits for the first attempt before it
-	// answers "sent". Default: 5s.
+	// Wait is how long a request waits for the outcome (the first attempt
+	// and the retries that fit) before it answers "sent". Default: 5s; at
+	// most 1m.
 	Wait caddy.Duration `json:"wait,omitempty"`
 }

@@ -132,22 +132,24 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: listening: %v", err)
 	}
-	implicit, err := tls.Listen("tcp", "127.0.0.1:0", tlsConfig)
+	implicitTCP, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		plain.Close()
 		t.Fatalf("smtptest: listening: %v", err)
 	}
 	s.Port = plain.Addr().(*net.TCPAddr).Port
-	s.TLSPort = implicit.Addr().(*net.TCPAddr).Port
-	s.listeners = []net.Listener{plain, implicit}
+	s.TLSPort = implicitTCP.Addr().(*net.TCPAddr).Port
+	// The TLS listener wraps the counting one, so sessions see *tls.Conn.
+	implicit := tls.NewListener(&countingListener{Listener: implicitTCP, s: s}, tlsConfig)
+	s.listeners = []net.Listener{plain, implicitTCP}
 	s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	s.TLSAddr = net.JoinHostPort(s.Host, strconv.Itoa(s.TLSPort))
 
-	for _, l := range []net.Listener{plain, implicit} {
+	for _, l := range []net.Listener{&countingListener{Listener: plain, s: s}, implicit} {
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			_ = srv.Serve(&countingListener{Listener: l, s: s})
+			_ = srv.Serve(l)
 		}()
 	}
 	t.Cleanup(s.Close)

@@ -1,0 +1,22 @@
+// Package email is the email one-time-code authenticator: the Config the
+// mfa handler embeds (limits of the Curity Email OTP seed, templates,
+// delivery tuning), the Sender that renders and queues messages, and the
+// transports that carry them, as Caddy guest modules in the
+// mfa.email_transports namespace: "smtp" (NetIQ's Mail sender: host, port,
+// optional authentication, TLS mode) and "outbox" (development: .eml
+// files).
+//
+// SMTP is done by github.com/wneessen/go-mail, a maintained client that
+// handles what a hand-written one gets wrong: implicit TLS and mandatory or
+// opportunistic STARTTLS, SASL negotiation (SCRAM, PLAIN and LOGIN, the
+// latter two only over TLS), RFC 2047 header encoding (a CR or LF in a
+// subject cannot start a new header), MIME multipart bodies, per-message
+// SMTP errors that tell temporary from permanent failures, and a protocol
+// debug log. Its types stay inside this package.
+//
+// Delivery is asynchronous (package authenticators/delivery): a few
+// workers each keep an SMTP connection open, transient failures are retried
+// with backoff, and a request waits only a bounded time. Codes are never
+// logged and addresses only masked ("j***@e***.com"); at debug level the
+// SMTP transcript is logged with the code and addresses masked.
+package email

@@ -1,0 +1,404 @@
+package email
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	netmail "net/mail"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/wneessen/go-mail"
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+)
+
+// Method is the method name of the email authenticator.
+const Method = "email"
+
+// Defaults applied by Provision.
+const (
+	DefaultSend        = "code"
+	DefaultCodeLength  = 6
+	DefaultCodeTTL     = 10 * time.Minute
+	MaxCodeTTL         = 10 * time.Minute
+	DefaultMaxAttempts = 3
+	DefaultMaxSends    = 3
+	DefaultWorkers     = delivery.DefaultWorkers
+	DefaultRetries     = delivery.DefaultRetries
+	DefaultWait        = delivery.DefaultWait
+)
+
+// Throttle defaults applied by Provision.
+const (
+	DefaultPerHour               = 100
+	DefaultPer5m                 = 20
+	DefaultPerIPPerHour          = 10
+	DefaultPerUserPerHour        = 5
+	DefaultPerDestinationPerHour = 5
+	DefaultCooldown              = 30 * time.Second
+)
+
+// Provision applies the defaults, loads the transport module, parses the
+// templates and the sender, and starts the delivery queue. report, if not
+// nil, receives every delivery attempt (for the delivery log); it is called
+// from the queue's goroutines.
+func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
+	if c.logger == nil {
+		c.logger = ctx.Logger()
+	}
+	c.applyDefaults()
+
+	if len(c.TransportRaw) == 0 {
+		return errors.New("email: a transport is required (smtp or outbox)")
+	}
+	mod, err := ctx.LoadModule(c, "TransportRaw")
+	if err != nil {
+		return fmt.Errorf("loading email transport: %w", err)
+	}
+	t, ok := mod.(transport)
+	if !ok {
+		return fmt.Errorf("email: module %T is not an email transport", mod)
+	}
+	c.transport = t
+	if c.From == "" {
+		c.From = t.defaultFrom()
+	}
+
+	if c.tmpl, err = loadTemplates(c.Templates); err != nil {
+		return fmt.Errorf("email: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.from, err = parseFrom(c.From); err != nil {
+		return fmt.Errorf("email: from: %w", err)
+	}
+
+	c.report = func(r authenticators.DeliveryResult) {
+		c.logResult(r)
+		if report != nil {
+			report(r)
+		}
+	}
+	c.queue, err = delivery.New(delivery.Options[*outgoing]{
+		Method:  Method,
+		Workers: c.Delivery.Workers,
+		Retries: c.Delivery.Retries,
+		Wait:    time.Duration(c.Delivery.Wait),
+		Backoff: c.backoff,
+		NewWorker: func() (delivery.Worker[*outgoing], error) {
+			return t.newWorker(c.logger)
+		},
+		Report: c.report,
+	})
+	if err != nil {
+		return fmt.Errorf("email: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Send == "" {
+		c.Send = DefaultSend
+	}
+	if c.CodeLength == 0 {
+		c.CodeLength = DefaultCodeLength
+	}
+	if c.CodeTTL == 0 {
+		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxSends == 0 {
+		c.MaxSends = DefaultMaxSends
+	}
+	if c.Throttle == nil {
+		c.Throttle = new(authenticators.Throttle)
+	}
+	th := c.Throttle
+	if th.PerHour == 0 {
+		th.PerHour = DefaultPerHour
+	}
+	if th.Per5m == 0 {
+		th.Per5m = DefaultPer5m
+	}
+	if th.PerIPPerHour == 0 {
+		th.PerIPPerHour = DefaultPerIPPerHour
+	}
+	if th.PerUserPerHour == 0 {
+		th.PerUserPerHour = DefaultPerUserPerHour
+	}
+	if th.PerDestinationPerHour == 0 {
+		th.PerDestinationPerHour = DefaultPerDestinationPerHour
+	}
+	if th.Cooldown == 0 {
+		th.Cooldown = caddy.Duration(DefaultCooldown)
+	}
+	if c.Delivery == nil {
+		c.Delivery = new(DeliveryOptions)
+	}
+	if c.Delivery.Workers == 0 {
+		c.Delivery.Workers = DefaultWorkers
+	}
+	if c.Delivery.Retries == 0 {
+		c.Delivery.Retries = DefaultRetries
+	}
+	if c.Delivery.Wait == 0 {
+		c.Delivery.Wait = caddy.Duration(DefaultWait)
+	}
+}
+
+// Validate checks the configuration without changing it. Zero values
+// stand for their defaults, so it may run before or after Provision.
+func (c *Config) Validate() error {
+	switch c.Send {
+	case "", "code":
+	case "link":
+		return errors.New("email: send link is not supported yet; use send code")
+	default:
+		return fmt.Errorf("email: send must be code, not %q", c.Send)
+	}
+	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
+		return fmt.Errorf("email: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
+	}
+	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
+		return fmt.Errorf("email: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
+	}
+	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
+		return fmt.Errorf("email: max_attempts %d outside 1..100", c.MaxAttempts)
+	}
+	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
+		return fmt.Errorf("email: max_sends %d outside 1..100", c.MaxSends)
+	}
+	if d := c.Delivery; d != nil {
+		if d.Workers < 0 || d.Workers > 100 {
+			return fmt.Errorf("email: delivery workers %d outside 1..100", d.Workers)
+		}
+		if d.Retries > 20 {
+			return fmt.Errorf("email: delivery retries %d above 20", d.Retries)
+		}
+		if d.Wait < 0 || time.Duration(d.Wait) > time.Minute {
+			return fmt.Errorf("email: delivery wait %s outside 0..1m", time.Duration(d.Wait))
+		}
+	}
+
+	if c.From == "" {
+		if c.needsFrom() {
+			return errors.New("email: from is required with the smtp transport")
+		}
+	} else if _, err := parseFrom(c.From); err != nil {
+		return fmt.Errorf("email: from: %w", err)
+	}
+
+	if c.tmpl == nil {
+		if _, err := loadTemplates(c.Templates); err != nil {
+			return fmt.Errorf("email: %w", err)
+		}
+	}
+	return nil
+}
+
+// needsFrom reports whether the transport has no default sender.
+func (c *Config) needsFrom() bool {
+	if c.transport != nil {
+		return c.transport.defaultFrom() == ""
+	}
+	var peek struct {
+		Transport string `json:"transport"`
+	}
+	_ = json.Unmarshal(c.TransportRaw, &peek)
+	return peek.Transport != "outbox"
+}
+
+// Cleanup stops the delivery workers, waiting for them, and closes their
+// SMTP connections. It is idempotent and safe after a failed Provision.
+func (c *Config) Cleanup() error {
+	if c.queue != nil {
+		c.queue.Stop()
+	}
+	return nil
+}
+
+// Method returns "email".
+func (*Config) Method() string { return Method }
+
+// Mask hides most of an address; see the package function Mask.
+func (*Config) Mask(to string) string { return Mask(to) }
+
+// Deliver renders the message for m.To and queues it. It waits up to the
+// delivery wait for the outcome: nil means sent or still being tried; an
+// error wrapping authenticators.ErrDeliveryFailed means the message will
+// not arrive (an invalid address, a permanent SMTP failure, all retries
+// failed, a full queue).
+func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
+	if c.queue == nil {
+		return fmt.Errorf("%w: email sender is not provisioned", authenticators.ErrDeliveryFailed)
+	}
+	masked := Mask(m.To)
+	to, err := ParseAddress(m.To)
+	if err != nil {
+		c.reportNow(m, masked, err)
+		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+	}
+	masked = Mask(to)
+	msg, err := c.message(m, to, masked)
+	if err != nil {
+		err = errors.New(maskText(err.Error(), m.Code))
+		c.reportNow(m, masked, err)
+		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+	}
+	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
+		ChallengeID: m.ChallengeID,
+		User:        m.User,
+		To:          masked,
+		Payload:     &outgoing{msg: msg, code: m.Code, to: to},
+	})
+}
+
+// message renders the templates and builds the message, setting every
+// header through go-mail, which encodes header values.
+func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg, error) {
+	if m.Code == "" {
+		return nil, errors.New("message has no code")
+	}
+	ttl := m.TTL
+	if ttl <= 0 {
+		ttl = time.Duration(c.CodeTTL)
+	}
+	site := oneLine(m.Site)
+	if site == "" {
+		site = "this site"
+	}
+	subject, text, html, err := c.tmpl.render(TemplateData{
+		Code:      m.Code,
+		Link:      m.Link,
+		Site:      site,
+		To:        masked,
+		User:      m.User,
+		ExpiresIn: humanDuration(ttl),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	msg.FromMailAddress(c.from)
+	if err := msg.To(to); err != nil {
+		return nil, fmt.Errorf("setting recipient: %w", err)
+	}
+	msg.Subject(subject)
+	msg.SetDateWithValue(time.Now())
+	id, err := messageID(c.from.Address)
+	if err != nil {
+		return nil, err
+	}
+	msg.SetMessageIDWithValue(id)
+	// RFC 3834: an automatic message; Exchange: no out-of-office replies.
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
+	msg.SetBodyString(mail.TypeTextPlain, text)
+	msg.AddAlternativeString(mail.TypeTextHTML, html)
+	return msg, nil
+}
+
+// messageID returns a random Message-ID value in the sender's domain.
+func messageID(from string) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("reading random message id: %w", err)
+	}
+	domain := "localhost"
+	if at := strings.LastIndexByte(from, '@'); at >= 0 {
+		domain = from[at+1:]
+	}
+	return hex.EncodeToString(b[:]) + "@" + domain, nil
+}
+
+// parseFrom parses the sender: one address with an optional display name,
+// no control characters.
+func parseFrom(s string) (*netmail.Address, error) {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return nil, errors.New("contains control characters")
+	}
+	if u := unquoted(s); strings.ContainsAny(u, ":;,") {
+		return nil, fmt.Errorf("%q is not a single address (quote a display name with ':', ';' or ',')", s)
+	}
+	a, err := netmail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %q: %w", s, err)
+	}
+	addr, err := ParseAddress(a.Address)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %q: %w", s, err)
+	}
+	return &netmail.Address{Name: a.Name, Address: addr}, nil
+}
+
+// unquoted returns s without its quoted strings, so that group syntax and
+// lists can be told from punctuation inside a quoted display name.
+func unquoted(s string) string {
+	var b strings.Builder
+	inQuote, escaped := false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			escaped = false
+		case inQuote && r == '\\':
+			escaped = true
+		case r == '"':
+			inQuote = !inQuote
+		case !inQuote:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// reportNow reports a failure found before the message reached the queue.
+func (c *Config) reportNow(m authenticators.Message, masked string, err error) {
+	if c.report == nil {
+		return
+	}
+	c.report(authenticators.DeliveryResult{
+		Time:        time.Now(),
+		ChallengeID: m.ChallengeID,
+		Method:      Method,
+		User:        m.User,
+		To:          masked,
+		Permanent:   true,
+		Error:       err.Error(),
+	})
+}
+
+// logResult logs one attempt; results carry masked addresses and error
+// texts already.
+func (c *Config) logResult(r authenticators.DeliveryResult) {
+	fields := []zap.Field{
+		zap.String("challenge_id", r.ChallengeID),
+		zap.String("to", r.To),
+		zap.Int("attempt", r.Attempt),
+		zap.Duration("latency", r.Latency),
+	}
+	switch {
+	case r.OK:
+		if ce := c.logger.Check(zap.DebugLevel, "email sent"); ce != nil {
+			ce.Write(fields...)
+		}
+	case r.Permanent:
+		c.logger.Error("email delivery failed", append(fields, zap.String("error", r.Error))...)
+	default:
+		c.logger.Warn("email delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
+	}
+}
+
+// Interface guard
+var _ authenticators.Sender = (*Config)(nil)

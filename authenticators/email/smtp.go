@@ -1,0 +1,395 @@
+package email
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/wneessen/go-mail"
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+)
+
+func init() {
+	caddy.RegisterModule(SMTP{})
+}
+
+// TLS modes of the smtp transport.
+const (
+	TLSImplicit         = "implicit"
+	TLSStartTLS         = "starttls"
+	TLSStartTLSOptional = "starttls_optional"
+	TLSNone             = "none"
+)
+
+// Defaults of the smtp transport.
+const (
+	DefaultSMTPTimeout     = 10 * time.Second
+	DefaultSMTPIdleTimeout = 30 * time.Second
+)
+
+// SMTP sends mail through an SMTP server (a relay or a submission
+// service), in the manner of NetIQ's Mail sender: host, port, optional
+// authentication, sender, TLS. Each delivery worker keeps one connection
+// open between messages and closes it after IdleTimeout.
+type SMTP struct {
+	// Host is the SMTP server's host name or IP address. Required.
+	Host string `json:"host,omitempty"`
+	// Port is the server's port. Default: 465 for implicit TLS, 587 for
+	// starttls and starttls_optional, 25 for none.
+	Port int `json:"port,omitempty"`
+	// Username authenticates to the server, e.g. "noreply@example.com".
+	// Placeholders such as {env.SMTP_USERNAME} are resolved at provision.
+	Username string `json:"username,omitempty"`
+	// Password authenticates to the server. Placeholders such as
+	// {env.SMTP_PASSWORD} are resolved at provision.
+	Password string `json:"password,omitempty"`
+	// Auth says whether the server requires authentication. Default: on
+	// when a username is set. The mechanism is negotiated: SCRAM-SHA-256,
+	// SCRAM-SHA-1, PLAIN or LOGIN; PLAIN and LOGIN only over TLS (or to
+	// localhost).
+	Auth *bool `json:"auth,omitempty"`
+	// TLS is how the connection is encrypted: "implicit" (TLS from the
+	// first byte, port 465), "starttls" (STARTTLS required; the default),
+	// "starttls_optional" (STARTTLS when the server offers it) or "none".
+	TLS string `json:"tls,omitempty"`
+	// Timeout bounds connecting and each exchange with the server.
+	// Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// IdleTimeout is how long an unused connection stays open. Default:
+	// 30s.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// CAFile is a PEM file of root certificates to trust instead of the
+	// system roots, for relays with an internal CA.
+	CAFile string `json:"ca_file,omitempty"`
+	// InsecureSkipVerify turns off certificate verification. Never use it
+	// in production: anyone on the path can read the codes.
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+	// HELO is the name sent in EHLO/HELO. Default: the host name of this
+	// machine.
+	HELO string `json:"helo,omitempty"`
+
+	logger    *zap.Logger
+	host      string
+	port      int
+	username  string
+	password  string
+	auth      bool
+	mode      string
+	timeout   time.Duration
+	idle      time.Duration
+	tlsConfig *tls.Config
+}
+
+// CaddyModule returns the Caddy module information.
+func (SMTP) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "mfa.email_transports.smtp",
+		New: func() caddy.Module { return new(SMTP) },
+	}
+}
+
+// Provision resolves placeholders, applies defaults and loads the CA file.
+func (s *SMTP) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	s.host = repl.ReplaceKnown(s.Host, "")
+	s.username = repl.ReplaceKnown(s.Username, "")
+	s.password = repl.ReplaceKnown(s.Password, "")
+	s.auth = s.username != ""
+	if s.Auth != nil {
+		s.auth = *s.Auth
+	}
+	s.mode = s.TLS
+	if s.mode == "" {
+		s.mode = TLSStartTLS
+	}
+	s.port = s.Port
+	if s.port == 0 {
+		switch s.mode {
+		case TLSImplicit:
+			s.port = mail.DefaultPortSSL
+		case TLSNone:
+			s.port = mail.DefaultPort
+		default:
+			s.port = mail.DefaultPortTLS
+		}
+	}
+	s.timeout = time.Duration(s.Timeout)
+	if s.timeout == 0 {
+		s.timeout = DefaultSMTPTimeout
+	}
+	s.idle = time.Duration(s.IdleTimeout)
+	if s.idle == 0 {
+		s.idle = DefaultSMTPIdleTimeout
+	}
+
+	if s.mode != TLSNone {
+		s.tlsConfig = &tls.Config{
+			ServerName:         s.host,
+			MinVersion:         tls.VersionTLS12,
+			InsecureSkipVerify: s.InsecureSkipVerify, //nolint:gosec // opt-in, logged below
+		}
+		if s.CAFile != "" {
+			caFile := repl.ReplaceKnown(s.CAFile, "")
+			pem, err := os.ReadFile(caFile)
+			if err != nil {
+				return fmt.Errorf("reading ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
+			}
+			s.tlsConfig.RootCAs = pool
+		}
+	}
+	if s.InsecureSkipVerify && s.mode != TLSNone {
+		s.logger.Warn("smtp certificate verification is off: anyone on the network path can read the codes",
+			zap.String("host", s.host))
+	}
+	if s.mode == TLSNone || s.mode == TLSStartTLSOptional {
+		s.logger.Warn("smtp connections may be unencrypted: codes can be read on the network path",
+			zap.String("host", s.host), zap.String("tls", s.mode))
+	}
+	return nil
+}
+
+// Validate checks the resolved configuration.
+func (s *SMTP) Validate() error {
+	if s.host == "" {
+		return errors.New("smtp: host is required")
+	}
+	if s.port < 1 || s.port > 65535 {
+		return fmt.Errorf("smtp: port %d out of range", s.port)
+	}
+	switch s.mode {
+	case TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone:
+	default:
+		return fmt.Errorf("smtp: tls must be %s, %s, %s or %s, not %q",
+			TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone, s.mode)
+	}
+	if s.timeout < 0 || s.idle < 0 {
+		return errors.New("smtp: timeouts must not be negative")
+	}
+	if s.auth && s.username == "" {
+		return errors.New("smtp: auth is on but the username is empty")
+	}
+	if s.auth && s.password == "" {
+		return errors.New("smtp: auth is on but the password is empty (is its environment variable set?)")
+	}
+	return nil
+}
+
+func (*SMTP) defaultFrom() string { return "" }
+
+// Preferred authentication mechanisms, strongest first. go-mail's PLAIN
+// and LOGIN refuse to run without TLS (except to localhost).
+var authMechanisms = []mail.SMTPAuthType{
+	mail.SMTPAuthSCRAMSHA256PLUS, mail.SMTPAuthSCRAMSHA256,
+	mail.SMTPAuthSCRAMSHA1PLUS, mail.SMTPAuthSCRAMSHA1,
+	mail.SMTPAuthPlain, mail.SMTPAuthLogin,
+}
+
+func (s *SMTP) newWorker(logger *zap.Logger) (delivery.Worker[*outgoing], error) {
+	w := &smtpWorker{s: s, log: &transcript{logger: logger}}
+	opts := []mail.Option{
+		mail.WithPort(s.port),
+		mail.WithTimeout(s.timeout),
+		mail.WithDialContextFunc(w.dial),
+	}
+	if s.tlsConfig != nil {
+		opts = append(opts, mail.WithTLSConfig(s.tlsConfig))
+	}
+	switch s.mode {
+	case TLSImplicit:
+		// w.dial does the TLS handshake; WithSSL skips STARTTLS.
+		opts = append(opts, mail.WithSSL())
+	case TLSStartTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+	case TLSStartTLSOptional:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	default:
+		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
+	}
+	if s.auth {
+		opts = append(opts,
+			mail.WithOpportunisticSMTPAuth(authMechanisms...),
+			mail.WithUsername(s.username),
+			mail.WithPassword(s.password))
+	}
+	if s.HELO != "" {
+		opts = append(opts, mail.WithHELO(s.HELO))
+	}
+	if logger.Core().Enabled(zap.DebugLevel) {
+		opts = append(opts, mail.WithLogger(w.log), mail.WithDebugLog())
+	}
+	client, err := mail.NewClient(s.host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating smtp client: %w", err)
+	}
+	w.client = client
+	return w, nil
+}
+
+// smtpWorker is the state of one delivery worker: a go-mail client and
+// its connection, kept open between messages.
+type smtpWorker struct {
+	s      *SMTP
+	client *mail.Client
+	log    *transcript
+
+	mu        sync.Mutex
+	raw       net.Conn // the TCP connection under the SMTP session
+	connected bool
+	busy      bool
+	closed    bool
+	idleTimer *time.Timer
+}
+
+// dial connects for go-mail and keeps the TCP connection, so the worker
+// can always close it, even when go-mail gives up halfway (a failed
+// greeting, STARTTLS or AUTH).
+func (w *smtpWorker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	if w.raw != nil {
+		_ = w.raw.Close()
+	}
+	w.raw = raw
+	w.mu.Unlock()
+	if w.s.mode != TLSImplicit {
+		return raw, nil
+	}
+	conn := tls.Client(raw, w.s.tlsConfig)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Send delivers one message, reusing the open connection when there is
+// one. Any failure closes the connection; the next message redials.
+func (w *smtpWorker) Send(ctx context.Context, out *outgoing) error {
+	w.log.setCode(out.code)
+	defer w.log.setCode("")
+
+	w.mu.Lock()
+	w.busy = true
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+	}
+	reuse := w.connected
+	w.mu.Unlock()
+
+	// Stopping the queue aborts the exchange in progress.
+	stop := context.AfterFunc(ctx, w.abort)
+	err := w.send(ctx, out, reuse)
+	stop()
+
+	w.mu.Lock()
+	w.busy = false
+	if err != nil {
+		w.disconnectLocked(false)
+	} else if !w.closed {
+		w.idleTimer = time.AfterFunc(w.s.idle, w.closeIdle)
+	}
+	w.mu.Unlock()
+	if err != nil {
+		return classify(err, out.code)
+	}
+	return nil
+}
+
+func (w *smtpWorker) send(ctx context.Context, out *outgoing, reuse bool) error {
+	if !reuse {
+		if err := w.connect(ctx); err != nil {
+			return err
+		}
+	}
+	err := w.client.Send(out.msg)
+	if err != nil && reuse && errors.Is(err, &mail.SendError{Reason: mail.ErrConnCheck}) {
+		// The server dropped the kept connection: redial once.
+		w.mu.Lock()
+		w.disconnectLocked(false)
+		w.mu.Unlock()
+		if err := w.connect(ctx); err != nil {
+			return err
+		}
+		err = w.client.Send(out.msg)
+	}
+	return err
+}
+
+func (w *smtpWorker) connect(ctx context.Context) error {
+	err := w.client.DialWithContext(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.disconnectLocked(false)
+		return err
+	}
+	w.connected = true
+	return nil
+}
+
+// disconnectLocked ends the session: with QUIT when polite and the
+// session is healthy, then by closing the TCP connection.
+func (w *smtpWorker) disconnectLocked(polite bool) {
+	if polite && w.connected && w.raw != nil {
+		_ = w.raw.SetDeadline(time.Now().Add(min(w.s.timeout, time.Second)))
+		_ = w.client.Close()
+	}
+	if w.raw != nil {
+		_ = w.raw.Close()
+		w.raw = nil
+	}
+	w.connected = false
+}
+
+func (w *smtpWorker) abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.raw != nil {
+		_ = w.raw.Close()
+	}
+}
+
+func (w *smtpWorker) closeIdle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy || w.closed {
+		return
+	}
+	w.disconnectLocked(true)
+}
+
+// Close ends the session politely; the queue calls it when it stops.
+func (w *smtpWorker) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+	}
+	w.disconnectLocked(true)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*SMTP)(nil)
+	_ caddy.Validator   = (*SMTP)(nil)
+	_ transport         = (*SMTP)(nil)
+)
