@@ -1,0 +1,403 @@
+package caddyfile
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddymfa/caddy-mfa/caddymfa"
+	"github.com/caddymfa/caddy-mfa/storage"
+	_ "github.com/caddymfa/caddy-mfa/storage/badger" // the default store, "storage badger"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("mfa", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("mfa", httpcaddyfile.After, "forward_auth")
+}
+
+// parseCaddyfile sets up the mfa handler from Caddyfile tokens; see
+// Unmarshal for the syntax.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler, err := Unmarshal(h.Dispenser)
+	if err != nil {
+		return nil, err
+	}
+	return handler, nil
+}
+
+// Unmarshal reads one mfa directive from d and returns the handler
+// configuration it describes. Syntax:
+//
+//	mfa [<matcher>] {
+//	    user                   <placeholder>|""
+//	    trust_identity_headers
+//	    path_prefix            <path>
+//	    base_url               <url>
+//	    storage                <backend> [<args...>] [{ ... }]
+//	    secret_key             <key>
+//	    session_ttl            <duration>
+//	    idle_timeout           <duration>
+//	    users {
+//	        <name> [email <address>] [phone <number>] [disabled]
+//	    }
+//	    users_file             <path>
+//	    allow_emails           <pattern...>
+//	    lockout                <failures> <window>
+//	    email {
+//	        smtp <host> [<port>] [{ ... }]
+//	        outbox <dir>
+//	        transport <module> [<args...>] [{ ... }]
+//	        from         <address>
+//	        send         code|link
+//	        code_length  <digits>
+//	        code_ttl     <duration>
+//	        address      <placeholder>
+//	        max_attempts <n>
+//	        max_sends    <n>
+//	        throttle {
+//	            per_hour                 <n>|off
+//	            per_5m                   <n>|off
+//	            per_ip_per_hour          <n>|off
+//	            per_user_per_hour        <n>|off
+//	            per_destination_per_hour <n>|off
+//	            cooldown                 <duration>|off
+//	        }
+//	        template subject <text>
+//	        template text    <file>
+//	        template html    <file>
+//	        delivery {
+//	            workers <n>
+//	            retries <n>
+//	            wait    <duration>
+//	        }
+//	    }
+//	}
+//
+// Durations use Caddy's syntax, which also accepts days ("30d"). Each
+// subdirective may appear once per block; smtp, outbox and transport are
+// alternatives. The dispenser must be positioned before the directive name.
+func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+
+	h := new(caddymfa.Handler)
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.check(d, "mfa"); err != nil {
+			return nil, err
+		}
+		switch d.Val() {
+		case "user":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.User = &v
+
+		case "trust_identity_headers":
+			if err := noArgs(d); err != nil {
+				return nil, err
+			}
+			h.TrustIdentityHeaders = true
+
+		case "path_prefix":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.PathPrefix = v
+
+		case "base_url":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.BaseURL = v
+
+		case "storage":
+			raw, err := unmarshalStorage(d)
+			if err != nil {
+				return nil, err
+			}
+			h.StorageRaw = raw
+
+		case "secret_key":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.SecretKey = v
+
+		case "session_ttl":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			h.SessionTTL = v
+
+		case "idle_timeout":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			h.IdleTimeout = v
+
+		case "users":
+			users, err := unmarshalUsers(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Users = users
+
+		case "users_file":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.UsersFile = v
+
+		case "allow_emails":
+			patterns := d.RemainingArgs()
+			if len(patterns) == 0 {
+				return nil, d.ArgErr()
+			}
+			if err := noBlock(d); err != nil {
+				return nil, err
+			}
+			h.AllowEmails = patterns
+
+		case "lockout":
+			lockout, err := unmarshalLockout(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Lockout = lockout
+
+		case "email":
+			cfg, err := unmarshalEmail(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Email = cfg
+
+		default:
+			return nil, d.Errf("unrecognized mfa subdirective %q", d.Val())
+		}
+	}
+	return h, nil
+}
+
+// unmarshalStorage reads "storage <backend> [<args...>] [{ ... }]" and
+// hands the tokens from <backend> on to the backend module.
+func unmarshalStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	modID := storage.Namespace + "." + name
+	unm, err := caddyfile.UnmarshalModule(d, modID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := unm.(storage.Store); !ok {
+		return nil, d.Errf("module %s is not an mfa store; is %T", modID, unm)
+	}
+	return moduleJSON(d, unm, "backend", name)
+}
+
+// unmarshalUsers reads the users block, one user per line.
+func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	var users []caddymfa.UserEntry
+	names := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		u := caddymfa.UserEntry{Name: d.Val()}
+		if u.Name == "" {
+			return nil, d.Err("mfa user name cannot be empty")
+		}
+		if names[u.Name] {
+			return nil, d.Errf("duplicate mfa user %q", u.Name)
+		}
+		names[u.Name] = true
+
+		fields := make(once)
+		for d.NextArg() {
+			if err := fields.check(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
+				return nil, err
+			}
+			switch d.Val() {
+			case "email":
+				if !d.NextArg() {
+					return nil, d.ArgErr()
+				}
+				u.Email = d.Val()
+			case "phone":
+				if !d.NextArg() {
+					return nil, d.ArgErr()
+				}
+				u.Phone = d.Val()
+			case "disabled":
+				u.Disabled = true
+			default:
+				return nil, d.Errf("unrecognized option %q for mfa user %q", d.Val(), u.Name)
+			}
+		}
+		if err := noBlock(d); err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, nil
+}
+
+// unmarshalLockout reads "lockout <failures> <window>".
+func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	failures, err := parseCount(d, "lockout failures", false)
+	if err != nil {
+		return nil, err
+	}
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	window, err := parseDuration(d, "lockout window", false)
+	if err != nil {
+		return nil, err
+	}
+	if err := noArgs(d); err != nil {
+		return nil, err
+	}
+	return &caddymfa.Lockout{Failures: failures, Window: window}, nil
+}
+
+// once remembers which subdirectives of one block have been seen.
+type once map[string]bool
+
+// check returns an error naming the current token if it has already been
+// seen in block.
+func (o once) check(d *caddyfile.Dispenser, block string) error {
+	name := d.Val()
+	if o[name] {
+		return d.Errf("duplicate %s subdirective %q", block, name)
+	}
+	o[name] = true
+	return nil
+}
+
+// noArgs refuses arguments and a block after the current token.
+func noArgs(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return noBlock(d)
+}
+
+// oneArg reads exactly one argument and no block.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if err := noArgs(d); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// noBlock refuses a block opening on the current line.
+func noBlock(d *caddyfile.Dispenser) error {
+	if d.NextBlock(d.Nesting()) {
+		return d.Errf("unexpected block at %q", d.Val())
+	}
+	return nil
+}
+
+// durationArg reads exactly one positive duration. With allowOff, "off"
+// yields -1, which turns the setting off.
+func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := parseDuration(d, name, allowOff)
+	if err != nil {
+		return 0, err
+	}
+	if err := noArgs(d); err != nil {
+		return 0, err
+	}
+	return dur, nil
+}
+
+// parseDuration parses the current token as a positive duration for the
+// setting name. Zero is refused, because in JSON it means "use the default".
+func parseDuration(d *caddyfile.Dispenser, name string, allowOff bool) (caddy.Duration, error) {
+	v := d.Val()
+	if allowOff && v == "off" {
+		return -1, nil
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// intArg reads exactly one count (a whole number of at least 1). With
+// allowOff, "off" yields -1, which turns the limit off.
+func intArg(d *caddyfile.Dispenser, allowOff bool) (int, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := parseCount(d, name, allowOff)
+	if err != nil {
+		return 0, err
+	}
+	if err := noArgs(d); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// parseCount parses the current token as a count for the setting name.
+// Zero is refused, because in JSON it means "use the default".
+func parseCount(d *caddyfile.Dispenser, name string, allowOff bool) (int, error) {
+	v := d.Val()
+	if allowOff && v == "off" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		if allowOff {
+			return 0, d.Errf("invalid %s %q: must be a whole number of at least 1, or off", name, v)
+		}
+		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
+	}
+	return n, nil
+}
+
+// moduleJSON encodes a guest module with its inline key, turning encoding
+// warnings into an error.
+func moduleJSON(d *caddyfile.Dispenser, val any, key, name string) (json.RawMessage, error) {
+	var warnings []caddyconfig.Warning
+	raw := caddyconfig.JSONModuleObject(val, key, name, &warnings)
+	if len(warnings) > 0 {
+		return nil, d.Errf("encoding %s %q: %s", key, name, warnings[0].Message)
+	}
+	return raw, nil
+}

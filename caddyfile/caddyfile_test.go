@@ -1,0 +1,260 @@
+package caddyfile
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected JSON of the golden files in testdata")
+
+const goldenSeparator = "----------"
+
+// TestAdapt adapts each testdata/*.caddyfiletest (a Caddyfile, a line of
+// dashes, then the expected JSON or, for a file meant to fail, a fragment
+// of the expected error) with Caddy's caddyfile adapter.
+func TestAdapt(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.caddyfiletest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no golden files in testdata")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, expected, ok := strings.Cut(strings.ReplaceAll(string(data), "\r\n", "\n"), goldenSeparator)
+			if !ok {
+				t.Fatalf("no %q line", goldenSeparator)
+			}
+			input = strings.TrimSpace(input) + "\n"
+			expected = strings.TrimSpace(expected)
+
+			adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+
+			if expected != "" && expected[0] != '{' {
+				if err == nil {
+					t.Fatalf("adapting succeeded; want an error containing %q", expected)
+				}
+				if !strings.Contains(err.Error(), expected) {
+					t.Fatalf("error %q does not contain %q", err, expected)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("adapting: %v", err)
+			}
+			for _, w := range warnings {
+				t.Errorf("warning: %s", w)
+			}
+			got := indentJSON(t, adapted)
+
+			if *update {
+				out := input + goldenSeparator + "\n" + got + "\n"
+				if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if want := indentJSON(t, []byte(expected)); got != want {
+				t.Errorf("adapted JSON differs\n--- got\n%s\n--- want\n%s", got, want)
+			}
+		})
+	}
+}
+
+// indentJSON normalises a JSON document: decoded, then encoded with tabs
+// and sorted object keys, as Caddy's golden files are written.
+func indentJSON(t *testing.T, data []byte) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("decoding JSON: %v\n%s", err, data)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "\t")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(buf.String())
+}
+
+// TestUnmarshal checks the values that JSON alone cannot show plainly: an
+// empty user is kept as an explicit empty string, and "off" is -1.
+func TestUnmarshal(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  string // the handler as JSON
+	}{
+		{
+			name:  "no block",
+			input: `mfa`,
+			want:  `{}`,
+		},
+		{
+			name:  "empty block",
+			input: "mfa {\n}",
+			want:  `{}`,
+		},
+		{
+			name:  "standalone user",
+			input: "mfa {\n\tuser \"\"\n}",
+			want:  `{"user":""}`,
+		},
+		{
+			name:  "placeholder user",
+			input: "mfa {\n\tuser {http.request.header.Remote-User}\n\ttrust_identity_headers\n}",
+			want:  `{"user":"{http.request.header.Remote-User}","trust_identity_headers":true}`,
+		},
+		{
+			name:  "days",
+			input: "mfa {\n\tsession_ttl 30d\n\tidle_timeout 90m\n}",
+			want:  `{"session_ttl":2592000000000000,"idle_timeout":5400000000000}`,
+		},
+		{
+			name:  "lockout",
+			input: "mfa {\n\tlockout 10 15m\n}",
+			want:  `{"lockout":{"failures":10,"window":900000000000}}`,
+		},
+		{
+			name:  "throttle off",
+			input: "mfa {\n\temail {\n\t\tthrottle {\n\t\t\tper_hour off\n\t\t\tper_ip_per_hour 3\n\t\t\tcooldown off\n\t\t}\n\t}\n}",
+			want:  `{"email":{"throttle":{"per_hour":-1,"per_ip_per_hour":3,"cooldown":-1}}}`,
+		},
+		{
+			name:  "third-party transport",
+			input: "mfa {\n\temail {\n\t\ttransport test_api https://mail.example.net/send {\n\t\t\tkey {env.MAIL_KEY}\n\t\t}\n\t\tfrom noreply@example.com\n\t}\n}",
+			want:  `{"email":{"transport":{"endpoint":"https://mail.example.net/send","key":"{env.MAIL_KEY}","transport":"test_api"},"from":"noreply@example.com"}}`,
+		},
+		{
+			name:  "templates",
+			input: "mfa {\n\temail {\n\t\ttemplate subject \"Your code for {{.Site}}\"\n\t\ttemplate html /etc/caddy/mail.html\n\t}\n}",
+			want:  `{"email":{"templates":{"subject":"Your code for {{.Site}}","html_file":"/etc/caddy/mail.html"}}}`,
+		},
+		{
+			name:  "users",
+			input: "mfa {\n\tusers {\n\t\talice email alice@example.com phone +15551234567\n\t\tbob disabled\n\t\tcarol\n\t}\n}",
+			want:  `{"users":[{"name":"alice","email":"alice@example.com","phone":"+15551234567"},{"name":"bob","disabled":true},{"name":"carol"}]}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := Unmarshal(caddyfile.NewTestDispenser(tt.input))
+			if err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			got, err := json.Marshal(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if indentJSON(t, got) != indentJSON(t, []byte(tt.want)) {
+				t.Errorf("got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnmarshalErrors checks that bad input is refused with a message that
+// names the offending token and its line.
+func TestUnmarshalErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string // the body of the mfa block, starting on line 2
+		want  string // a fragment of the error
+		line  int
+	}{
+		{"unknown subdirective", "bogus 1", `unrecognized mfa subdirective "bogus"`, 2},
+		{"duplicate subdirective", "path_prefix /a\npath_prefix /b", `duplicate mfa subdirective "path_prefix"`, 3},
+		{"duplicate email block", "email {\n}\nemail {\n}", `duplicate mfa subdirective "email"`, 4},
+		{"missing argument", "path_prefix", "after 'path_prefix'", 2},
+		{"extra argument", "base_url https://a.example https://b.example", "after 'https://b.example'", 2},
+		{"user without argument", "user", "after 'user'", 2},
+		{"flag with argument", "trust_identity_headers yes", "after 'yes'", 2},
+		{"unexpected block", "secret_key abc {\n\tx\n}", `unexpected block at "x"`, 3},
+		{"bad duration", "session_ttl forever", `invalid session_ttl duration "forever"`, 2},
+		{"zero duration", "idle_timeout 0s", `invalid idle_timeout duration "0s"`, 2},
+		{"negative duration", "session_ttl -1h", `invalid session_ttl duration "-1h"`, 2},
+		{"allow_emails without argument", "allow_emails", "after 'allow_emails'", 2},
+		{"allow_emails repeated", "allow_emails *@a.example\nallow_emails *@b.example", `duplicate mfa subdirective "allow_emails"`, 3},
+		{"lockout with one argument", "lockout 5", "after '5'", 2},
+		{"lockout with three arguments", "lockout 5 15m extra", "after 'extra'", 2},
+		{"lockout bad failures", "lockout ten 15m", `invalid lockout failures "ten"`, 2},
+		{"lockout zero failures", "lockout 0 15m", `invalid lockout failures "0"`, 2},
+		{"lockout bad window", "lockout 5 soon", `invalid lockout window duration "soon"`, 2},
+		{"storage without backend", "storage", "after 'storage'", 2},
+		{"unknown storage module", "storage nosuch /tmp", "mfa.storage.nosuch", 2},
+		{"storage not a store", "storage test_not_a_store", "module mfa.storage.test_not_a_store is not an mfa store", 2},
+		{"users with argument", "users alice {\n}", "after 'alice'", 2},
+		{"unknown user option", "users {\n\talice mail alice@example.com\n}", `unrecognized option "mail" for mfa user "alice"`, 3},
+		{"user email without value", "users {\n\talice email\n}", "after 'email'", 3},
+		{"duplicate user option", "users {\n\talice email a@example.com email b@example.com\n}", `duplicate mfa user "alice" subdirective "email"`, 3},
+		{"duplicate user", "users {\n\talice\n\talice disabled\n}", `duplicate mfa user "alice"`, 4},
+		{"empty user name", "users {\n\t\"\" email a@example.com\n}", "mfa user name cannot be empty", 3},
+		{"email with argument", "email smtp {\n}", "after 'smtp'", 2},
+		{"unknown email subdirective", "email {\n\tbogus\n}", `unrecognized mfa email subdirective "bogus"`, 3},
+		{"duplicate email subdirective", "email {\n\tfrom a@example.com\n\tfrom b@example.com\n}", `duplicate mfa email subdirective "from"`, 4},
+		{"two transports", "email {\n\ttransport test_api https://a.example\n\ttransport test_api https://b.example\n}", `duplicate mfa email transport "transport"`, 4},
+		{"transport without module", "email {\n\ttransport\n}", "after 'transport'", 3},
+		{"unknown transport module", "email {\n\ttransport carrier_pigeon\n}", "mfa.email_transports.carrier_pigeon", 3},
+		{"transport module error", "email {\n\ttransport test_api https://a.example {\n\t\tsecret x\n\t}\n}", `unrecognized test_api subdirective "secret"`, 4},
+		{"bad code_length", "email {\n\tcode_length six\n}", `invalid code_length "six"`, 3},
+		{"zero max_attempts", "email {\n\tmax_attempts 0\n}", `invalid max_attempts "0"`, 3},
+		{"negative max_sends", "email {\n\tmax_sends -3\n}", `invalid max_sends "-3"`, 3},
+		{"max_attempts off", "email {\n\tmax_attempts off\n}", `invalid max_attempts "off"`, 3},
+		{"bad code_ttl", "email {\n\tcode_ttl 10\n}", `invalid code_ttl duration "10"`, 3},
+		{"code_ttl with two arguments", "email {\n\tcode_ttl 10m 5m\n}", "after '5m'", 3},
+		{"from with two arguments", "email {\n\tfrom Example noreply@example.com\n}", "after 'noreply@example.com'", 3},
+		{"unknown throttle subdirective", "email {\n\tthrottle {\n\t\tper_day 5\n\t}\n}", `unrecognized throttle subdirective "per_day"`, 4},
+		{"bad throttle value", "email {\n\tthrottle {\n\t\tper_hour many\n\t}\n}", `invalid per_hour "many"`, 4},
+		{"zero throttle value", "email {\n\tthrottle {\n\t\tper_5m 0\n\t}\n}", `invalid per_5m "0"`, 4},
+		{"duplicate throttle subdirective", "email {\n\tthrottle {\n\t\tper_hour 5\n\t\tper_hour 6\n\t}\n}", `duplicate throttle subdirective "per_hour"`, 5},
+		{"bad cooldown", "email {\n\tthrottle {\n\t\tcooldown a-while\n\t}\n}", `invalid cooldown duration "a-while"`, 4},
+		{"unknown template", "email {\n\ttemplate footer x\n}", `unrecognized template "footer"`, 3},
+		{"template without value", "email {\n\ttemplate subject\n}", "after 'subject'", 3},
+		{"duplicate template", "email {\n\ttemplate text a.txt\n\ttemplate text b.txt\n}", `duplicate mfa email subdirective "template text"`, 4},
+		{"unknown delivery subdirective", "email {\n\tdelivery {\n\t\tqueue 5\n\t}\n}", `unrecognized delivery subdirective "queue"`, 4},
+		{"zero workers", "email {\n\tdelivery {\n\t\tworkers 0\n\t}\n}", `invalid workers "0"`, 4},
+		{"bad wait", "email {\n\tdelivery {\n\t\twait 5x\n\t}\n}", `invalid wait duration "5x"`, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			input := "mfa {\n" + tt.input + "\n}\n"
+			h, err := Unmarshal(caddyfile.NewTestDispenser(input))
+			if err == nil {
+				got, _ := json.Marshal(h)
+				t.Fatalf("no error; got %s\nwant an error containing %q", got, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			if at := "Testfile:" + strconv.Itoa(tt.line); !strings.Contains(err.Error(), at) {
+				t.Errorf("error %q does not name line %s", err, at)
+			}
+		})
+	}
+}
+
+// TestUnmarshalDirectiveArguments checks that the directive itself takes no
+// argument (a matcher is removed before Unmarshal runs).
+func TestUnmarshalDirectiveArguments(t *testing.T) {
+	_, err := Unmarshal(caddyfile.NewTestDispenser("mfa always {\n}"))
+	if err == nil || !strings.Contains(err.Error(), "after 'always'") {
+		t.Fatalf("got error %v; want one naming 'always'", err)
+	}
+}

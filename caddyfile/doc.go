@@ -1,0 +1,18 @@
+// Package caddyfile registers the Caddyfile directive mfa and turns its
+// block into the JSON configuration of the http.handlers.mfa module.
+//
+// The directive is ordered after forward_auth (and so after basic_auth), so
+// the first factor has already set {http.auth.user.id} when the handler
+// runs. Values are taken as written: placeholders such as
+// {env.MFA_SECRET_KEY} or {http.auth.user.id} are resolved by the handler at
+// provision or request time, and range checks (code length, attempts, code
+// lifetime) happen at provision, so the JSON and the Caddyfile refuse the
+// same configurations. The parser rejects only what it can see on its own:
+// unknown or repeated subdirectives, wrong argument counts, and values that
+// are not numbers or durations.
+//
+// Storage backends and email transports are guest modules; their tokens
+// are handed to the module's own Caddyfile unmarshaler, so a third-party
+// module in the mfa.storage or mfa.email_transports namespace is configured
+// the same way as the built-in ones.
+package caddyfile

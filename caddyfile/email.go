@@ -1,0 +1,236 @@
+package caddyfile
+
+import (
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/email"
+)
+
+// unmarshalEmail reads the email block of the mfa directive; see Unmarshal
+// for the syntax.
+func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	cfg := new(email.Config)
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "smtp", "outbox", "transport":
+			// alternatives, so the duplicate check is on the transport as a whole
+			if cfg.TransportRaw != nil {
+				return nil, d.Errf("duplicate mfa email transport %q: only one of smtp, outbox or transport may be given", d.Val())
+			}
+		case "template":
+			// checked per template kind below
+		default:
+			if err := seen.check(d, "mfa email"); err != nil {
+				return nil, err
+			}
+		}
+
+		switch d.Val() {
+		case "smtp", "outbox", "transport":
+			if d.Val() == "transport" && !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, email.TransportNamespace+"."+name)
+			if err != nil {
+				return nil, err
+			}
+			raw, err := moduleJSON(d, unm, "transport", name)
+			if err != nil {
+				return nil, err
+			}
+			cfg.TransportRaw = raw
+
+		case "from":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			cfg.From = v
+
+		case "send":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Send = v
+
+		case "code_length":
+			n, err := intArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			cfg.CodeLength = n
+
+		case "code_ttl":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			cfg.CodeTTL = v
+
+		case "address":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Address = v
+
+		case "max_attempts":
+			n, err := intArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			cfg.MaxAttempts = n
+
+		case "max_sends":
+			n, err := intArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			cfg.MaxSends = n
+
+		case "throttle":
+			t, err := unmarshalThrottle(d)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Throttle = t
+
+		case "template":
+			if err := unmarshalTemplate(d, seen, cfg); err != nil {
+				return nil, err
+			}
+
+		case "delivery":
+			opts, err := unmarshalDelivery(d)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Delivery = opts
+
+		default:
+			return nil, d.Errf("unrecognized mfa email subdirective %q", d.Val())
+		}
+	}
+	return cfg, nil
+}
+
+// unmarshalThrottle reads the throttle block of a method.
+func unmarshalThrottle(d *caddyfile.Dispenser) (*authenticators.Throttle, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	t := new(authenticators.Throttle)
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.check(d, "throttle"); err != nil {
+			return nil, err
+		}
+		var dst *int
+		switch d.Val() {
+		case "per_hour":
+			dst = &t.PerHour
+		case "per_5m":
+			dst = &t.Per5m
+		case "per_ip_per_hour":
+			dst = &t.PerIPPerHour
+		case "per_user_per_hour":
+			dst = &t.PerUserPerHour
+		case "per_destination_per_hour":
+			dst = &t.PerDestinationPerHour
+		case "cooldown":
+			v, err := durationArg(d, true)
+			if err != nil {
+				return nil, err
+			}
+			t.Cooldown = v
+			continue
+		default:
+			return nil, d.Errf("unrecognized throttle subdirective %q", d.Val())
+		}
+		n, err := intArg(d, true)
+		if err != nil {
+			return nil, err
+		}
+		*dst = n
+	}
+	return t, nil
+}
+
+// unmarshalTemplate reads "template subject|text|html <value>". Each kind
+// may be given once.
+func unmarshalTemplate(d *caddyfile.Dispenser, seen once, cfg *email.Config) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	kind := d.Val()
+	switch kind {
+	case "subject", "text", "html":
+	default:
+		return d.Errf("unrecognized template %q: must be subject, text or html", kind)
+	}
+	if seen["template "+kind] {
+		return d.Errf("duplicate mfa email subdirective %q", "template "+kind)
+	}
+	seen["template "+kind] = true
+
+	v, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	if cfg.Templates == nil {
+		cfg.Templates = new(email.Templates)
+	}
+	switch kind {
+	case "subject":
+		cfg.Templates.Subject = v
+	case "text":
+		cfg.Templates.TextFile = v
+	case "html":
+		cfg.Templates.HTMLFile = v
+	}
+	return nil
+}
+
+// unmarshalDelivery reads the delivery block of the email method.
+func unmarshalDelivery(d *caddyfile.Dispenser) (*email.DeliveryOptions, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	opts := new(email.DeliveryOptions)
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.check(d, "delivery"); err != nil {
+			return nil, err
+		}
+		switch d.Val() {
+		case "workers":
+			n, err := intArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			opts.Workers = n
+		case "retries":
+			n, err := intArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			opts.Retries = n
+		case "wait":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			opts.Wait = v
+		default:
+			return nil, d.Errf("unrecognized delivery subdirective %q", d.Val())
+		}
+	}
+	return opts, nil
+}

@@ -1,0 +1,50 @@
+package caddyfile
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// FuzzUnmarshal feeds arbitrary text as the body of an mfa block. The
+// parser, and the guest modules it hands tokens to, must never panic, and
+// whatever they accept must encode as JSON.
+func FuzzUnmarshal(f *testing.F) {
+	seeds := []string{
+		"",
+		"user {http.auth.user.id}\npath_prefix /.mfa\nbase_url https://app.example.com",
+		"user \"\"\ntrust_identity_headers\nusers {\n\talice email alice@example.com phone +15551234567\n\tbob disabled\n}",
+		"storage badger /var/lib/caddy/mfa\nsecret_key {env.MFA_SECRET_KEY}\nsession_ttl 12h\nidle_timeout 1h",
+		"users_file /etc/caddy/users.json\nallow_emails *@example.com bob@example.org\nlockout 10 15m",
+		"email {\n\tsmtp smtp.example.com 465 {\n\t\tusername u\n\t\tpassword p\n\t\ttls implicit\n\t\ttimeout 10s\n\t}\n\tfrom \"Example <noreply@example.com>\"\n}",
+		"email {\n\toutbox ./mailbox\n\tsend link\n\tcode_length 8\n\tcode_ttl 5m\n\tmax_attempts 3\n\tmax_sends 3\n}",
+		"email {\n\ttransport test_api https://x {\n\t\tkey k\n\t}\n\taddress {http.request.header.Remote-Email}\n}",
+		"email {\n\tthrottle {\n\t\tper_hour off\n\t\tper_5m 20\n\t\tcooldown 30s\n\t}\n\ttemplate subject \"Code\"\n\tdelivery {\n\t\tworkers 2\n\t\tretries 3\n\t\twait 5s\n\t}\n}",
+		"email {\n\tthrottle {\n\t\t{\n\t\t}\n\t}\n}",
+		"users {\n{\n}\n}\n}\n}",
+		"lockout 5 {\n}",
+		"email {\n\tsmtp {\n\t\tport\n\t}\n\tsmtp\n}",
+		"storage badger {\n\tdir x\n}",
+		"} {",
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		tokens, err := caddyfile.Tokenize([]byte("mfa {\n"+body+"\n}\n"), "Caddyfile")
+		if err != nil {
+			return
+		}
+		h, err := Unmarshal(caddyfile.NewDispenser(tokens))
+		if err != nil {
+			return
+		}
+		if h == nil {
+			t.Fatal("Unmarshal returned neither a handler nor an error")
+		}
+		if _, err := json.Marshal(h); err != nil {
+			t.Fatalf("encoding the accepted handler: %v", err)
+		}
+	})
+}
