@@ -467,29 +467,44 @@ func TestServerDownBoundedLatency(t *testing.T) {
 }
 
 func TestSlowServerTimesOut(t *testing.T) {
-	addr := smtptest.Hang(t)
-	host, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
 	const timeout = 300 * time.Millisecond
-	c := &Config{
-		TransportRaw: smtpJSON(host, port, map[string]any{"timeout": timeout.String()}),
-		From:         testFrom,
-		Delivery:     &DeliveryOptions{Retries: -1},
+	check := func(t *testing.T, host string, port int, extra map[string]any) {
+		t.Helper()
+		opts := map[string]any{"timeout": timeout.String()}
+		for k, v := range extra {
+			opts[k] = v
+		}
+		c := &Config{
+			TransportRaw: smtpJSON(host, port, opts),
+			From:         testFrom,
+			Delivery:     &DeliveryOptions{Retries: -1},
+		}
+		rec := provision(t, c)
+		start := time.Now()
+		err := c.Deliver(t.Context(), testMessage())
+		elapsed := time.Since(start)
+		if !errors.Is(err, authenticators.ErrDeliveryFailed) {
+			t.Fatalf("Deliver() = %v, want ErrDeliveryFailed", err)
+		}
+		if elapsed < timeout || elapsed > timeout+time.Second {
+			t.Errorf("Deliver took %v, want about %v", elapsed, timeout)
+		}
+		r := rec.get()
+		if len(r) != 1 || !strings.Contains(r[0].Error, "timeout") || r[0].Latency < timeout {
+			t.Fatalf("results = %+v, want one timeout", r)
+		}
 	}
-	rec := provision(t, c)
-	start := time.Now()
-	err := c.Deliver(t.Context(), testMessage())
-	elapsed := time.Since(start)
-	if !errors.Is(err, authenticators.ErrDeliveryFailed) {
-		t.Fatalf("Deliver() = %v, want ErrDeliveryFailed", err)
-	}
-	if elapsed < timeout || elapsed > timeout+time.Second {
-		t.Errorf("Deliver took %v, want about %v", elapsed, timeout)
-	}
-	r := rec.get()
-	if len(r) != 1 || !strings.Contains(r[0].Error, "timeout") || r[0].Latency < timeout {
-		t.Fatalf("results = %+v, want one timeout", r)
-	}
+
+	t.Run("no greeting", func(t *testing.T) {
+		host, portStr, _ := net.SplitHostPort(smtptest.Hang(t))
+		port, _ := strconv.Atoi(portStr)
+		check(t, host, port, nil)
+	})
+	t.Run("no answer to DATA", func(t *testing.T) {
+		s := smtptest.NewServer(t, smtptest.Options{})
+		s.Hold(smtptest.StageData, -1)
+		check(t, s.Host, s.Port, map[string]any{"ca_file": s.CAFile})
+	})
 }
 
 func TestTLSVerificationFailure(t *testing.T) {

@@ -87,6 +87,9 @@ type Server struct {
 	conns    int
 	auths    int
 	rejects  [3]reject
+	holds    [3]int
+	release  chan struct{}
+	closed   bool
 	notify   chan struct{}
 
 	serving sync.WaitGroup // Serve loops
@@ -113,7 +116,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 
-	s := &Server{Host: "127.0.0.1", CAFile: caFile, CertPool: pool, opts: opts, notify: make(chan struct{})}
+	s := &Server{Host: "127.0.0.1", CAFile: caFile, CertPool: pool, opts: opts, notify: make(chan struct{}), release: make(chan struct{})}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -159,7 +162,16 @@ func NewServer(t testing.TB, opts Options) *Server {
 // Close stops the server and waits until every connection is closed. It
 // is called by the test cleanup; calling it earlier is allowed.
 func (s *Server) Close() {
-	if err := s.server.Close(); errors.Is(err, smtp.ErrServerClosed) {
+	// Close the connections first, then let held sessions go on: their
+	// replies then have nowhere to go.
+	err := s.server.Close()
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.release)
+	}
+	s.mu.Unlock()
+	if errors.Is(err, smtp.ErrServerClosed) {
 		return
 	}
 	// A Serve loop that had not registered its listener yet is not
@@ -221,6 +233,41 @@ func (s *Server) Reject(stage Stage, code, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rejects[stage] = reject{code: code, n: n}
+}
+
+// Hold makes the next n transactions stop answering at stage (the server
+// reads the command and never replies) until Release or Close. A negative
+// n holds every transaction.
+func (s *Server) Hold(stage Stage, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holds[stage] = n
+}
+
+// Release lets the held transactions go on and stops holding new ones.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holds = [3]int{}
+	if !s.closed {
+		close(s.release)
+		s.release = make(chan struct{})
+	}
+}
+
+// holdAt blocks while stage is held.
+func (s *Server) holdAt(stage Stage) {
+	s.mu.Lock()
+	if s.holds[stage] == 0 || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.holds[stage] > 0 {
+		s.holds[stage]--
+	}
+	release := s.release
+	s.mu.Unlock()
+	<-release
 }
 
 // rejectAt returns the error for stage, consuming one rejection.
@@ -286,6 +333,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.opts.Username != "" && ss.user == "" {
 		return smtp.ErrAuthRequired
 	}
+	ss.s.holdAt(StageMail)
 	if err := ss.s.rejectAt(StageMail); err != nil {
 		return err
 	}
@@ -295,6 +343,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.holdAt(StageRcpt)
 	if err := ss.s.rejectAt(StageRcpt); err != nil {
 		return err
 	}
@@ -307,6 +356,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	ss.s.holdAt(StageData)
 	if err := ss.s.rejectAt(StageData); err != nil {
 		return err
 	}

@@ -100,3 +100,43 @@ func TestHangAndClosedAddr(t *testing.T) {
 }
 
 var netDialer net.Dialer
+
+func TestServerHold(t *testing.T) {
+	s := NewServer(t, Options{NoSTARTTLS: true})
+	s.Hold(StageRcpt, 1)
+	c, err := smtp.Dial(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Rcpt("b@example.com") }()
+	select {
+	case err := <-done:
+		t.Fatalf("held RCPT answered: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("released RCPT = %v", err)
+	}
+}
+
+func TestServerCloseReleasesHeld(t *testing.T) {
+	s := NewServer(t, Options{NoSTARTTLS: true})
+	s.Hold(StageMail, -1)
+	c, err := smtp.Dial(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Mail("a@example.com") }()
+	s.Close() // must not wait forever for the held session
+	if err := <-done; err == nil {
+		t.Error("MAIL succeeded on a closed server")
+	}
+}
