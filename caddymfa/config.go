@@ -67,6 +67,8 @@ type Handler struct {
 
 	// Email configures email one-time codes.
 	Email *email.Config `json:"email,omitempty"`
+
+	handlerState
 }
 
 // UserEntry is one user with the addresses on file.

@@ -1,0 +1,217 @@
+package caddymfa
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+// Errors of the challenge operations, mapped to answers by the endpoints.
+var (
+	errTooManySends = errors.New("too many sends for this challenge")
+	errDelivery     = errors.New("the code could not be delivered")
+)
+
+// sendRequest is everything needed to issue one code.
+type sendRequest struct {
+	flow   *flowState
+	sender authenticators.Sender
+	limits authenticators.Limits
+	ip     string
+	dest   string // the address on file; "" when the user has none
+	site   string
+	// wait for the first delivery attempt, so a permanent failure reaches
+	// the page. Off in standalone mode, where waiting would tell known
+	// users from unknown ones by timing.
+	wait bool
+}
+
+// issue sends a new code for the flow's challenge. A challenge that exists
+// keeps its attempt count (SECURITY.md B11): the new code replaces the
+// old one and counts against max_sends. For a user without an address the
+// same records are written and nothing is sent, so the answer and its
+// timing do not reveal who exists.
+func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error) {
+	user := sr.flow.user()
+	destKey := "u:" + h.keys.storeID(user)
+	if sr.dest != "" {
+		destKey = h.keys.storeID(sr.dest)
+	}
+	if err := h.checkSendCaps(ctx, sr.sender.Method(), sr.limits.Throttle, sr.ip, h.keys.storeID(user), destKey); err != nil {
+		return nil, err
+	}
+	code, err := authenticators.NewCode(sr.limits.CodeLength)
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	ttl := time.Duration(sr.limits.CodeTTL)
+	masked := ""
+	if sr.dest != "" {
+		masked = sr.sender.Mask(sr.dest)
+	}
+	var ch challenge
+	err = h.store.Update(ctx, keyChallenge+sr.flow.ID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		ch = challenge{}
+		if found {
+			old, err := decodeRecord[challenge](cur.Value)
+			if err != nil {
+				return nil, time.Time{}, storage.Keep, err
+			}
+			if old.Sends >= sr.limits.MaxSends || old.State == stateUsed {
+				return nil, time.Time{}, storage.Keep, errTooManySends
+			}
+			ch.Attempts, ch.Sends = old.Attempts, old.Sends
+		}
+		ch.User = user
+		ch.Method = sr.sender.Method()
+		ch.CodeMAC = h.keys.codeMAC(sr.flow.ID, code)
+		ch.Sends++
+		ch.Destination = masked
+		ch.State = statePending
+		if ch.Attempts >= sr.limits.MaxAttempts {
+			ch.State = stateDead
+		}
+		ch.IssuedAt = now
+		ch.ExpiresAt = now.Add(ttl)
+		ch.KeepUntil = time.Unix(sr.flow.Issued, 0).Add(flowTTL)
+		if ch.KeepUntil.Before(ch.ExpiresAt) {
+			ch.KeepUntil = ch.ExpiresAt
+		}
+		b, err := encodeRecord(ch)
+		return b, ch.KeepUntil, storage.Write, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sr.dest == "" || ch.State != statePending {
+		return &ch, nil
+	}
+	msg := authenticators.Message{
+		ChallengeID: sr.flow.ID[:12],
+		User:        user,
+		To:          sr.dest,
+		Code:        code,
+		TTL:         ttl,
+		Site:        sr.site,
+	}
+	if !sr.wait {
+		go func() {
+			if err := sr.sender.Deliver(context.WithoutCancel(ctx), msg); err != nil {
+				h.markFailed(context.WithoutCancel(ctx), sr.flow.ID)
+			}
+		}()
+		return &ch, nil
+	}
+	if err := sr.sender.Deliver(ctx, msg); err != nil {
+		h.logger.Warn("code not delivered", zap.String("method", ch.Method), zap.String("to", masked), zap.Error(err))
+		h.markFailed(ctx, sr.flow.ID)
+		ch.Failed = true
+		return &ch, fmt.Errorf("%w: %v", errDelivery, err)
+	}
+	return &ch, nil
+}
+
+// markFailed kills a challenge whose code will never arrive, so it does
+// not sit accepting guesses (SECURITY.md I41).
+func (h *Handler) markFailed(ctx context.Context, flowID string) {
+	err := h.store.Update(ctx, keyChallenge+flowID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		if !found {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		ch, err := decodeRecord[challenge](cur.Value)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		ch.Failed = true
+		ch.State = stateDead
+		b, err := encodeRecord(ch)
+		return b, cur.ExpiresAt, storage.Write, err
+	})
+	if err != nil {
+		h.logger.Error("marking challenge failed", zap.Error(err))
+	}
+}
+
+// verifyOutcome is what a verification attempt came to.
+type verifyOutcome struct {
+	ok           bool
+	attemptsLeft int
+	method       string
+}
+
+// verify checks a code against the flow's challenge. The per-user
+// failure count and the challenge's attempt count both move before the
+// code is compared, each in one atomic store operation (SECURITY.md A1,
+// A2); a locked user's code is never compared (A4). Wrong, expired,
+// exhausted, unknown and locked all come out the same (A7). Any store
+// error denies (A9).
+func (h *Handler) verify(ctx context.Context, flow *flowState, method, input string, limits authenticators.Limits) (verifyOutcome, error) {
+	user := flow.user()
+	locked, justLocked, err := h.countAttempt(ctx, user)
+	if err != nil {
+		return verifyOutcome{}, fmt.Errorf("counting attempt: %w", err)
+	}
+	if justLocked {
+		h.audit("user locked", zap.String("user", user), zap.Int("failures", h.Lockout.Failures))
+		if err := h.revokeUserSessions(ctx, user); err != nil {
+			h.logger.Error("revoking sessions of locked user", zap.Error(err))
+		}
+	}
+	code, wellFormed := authenticators.NormalizeCode(input, limits.CodeLength)
+	now := h.now()
+	var out verifyOutcome
+	err = h.store.Update(ctx, keyChallenge+flow.ID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		out = verifyOutcome{}
+		if !found {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		ch, err := decodeRecord[challenge](cur.Value)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		if ch.State != statePending {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		ch.Attempts++
+		if ch.Attempts >= limits.MaxAttempts {
+			ch.State = stateDead
+		}
+		out.attemptsLeft = max(0, limits.MaxAttempts-ch.Attempts)
+		match := !locked && wellFormed && ch.Method == method && ch.User == user &&
+			now.Before(ch.ExpiresAt) && ch.Attempts <= limits.MaxAttempts &&
+			hmac.Equal(ch.CodeMAC, h.keys.codeMAC(flow.ID, code))
+		if match {
+			ch.State = stateUsed
+			out = verifyOutcome{ok: true, method: ch.Method}
+		}
+		b, err := encodeRecord(ch)
+		return b, cur.ExpiresAt, storage.Write, err
+	})
+	if err != nil {
+		return verifyOutcome{}, fmt.Errorf("counting challenge attempt: %w", err)
+	}
+	if out.ok {
+		if err := h.clearFailures(ctx, user); err != nil {
+			return verifyOutcome{}, fmt.Errorf("clearing failures: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// siteName names the site in messages: base_url's host, else the
+// request's host.
+func (h *Handler) siteName(host string) string {
+	if h.baseURL != nil {
+		return h.baseURL.Host
+	}
+	return (&url.URL{Host: host}).Hostname()
+}

@@ -1,0 +1,153 @@
+package caddymfa
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Cookie names. Over HTTPS they take the __Host- prefix, which makes the
+// browser insist on Secure, Path=/ and no Domain.
+const (
+	flowCookieName    = "mfa_flow"
+	sessionCookieName = "mfa_session"
+	hostPrefix        = "__Host-"
+)
+
+// maxCookieValue bounds what decodeSigned looks at.
+const maxCookieValue = 4096
+
+// signValue returns "payload.tag", base64url, where tag is an HMAC of the
+// payload under purpose. Cookies carry no state the server must trust
+// without this tag.
+func signValue(key []byte, purpose, payload string) string {
+	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
+	return enc + "." + base64.RawURLEncoding.EncodeToString(signTag(key, purpose, enc))
+}
+
+func signTag(key []byte, purpose, encPayload string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(encPayload))
+	return m.Sum(nil)[:18]
+}
+
+// decodeSigned checks a value made by signValue and returns its payload. A
+// modified, truncated or foreign value is reported as absent.
+func decodeSigned(key []byte, purpose, value string) (string, bool) {
+	if len(value) > maxCookieValue {
+		return "", false
+	}
+	enc, tag, ok := strings.Cut(value, ".")
+	if !ok {
+		return "", false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(tag)
+	if err != nil || !hmac.Equal(got, signTag(key, purpose, enc)) {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return "", false
+	}
+	return string(payload), true
+}
+
+// isHTTPS reports whether the client reached Caddy over TLS. Cookie
+// attributes depend on it; X-Forwarded-Proto is deliberately ignored.
+func isHTTPS(r *http.Request) bool { return r.TLS != nil }
+
+func cookieName(r *http.Request, base string) string {
+	if isHTTPS(r) {
+		return hostPrefix + base
+	}
+	return base
+}
+
+// newCookie builds a cookie with the attributes of SECURITY.md E26.
+func newCookie(r *http.Request, base, value string, expires time.Time) *http.Cookie {
+	c := &http.Cookie{
+		Name:     cookieName(r, base),
+		Value:    value,
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   isHTTPS(r),
+		SameSite: http.SameSiteLaxMode,
+	}
+	if !expires.IsZero() {
+		c.Expires = expires
+	}
+	return c
+}
+
+func expiredCookie(r *http.Request, base string) *http.Cookie {
+	c := newCookie(r, base, "", time.Unix(1, 0))
+	c.MaxAge = -1
+	return c
+}
+
+// readCookie returns the value of the named cookie without parsing every
+// cookie of the request (this runs on each protected request).
+func readCookie(r *http.Request, name string) string {
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if k, v, ok := strings.Cut(part, "="); ok && k == name {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
+
+// stripCookies removes our cookies from the request so that neither the
+// flow cookie nor the session cookie reaches the upstream.
+func stripCookies(r *http.Request, names ...string) {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	found := false
+	for _, line := range lines {
+		for _, n := range names {
+			if strings.Contains(line, n) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			k, _, _ := strings.Cut(part, "=")
+			drop := false
+			for _, n := range names {
+				if k == n {
+					drop = true
+				}
+			}
+			if !drop {
+				kept = append(kept, part)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header["Cookie"] = []string{strings.Join(kept, "; ")}
+}

@@ -1,0 +1,491 @@
+package caddymfa
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+// Steps of the flow, as named in the HTTP contract.
+const (
+	stepIdentify = "identify"
+	stepChoose   = "choose"
+	stepVerify   = "verify"
+	stepDone     = "done"
+)
+
+// Stable error codes of the HTTP contract.
+const (
+	errCodeInvalid   = "invalid_code"
+	errCodeThrottled = "throttled"
+	errCodeCSRF      = "csrf"
+	errCodeRequest   = "bad_request"
+	errCodeDelivery  = "delivery_failed"
+	errCodeUnavail   = "unavailable"
+	errCodeNoMethod  = "no_method"
+	errCodeNoUser    = "no_user"
+)
+
+// view is what a page or JSON answer shows.
+type view struct {
+	Step         string   `json:"step"`
+	Methods      []string `json:"methods,omitempty"`
+	Method       string   `json:"method,omitempty"`
+	Destination  string   `json:"destination,omitempty"`
+	ExpiresIn    int      `json:"expires_in,omitempty"`
+	AttemptsLeft *int     `json:"attempts_left,omitempty"`
+	CSRFToken    string   `json:"csrf_token,omitempty"`
+	Redirect     string   `json:"redirect,omitempty"`
+	User         string   `json:"user,omitempty"`
+	Error        string   `json:"error,omitempty"`
+	Message      string   `json:"message,omitempty"`
+	CanResend    bool     `json:"can_resend,omitempty"`
+
+	status int
+	prefix string
+	retry  time.Duration
+}
+
+// serveFlow serves the endpoints under PathPrefix.
+func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
+	setPageHeaders(w)
+	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
+	switch sub {
+	case "", "/":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return h.methodNotAllowed(w, "GET, HEAD")
+		}
+		return h.getStep(w, r)
+	case "/style.css":
+		return serveStyle(w, r)
+	case "/identify", "/send", "/resend", "/verify", "/logout":
+		if r.Method != http.MethodPost {
+			return h.methodNotAllowed(w, "POST")
+		}
+		return h.post(w, r, sub[1:])
+	}
+	return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no mfa endpoint %s", sub))
+}
+
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, allow string) error {
+	w.Header().Set("Allow", allow)
+	return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+}
+
+// getStep shows where the flow stands. It never sends a message and never
+// changes server state; it may start a flow cookie.
+func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ff, ok := h.firstFactor(r, repl)
+	if !ok {
+		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+	}
+	if s, ok := h.validSession(r, ff); ok {
+		id, _ := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+		v := &view{Step: stepDone, User: s.User, Method: s.Method, CSRFToken: h.keys.csrfToken("s:" + id)}
+		return h.render(w, r, v)
+	}
+	flow := h.readFlow(r, ff)
+	ret, _ := safeReturnPath(r.URL.Query().Get("return"), h.PathPrefix)
+	if flow == nil || (ret != "" && ret != flow.Return) {
+		var err error
+		if flow, err = h.newFlow(ff, "", ret); err != nil {
+			return err
+		}
+		c, err := h.flowCookie(r, flow)
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, c)
+	}
+	v, err := h.stepView(r, flow)
+	if err != nil {
+		h.logger.Error("reading flow state; denying", zap.Error(err))
+		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+	}
+	return h.render(w, r, v)
+}
+
+// stepView works out the current step of a flow.
+func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
+	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID)}
+	if flow.user() == "" {
+		v.Step = stepIdentify
+		return v, nil
+	}
+	v.User = flow.user()
+	rec, err := h.store.Get(r.Context(), keyChallenge+flow.ID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	if err == nil {
+		ch, err := decodeRecord[challenge](rec.Value)
+		if err != nil {
+			return nil, err
+		}
+		limits := h.limitsFor(ch.Method)
+		now := h.now()
+		switch {
+		case ch.Failed && flow.FirstFactor != "":
+			v.Error, v.Message = errCodeDelivery, "We could not send the code. Try again later or contact the administrator."
+		case ch.State == statePending && now.Before(ch.ExpiresAt):
+			v.Step = stepVerify
+			v.Method = ch.Method
+			v.Destination = ch.Destination
+			if flow.FirstFactor == "" {
+				// Standalone: show only what the visitor typed, never
+				// what is on file (that would tell who exists).
+				v.Destination = h.maskedIdentity(flow.User)
+			}
+			v.ExpiresIn = int(ch.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
+			left := max(0, limits.MaxAttempts-ch.Attempts)
+			v.AttemptsLeft = &left
+			v.CanResend = ch.Sends < limits.MaxSends
+			return v, nil
+		case ch.State == stateDead:
+			v.Error, v.Message = errCodeInvalid, "Too many attempts for this code. Start again to get a new one."
+		case ch.State == statePending:
+			v.Error, v.Message = "expired", "The code has expired. Send a new one."
+		}
+	}
+	v.Step = stepChoose
+	v.Methods = h.methodsFor(r, flow)
+	if len(v.Methods) == 0 {
+		v.Error, v.Message = errCodeNoMethod, "No second factor is set up for your account. Contact the administrator."
+		v.status = http.StatusForbidden
+	}
+	if len(v.Methods) > 0 && flow.FirstFactor == "" {
+		v.Destination = h.maskedIdentity(flow.User)
+	} else if len(v.Methods) > 0 {
+		v.Destination = h.Email.Mask(h.addressFor(r, flow))
+	}
+	return v, nil
+}
+
+// methodsFor lists the methods the flow's user can use. In standalone
+// mode every identified name is offered email, so the list does not reveal
+// who exists.
+func (h *Handler) methodsFor(r *http.Request, flow *flowState) []string {
+	if flow.FirstFactor == "" || h.addressFor(r, flow) != "" {
+		return []string{"email"}
+	}
+	return nil
+}
+
+// addressFor is the address on file for the flow's user: the users list,
+// allow_emails, or (second factor only) the configured address
+// placeholder from the first factor. Never an address from the form.
+func (h *Handler) addressFor(r *http.Request, flow *flowState) string {
+	if a := h.dir.emailFor(flow.user()); a != "" {
+		return a
+	}
+	if flow.FirstFactor == "" || h.Email.Address == "" || !h.identityTrusted(r, h.Email.Address) {
+		return ""
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	v := repl.ReplaceKnown(h.Email.Address, "")
+	if v == h.Email.Address {
+		return ""
+	}
+	addr, err := email.ParseAddress(v)
+	if err != nil {
+		return ""
+	}
+	return addr
+}
+
+// maskedIdentity shows a standalone user what they typed, masked when it
+// is an email address; names that are not addresses show nothing.
+func (h *Handler) maskedIdentity(user string) string {
+	if _, err := email.ParseAddress(user); err == nil {
+		return h.Email.Mask(user)
+	}
+	return ""
+}
+
+func (h *Handler) limitsFor(method string) authenticators.Limits {
+	return h.Email.Limits
+}
+
+// form is the body of a POST, form-encoded or JSON.
+type form struct {
+	Username  string `json:"username"`
+	Method    string `json:"method"`
+	Code      string `json:"code"`
+	CSRFToken string `json:"csrf_token"`
+}
+
+func readForm(r *http.Request) (form, error) {
+	var f form
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return f, err
+		}
+		if err := json.Unmarshal(body, &f); err != nil {
+			return f, fmt.Errorf("decoding JSON body: %w", err)
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return f, err
+		}
+		f = form{
+			Username:  r.PostForm.Get("username"),
+			Method:    r.PostForm.Get("method"),
+			Code:      r.PostForm.Get("code"),
+			CSRFToken: r.PostForm.Get("csrf_token"),
+		}
+	}
+	if t := r.Header.Get("X-CSRF-Token"); t != "" {
+		f.CSRFToken = t
+	}
+	return f, nil
+}
+
+// sameOrigin refuses cross-site POSTs by the browser's own signals
+// (SECURITY.md G35): Sec-Fetch-Site and Origin.
+func (h *Handler) sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	scheme := "http"
+	if isHTTPS(r) {
+		scheme = "https"
+	}
+	if strings.EqualFold(origin, scheme+"://"+r.Host) {
+		return true
+	}
+	return h.baseURL != nil && strings.EqualFold(origin, h.baseURL.Scheme+"://"+h.baseURL.Host)
+}
+
+// post handles the POST endpoints: size limit, CSRF, then the action.
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	f, err := readForm(r)
+	if err != nil {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ff, ok := h.firstFactor(r, repl)
+	if !ok {
+		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+	}
+	if !h.sameOrigin(r) {
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
+	}
+	if action == "logout" {
+		return h.logout(w, r, f, ff)
+	}
+	flow := h.readFlow(r, ff)
+	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, f.CSRFToken) {
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	switch action {
+	case "identify":
+		return h.identify(w, r, f, flow)
+	case "send", "resend":
+		return h.send(w, r, f, flow, action == "resend")
+	default:
+		return h.verifyCode(w, r, f, flow)
+	}
+}
+
+// identify takes the user name in standalone mode, starts a fresh flow
+// for it and sends a code to the address on file. Every name, known or
+// not, gets the same answer (SECURITY.md H37).
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow *flowState) error {
+	if flow.FirstFactor != "" {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "You are already identified."))
+	}
+	user, ok := canonicalUser(f.Username)
+	if !ok {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Enter your user name or email address."))
+	}
+	next, err := h.newFlow("", user, flow.Return)
+	if err != nil {
+		return err
+	}
+	c, err := h.flowCookie(r, next)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, c)
+	return h.sendAndShow(w, r, next, false)
+}
+
+// send issues a code by the chosen method (only email so far).
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flowState, resend bool) error {
+	if flow.user() == "" {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
+	}
+	if f.Method != "" && f.Method != "email" {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
+	}
+	if len(h.methodsFor(r, flow)) == 0 {
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNoMethod, "No second factor is set up for your account. Contact the administrator."))
+	}
+	return h.sendAndShow(w, r, flow, flow.FirstFactor != "")
+}
+
+func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState, wait bool) error {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	_, err := h.issue(r.Context(), sendRequest{
+		flow:   flow,
+		sender: h.Email,
+		limits: h.Email.Limits,
+		ip:     ip,
+		dest:   h.addressFor(r, flow),
+		site:   h.siteName(r.Host),
+		wait:   wait,
+	})
+	var te *throttledError
+	switch {
+	case errors.As(err, &te):
+		h.logger.Info("send throttled", zap.String("scope", te.scope), zap.String("client_ip", ip))
+		v := h.errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many codes were requested. Wait a while and try again.")
+		v.retry = te.retryAfter
+		return h.render(w, r, v)
+	case errors.Is(err, errTooManySends):
+		v := h.errorView(http.StatusTooManyRequests, errCodeThrottled, "No more codes can be sent for this sign-in. Start again later.")
+		v.retry = flowTTL
+		return h.render(w, r, v)
+	case errors.Is(err, errDelivery):
+		return h.render(w, r, h.errorView(http.StatusBadGateway, errCodeDelivery, "We could not send the code. Try again later or contact the administrator."))
+	case err != nil:
+		h.logger.Error("issuing code; denying", zap.Error(err))
+		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+	}
+	if !wantsJSON(r) {
+		http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
+		return nil
+	}
+	v, err := h.stepView(r, flow)
+	if err != nil {
+		h.logger.Error("reading flow state; denying", zap.Error(err))
+		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+	}
+	return h.render(w, r, v)
+}
+
+// verifyCode checks a code; success starts a session with a fresh ID.
+func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flow *flowState) error {
+	if flow.user() == "" {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
+	}
+	method := f.Method
+	if method == "" {
+		method = "email"
+	}
+	out, err := h.verify(r.Context(), flow, method, f.Code, h.limitsFor(method))
+	if err != nil {
+		h.logger.Error("verifying code; denying", zap.Error(err))
+		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+	}
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if !out.ok {
+		h.audit("sign-in failed", zap.String("user", flow.user()), zap.String("method", method), zap.String("client_ip", ip))
+		v := h.errorView(http.StatusUnauthorized, errCodeInvalid, "That code is not valid.")
+		v.Step = stepVerify
+		v.Method = method
+		v.AttemptsLeft = &out.attemptsLeft
+		v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
+		if out.attemptsLeft == 0 {
+			v.Message = "That code is not valid, and no attempts are left for it. Start again to get a new code."
+		}
+		return h.render(w, r, v)
+	}
+	c, err := h.newSession(r, flow.FirstFactor, flow.user(), out.method)
+	if err != nil {
+		h.logger.Error("storing session; denying", zap.Error(err))
+		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+	}
+	h.audit("sign-in succeeded", zap.String("user", flow.user()), zap.String("method", out.method), zap.String("client_ip", ip))
+	http.SetCookie(w, c)
+	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	dest := flow.Return
+	if dest == "" {
+		dest = "/"
+	}
+	if wantsJSON(r) {
+		return h.render(w, r, &view{Step: stepDone, User: flow.user(), Method: out.method, Redirect: dest})
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+	return nil
+}
+
+// logout revokes the session server-side. The CSRF token is bound to the
+// session (or to the flow, for a page that shows both).
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form, ff string) error {
+	id, ok := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+	if !ok || !h.keys.validCSRF("s:"+id, f.CSRFToken) {
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	user, err := h.endSession(r)
+	if err != nil {
+		h.logger.Error("revoking session", zap.Error(err))
+		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-out failed. Try again in a minute."))
+	}
+	h.audit("signed out", zap.String("user", user))
+	http.SetCookie(w, expiredCookie(r, sessionCookieName))
+	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	if wantsJSON(r) {
+		return h.render(w, r, &view{Step: "signed_out", Redirect: h.PathPrefix + "/"})
+	}
+	http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) errorView(status int, code, msg string) *view {
+	return &view{status: status, Error: code, Message: msg}
+}
+
+// audit writes an audit event.
+func (h *Handler) audit(msg string, fields ...zap.Field) {
+	h.logger.Named("audit").Info(msg, fields...)
+}
+
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// render answers with JSON or the HTML page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, v *view) error {
+	status := v.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if v.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((v.retry+time.Second-1)/time.Second)))
+	}
+	if wantsJSON(r) {
+		return writeJSON(w, status, v)
+	}
+	v.prefix = h.PathPrefix
+	return writePage(w, status, v)
+}

@@ -1,0 +1,70 @@
+package caddymfa
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// flowState is the signed content of the flow cookie: which flow this
+// browser is in, for whom, and where to go afterwards. The server keeps
+// the challenge under the flow ID; the cookie itself holds no secret.
+type flowState struct {
+	ID          string `json:"id"`
+	Issued      int64  `json:"t"`
+	FirstFactor string `json:"ff,omitempty"`
+	// User is the identified user in standalone mode.
+	User   string `json:"u,omitempty"`
+	Return string `json:"r,omitempty"`
+}
+
+// user is whom the flow signs in.
+func (f *flowState) user() string {
+	if f.FirstFactor != "" {
+		return f.FirstFactor
+	}
+	return f.User
+}
+
+// readFlow returns the request's flow when its cookie is valid, fresh and
+// made for the same first-factor user.
+func (h *Handler) readFlow(r *http.Request, ff string) *flowState {
+	v := readCookie(r, cookieName(r, flowCookieName))
+	if v == "" {
+		return nil
+	}
+	payload, ok := decodeSigned(h.keys.cookie, "flow", v)
+	if !ok {
+		return nil
+	}
+	var f flowState
+	if err := json.Unmarshal([]byte(payload), &f); err != nil || f.ID == "" {
+		return nil
+	}
+	issued := time.Unix(f.Issued, 0)
+	if now := h.now(); now.Sub(issued) > flowTTL || issued.After(now.Add(time.Minute)) {
+		return nil
+	}
+	if f.FirstFactor != ff {
+		return nil
+	}
+	return &f
+}
+
+// newFlow starts a flow with a fresh random ID; an ID is never taken from
+// the request (SECURITY.md E28).
+func (h *Handler) newFlow(ff, user, ret string) (*flowState, error) {
+	id, err := randomID()
+	if err != nil {
+		return nil, err
+	}
+	return &flowState{ID: id, Issued: h.now().Unix(), FirstFactor: ff, User: user, Return: ret}, nil
+}
+
+func (h *Handler) flowCookie(r *http.Request, f *flowState) (*http.Cookie, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, err
+	}
+	return newCookie(r, flowCookieName, signValue(h.keys.cookie, "flow", string(b)), time.Time{}), nil
+}

@@ -1,0 +1,292 @@
+package caddymfa
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, and the limits of SECURITY.md J43.
+const (
+	defaultUser        = "{http.auth.user.id}"
+	defaultPathPrefix  = "/.mfa"
+	defaultSessionTTL  = 12 * time.Hour
+	defaultIdleTimeout = time.Hour
+	defaultLockouts    = 10
+	defaultLockWindow  = 15 * time.Minute
+	maxLockouts        = 100
+	flowTTL            = 30 * time.Minute
+	maxBody            = 64 << 10
+)
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mfa",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, opens the store, resolves the secret key and
+// starts the email authenticator.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.now = time.Now
+	repl := caddy.NewReplacer()
+
+	if h.User == nil {
+		u := defaultUser
+		h.User = &u
+	}
+	if h.PathPrefix == "" {
+		h.PathPrefix = defaultPathPrefix
+	}
+	h.PathPrefix = "/" + strings.Trim(h.PathPrefix, "/")
+	if h.SessionTTL == 0 {
+		h.SessionTTL = caddy.Duration(defaultSessionTTL)
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = caddy.Duration(defaultIdleTimeout)
+	}
+	if h.Lockout == nil {
+		h.Lockout = &Lockout{}
+	}
+	if h.Lockout.Failures == 0 {
+		h.Lockout.Failures = defaultLockouts
+	}
+	if h.Lockout.Window == 0 {
+		h.Lockout.Window = caddy.Duration(defaultLockWindow)
+	}
+	if h.BaseURL != "" {
+		u, err := url.Parse(h.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("base_url %q: want an absolute http(s) URL such as https://app.example.com", h.BaseURL)
+		}
+		h.baseURL = u
+	}
+
+	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails)
+	if err != nil {
+		return err
+	}
+	h.dir = dir
+
+	if h.StorageRaw == nil {
+		h.StorageRaw = json.RawMessage(`{"backend":"badger"}`)
+	}
+	mod, err := ctx.LoadModule(h, "StorageRaw")
+	if err != nil {
+		return fmt.Errorf("loading storage: %w", err)
+	}
+	store, ok := mod.(storage.Store)
+	if !ok {
+		return fmt.Errorf("storage module %T does not implement storage.Store", mod)
+	}
+	h.store = store
+
+	secret := repl.ReplaceKnown(h.SecretKey, "")
+	if h.SecretKey != "" && secret == "" {
+		return fmt.Errorf("secret_key %q resolved to an empty value", h.SecretKey)
+	}
+	key, err := h.loadSecret(ctx, secret)
+	if err != nil {
+		return err
+	}
+	h.keys = newKeyring(key)
+
+	h.sessions = newSessionCache(maxCachedSessions)
+	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries}
+	if h.Email != nil {
+		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
+			return fmt.Errorf("provisioning email: %w", err)
+		}
+		h.senders = append(h.senders, h.Email)
+	}
+	return nil
+}
+
+// loadSecret returns the configured secret key, or the key generated for
+// this store on first use.
+func (h *Handler) loadSecret(ctx context.Context, configured string) ([]byte, error) {
+	if configured != "" {
+		if len(configured) < minSecretKeyLen {
+			return nil, fmt.Errorf("secret_key is %d bytes; it must be at least %d (e.g. the output of 'openssl rand -base64 48')", len(configured), minSecretKeyLen)
+		}
+		return []byte(configured), nil
+	}
+	var key []byte
+	err := h.store.Update(ctx, keySecret, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		if found && len(cur.Value) >= minSecretKeyLen {
+			key = cur.Value
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		key = make([]byte, 48)
+		if _, err := rand.Read(key); err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		return key, time.Time{}, storage.Write, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading generated secret key: %w", err)
+	}
+	return key, nil
+}
+
+// Validate checks the configuration without changing it.
+func (h *Handler) Validate() error {
+	if h.Lockout.Failures < 1 || h.Lockout.Failures > maxLockouts {
+		return fmt.Errorf("lockout: %d failures is outside 1..%d", h.Lockout.Failures, maxLockouts)
+	}
+	if time.Duration(h.Lockout.Window) <= 0 {
+		return fmt.Errorf("lockout: window must be positive")
+	}
+	if h.SessionTTL < 0 || h.IdleTimeout < 0 {
+		return fmt.Errorf("session_ttl and idle_timeout must be positive")
+	}
+	if *h.User == "" && h.dir.empty() {
+		return fmt.Errorf("user is empty (standalone sign-in) but there are no users, users_file or allow_emails to sign in")
+	}
+	if h.Email == nil {
+		return fmt.Errorf("no authenticator is configured: add an email block")
+	}
+	if err := h.Email.Validate(); err != nil {
+		return fmt.Errorf("email: %w", err)
+	}
+	if h.Email.Address != "" && *h.User == "" {
+		return fmt.Errorf("email: address reads the address from the first factor, but user is empty (standalone): remove address or configure a first factor")
+	}
+	for _, p := range []string{*h.User, h.Email.Address} {
+		if strings.Contains(p, "{http.request.header.") && !h.TrustIdentityHeaders {
+			h.logger.Warn("identity read from a request header; it is used only when the request comes from a trusted proxy (set trust_identity_headers to override)", zap.String("placeholder", p))
+		}
+	}
+	return nil
+}
+
+// Cleanup stops the authenticators. The store module is cleaned up by
+// Caddy, which loaded it.
+func (h *Handler) Cleanup() error {
+	var errs []error
+	if h.Email != nil {
+		errs = append(errs, h.Email.Cleanup())
+	}
+	return errors.Join(errs...)
+}
+
+// ServeHTTP serves the flow under PathPrefix and lets any other request
+// through only with a valid session.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if p := r.URL.Path; p == h.PathPrefix || strings.HasPrefix(p, h.PathPrefix) && p[len(h.PathPrefix)] == '/' {
+		return h.serveFlow(w, r)
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ff, ok := h.firstFactor(r, repl)
+	if !ok {
+		return h.deny(w, r)
+	}
+	if s, ok := h.validSession(r, ff); ok {
+		repl.Set("http.auth.mfa.user", s.User)
+		repl.Set("http.auth.mfa.method", s.Method)
+		if ff == "" {
+			repl.Set("http.auth.user.id", s.User)
+		}
+		stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName))
+		return next.ServeHTTP(w, r)
+	}
+	return h.challengeRedirect(w, r)
+}
+
+// firstFactor returns the canonical first-factor user: "" in standalone
+// mode. ok is false when the request must be denied: the user placeholder
+// is empty and there is no standalone directory, or it reads a client
+// header from an untrusted client (SECURITY.md D22, D23).
+func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bool) {
+	raw := *h.User
+	if raw == "" {
+		return "", true
+	}
+	if !h.identityTrusted(r, raw) {
+		return "", false
+	}
+	v := repl.ReplaceKnown(raw, "")
+	if strings.TrimSpace(v) == "" || v == raw {
+		// Unresolved: standalone when there is a directory, else deny.
+		return "", !h.dir.empty()
+	}
+	name, ok := canonicalUser(v)
+	return name, ok
+}
+
+// identityTrusted reports whether a placeholder may be resolved for this
+// request: one that reads a request header is trusted only from a trusted
+// proxy, since any client can send Remote-User (Caddy CVE-2026-30851).
+func (h *Handler) identityTrusted(r *http.Request, placeholder string) bool {
+	if h.TrustIdentityHeaders || !strings.Contains(placeholder, "{http.request.header.") {
+		return true
+	}
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
+}
+
+// deny answers a request that cannot start the flow at all.
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request) error {
+	if c := h.logger.Check(zapcore.DebugLevel, "denied: no first-factor user"); c != nil {
+		c.Write(zap.String("path", r.URL.Path))
+	}
+	return caddyhttp.Error(http.StatusUnauthorized, errors.New("mfa: no first-factor user"))
+}
+
+// challengeRedirect sends browsers to the sign-in page and everything else
+// a 401 JSON error, so scripts never receive an HTML login page.
+func (h *Handler) challengeRedirect(w http.ResponseWriter, r *http.Request) error {
+	loc := h.PathPrefix + "/?return=" + url.QueryEscape(r.URL.RequestURI())
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, loc, http.StatusFound)
+		return nil
+	}
+	return writeJSON(w, http.StatusUnauthorized, map[string]any{
+		"error":    "mfa_required",
+		"message":  "Multi-factor authentication is required.",
+		"redirect": h.PathPrefix + "/",
+	})
+}
+
+// handlerState is what Provision builds; kept apart from the JSON config.
+type handlerState struct {
+	logger   *zap.Logger
+	now      func() time.Time
+	baseURL  *url.URL
+	dir      *directory
+	store    storage.Store
+	keys     keyring
+	senders  []authenticators.Sender
+	sessions *sessionCache
+	dlog     *deliveryLog
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

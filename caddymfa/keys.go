@@ -1,0 +1,83 @@
+package caddymfa
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+)
+
+// minSecretKeyLen is the shortest secret_key accepted, in bytes.
+const minSecretKeyLen = 32
+
+// keyring holds the keys derived from secret_key, one per purpose, so a
+// value signed for one purpose can never be replayed as another.
+type keyring struct {
+	cookie []byte // signs cookie values
+	code   []byte // keys the HMACs of codes kept in the store
+	csrf   []byte // derives CSRF tokens
+	store  []byte // hashes session IDs into store keys
+}
+
+func newKeyring(secret []byte) keyring {
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte("caddy-mfa/" + label))
+		return m.Sum(nil)
+	}
+	return keyring{
+		cookie: derive("cookie"),
+		code:   derive("code"),
+		csrf:   derive("csrf"),
+		store:  derive("store"),
+	}
+}
+
+// mac returns HMAC-SHA256(key, parts joined by NUL).
+func mac(key []byte, parts ...string) []byte {
+	m := hmac.New(sha256.New, key)
+	for i, p := range parts {
+		if i > 0 {
+			m.Write([]byte{0})
+		}
+		m.Write([]byte(p))
+	}
+	return m.Sum(nil)
+}
+
+// codeMAC is what the store keeps instead of a code: the code never rests
+// anywhere in plain text. The challenge ID is mixed in, so a code issued for
+// one challenge never matches another.
+func (k keyring) codeMAC(challengeID, code string) []byte {
+	return mac(k.code, challengeID, code)
+}
+
+// storeID turns a bearer secret (a session ID) into the key it is stored
+// under, so a copy of the database yields no usable cookie.
+func (k keyring) storeID(secret string) string {
+	return hex.EncodeToString(mac(k.store, secret)[:20])
+}
+
+// csrfToken binds a CSRF token to a flow or session ID.
+func (k keyring) csrfToken(boundTo string) string {
+	return base64.RawURLEncoding.EncodeToString(mac(k.csrf, boundTo)[:24])
+}
+
+func (k keyring) validCSRF(boundTo, token string) bool {
+	want := k.csrfToken(boundTo)
+	return subtle.ConstantTimeCompare([]byte(want), []byte(token)) == 1
+}
+
+// randomID returns 32 random bytes (256 bits), base64url encoded.
+func randomID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// randRead fills b from crypto/rand.
+func randRead(b []byte) (int, error) { return rand.Read(b) }

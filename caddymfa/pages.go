@@ -1,0 +1,80 @@
+package caddymfa
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"strconv"
+)
+
+//go:embed assets/page.html assets/style.css
+var assets embed.FS
+
+var pageTemplate = template.Must(template.ParseFS(assets, "assets/page.html"))
+
+var styleCSS, _ = assets.ReadFile("assets/style.css")
+
+// contentSecurityPolicy allows nothing but our own stylesheet: no scripts,
+// no frames, forms only to ourselves (SECURITY.md G36).
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// setPageHeaders sets the security headers of every answer under
+// PathPrefix.
+func setPageHeaders(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+}
+
+// pageData is what the template sees.
+type pageData struct {
+	*view
+	Prefix string
+}
+
+// ExpiresText is the code lifetime in words.
+func (p pageData) ExpiresText() string {
+	s := p.ExpiresIn
+	switch {
+	case s >= 120:
+		return strconv.Itoa((s+59)/60) + " minutes"
+	case s >= 60:
+		return "1 minute"
+	case s == 1:
+		return "1 second"
+	}
+	return strconv.Itoa(s) + " seconds"
+}
+
+// AttemptsText says how many attempts are left, if known.
+func (p pageData) AttemptsText() string {
+	switch {
+	case p.AttemptsLeft == nil:
+		return ""
+	case *p.AttemptsLeft == 1:
+		return "1 attempt left."
+	}
+	return strconv.Itoa(*p.AttemptsLeft) + " attempts left."
+}
+
+func writePage(w http.ResponseWriter, status int, v *view) error {
+	var buf bytes.Buffer
+	if err := pageTemplate.Execute(&buf, pageData{view: v, Prefix: v.prefix}); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func serveStyle(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, err := w.Write(styleCSS)
+	return err
+}

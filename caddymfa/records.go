@@ -1,0 +1,84 @@
+package caddymfa
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Store key prefixes (DESIGN.md, "State").
+const (
+	keyChallenge = "chal/"
+	keySession   = "sess/"
+	keyUserSess  = "usess/" // usess/<user>/<session key>: index for revoking a user's sessions
+	keyLockout   = "lock/"
+	keyThrottle  = "thr/"
+	keyLog       = "log/"
+	keySecret    = "meta/secret_key"
+)
+
+// challengeState is where a challenge stands.
+type challengeState string
+
+const (
+	statePending challengeState = "pending" // code sent, waiting for it
+	stateUsed    challengeState = "used"    // verified once; never again
+	stateDead    challengeState = "dead"    // attempts exhausted
+)
+
+// challenge is one code sent for one flow. It lives in one store key, so
+// its attempts and state change atomically.
+type challenge struct {
+	User        string         `json:"u"`
+	Method      string         `json:"m"`
+	CodeMAC     []byte         `json:"c"`
+	Attempts    int            `json:"a"`
+	Sends       int            `json:"s"`
+	Destination string         `json:"d,omitempty"` // masked, for pages
+	State       challengeState `json:"st"`
+	IssuedAt    time.Time      `json:"i"`
+	ExpiresAt   time.Time      `json:"e"`
+	// KeepUntil is when the record itself goes: later than ExpiresAt, so
+	// an expired challenge still counts its attempts and sends.
+	KeepUntil time.Time `json:"k"`
+	// Failed holds a permanent delivery failure to show the user.
+	Failed bool `json:"f,omitempty"`
+}
+
+// session is a verified sign-in.
+type session struct {
+	// FirstFactor is the first-factor user the session was made for ("" in
+	// standalone mode); every request must present the same one.
+	FirstFactor string    `json:"ff"`
+	User        string    `json:"u"`
+	Method      string    `json:"m"`
+	Host        string    `json:"h"`
+	Created     time.Time `json:"c"`
+	Expires     time.Time `json:"e"`
+	LastSeen    time.Time `json:"l"`
+}
+
+// maxRecord bounds the size of a record the decoders accept.
+const maxRecord = 64 << 10
+
+var errBadRecord = errors.New("malformed record")
+
+func decodeRecord[T any](data []byte) (T, error) {
+	var v T
+	if len(data) > maxRecord {
+		return v, errBadRecord
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("%w: %v", errBadRecord, err)
+	}
+	return v, nil
+}
+
+func encodeRecord(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding record: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,264 @@
+package caddymfa
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+// maxCachedSessions bounds the in-memory session cache.
+const maxCachedSessions = 10000
+
+// cachedSession is a session as the hot path sees it. lastSeen moves in
+// memory on every request; the store learns of it only when it has moved by
+// more than a fraction of the idle timeout.
+type cachedSession struct {
+	session
+	storeKey  string
+	lastSeen  atomic.Int64 // unix nanoseconds
+	persisted atomic.Int64 // lastSeen last written to the store
+}
+
+// sessionCache keeps recently used sessions in memory, so a protected
+// request costs one cookie decode, one HMAC and one map lookup.
+type sessionCache struct {
+	mu  sync.RWMutex
+	m   map[string]*cachedSession // by session ID
+	max int
+}
+
+func newSessionCache(max int) *sessionCache {
+	return &sessionCache{m: make(map[string]*cachedSession), max: max}
+}
+
+func (c *sessionCache) get(id string) *cachedSession {
+	c.mu.RLock()
+	s := c.m[id]
+	c.mu.RUnlock()
+	return s
+}
+
+func (c *sessionCache) put(id string, s *cachedSession) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		// Dropping everything is cheap and safe: the store is the truth.
+		c.m = make(map[string]*cachedSession)
+	}
+	c.m[id] = s
+	c.mu.Unlock()
+}
+
+func (c *sessionCache) remove(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+// removeUser drops every cached session of a user.
+func (c *sessionCache) removeUser(user string) {
+	c.mu.Lock()
+	for id, s := range c.m {
+		if s.User == user {
+			delete(c.m, id)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// sessionIDLen is the decoded length of a session cookie: a 32-byte ID
+// and a 16-byte tag.
+const sessionIDLen = 32
+
+// sessionCookieValue signs a session ID for the cookie.
+func (h *Handler) sessionCookieValue(id []byte) string {
+	tag := mac(h.keys.cookie, "session", string(id))[:16]
+	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag...))
+}
+
+// sessionIDFromCookie returns the session ID of a well-formed, correctly
+// signed cookie value.
+func (h *Handler) sessionIDFromCookie(v string) (string, bool) {
+	if base64.RawURLEncoding.DecodedLen(len(v)) != sessionIDLen+16 {
+		return "", false
+	}
+	var buf [sessionIDLen + 16]byte
+	n, err := base64.RawURLEncoding.Decode(buf[:], []byte(v))
+	if err != nil || n != len(buf) {
+		return "", false
+	}
+	id := string(buf[:sessionIDLen])
+	want := mac(h.keys.cookie, "session", id)[:16]
+	if subtle.ConstantTimeCompare(want, buf[sessionIDLen:]) != 1 {
+		return "", false
+	}
+	return id, true
+}
+
+// requestHost is the host the session is bound to.
+func requestHost(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(host)
+}
+
+// validSession returns the request's session when it is valid for the
+// first-factor user ff: signed cookie, known to the store, not expired,
+// not idle, same host, same first factor (SECURITY.md D24, E27, E29).
+func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool) {
+	v := readCookie(r, cookieName(r, sessionCookieName))
+	if v == "" {
+		return nil, false
+	}
+	id, ok := h.sessionIDFromCookie(v)
+	if !ok {
+		return nil, false
+	}
+	s := h.sessions.get(id)
+	if s == nil {
+		var err error
+		s, err = h.loadSession(r.Context(), id)
+		if err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
+				h.logger.Error("loading session; denying", zap.Error(err))
+			}
+			return nil, false
+		}
+		h.sessions.put(id, s)
+	}
+	now := h.now()
+	idle := time.Duration(h.IdleTimeout)
+	last := time.Unix(0, s.lastSeen.Load())
+	if !now.Before(s.Expires) || now.Sub(last) >= idle {
+		h.sessions.remove(id)
+		return nil, false
+	}
+	if s.FirstFactor != ff || s.Host != requestHost(r) {
+		return nil, false
+	}
+	s.lastSeen.Store(now.UnixNano())
+	if now.Sub(time.Unix(0, s.persisted.Load())) > idle/8 {
+		h.touchSession(r.Context(), s, now)
+	}
+	return s, true
+}
+
+func (h *Handler) loadSession(ctx context.Context, id string) (*cachedSession, error) {
+	key := keySession + h.keys.storeID(id)
+	rec, err := h.store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := decodeRecord[session](rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	s := &cachedSession{session: sess, storeKey: key}
+	s.lastSeen.Store(sess.LastSeen.UnixNano())
+	s.persisted.Store(sess.LastSeen.UnixNano())
+	return s, nil
+}
+
+// touchSession records activity in the store, at most every idle/8, so
+// the idle timeout survives a restart without a write per request.
+func (h *Handler) touchSession(ctx context.Context, s *cachedSession, now time.Time) {
+	s.persisted.Store(now.UnixNano())
+	err := h.store.Update(ctx, s.storeKey, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		if !found {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		rec, err := decodeRecord[session](cur.Value)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		rec.LastSeen = now
+		b, err := encodeRecord(rec)
+		return b, cur.ExpiresAt, storage.Write, err
+	})
+	if err != nil {
+		h.logger.Warn("recording session activity", zap.Error(err))
+	}
+}
+
+// newSession stores a fresh session (always a new ID: SECURITY.md E28) and
+// returns its cookie.
+func (h *Handler) newSession(r *http.Request, ff, user, method string) (*http.Cookie, error) {
+	raw := make([]byte, sessionIDLen)
+	if _, err := randRead(raw); err != nil {
+		return nil, err
+	}
+	id := string(raw)
+	now := h.now()
+	s := session{
+		FirstFactor: ff,
+		User:        user,
+		Method:      method,
+		Host:        requestHost(r),
+		Created:     now,
+		Expires:     now.Add(time.Duration(h.SessionTTL)),
+		LastSeen:    now,
+	}
+	b, err := encodeRecord(s)
+	if err != nil {
+		return nil, err
+	}
+	storeID := h.keys.storeID(id)
+	if err := h.store.Put(r.Context(), keySession+storeID, b, s.Expires, false); err != nil {
+		return nil, err
+	}
+	if err := h.store.Put(r.Context(), keyUserSess+user+"/"+storeID, nil, s.Expires, false); err != nil {
+		return nil, err
+	}
+	return newCookie(r, sessionCookieName, h.sessionCookieValue(raw), s.Expires), nil
+}
+
+// endSession revokes the request's session, if any, server-side.
+func (h *Handler) endSession(r *http.Request) (user string, err error) {
+	id, ok := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+	if !ok {
+		return "", nil
+	}
+	h.sessions.remove(id)
+	storeID := h.keys.storeID(id)
+	rec, err := h.store.Get(r.Context(), keySession+storeID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if s, err := decodeRecord[session](rec.Value); err == nil {
+		user = s.User
+		_ = h.store.Delete(r.Context(), keyUserSess+user+"/"+storeID)
+	}
+	return user, h.store.Delete(r.Context(), keySession+storeID)
+}
+
+// revokeUserSessions ends every session of a user (lockout, and later
+// factor changes and admin revoke: SECURITY.md E30).
+func (h *Handler) revokeUserSessions(ctx context.Context, user string) error {
+	h.sessions.removeUser(user)
+	prefix := keyUserSess + user + "/"
+	recs, err := h.store.List(ctx, prefix, 0, false)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if err := h.store.Delete(ctx, keySession+strings.TrimPrefix(rec.Key, prefix)); err != nil {
+			return err
+		}
+	}
+	return h.store.DeletePrefix(ctx, prefix)
+}
