@@ -272,7 +272,7 @@ func TestConnectionReused(t *testing.T) {
 func TestConnectionRedialAfterServerDrop(t *testing.T) {
 	s := smtptest.NewServer(t, smtptest.Options{})
 	c := &Config{
-		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile, "idle_timeout": "50ms"}),
+		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
 		From:         testFrom,
 		Delivery:     &DeliveryOptions{Workers: 1},
 	}
@@ -280,22 +280,68 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
 		t.Fatal(err)
 	}
-	// After the idle timeout the worker closes its connection and dials
-	// again for the next message.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Connections() == 1 && time.Now().Before(deadline) {
-		if err := c.Deliver(t.Context(), testMessage()); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// The server drops the kept connection; the next message notices it
+	// (NOOP fails) and redials within the same attempt.
+	s.DropConnections()
+	if err := c.Deliver(t.Context(), testMessage()); err != nil {
+		t.Fatal(err)
 	}
-	if s.Connections() < 2 {
-		t.Fatalf("connections = %d, want a new one after the idle timeout", s.Connections())
+	if n := len(s.Messages()); n != 2 {
+		t.Fatalf("server got %d messages, want 2", n)
+	}
+	if s.Connections() != 2 {
+		t.Errorf("connections = %d, want 2", s.Connections())
 	}
 	for _, r := range rec.get() {
-		if !r.OK {
-			t.Errorf("failed attempt: %+v", r)
+		if !r.OK || r.Attempt != 1 {
+			t.Errorf("result %+v, want success on the first attempt", r)
 		}
+	}
+}
+
+func TestIdleConnectionClosed(t *testing.T) {
+	s := smtptest.NewServer(t, smtptest.Options{})
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	tr := &SMTP{Host: s.Host, Port: s.Port, CAFile: s.CAFile}
+	if err := tr.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{TransportRaw: json.RawMessage(`{"transport":"outbox","dir":"unused"}`), From: testFrom}
+	c.tmpl, _ = loadTemplates(nil)
+	c.from, _ = parseFrom(testFrom)
+	msg, err := c.message(testMessage(), testTo, Mask(testTo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := tr.newWorker(zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := worker.(*smtpWorker)
+	defer w.Close()
+	out := &outgoing{msg: msg, code: testCode, to: testTo}
+	if err := w.Send(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	armed := w.idleTimer != nil && w.connected
+	w.mu.Unlock()
+	if !armed {
+		t.Fatal("no idle timer armed after a send")
+	}
+	w.closeIdle() // what the idle timer does when it fires
+	w.mu.Lock()
+	connected := w.connected
+	w.mu.Unlock()
+	if connected {
+		t.Fatal("still connected after closeIdle")
+	}
+	if err := w.Send(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	if s.Connections() != 2 || len(s.Messages()) != 2 {
+		t.Errorf("connections = %d, messages = %d; want 2 and 2", s.Connections(), len(s.Messages()))
 	}
 }
 

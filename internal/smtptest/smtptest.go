@@ -87,6 +87,7 @@ type Server struct {
 	conns    int
 	auths    int
 	rejects  [3]reject
+	live     map[*trackedConn]struct{}
 	holds    [3]int
 	release  chan struct{}
 	closed   bool
@@ -116,7 +117,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 
-	s := &Server{Host: "127.0.0.1", CAFile: caFile, CertPool: pool, opts: opts, notify: make(chan struct{}), release: make(chan struct{})}
+	s := &Server{Host: "127.0.0.1", CAFile: caFile, CertPool: pool, opts: opts, notify: make(chan struct{}), release: make(chan struct{}),
+		live: make(map[*trackedConn]struct{})}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -391,23 +393,44 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	tc := &trackedConn{Conn: c, s: l.s}
 	l.s.mu.Lock()
 	l.s.conns++
+	l.s.live[tc] = struct{}{}
 	l.s.mu.Unlock()
 	l.s.open.Add(1)
-	return &trackedConn{Conn: c, done: l.s.open.Done}, nil
+	return tc, nil
 }
 
 type trackedConn struct {
 	net.Conn
+	s    *Server
 	once sync.Once
-	done func()
 }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.done)
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.live, c)
+		c.s.mu.Unlock()
+		c.s.open.Done()
+	})
 	return err
+}
+
+// DropConnections closes every open connection without a reply, as a
+// server does when it restarts or times out idle clients.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	conns := make([]*trackedConn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Conn.Close()
+	}
 }
 
 // Hang starts a listener that accepts connections and never answers, and
