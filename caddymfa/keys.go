@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"hash"
+	"sync"
 )
 
 // minSecretKeyLen is the shortest secret_key accepted, in bytes.
@@ -15,10 +17,13 @@ const minSecretKeyLen = 32
 // keyring holds the keys derived from secret_key, one per purpose, so a
 // value signed for one purpose can never be replayed as another.
 type keyring struct {
-	cookie []byte // signs cookie values
-	code   []byte // keys the HMACs of codes kept in the store
-	csrf   []byte // derives CSRF tokens
-	store  []byte // hashes session IDs into store keys
+	// sessionMACs pools HMAC states keyed with cookie, so checking a
+	// session cookie on the hot path allocates nothing.
+	sessionMACs *sync.Pool
+	cookie      []byte // signs cookie values
+	code        []byte // keys the HMACs of codes kept in the store
+	csrf        []byte // derives CSRF tokens
+	store       []byte // hashes session IDs into store keys
 }
 
 func newKeyring(secret []byte) keyring {
@@ -27,12 +32,25 @@ func newKeyring(secret []byte) keyring {
 		m.Write([]byte("caddy-mfa/" + label))
 		return m.Sum(nil)
 	}
+	cookie := derive("cookie")
 	return keyring{
-		cookie: derive("cookie"),
-		code:   derive("code"),
-		csrf:   derive("csrf"),
-		store:  derive("store"),
+		sessionMACs: &sync.Pool{New: func() any { return hmac.New(sha256.New, cookie) }},
+		cookie:      cookie,
+		code:        derive("code"),
+		csrf:        derive("csrf"),
+		store:       derive("store"),
 	}
+}
+
+// sessionTag writes the tag of a session ID into dst (16 bytes).
+func (k keyring) sessionTag(dst *[16]byte, id []byte) {
+	m := k.sessionMACs.Get().(hash.Hash)
+	m.Reset()
+	m.Write([]byte("session\x00"))
+	m.Write(id)
+	var sum [sha256.Size]byte
+	copy(dst[:], m.Sum(sum[:0]))
+	k.sessionMACs.Put(m)
 }
 
 // mac returns HMAC-SHA256(key, parts joined by NUL).

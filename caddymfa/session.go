@@ -82,8 +82,9 @@ const sessionIDLen = 32
 
 // sessionCookieValue signs a session ID for the cookie.
 func (h *Handler) sessionCookieValue(id []byte) string {
-	tag := mac(h.keys.cookie, "session", string(id))[:16]
-	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag...))
+	var tag [16]byte
+	h.keys.sessionTag(&tag, id)
+	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag[:]...))
 }
 
 // sessionIDFromCookie returns the session ID of a well-formed, correctly
@@ -97,12 +98,12 @@ func (h *Handler) sessionIDFromCookie(v string) (string, bool) {
 	if err != nil || n != len(buf) {
 		return "", false
 	}
-	id := string(buf[:sessionIDLen])
-	want := mac(h.keys.cookie, "session", id)[:16]
-	if subtle.ConstantTimeCompare(want, buf[sessionIDLen:]) != 1 {
+	var want [16]byte
+	h.keys.sessionTag(&want, buf[:sessionIDLen])
+	if subtle.ConstantTimeCompare(want[:], buf[sessionIDLen:]) != 1 {
 		return "", false
 	}
-	return id, true
+	return string(buf[:sessionIDLen]), true
 }
 
 // requestHost is the host the session is bound to.

@@ -24,6 +24,9 @@ func canonicalUser(name string) (string, bool) {
 	if len(name) > maxUserName*4 {
 		return "", false
 	}
+	if plainASCIIName(name) {
+		return name, true // already canonical: the common case, no allocation
+	}
 	s := cases.Fold().String(norm.NFKC.String(strings.TrimSpace(name)))
 	s = norm.NFKC.String(s)
 	s = strings.TrimSpace(s)
@@ -113,4 +116,19 @@ func (d *directory) emailFor(user string) string {
 		}
 	}
 	return ""
+}
+
+// plainASCIIName reports whether name is made only of characters that
+// canonicalUser leaves unchanged.
+func plainASCIIName(name string) bool {
+	if name == "" || len(name) > maxUserName {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == '@' || c == '+') {
+			return false
+		}
+	}
+	return true
 }
