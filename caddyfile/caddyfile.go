@@ -168,7 +168,7 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			if len(patterns) == 0 {
 				return nil, d.ArgErr()
 			}
-			if err := noBlock(d); err != nil {
+			if err := endLine(d, "allow_emails"); err != nil {
 				return nil, err
 			}
 			h.AllowEmails = patterns
@@ -221,8 +221,11 @@ func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
 	names := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		u := caddymfa.UserEntry{Name: d.Val()}
-		if u.Name == "" {
+		switch u.Name {
+		case "":
 			return nil, d.Err("mfa user name cannot be empty")
+		case "{", "}":
+			return nil, d.Errf("unexpected %q in mfa users block", u.Name)
 		}
 		if names[u.Name] {
 			return nil, d.Errf("duplicate mfa user %q", u.Name)
@@ -251,7 +254,7 @@ func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
 				return nil, d.Errf("unrecognized option %q for mfa user %q", d.Val(), u.Name)
 			}
 		}
-		if err := noBlock(d); err != nil {
+		if err := endLine(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
 			return nil, err
 		}
 		users = append(users, u)
@@ -275,7 +278,7 @@ func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := noArgs(d); err != nil {
+	if err := endLine(d, "lockout"); err != nil {
 		return nil, err
 	}
 	return &caddymfa.Lockout{Failures: failures, Window: window}, nil
@@ -297,28 +300,30 @@ func (o once) check(d *caddyfile.Dispenser, block string) error {
 
 // noArgs refuses arguments and a block after the current token.
 func noArgs(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return noBlock(d)
+	return endLine(d, d.Val())
 }
 
 // oneArg reads exactly one argument and no block.
 func oneArg(d *caddyfile.Dispenser) (string, error) {
+	name := d.Val()
 	if !d.NextArg() {
 		return "", d.ArgErr()
 	}
 	v := d.Val()
-	if err := noArgs(d); err != nil {
+	if err := endLine(d, name); err != nil {
 		return "", err
 	}
 	return v, nil
 }
 
-// noBlock refuses a block opening on the current line.
-func noBlock(d *caddyfile.Dispenser) error {
+// endLine refuses further arguments, and a block, after the arguments of
+// the subdirective name.
+func endLine(d *caddyfile.Dispenser, name string) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
 	if d.NextBlock(d.Nesting()) {
-		return d.Errf("unexpected block at %q", d.Val())
+		return d.Errf("%s takes no block", name)
 	}
 	return nil
 }
@@ -334,7 +339,7 @@ func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
-	if err := noArgs(d); err != nil {
+	if err := endLine(d, name); err != nil {
 		return 0, err
 	}
 	return dur, nil
@@ -368,7 +373,7 @@ func intArg(d *caddyfile.Dispenser, allowOff bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := noArgs(d); err != nil {
+	if err := endLine(d, name); err != nil {
 		return 0, err
 	}
 	return n, nil
