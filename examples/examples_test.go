@@ -1,0 +1,369 @@
+package examples
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddymfa/caddy-mfa/internal/smtptest"
+)
+
+// tested names the examples that have a sign-in test below; TestEveryExample
+// fails when a folder is added without one.
+var tested = []string{"basic-auth-smtp", "quickstart", "standalone"}
+
+func TestEveryExample(t *testing.T) {
+	if got := Names(); !slices.Equal(got, tested) {
+		t.Fatalf("examples = %q, tested = %q: add a sign-in test for each example", got, tested)
+	}
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			body, err := Caddyfile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if formatted := caddyfile.Format(body); !bytes.Equal(formatted, body) {
+				t.Errorf("Caddyfile is not formatted; run: caddy fmt --overwrite examples/%s/Caddyfile", name)
+			}
+			if _, warnings, err := Adapt(name); err != nil {
+				t.Fatal(err)
+			} else if len(warnings) > 0 {
+				t.Errorf("adapter warnings: %v", warnings)
+			}
+			if _, err := os.Stat(filepath.Join(name, "README.md")); err != nil {
+				t.Errorf("every example needs a README.md: %v", err)
+			}
+		})
+	}
+}
+
+// TestQuickstart signs in through examples/quickstart as a browser would:
+// basic auth, the redirect to the sign-in page, "Email me a code", the
+// code from the .eml file in ./mailbox, then the protected page.
+func TestQuickstart(t *testing.T) {
+	srv := Start(t, "quickstart", Options{})
+	c := srv.Client()
+	const site = "http://localhost:8080"
+
+	resp := do(t, c, get(t, site+"/", "alice", "wrong", "text/html"))
+	wantStatus(t, resp, http.StatusUnauthorized)
+
+	resp = do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	loc := resp.Header.Get("Location")
+	if loc != "/.mfa/?return=%2F" {
+		t.Fatalf("Location = %q, want the sign-in page", loc)
+	}
+
+	resp = do(t, c, get(t, site+loc, "alice", "alice", "text/html"))
+	page := wantStatus(t, resp, http.StatusOK)
+	if !strings.Contains(page, "Email me a code") || !strings.Contains(page, "a***@e***.com") {
+		t.Fatalf("sign-in page does not offer a code to a***@e***.com:\n%s", page)
+	}
+
+	resp = do(t, c, postForm(t, site+"/.mfa/send", "alice", "alice", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"},
+	}))
+	wantStatus(t, resp, http.StatusSeeOther)
+
+	// The outbox path is relative to Caddy's working directory.
+	msg := WaitOutbox(t, filepath.Join(srv.Dir, "mailbox"), 1)
+	if msg.To != "<alice@example.com>" && msg.To != "alice@example.com" {
+		t.Errorf("To = %q, want alice@example.com", msg.To)
+	}
+	if _, err := os.Stat(filepath.Join(srv.Dir, ".mfa-data")); err != nil {
+		t.Errorf("storage badger ./.mfa-data: %v", err)
+	}
+
+	resp = do(t, c, get(t, site+"/.mfa/", "alice", "alice", "text/html"))
+	page = wantStatus(t, resp, http.StatusOK)
+	if !strings.Contains(page, "Enter your code") {
+		t.Fatalf("after sending, the page is not the verify step:\n%s", page)
+	}
+	resp = do(t, c, postForm(t, site+"/.mfa/verify", "alice", "alice", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"}, "code": {msg.Code},
+	}))
+	wantStatus(t, resp, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/" {
+		t.Fatalf("after verify, Location = %q, want the return path /", loc)
+	}
+
+	resp = do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	body := wantStatus(t, resp, http.StatusOK)
+	if want := "Hello alice, you passed MFA (email)."; body != want {
+		t.Fatalf("body = %q, want %q", body, want)
+	}
+}
+
+// TestBasicAuthSMTP signs in through examples/basic-auth-smtp with the
+// JSON API, the code sent by a real SMTP server in the test process
+// (STARTTLS and AUTH on the submission port, as the example says), and
+// checks what the app behind reverse_proxy receives.
+func TestBasicAuthSMTP(t *testing.T) {
+	const password = "smtp-password-for-the-test"
+	mailer := smtptest.NewServer(t, smtptest.Options{Username: "noreply@example.com", Password: password})
+	t.Setenv("SMTP_PASSWORD", password)
+
+	type seen struct{ user, cookie string }
+	requests := make(chan seen, 10)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests <- seen{r.Header.Get("Remote-User"), r.Header.Get("Cookie")}
+		io.WriteString(w, "the app")
+	}))
+	t.Cleanup(app.Close)
+
+	srv := Start(t, "basic-auth-smtp", Options{Rewrite: func(cfg map[string]any) {
+		Walk(cfg, func(obj map[string]any) {
+			switch {
+			case obj["transport"] == "smtp":
+				if obj["host"] != "smtp.example.com" || obj["port"] != 587.0 || obj["tls"] != "starttls" {
+					t.Errorf("smtp transport is %v, the test expects smtp.example.com 587 with starttls", obj)
+				}
+				obj["host"] = mailer.Host
+				obj["port"] = mailer.Port // the plain listener, with STARTTLS
+				obj["ca_file"] = mailer.CAFile
+			case obj["handler"] == "reverse_proxy":
+				obj["upstreams"] = []any{map[string]any{"dial": app.Listener.Addr().String()}}
+			}
+		})
+	}})
+	c := srv.Client()
+	const site = "http://app.example.com"
+
+	// A script without a session gets a JSON 401, never the HTML page.
+	resp := do(t, c, get(t, site+"/api", "alice", "alice", "application/json"))
+	var v view
+	decode(t, resp, http.StatusUnauthorized, &v)
+	if v.Error != "mfa_required" || v.Redirect != "/.mfa/" {
+		t.Fatalf("no session: %+v, want mfa_required", v)
+	}
+
+	resp = do(t, c, get(t, site+"/.mfa/?return=/reports", "alice", "alice", "application/json"))
+	decode(t, resp, http.StatusOK, &v)
+	if v.Step != "choose" || !slices.Equal(v.Methods, []string{"email"}) || v.Destination != "a***@e***.com" || v.CSRFToken == "" {
+		t.Fatalf("GET /.mfa/: %+v, want the choose step", v)
+	}
+	csrf := v.CSRFToken
+
+	resp = do(t, c, postJSON(t, site+"/.mfa/send", map[string]string{"method": "email", "csrf_token": csrf}))
+	decode(t, resp, http.StatusOK, &v)
+	if v.Step != "verify" || v.ExpiresIn != 600 || v.AttemptsLeft == nil || *v.AttemptsLeft != 3 {
+		t.Fatalf("send: %+v, want the verify step with 10m and 3 attempts", v)
+	}
+
+	msgs := mailer.WaitMessages(1, 0)
+	if len(msgs) != 1 {
+		t.Fatalf("the SMTP server received %d messages, want 1", len(msgs))
+	}
+	got := msgs[0]
+	if !got.TLS || got.User != "noreply@example.com" || !slices.Equal(got.To, []string{"alice@example.com"}) || got.From != "noreply@example.com" {
+		t.Fatalf("SMTP transaction: TLS %v, user %q, from %q, to %q; want STARTTLS, AUTH as noreply@example.com, one recipient",
+			got.TLS, got.User, got.From, got.To)
+	}
+	msg, err := ParseMessage(got.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg.Subject, "app.example.com") {
+		t.Errorf("subject %q does not name the site of base_url", msg.Subject)
+	}
+
+	wrong := "000000"
+	if msg.Code == wrong {
+		wrong = "111111"
+	}
+	resp = do(t, c, postJSON(t, site+"/.mfa/verify", map[string]string{"method": "email", "code": wrong, "csrf_token": csrf}))
+	decode(t, resp, http.StatusUnauthorized, &v)
+	if v.Error != "invalid_code" || v.AttemptsLeft == nil || *v.AttemptsLeft != 2 {
+		t.Fatalf("wrong code: %+v, want invalid_code with 2 attempts left", v)
+	}
+
+	resp = do(t, c, postJSON(t, site+"/.mfa/verify", map[string]string{"method": "email", "code": msg.Code, "csrf_token": csrf}))
+	decode(t, resp, http.StatusOK, &v)
+	if v.Step != "done" || v.User != "alice" || v.Method != "email" || v.Redirect != "/reports" {
+		t.Fatalf("verify: %+v, want done for alice, back to /reports", v)
+	}
+
+	req := get(t, site+"/reports", "alice", "alice", "text/html")
+	req.Header.Set("Remote-User", "admin") // replaced by header_up, never passed on
+	resp = do(t, c, req)
+	if body := wantStatus(t, resp, http.StatusOK); body != "the app" {
+		t.Fatalf("body = %q, want the app's", body)
+	}
+	up := <-requests
+	if up.user != "alice" {
+		t.Errorf("the app saw Remote-User %q, want alice", up.user)
+	}
+	if strings.Contains(up.cookie, "mfa_") {
+		t.Errorf("the app saw the MFA cookies: %q", up.cookie)
+	}
+}
+
+// TestStandalone signs in through examples/standalone: no first factor,
+// the page asks who you are, and the code goes to the address on file.
+func TestStandalone(t *testing.T) {
+	srv := Start(t, "standalone", Options{})
+	c := srv.Client()
+	const site = "http://localhost:8080"
+	mailbox := filepath.Join(srv.Dir, "mailbox")
+
+	resp := do(t, c, get(t, site+"/", "", "", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	resp = do(t, c, get(t, site+resp.Header.Get("Location"), "", "", "text/html"))
+	page := wantStatus(t, resp, http.StatusOK)
+	if !strings.Contains(page, `name="username"`) {
+		t.Fatalf("the sign-in page does not ask who you are:\n%s", page)
+	}
+
+	// An address outside allow_emails gets the same answer, and no mail.
+	identify := func(name string) string {
+		t.Helper()
+		resp := do(t, c, get(t, site+"/.mfa/", "", "", "text/html"))
+		page := wantStatus(t, resp, http.StatusOK)
+		resp = do(t, c, postForm(t, site+"/.mfa/identify", "", "", url.Values{
+			"csrf_token": {csrfToken(t, page)}, "username": {name},
+		}))
+		wantStatus(t, resp, http.StatusSeeOther)
+		resp = do(t, c, get(t, site+resp.Header.Get("Location"), "", "", "text/html"))
+		return wantStatus(t, resp, http.StatusOK)
+	}
+	strangerPage := identify("eve@elsewhere.test")
+
+	page = identify("Bob@Example.com")
+	if !strings.Contains(page, "Enter your code") {
+		t.Fatalf("after identify, the page is not the verify step:\n%s", page)
+	}
+	if mask := regexp.MustCompile(`<strong>[^<]*</strong>|value="[^"]*"`); mask.ReplaceAllString(page, "") != mask.ReplaceAllString(strangerPage, "") {
+		t.Errorf("the pages for a known and an unknown address differ beyond the echoed address:\n%s\n----\n%s", page, strangerPage)
+	}
+	msg := WaitOutbox(t, mailbox, 1)
+	if !strings.Contains(msg.To, "bob@example.com") {
+		t.Fatalf("To = %q, want bob@example.com", msg.To)
+	}
+
+	resp = do(t, c, postForm(t, site+"/.mfa/verify", "", "", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"}, "code": {msg.Code},
+	}))
+	wantStatus(t, resp, http.StatusSeeOther)
+	resp = do(t, c, get(t, site+resp.Header.Get("Location"), "", "", "text/html"))
+	if body, want := wantStatus(t, resp, http.StatusOK), "Hello bob@example.com, you passed MFA (email)."; body != want {
+		t.Fatalf("body = %q, want %q", body, want)
+	}
+
+	if names, _ := Outbox(mailbox); len(names) != 1 {
+		t.Errorf("the outbox holds %d messages, want only bob's", len(names))
+	}
+}
+
+// view is the JSON answer of the flow endpoints.
+type view struct {
+	Step         string   `json:"step"`
+	Methods      []string `json:"methods"`
+	Method       string   `json:"method"`
+	Destination  string   `json:"destination"`
+	ExpiresIn    int      `json:"expires_in"`
+	AttemptsLeft *int     `json:"attempts_left"`
+	CSRFToken    string   `json:"csrf_token"`
+	Redirect     string   `json:"redirect"`
+	User         string   `json:"user"`
+	Error        string   `json:"error"`
+	Message      string   `json:"message"`
+}
+
+func get(t *testing.T, target, user, password, accept string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	req.Header.Set("Accept", accept)
+	return req
+}
+
+func postForm(t *testing.T, target, user, password string, form url.Values) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	return req
+}
+
+// postJSON posts as alice/alice, the user of basic-auth-smtp.
+func postJSON(t *testing.T, target string, body any) *http.Request {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("alice", "alice")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	return req
+}
+
+func do(t *testing.T, c *http.Client, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return resp
+}
+
+// wantStatus checks the status and returns the body.
+func wantStatus(t *testing.T, resp *http.Response, status int) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d; body:\n%s", resp.Request.Method, resp.Request.URL, resp.StatusCode, status, b)
+	}
+	return string(b)
+}
+
+func decode(t *testing.T, resp *http.Response, status int, v *view) {
+	t.Helper()
+	body := wantStatus(t, resp, status)
+	*v = view{}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("decoding %q: %v", body, err)
+	}
+}
+
+var csrfPattern = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+func csrfToken(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfPattern.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the page:\n%s", page)
+	}
+	return m[1]
+}
