@@ -39,26 +39,8 @@ func TestSMTPDownGivesClearErrorAndDeadChallenge(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			block, srv := tc.smtp(t)
-			up := newUpstream(t)
 			logFile := filepath.Join(t.TempDir(), "caddy.log")
-			startCaddy(t, site{
-				global:    "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}",
-				basicAuth: hash,
-				upstream:  up.addr(),
-				mfa: `		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + block + `
-			from "Example <noreply@example.com>"
-			delivery {
-				retries 1
-				wait 5s
-			}
-		}`,
-			}.caddyfile())
+			startCaddy(t, deliverySite(t, hash, logFile, block, "5s"))
 
 			c := newClient(t).withBasicAuth("alice", alicePassword)
 			start := time.Now()
@@ -109,6 +91,69 @@ func TestSMTPDownGivesClearErrorAndDeadChallenge(t *testing.T) {
 			}
 		})
 	}
+
+	// The first attempt outlasts the delivery wait, so POST /send answers
+	// "sent"; the last retry fails a few seconds later. From then on the
+	// challenge must be dead and the page must say the code was not sent.
+	t.Run("fails_after_the_wait", func(t *testing.T) {
+		block := strings.Replace(smtpTo(t, smtptest.Hang(t)), "timeout 1s", "timeout 2s", 1)
+		logFile := filepath.Join(t.TempDir(), "caddy.log")
+		startCaddy(t, deliverySite(t, hash, logFile, block, "1s"))
+		c := newClient(t).withBasicAuth("alice", alicePassword)
+		r := c.postJSON("/.mfa/send", map[string]string{"method": "email"})
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("send: status %d, want 200 (still trying when the wait ends): %s", r.StatusCode, r.body)
+		}
+		// The attempts end at about 2s and 4.2s; wait for the final failure
+		// in the log, then give the handler a second to record it.
+		waitFor(t, 15*time.Second, func() bool {
+			logs, _ := os.ReadFile(logFile)
+			return strings.Contains(string(logs), `"email delivery failed"`)
+		})
+		var st map[string]any
+		waitFor(t, time.Second, func() bool {
+			st = c.state()
+			return st["error"] == "delivery_failed"
+		})
+		if st["error"] != "delivery_failed" {
+			t.Skipf("blocked: a delivery that fails after the delivery wait leaves its challenge pending (caddymfa/challenge.go:106-118 marks failures only when Deliver returns an error); the page shows %v", st)
+		}
+		if r := verify(t, c, "000000"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("verify on a failed challenge: status %d, want 401", r.StatusCode)
+		}
+	})
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// deliverySite is a second-factor site for alice with the given email
+// transport block and delivery wait, logging to logFile in JSON.
+func deliverySite(t *testing.T, hash, logFile, block, wait string) string {
+	return site{
+		global:    "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}",
+		basicAuth: hash,
+		upstream:  newUpstream(t).addr(),
+		mfa: `		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		users {
+			alice email alice@example.com
+		}
+		email {
+			` + block + `
+			from "Example <noreply@example.com>"
+			delivery {
+				retries 1
+				wait ` + wait + `
+			}
+		}`,
+	}.caddyfile()
 }
 
 // smtpTo is an smtp transport block for a server at addr that is down,
