@@ -13,7 +13,7 @@ import (
 // injectionSite is a standalone site answering on any Host, so the Host
 // header (the site name in the subject when base_url is unset) is the
 // client's to choose.
-func injectionSite(t *testing.T, dir string, srv *smtptest.Server, up *upstream, users string) string {
+func injectionSite(dir string, srv *smtptest.Server, up *upstream, users string) string {
 	return site{
 		address:  "http://:9080",
 		upstream: up.addr(),
@@ -43,7 +43,7 @@ func TestHeaderInjectionThroughUserData(t *testing.T) {
 	const goodUsers = `			alice email alice@example.com
 			"bob Bcc: evil@evil.com" email bob@example.com
 			mallory email m=0d=0aBcc=3a_evil=40evil.com@example.com`
-	startCaddy(t, injectionSite(t, dir, srv, up, goodUsers))
+	startCaddy(t, injectionSite(dir, srv, up, goodUsers))
 
 	// Line breaks or a second address in configured user data: the load
 	// fails and the running config stays.
@@ -60,7 +60,7 @@ func TestHeaderInjectionThroughUserData(t *testing.T) {
 		"encoded-word address":         "\t\t\tcarol email =?utf-8?q?c=0d=0aBcc=3a_evil=40evil.com?=@example.com",
 	}
 	for name, users := range refused {
-		if err := loadCaddyfile(injectionSite(t, dir, srv, up, users)); err == nil {
+		if err := loadCaddyfile(injectionSite(dir, srv, up, users)); err == nil {
 			t.Errorf("%s: the config loaded:\n%s", name, users)
 		} else {
 			msg := err.Error()
@@ -69,7 +69,7 @@ func TestHeaderInjectionThroughUserData(t *testing.T) {
 	}
 	if t.Failed() {
 		// A bad config may be running now; restore the good one.
-		if err := loadCaddyfile(injectionSite(t, dir, srv, up, goodUsers)); err != nil {
+		if err := loadCaddyfile(injectionSite(dir, srv, up, goodUsers)); err != nil {
 			t.Fatal(err)
 		}
 	}

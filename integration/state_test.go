@@ -12,7 +12,7 @@ import (
 // lockoutSite is a second-factor site whose mfa block locks alice after 3
 // failures; tag goes to the upstream as X-Config so a test can tell which
 // config served a request. secret is the secret_key line, if any.
-func lockoutSite(t *testing.T, dir string, srv *smtptest.Server, up *upstream, hash, secret, tag string) string {
+func lockoutSite(dir string, srv *smtptest.Server, up *upstream, hash, secret, tag string) string {
 	return site{
 		basicAuth: hash,
 		upstream:  up.addr(),
@@ -55,7 +55,7 @@ func TestReloadKeepsStateOnOneBadgerDirectory(t *testing.T) {
 	hash := bcryptHash(t, alicePassword)
 	dir := t.TempDir()
 	secret := "secret_key " + testSecret
-	startCaddy(t, lockoutSite(t, dir, srv, up, hash, secret, "A"))
+	startCaddy(t, lockoutSite(dir, srv, up, hash, secret, "A"))
 
 	// Under A: one signed-in browser, and two failures from another.
 	signedIn := newClient(t).withBasicAuth("alice", alicePassword)
@@ -69,7 +69,7 @@ func TestReloadKeepsStateOnOneBadgerDirectory(t *testing.T) {
 	wrongCode(t, guesser, 1)
 
 	// B: the same directory, another upstream header.
-	if err := loadCaddyfile(lockoutSite(t, dir, srv, up, hash, secret, "B")); err != nil {
+	if err := loadCaddyfile(lockoutSite(dir, srv, up, hash, secret, "B")); err != nil {
 		t.Fatalf("reloading with the same Badger directory: %v", err)
 	}
 	h, ok := protected(t, signedIn, "/")
@@ -110,7 +110,7 @@ func TestRestartKeepsCountersLockoutAndSessions(t *testing.T) {
 	dir := t.TempDir()
 	// No secret_key: the key is generated and kept in the store, so the
 	// cookies outlive a restart only if the store does.
-	cfg := lockoutSite(t, dir, srv, up, hash, "", "A")
+	cfg := lockoutSite(dir, srv, up, hash, "", "A")
 	startCaddy(t, cfg)
 
 	signedIn := newClient(t).withBasicAuth("alice", alicePassword)
