@@ -5,7 +5,7 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
-	"net/url"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,7 +59,7 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error)
 		masked = sr.sender.Mask(sr.dest)
 	}
 	var ch challenge
-	err = h.store.Update(ctx, keyChallenge+sr.flow.ID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	err = h.store.Update(ctx, keyChallenge+h.challengeID(sr.flow.ID), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		ch = challenge{}
 		if found {
 			old, err := decodeRecord[challenge](cur.Value)
@@ -96,34 +96,38 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error)
 		return &ch, nil
 	}
 	msg := authenticators.Message{
-		ChallengeID: sr.flow.ID[:12],
+		ChallengeID: h.challengeID(sr.flow.ID),
 		User:        user,
 		To:          sr.dest,
 		Code:        code,
 		TTL:         ttl,
 		Site:        sr.site,
 	}
+	// A final failure, now or after the retries that outlast the wait,
+	// reaches markFailed through the delivery log.
 	if !sr.wait {
-		go func() {
-			if err := sr.sender.Deliver(context.WithoutCancel(ctx), msg); err != nil {
-				h.markFailed(context.WithoutCancel(ctx), sr.flow.ID)
-			}
-		}()
+		go func() { _ = sr.sender.Deliver(context.WithoutCancel(ctx), msg) }()
 		return &ch, nil
 	}
 	if err := sr.sender.Deliver(ctx, msg); err != nil {
 		h.logger.Warn("code not delivered", zap.String("method", ch.Method), zap.String("to", masked), zap.Error(err))
-		h.markFailed(ctx, sr.flow.ID)
+		h.markFailed(ctx, msg.ChallengeID)
 		ch.Failed = true
 		return &ch, fmt.Errorf("%w: %v", errDelivery, err)
 	}
 	return &ch, nil
 }
 
+// challengeID names the challenge of a flow in the store and the delivery
+// log. It is derived from the flow ID, so neither reveals it.
+func (h *Handler) challengeID(flowID string) string {
+	return h.keys.storeID("challenge\x00" + flowID)
+}
+
 // markFailed kills a challenge whose code will never arrive, so it does
 // not sit accepting guesses (SECURITY.md I41).
-func (h *Handler) markFailed(ctx context.Context, flowID string) {
-	err := h.store.Update(ctx, keyChallenge+flowID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+func (h *Handler) markFailed(ctx context.Context, challengeID string) {
+	err := h.store.Update(ctx, keyChallenge+challengeID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		if !found {
 			return nil, time.Time{}, storage.Keep, nil
 		}
@@ -169,7 +173,7 @@ func (h *Handler) verify(ctx context.Context, flow *flowState, method, input str
 	code, wellFormed := authenticators.NormalizeCode(input, limits.CodeLength)
 	now := h.now()
 	var out verifyOutcome
-	err = h.store.Update(ctx, keyChallenge+flow.ID, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	err = h.store.Update(ctx, keyChallenge+h.challengeID(flow.ID), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		out = verifyOutcome{}
 		if !found {
 			return nil, time.Time{}, storage.Keep, nil
@@ -208,10 +212,22 @@ func (h *Handler) verify(ctx context.Context, flow *flowState, method, input str
 }
 
 // siteName names the site in messages: base_url's host, else the
-// request's host.
-func (h *Handler) siteName(host string) string {
+// request's host when it is a plain host name. Anything else a client
+// could put in Host becomes "this site", so a stranger cannot choose the
+// words of a code email sent to someone else.
+func (h *Handler) siteName(r *http.Request) string {
 	if h.baseURL != nil {
-		return h.baseURL.Host
+		return h.baseURL.Hostname()
 	}
-	return (&url.URL{Host: host}).Hostname()
+	host := requestHost(r)
+	if len(host) == 0 || len(host) > 253 {
+		return ""
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return ""
+		}
+	}
+	return host
 }

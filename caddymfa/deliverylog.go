@@ -27,6 +27,8 @@ type deliveryLog struct {
 	logger *zap.Logger
 	max    int
 	writes atomic.Int64
+	// failed learns of every challenge whose message will not arrive.
+	failed func(ctx context.Context, challengeID string)
 }
 
 // record stores one attempt. Addresses arrive masked; codes never arrive.
@@ -41,6 +43,9 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 		l.logger.Warn("delivery attempt failed", fields...)
 	} else {
 		l.logger.Info("delivery attempt", fields...)
+	}
+	if !res.OK && res.Permanent && res.ChallengeID != "" && l.failed != nil {
+		l.failed(ctx, res.ChallengeID)
 	}
 	b, err := encodeRecord(res)
 	if err != nil {

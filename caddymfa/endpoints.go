@@ -128,7 +128,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		return v, nil
 	}
 	v.User = flow.user()
-	rec, err := h.store.Get(r.Context(), keyChallenge+flow.ID)
+	rec, err := h.store.Get(r.Context(), keyChallenge+h.challengeID(flow.ID))
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
@@ -354,7 +354,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		limits: h.Email.Limits,
 		ip:     ip,
 		dest:   h.addressFor(r, flow),
-		site:   h.siteName(r.Host),
+		site:   h.siteName(r),
 		wait:   wait,
 	})
 	var te *throttledError

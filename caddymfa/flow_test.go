@@ -274,7 +274,7 @@ func (e *env) flowID(b *browser) string {
 
 func (e *env) challenge(flowID string) challenge {
 	e.t.Helper()
-	rec, err := e.h.store.Get(e.t.Context(), keyChallenge+flowID)
+	rec, err := e.h.store.Get(e.t.Context(), keyChallenge+e.h.challengeID(flowID))
 	if err != nil {
 		e.t.Fatalf("reading challenge: %v", err)
 	}

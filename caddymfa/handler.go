@@ -113,7 +113,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.keys = newKeyring(key)
 
 	h.sessions = newSessionCache(maxCachedSessions)
-	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries}
+	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: h.markFailed}
 	if h.Email != nil {
 		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
 			return fmt.Errorf("provisioning email: %w", err)

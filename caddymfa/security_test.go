@@ -547,12 +547,16 @@ func TestSendCaps(t *testing.T) {
 		}
 		return codes
 	}
+	// Start each part just after an hour boundary, so no fixed window
+	// rolls over in the middle of it.
+	hourStart := func() { e.clock.set(e.clock.now().Truncate(time.Hour).Add(time.Hour + time.Minute)) }
+	hourStart()
 	got := sends("alice", "198.51.100.1", 6)
 	if fmt.Sprint(got) != "[200 200 200 200 200 429]" {
 		t.Fatalf("per-user cap: %v", got)
 	}
 	// Per IP: 10 an hour from one address, across users.
-	e.clock.add(time.Hour)
+	hourStart()
 	var all []int
 	for i := range 11 {
 		all = append(all, sends([]string{"alice", "bob"}[i%2], "198.51.100.2", 1)...)

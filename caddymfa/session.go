@@ -34,7 +34,7 @@ type cachedSession struct {
 // request costs one cookie decode, one HMAC and one map lookup.
 type sessionCache struct {
 	mu  sync.RWMutex
-	m   map[string]*cachedSession // by session ID
+	m   map[string]*cachedSession // by cookie value
 	max int
 }
 
@@ -42,35 +42,35 @@ func newSessionCache(max int) *sessionCache {
 	return &sessionCache{m: make(map[string]*cachedSession), max: max}
 }
 
-func (c *sessionCache) get(id string) *cachedSession {
+func (c *sessionCache) get(cookie string) *cachedSession {
 	c.mu.RLock()
-	s := c.m[id]
+	s := c.m[cookie]
 	c.mu.RUnlock()
 	return s
 }
 
-func (c *sessionCache) put(id string, s *cachedSession) {
+func (c *sessionCache) put(cookie string, s *cachedSession) {
 	c.mu.Lock()
 	if len(c.m) >= c.max {
 		// Dropping everything is cheap and safe: the store is the truth.
 		c.m = make(map[string]*cachedSession)
 	}
-	c.m[id] = s
+	c.m[cookie] = s
 	c.mu.Unlock()
 }
 
-func (c *sessionCache) remove(id string) {
+func (c *sessionCache) remove(cookie string) {
 	c.mu.Lock()
-	delete(c.m, id)
+	delete(c.m, cookie)
 	c.mu.Unlock()
 }
 
 // removeUser drops every cached session of a user.
 func (c *sessionCache) removeUser(user string) {
 	c.mu.Lock()
-	for id, s := range c.m {
+	for k, s := range c.m {
 		if s.User == user {
-			delete(c.m, id)
+			delete(c.m, k)
 		}
 	}
 	c.mu.Unlock()
@@ -123,12 +123,14 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 	if v == "" {
 		return nil, false
 	}
-	id, ok := h.sessionIDFromCookie(v)
-	if !ok {
-		return nil, false
-	}
-	s := h.sessions.get(id)
+	// The cache is keyed by the exact cookie value, and only values whose
+	// signature was checked get in: a hit needs no HMAC.
+	s := h.sessions.get(v)
 	if s == nil {
+		id, ok := h.sessionIDFromCookie(v)
+		if !ok {
+			return nil, false
+		}
 		var err error
 		s, err = h.loadSession(r.Context(), id)
 		if err != nil {
@@ -137,13 +139,13 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 			}
 			return nil, false
 		}
-		h.sessions.put(id, s)
+		h.sessions.put(v, s)
 	}
 	now := h.now()
 	idle := time.Duration(h.IdleTimeout)
 	last := time.Unix(0, s.lastSeen.Load())
 	if !now.Before(s.Expires) || now.Sub(last) >= idle {
-		h.sessions.remove(id)
+		h.sessions.remove(v)
 		return nil, false
 	}
 	if s.FirstFactor != ff || s.Host != requestHost(r) {
@@ -227,11 +229,12 @@ func (h *Handler) newSession(r *http.Request, ff, user, method string) (*http.Co
 
 // endSession revokes the request's session, if any, server-side.
 func (h *Handler) endSession(r *http.Request) (user string, err error) {
-	id, ok := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+	v := readCookie(r, cookieName(r, sessionCookieName))
+	id, ok := h.sessionIDFromCookie(v)
 	if !ok {
 		return "", nil
 	}
-	h.sessions.remove(id)
+	h.sessions.remove(v)
 	storeID := h.keys.storeID(id)
 	rec, err := h.store.Get(r.Context(), keySession+storeID)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -100,10 +100,16 @@ func TestHeaderInjectionThroughUserData(t *testing.T) {
 			n++
 			m := waitMessage(t, srv, n)
 			checkOneRecipient(t, m, u.to)
-			// The Host did reach the subject: the test exercised it.
+			// A plain host name reaches the subject; anything else a
+			// client puts in Host is replaced, so a stranger cannot choose
+			// the words of a code email sent to someone else.
 			subject, _ := new(mime.WordDecoder).DecodeHeader(m.header.Get("Subject"))
-			if want := strings.TrimSuffix(host, ":9080"); !strings.Contains(subject, want) {
-				t.Errorf("subject %q does not name the site %q", subject, want)
+			want := "this site"
+			if host == "localhost:9080" {
+				want = "localhost"
+			}
+			if !strings.HasSuffix(subject, " "+want) || strings.ContainsAny(subject, "\r\n%=") {
+				t.Errorf("subject %q, want it to name %q", subject, want)
 			}
 		}
 	}

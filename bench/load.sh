@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Throughput of a request carrying a valid MFA session, as a ratio to the
+# same Caddy serving the same response without mfa, measured in one run.
+#
+# One Caddy process (built from ./cmd/caddy) serves two sites that differ
+# only by the mfa handler. The script signs in once through the HTTP
+# contract, then loads both sites with wrk in alternating rounds.
+#
+# Needs: go, curl, wrk (apt-get install -y wrk).
+# Usage: bench/load.sh [rounds] [seconds-per-round] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+secs=${2:-5}
+conns=${3:-32}
+for tool in curl wrk; do
+	command -v "$tool" >/dev/null || { echo "bench/load.sh needs $tool" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+trap 'kill "${caddy_pid:-0}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/caddy" ./cmd/caddy
+
+cat >"$work/Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+	log {
+		level ERROR
+	}
+}
+:9101 {
+	respond "ok"
+}
+:9102 {
+	mfa {
+		user ""
+		allow_emails *@example.com
+		storage badger $work/mfa
+		email {
+			outbox $work/mailbox
+		}
+	}
+	respond "ok"
+}
+CADDY
+"$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
+caddy_pid=$!
+for _ in $(seq 100); do curl -fs -o /dev/null http://127.0.0.1:9101/ && break; sleep 0.1; done
+
+# Sign in: identify, read the code from the outbox, verify.
+jar="$work/jar"
+base=http://127.0.0.1:9102/.mfa
+csrf=$(curl -fs -c "$jar" -b "$jar" -H 'Accept: application/json' "$base/" | sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')
+curl -fs -c "$jar" -b "$jar" -H 'Accept: application/json' -H 'Content-Type: application/json' \
+	-d "{\"username\":\"bench@example.com\",\"csrf_token\":\"$csrf\"}" "$base/identify" >/dev/null
+for _ in $(seq 100); do ls "$work"/mailbox/*.eml >/dev/null 2>&1 && break; sleep 0.1; done
+code=$(grep -ohE '\b[0-9]{6}\b' "$work"/mailbox/*.eml | head -1)
+csrf=$(curl -fs -c "$jar" -b "$jar" -H 'Accept: application/json' "$base/" | sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')
+curl -fs -c "$jar" -b "$jar" -H 'Accept: application/json' -H 'Content-Type: application/json' \
+	-d "{\"method\":\"email\",\"code\":\"$code\",\"csrf_token\":\"$csrf\"}" "$base/verify" >/dev/null
+session=$(awk '$6 == "mfa_session" {print $6 "=" $7}' "$jar")
+[ -n "$session" ] || { echo "sign-in failed" >&2; cat "$work/caddy.log" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $session" http://127.0.0.1:9102/)" = 200 ] || { echo "session rejected" >&2; exit 1; }
+
+rps() { wrk -t2 -c"$conns" -d"${secs}s" -H "Cookie: $1" "$2" | awk '/Requests\/sec/ {print $2}'; }
+rps "$session" http://127.0.0.1:9101/ >/dev/null # warm-up
+rps "$session" http://127.0.0.1:9102/ >/dev/null
+plain_total=0 mfa_total=0
+printf 'round  plain_rps  mfa_rps  ratio\n'
+for r in $(seq "$rounds"); do
+	p=$(rps "$session" http://127.0.0.1:9101/)
+	m=$(rps "$session" http://127.0.0.1:9102/)
+	plain_total=$(awk -v a="$plain_total" -v b="$p" 'BEGIN {print a + b}')
+	mfa_total=$(awk -v a="$mfa_total" -v b="$m" 'BEGIN {print a + b}')
+	awk -v r="$r" -v p="$p" -v m="$m" 'BEGIN {printf "%5d  %9.0f  %7.0f  %5.3f\n", r, p, m, m / p}'
+done
+awk -v p="$plain_total" -v m="$mfa_total" -v n="$rounds" \
+	'BEGIN {printf "mean   %9.0f  %7.0f  %5.3f\n", p / n, m / n, m / p}'
