@@ -14,6 +14,10 @@ import (
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
+// asyncDeliveryDelay is how long a standalone send waits before it starts
+// delivering: long enough for the HTTP answer to leave first.
+const asyncDeliveryDelay = 20 * time.Millisecond
+
 // Errors of the challenge operations, mapped to answers by the endpoints.
 var (
 	errTooManySends = errors.New("too many sends for this challenge")
@@ -106,7 +110,11 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error)
 	// A final failure, now or after the retries that outlast the wait,
 	// reaches markFailed through the delivery log.
 	if !sr.wait {
-		go func() { _ = sr.sender.Deliver(context.WithoutCancel(ctx), msg) }()
+		// Start the delivery after this answer is out, so the work of
+		// rendering and sending does not slow the answers to known users
+		// alone (SECURITY.md H37).
+		dctx := context.WithoutCancel(ctx)
+		time.AfterFunc(asyncDeliveryDelay, func() { _ = sr.sender.Deliver(dctx, msg) })
 		return &ch, nil
 	}
 	if err := sr.sender.Deliver(ctx, msg); err != nil {

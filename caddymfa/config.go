@@ -13,10 +13,11 @@ import (
 // PathPrefix.
 type Handler struct {
 	// User is a placeholder that yields the first-factor user, e.g. the
-	// default "{http.auth.user.id}" set by basic_auth. When it is empty (or
-	// set to "") and a users list, users_file or allow_emails exists, the
-	// handler runs the standalone flow, asking the visitor who they are.
-	// An unresolved or empty placeholder in second-factor mode denies.
+	// default "{http.auth.user.id}" set by basic_auth. Set to "" for the
+	// standalone flow, which asks the visitor who they are and needs users,
+	// users_file or allow_emails. In second-factor mode a placeholder that
+	// is unresolved or empty for a request denies it: it never falls back
+	// to the standalone flow.
 	User *string `json:"user,omitempty"`
 
 	// TrustIdentityHeaders allows User and email.address to read request

@@ -215,9 +215,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // firstFactor returns the canonical first-factor user: "" in standalone
-// mode. ok is false when the request must be denied: the user placeholder
-// is empty and there is no standalone directory, or it reads a client
-// header from an untrusted client (SECURITY.md D22, D23).
+// mode (user ""). ok is false when the request must be denied: the user
+// placeholder is unresolved or empty, or it reads a client header from an
+// untrusted client (SECURITY.md D22, D23).
 func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bool) {
 	raw := *h.User
 	if raw == "" {
@@ -228,8 +228,11 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 	}
 	v := repl.ReplaceKnown(raw, "")
 	if strings.TrimSpace(v) == "" || v == raw {
-		// Unresolved: standalone when there is a directory, else deny.
-		return "", !h.dir.empty()
+		// Unresolved: deny. Falling back to the standalone flow here
+		// would turn two factors into one whenever the first factor is
+		// missing from a route; standalone mode is only ever chosen
+		// explicitly, with user "".
+		return "", false
 	}
 	name, ok := canonicalUser(v)
 	return name, ok

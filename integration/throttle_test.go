@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // standaloneSite is a site without a first factor: visitors name
@@ -86,7 +87,7 @@ func TestPerIPLimitUsesClientIP(t *testing.T) {
 				t.Fatalf("send %d: error %v, want throttled", i+1, st["error"])
 			}
 		}
-		if msgs := srv.WaitMessages(10, 0); len(msgs) != 10 {
+		if msgs := srv.WaitMessages(10, 10*time.Second); len(msgs) != 10 {
 			t.Errorf("the SMTP server received %d messages, want 10", len(msgs))
 		}
 	})
