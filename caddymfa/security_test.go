@@ -671,3 +671,34 @@ func TestSecretsAreComparedInConstantTime(t *testing.T) {
 		t.Errorf("found %d constant-time comparisons, want at least 4", constantTime)
 	}
 }
+
+// SECURITY.md E30 across handlers: a session ended through one handler
+// (another site, or the old config during a reload) ends on every
+// handler sharing the store within sessionRecheck.
+func TestRevocationReachesOtherHandlersOnTheStore(t *testing.T) {
+	h1, outbox := testConfig(t)
+	raw := append([]byte(nil), h1.StorageRaw...)
+	e1 := newEnv(t, h1, outbox)
+	h2, outbox2 := testConfig(t)
+	h2.StorageRaw = raw
+	e2 := newEnv(t, h2, outbox2)
+
+	b := e1.signIn("alice")
+	on2 := e2.browser("alice")
+	site := &url.URL{Scheme: "http", Host: "app.test", Path: "/"}
+	on2.jar.SetCookies(site, b.jar.Cookies(site))
+	if got := on2.do(request{target: "/app"}).StatusCode; got != 200 {
+		t.Fatalf("session on the second handler: %d", got)
+	}
+	csrf := b.state()["csrf_token"].(string)
+	if got := b.do(request{target: "/.mfa/logout", json: map[string]string{"csrf_token": csrf}}).StatusCode; got != 200 {
+		t.Fatalf("logout: %d", got)
+	}
+	if got := on2.do(request{target: "/app"}).StatusCode; got != 200 {
+		t.Fatalf("the second handler's cache still trusts the session for now: %d", got)
+	}
+	e2.clock.add(sessionRecheck)
+	if got := on2.do(request{target: "/app"}).StatusCode; got != http.StatusUnauthorized {
+		t.Fatalf("revoked session on the second handler after %s: %d", sessionRecheck, got)
+	}
+}

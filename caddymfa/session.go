@@ -20,12 +20,18 @@ import (
 // maxCachedSessions bounds the in-memory session cache.
 const maxCachedSessions = 10000
 
+// sessionRecheck is how long a cached session is trusted before the store
+// is asked again.
+const sessionRecheck = 5 * time.Second
+
 // cachedSession is a session as the hot path sees it. lastSeen moves in
 // memory on every request; the store learns of it only when it has moved by
 // more than a fraction of the idle timeout.
 type cachedSession struct {
 	session
+	id        string
 	storeKey  string
+	loadedAt  time.Time    // when the store was last asked
 	lastSeen  atomic.Int64 // unix nanoseconds
 	persisted atomic.Int64 // lastSeen last written to the store
 }
@@ -123,25 +129,36 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 	if v == "" {
 		return nil, false
 	}
+	var ok bool
 	// The cache is keyed by the exact cookie value, and only values whose
-	// signature was checked get in: a hit needs no HMAC.
+	// signature was checked get in: a hit needs no HMAC. An entry is
+	// checked against the store again after sessionRecheck, so a session
+	// revoked by another handler on the same store ends within that time.
+	now := h.now()
 	s := h.sessions.get(v)
-	if s == nil {
-		id, ok := h.sessionIDFromCookie(v)
-		if !ok {
+	if s == nil || now.Sub(s.loadedAt) >= sessionRecheck {
+		id := ""
+		if s != nil {
+			id = s.id
+		} else if id, ok = h.sessionIDFromCookie(v); !ok {
 			return nil, false
 		}
-		var err error
-		s, err = h.loadSession(r.Context(), id)
+		fresh, err := h.loadSession(r.Context(), id)
 		if err != nil {
+			h.sessions.remove(v)
 			if !errors.Is(err, storage.ErrNotFound) {
 				h.logger.Error("loading session; denying", zap.Error(err))
 			}
 			return nil, false
 		}
+		if s != nil {
+			fresh.lastSeen.Store(max(fresh.lastSeen.Load(), s.lastSeen.Load()))
+			fresh.persisted.Store(max(fresh.persisted.Load(), s.persisted.Load()))
+		}
+		fresh.loadedAt = now
+		s = fresh
 		h.sessions.put(v, s)
 	}
-	now := h.now()
 	idle := time.Duration(h.IdleTimeout)
 	last := time.Unix(0, s.lastSeen.Load())
 	if !now.Before(s.Expires) || now.Sub(last) >= idle {
@@ -168,7 +185,7 @@ func (h *Handler) loadSession(ctx context.Context, id string) (*cachedSession, e
 	if err != nil {
 		return nil, err
 	}
-	s := &cachedSession{session: sess, storeKey: key}
+	s := &cachedSession{session: sess, id: id, storeKey: key}
 	s.lastSeen.Store(sess.LastSeen.UnixNano())
 	s.persisted.Store(sess.LastSeen.UnixNano())
 	return s, nil
