@@ -107,12 +107,10 @@ func readCookie(r *http.Request, name string) string {
 }
 
 // stripCookies removes our cookies from the request so that neither the
-// flow cookie nor the session cookie reaches the upstream.
+// flow cookie nor the session cookie reaches the upstream. It runs on
+// every protected request, so it builds the new header in one allocation.
 func stripCookies(r *http.Request, names ...string) {
 	lines := r.Header["Cookie"]
-	if len(lines) == 0 {
-		return
-	}
 	found := false
 	for _, line := range lines {
 		for _, n := range names {
@@ -124,7 +122,12 @@ func stripCookies(r *http.Request, names ...string) {
 	if !found {
 		return
 	}
-	var kept []string
+	size := 0
+	for _, line := range lines {
+		size += len(line) + 2
+	}
+	var b strings.Builder
+	b.Grow(size)
 	for _, line := range lines {
 		for line != "" {
 			var part string
@@ -134,20 +137,27 @@ func stripCookies(r *http.Request, names ...string) {
 				continue
 			}
 			k, _, _ := strings.Cut(part, "=")
-			drop := false
-			for _, n := range names {
-				if k == n {
-					drop = true
-				}
+			if slicesContains(names, k) {
+				continue
 			}
-			if !drop {
-				kept = append(kept, part)
+			if b.Len() > 0 {
+				b.WriteString("; ")
 			}
+			b.WriteString(part)
 		}
 	}
-	if len(kept) == 0 {
+	if b.Len() == 0 {
 		r.Header.Del("Cookie")
 		return
 	}
-	r.Header["Cookie"] = []string{strings.Join(kept, "; ")}
+	r.Header["Cookie"] = append(lines[:0], b.String())
+}
+
+func slicesContains(names []string, k string) bool {
+	for _, n := range names {
+		if n == k {
+			return true
+		}
+	}
+	return false
 }

@@ -226,7 +226,7 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 	if !h.identityTrusted(r, raw) {
 		return "", false
 	}
-	v := repl.ReplaceKnown(raw, "")
+	v := resolve(repl, raw)
 	if strings.TrimSpace(v) == "" || v == raw {
 		// Unresolved: deny. Falling back to the standalone flow here
 		// would turn two factors into one whenever the first factor is
@@ -236,6 +236,17 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 	}
 	name, ok := canonicalUser(v)
 	return name, ok
+}
+
+// resolve expands a placeholder. The usual case, one whole placeholder
+// such as {http.auth.user.id}, is a lookup without building a string.
+func resolve(repl *caddy.Replacer, raw string) string {
+	if len(raw) > 2 && raw[0] == '{' && raw[len(raw)-1] == '}' && strings.IndexAny(raw[1:len(raw)-1], "{}") < 0 {
+		if v, ok := repl.GetString(raw[1 : len(raw)-1]); ok {
+			return v
+		}
+	}
+	return repl.ReplaceKnown(raw, "")
 }
 
 // identityTrusted reports whether a placeholder may be resolved for this
