@@ -241,7 +241,7 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 // resolve expands a placeholder. The usual case, one whole placeholder
 // such as {http.auth.user.id}, is a lookup without building a string.
 func resolve(repl *caddy.Replacer, raw string) string {
-	if len(raw) > 2 && raw[0] == '{' && raw[len(raw)-1] == '}' && strings.IndexAny(raw[1:len(raw)-1], "{}") < 0 {
+	if len(raw) > 2 && raw[0] == '{' && raw[len(raw)-1] == '}' && !strings.ContainsAny(raw[1:len(raw)-1], "{}") {
 		if v, ok := repl.GetString(raw[1 : len(raw)-1]); ok {
 			return v
 		}

@@ -287,20 +287,6 @@ func (e *env) outboxMessages() []string {
 	return out
 }
 
-// waitForMessages waits until the outbox holds n messages (delivery is
-// asynchronous in standalone mode).
-func (e *env) waitForMessages(n int) []string {
-	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		msgs := e.outboxMessages()
-		if len(msgs) >= n || time.Now().After(deadline) {
-			return msgs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 var codePattern = regexp.MustCompile(`\b\d{6}\b`)
 
 // lastCode returns the code in the newest outbox message.
