@@ -44,6 +44,7 @@ func newBrowser(t *testing.T, width, height int) (context.Context, context.Cance
 	t.Helper()
 	execPath := findChromium(t)
 	profile := t.TempDir()
+	tmp := t.TempDir() // Chromium's shared memory files, removed with the test
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
 		chromedp.Headless,
@@ -52,6 +53,7 @@ func newBrowser(t *testing.T, width, height int) (context.Context, context.Cance
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(profile),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.WindowSize(width, height),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
