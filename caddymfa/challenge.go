@@ -113,8 +113,15 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error)
 		// Start the delivery after this answer is out, so the work of
 		// rendering and sending does not slow the answers to known users
 		// alone (SECURITY.md H37).
-		dctx := context.WithoutCancel(ctx)
-		time.AfterFunc(asyncDeliveryDelay, func() { _ = sr.sender.Deliver(dctx, msg) })
+		h.pending.Add(1)
+		time.AfterFunc(asyncDeliveryDelay, func() {
+			defer h.pending.Done()
+			// A cancelled context queues the message without waiting for
+			// the outcome, which reaches the delivery log.
+			queueOnly, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = sr.sender.Deliver(queueOnly, msg)
+		})
 		return &ch, nil
 	}
 	if err := sr.sender.Deliver(ctx, msg); err != nil {

@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,11 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 	}
 	key := fmt.Sprintf("%s%020d/%s", keyLog, res.Time.UnixNano(), id[:8])
 	if err := l.store.Put(ctx, key, b, res.Time.Add(logTTL), false); err != nil {
+		if errors.Is(err, storage.ErrClosed) {
+			// A result that arrives while the config is being unloaded.
+			l.logger.Debug("delivery log closed; entry not kept", zap.String("method", res.Method), zap.Bool("ok", res.OK))
+			return
+		}
 		l.logger.Error("writing delivery log", zap.Error(err))
 		return
 	}

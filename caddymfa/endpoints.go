@@ -55,9 +55,10 @@ type view struct {
 	Message      string   `json:"message,omitempty"`
 	CanResend    bool     `json:"can_resend,omitempty"`
 
-	status int
-	prefix string
-	retry  time.Duration
+	status     int
+	prefix     string
+	retry      time.Duration
+	standalone bool
 }
 
 // serveFlow serves the endpoints under PathPrefix.
@@ -122,7 +123,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 
 // stepView works out the current step of a flow.
 func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
-	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID)}
+	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID), standalone: flow.FirstFactor == ""}
 	if flow.user() == "" {
 		v.Step = stepIdentify
 		return v, nil
@@ -264,7 +265,10 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 		return false
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || origin == "null" {
+		// Our pages send Referrer-Policy: no-referrer, under which
+		// browsers send "Origin: null" on their own form posts; the CSRF
+		// token still guards these.
 		return true
 	}
 	scheme := "http"
@@ -403,15 +407,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if !out.ok {
 		h.audit("sign-in failed", zap.String("user", flow.user()), zap.String("method", method), zap.String("client_ip", ip))
-		v := h.errorView(http.StatusUnauthorized, errCodeInvalid, "That code is not valid.")
-		v.Step = stepVerify
-		v.Method = method
-		v.AttemptsLeft = &out.attemptsLeft
-		v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
-		if out.attemptsLeft == 0 {
-			v.Message = "That code is not valid, and no attempts are left for it. Start again to get a new code."
-		}
-		return h.render(w, r, v)
+		return h.render(w, r, h.failedView(r, flow, method, out.attemptsLeft))
 	}
 	c, err := h.newSession(r, flow.FirstFactor, flow.user(), out.method)
 	if err != nil {
@@ -452,6 +448,30 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form, ff stri
 	}
 	http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
 	return nil
+}
+
+// failedView answers a failed verification. It shows only what does not
+// depend on the challenge's state (the masked address on file, attempts
+// left, a resend button while attempts remain), so wrong, expired,
+// exhausted, unknown and locked answers stay the same for the same
+// attempt count (SECURITY.md A7).
+func (h *Handler) failedView(r *http.Request, flow *flowState, method string, attemptsLeft int) *view {
+	v := h.errorView(http.StatusUnauthorized, errCodeInvalid, "That code is not valid.")
+	v.Step = stepVerify
+	v.Method = method
+	v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
+	v.AttemptsLeft = &attemptsLeft
+	v.CanResend = attemptsLeft > 0
+	v.standalone = flow.FirstFactor == ""
+	if v.standalone {
+		v.Destination = h.maskedIdentity(flow.User)
+	} else if addr := h.addressFor(r, flow); addr != "" {
+		v.Destination = h.Email.Mask(addr)
+	}
+	if attemptsLeft == 0 {
+		v.Message = "That code is not valid, and no attempts are left for it. Start again to get a new code."
+	}
+	return v
 }
 
 func (h *Handler) errorView(status int, code, msg string) *view {

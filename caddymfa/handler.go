@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -113,6 +114,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.keys = newKeyring(key)
 
 	h.sessions = newSessionCache(maxCachedSessions)
+	h.pending = new(sync.WaitGroup)
 	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: h.markFailed}
 	if h.Email != nil {
 		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
@@ -184,6 +186,9 @@ func (h *Handler) Validate() error {
 // Cleanup stops the authenticators. The store module is cleaned up by
 // Caddy, which loaded it.
 func (h *Handler) Cleanup() error {
+	if h.pending != nil {
+		h.pending.Wait() // deliveries about to be queued
+	}
 	var errs []error
 	if h.Email != nil {
 		errs = append(errs, h.Email.Cleanup())
@@ -295,6 +300,7 @@ type handlerState struct {
 	senders  []authenticators.Sender
 	sessions *sessionCache
 	dlog     *deliveryLog
+	pending  *sync.WaitGroup // standalone deliveries not yet queued
 }
 
 // Interface guards

@@ -36,6 +36,10 @@ type pageData struct {
 	Prefix string
 }
 
+// Standalone reports whether the visitor named themselves (no first
+// factor), so the page must not say what is on file.
+func (p pageData) Standalone() bool { return p.standalone }
+
 // ExpiresText is the code lifetime in words.
 func (p pageData) ExpiresText() string {
 	s := p.ExpiresIn

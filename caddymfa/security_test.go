@@ -27,7 +27,7 @@ func wrongCode(code string) string { return fmt.Sprintf("%06d", (atoi(code)+1)%1
 // the same.
 func TestFailureAnswersAreIndistinguishable(t *testing.T) {
 	h, outbox := testConfig(t)
-	h.Lockout = &Lockout{Failures: 2}
+	h.Lockout = &Lockout{Failures: 3}
 	e := newEnv(t, h, outbox)
 	answer := func(b *browser, code string) string {
 		resp := b.postJSON("/verify", map[string]string{"code": code})
@@ -40,18 +40,16 @@ func TestFailureAnswersAreIndistinguishable(t *testing.T) {
 		b.postJSON("/send", map[string]string{"method": "email"})
 		return b, e.lastCode()
 	}
-	// Wrong code, first attempt.
-	b, code := first("bob")
-	wrongAns := answer(b, wrongCode(code))
-	// Expired code, first attempt.
+	// Each answer below is the first attempt on its challenge.
+	b, code := first("alice")
+	wrongAns := answer(b, wrongCode(code)) // failure 1
 	b, code = first("alice")
 	e.clock.add(11 * time.Minute)
-	expiredAns := answer(b, code)
-	// Locked user (alice now has 1 failure; one more wrong then locked), right code, first attempt.
+	expiredAns := answer(b, code) // failure 2
 	b, _ = first("alice")
-	answer(b, "000000")
+	answer(b, "000000") // failure 3: alice is now at the limit
 	b, code = first("alice")
-	lockedAns := answer(b, code)
+	lockedAns := answer(b, code) // the right code, refused: locked
 	if wrongAns != expiredAns || wrongAns != lockedAns {
 		t.Fatalf("answers differ:\nwrong:   %s\nexpired: %s\nlocked:  %s", wrongAns, expiredAns, lockedAns)
 	}
