@@ -168,7 +168,11 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 	if s.FirstFactor != ff || s.Host != requestHost(r) {
 		return nil, false
 	}
-	s.lastSeen.Store(now.UnixNano())
+	if now.Sub(last) > time.Second {
+		// Written at most once a second, so parallel requests of one
+		// session do not fight over the cache line.
+		s.lastSeen.Store(now.UnixNano())
+	}
 	if now.Sub(time.Unix(0, s.persisted.Load())) > idle/8 {
 		h.touchSession(r.Context(), s, now)
 	}
