@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -120,7 +119,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
 			return fmt.Errorf("provisioning email: %w", err)
 		}
-		h.senders = append(h.senders, h.Email)
 	}
 	return nil
 }
@@ -297,7 +295,6 @@ type handlerState struct {
 	dir      *directory
 	store    storage.Store
 	keys     keyring
-	senders  []authenticators.Sender
 	sessions *sessionCache
 	dlog     *deliveryLog
 	pending  *sync.WaitGroup // standalone deliveries not yet queued
