@@ -103,9 +103,15 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	flow := h.readFlow(r, ff)
 	ret, _ := safeReturnPath(r.URL.Query().Get("return"), h.PathPrefix)
 	if flow == nil || (ret != "" && ret != flow.Return) {
-		var err error
-		if flow, err = h.newFlow(ff, "", ret); err != nil {
-			return err
+		if flow == nil {
+			var err error
+			if flow, err = h.newFlow(ff, "", ret); err != nil {
+				return err
+			}
+		} else {
+			// Another protected page sent the browser here: keep the
+			// flow (and a code already sent), change only where it ends.
+			flow.Return = ret
 		}
 		c, err := h.flowCookie(r, flow)
 		if err != nil {

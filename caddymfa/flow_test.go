@@ -287,3 +287,22 @@ func (e *env) challenge(flowID string) challenge {
 	}
 	return ch
 }
+
+// A second protected page opened during a sign-in keeps the code already
+// sent and only changes where the sign-in ends.
+func TestNewReturnKeepsTheFlow(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	b := e.browser("alice")
+	b.do(request{target: "/.mfa/?return=/first"})
+	b.postJSON("/send", nil)
+	code := e.lastCode()
+	st := decodeJSON(t, b.do(request{target: "/.mfa/?return=/second", header: http.Header{"Accept": {"application/json"}}}))
+	if st["step"] != "verify" {
+		t.Fatalf("after a new return path: %v", st)
+	}
+	st = decodeJSON(t, b.postJSON("/verify", map[string]string{"code": code}))
+	if st["redirect"] != "/second" {
+		t.Fatalf("verify: %v", st)
+	}
+}
