@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -15,9 +16,7 @@ import (
 // the same request and calls the next handler directly; "mfa" goes
 // through ServeHTTP. The difference is the handler's cost.
 func BenchmarkHotPath(b *testing.B) {
-	h, _ := testConfig(&testing.T{})
-	h.StorageRaw = []byte(`{"backend":"badger","dir":` + quote(b.TempDir()) + `}`)
-	h.Email.TransportRaw = []byte(`{"transport":"outbox","dir":` + quote(b.TempDir()) + `}`)
+	h, _ := testConfig(b)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	if err := h.Provision(ctx); err != nil {
@@ -65,3 +64,30 @@ type discard struct{}
 func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) WriteHeader(int)             {}
+
+// BenchmarkSignIn measures one whole second-factor sign-in through the
+// handler: send (a code rendered and written by the outbox transport),
+// then verify (the attempt counted, the session stored).
+func BenchmarkSignIn(b *testing.B) {
+	h, outbox := testConfig(b)
+	h.Lockout = &Lockout{Failures: 100}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Cleanup()
+	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
+	h.now = e.clock.now
+	b.ReportAllocs()
+	for b.Loop() {
+		br := e.browser("alice")
+		if resp := br.postJSON("/send", nil); resp.StatusCode != http.StatusOK {
+			b.Fatalf("send: %d", resp.StatusCode)
+		}
+		if resp := br.postJSON("/verify", map[string]string{"code": e.lastCode()}); resp.StatusCode != http.StatusOK {
+			b.Fatalf("verify: %d", resp.StatusCode)
+		}
+		e.clock.add(time.Minute) // past the per-address cooldown
+	}
+}

@@ -47,7 +47,7 @@ func (c *testClock) add(d time.Duration) {
 // env is one provisioned handler over a real Badger store and the outbox
 // email transport, driven through ServeHTTP.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	h      *Handler
 	ctx    caddy.Context
 	cancel context.CancelFunc
@@ -63,7 +63,7 @@ type env struct {
 // after basic_auth, alice and bob with addresses on file, and send caps
 // off except max_sends (the tests of the caps set them back to nil, the
 // defaults).
-func testConfig(t *testing.T) (*Handler, string) {
+func testConfig(t testing.TB) (*Handler, string) {
 	outbox := t.TempDir()
 	h := &Handler{
 		StorageRaw: json.RawMessage(`{"backend":"badger","dir":` + quote(t.TempDir()) + `}`),
@@ -254,7 +254,7 @@ func (b *browser) postJSON(path string, fields map[string]string) *http.Response
 	return b.do(request{method: http.MethodPost, target: "/.mfa" + path, json: fields})
 }
 
-func decodeJSON(t *testing.T, resp *http.Response) map[string]any {
+func decodeJSON(t testing.TB, resp *http.Response) map[string]any {
 	t.Helper()
 	defer resp.Body.Close()
 	var m map[string]any
@@ -265,9 +265,8 @@ func decodeJSON(t *testing.T, resp *http.Response) map[string]any {
 	return m
 }
 
-// outboxMessages returns the outbox's messages, oldest first.
-func (e *env) outboxMessages() []string {
-	e.t.Helper()
+// outboxFiles returns the outbox's message files, oldest first.
+func (e *env) outboxFiles() []string {
 	var names []string
 	_ = filepath.WalkDir(e.outbox, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".eml") {
@@ -276,6 +275,13 @@ func (e *env) outboxMessages() []string {
 		return nil
 	})
 	sort.Strings(names)
+	return names
+}
+
+// outboxMessages returns the outbox's messages, oldest first.
+func (e *env) outboxMessages() []string {
+	e.t.Helper()
+	names := e.outboxFiles()
 	var out []string
 	for _, n := range names {
 		b, err := os.ReadFile(n)
@@ -292,11 +298,15 @@ var codePattern = regexp.MustCompile(`\b\d{6}\b`)
 // lastCode returns the code in the newest outbox message.
 func (e *env) lastCode() string {
 	e.t.Helper()
-	msgs := e.outboxMessages()
-	if len(msgs) == 0 {
+	names := e.outboxFiles()
+	if len(names) == 0 {
 		e.t.Fatal("no message in the outbox")
 	}
-	text, _ := messageParts(e.t, msgs[len(msgs)-1])
+	raw, err := os.ReadFile(names[len(names)-1])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	text, _ := messageParts(e.t, string(raw))
 	code := codePattern.FindString(text)
 	if code == "" {
 		e.t.Fatalf("no code in message text %q", text)
@@ -305,7 +315,7 @@ func (e *env) lastCode() string {
 }
 
 // messageParts decodes a mail's text and HTML parts.
-func messageParts(t *testing.T, raw string) (text, html string) {
+func messageParts(t testing.TB, raw string) (text, html string) {
 	t.Helper()
 	msg, err := mail.ReadMessage(strings.NewReader(raw))
 	if err != nil {
