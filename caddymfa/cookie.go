@@ -108,7 +108,8 @@ func readCookie(r *http.Request, name string) string {
 
 // stripCookies removes our cookies from the request so that neither the
 // flow cookie nor the session cookie reaches the upstream. It runs on
-// every protected request, so it builds the new header in one allocation.
+// every protected request: when our cookies stand at the start or the end
+// of the header, what is left is a substring and nothing is allocated.
 func stripCookies(r *http.Request, names ...string) {
 	lines := r.Header["Cookie"]
 	found := false
@@ -122,35 +123,72 @@ func stripCookies(r *http.Request, names ...string) {
 	if !found {
 		return
 	}
-	size := 0
+	kept := lines[:0]
 	for _, line := range lines {
-		size += len(line) + 2
-	}
-	var b strings.Builder
-	b.Grow(size)
-	for _, line := range lines {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			if part == "" {
-				continue
-			}
-			k, _, _ := strings.Cut(part, "=")
-			if slicesContains(names, k) {
-				continue
-			}
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(part)
+		if line = stripCookieLine(line, names); line != "" {
+			kept = append(kept, line)
 		}
 	}
-	if b.Len() == 0 {
+	if len(kept) == 0 {
 		r.Header.Del("Cookie")
 		return
 	}
-	r.Header["Cookie"] = append(lines[:0], b.String())
+	r.Header["Cookie"] = kept
+}
+
+// stripCookieLine removes the named cookies from one Cookie header line.
+// When the cookies it keeps stand next to each other, the result is a
+// substring of line; only a cookie dropped between two kept ones costs an
+// allocation.
+func stripCookieLine(line string, names []string) string {
+	first, last := -1, -1 // the first and last kept cookie
+	gap := false          // a dropped cookie lies between kept ones
+	dropped := false
+	for pos := 0; pos <= len(line); {
+		segEnd := strings.IndexByte(line[pos:], ';')
+		if segEnd < 0 {
+			segEnd = len(line)
+		} else {
+			segEnd += pos
+		}
+		seg := line[pos:segEnd]
+		part := strings.TrimSpace(seg)
+		if part != "" {
+			k, _, _ := strings.Cut(part, "=")
+			if slicesContains(names, k) {
+				dropped = true
+			} else {
+				if first < 0 {
+					first = pos + strings.Index(seg, part)
+				} else if dropped {
+					gap = true
+				}
+				last = pos + strings.Index(seg, part) + len(part)
+				dropped = false
+			}
+		}
+		pos = segEnd + 1
+	}
+	if first < 0 {
+		return ""
+	}
+	if !gap {
+		return line[first:last]
+	}
+	var b strings.Builder
+	b.Grow(last - first)
+	for _, part := range strings.Split(line[first:last], ";") {
+		part = strings.TrimSpace(part)
+		k, _, _ := strings.Cut(part, "=")
+		if part == "" || slicesContains(names, k) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(part)
+	}
+	return b.String()
 }
 
 func slicesContains(names []string, k string) bool {

@@ -206,10 +206,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.deny(w, r)
 	}
 	if s, ok := h.validSession(r, ff); ok {
-		repl.Set("http.auth.mfa.user", s.User)
-		repl.Set("http.auth.mfa.method", s.Method)
+		repl.Set("http.auth.mfa.user", s.userValue)
+		repl.Set("http.auth.mfa.method", s.methodValue)
 		if ff == "" {
-			repl.Set("http.auth.user.id", s.User)
+			repl.Set("http.auth.user.id", s.userValue)
 		}
 		stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName))
 		return next.ServeHTTP(w, r)

@@ -29,11 +29,14 @@ const sessionRecheck = 5 * time.Second
 // more than a fraction of the idle timeout.
 type cachedSession struct {
 	session
-	id        string
-	storeKey  string
-	loadedAt  time.Time    // when the store was last asked
-	lastSeen  atomic.Int64 // unix nanoseconds
-	persisted atomic.Int64 // lastSeen last written to the store
+	// userValue and methodValue hold User and Method as interface values,
+	// made once, so setting the placeholders allocates nothing.
+	userValue, methodValue any
+	id                     string
+	storeKey               string
+	loadedAt               time.Time    // when the store was last asked
+	lastSeen               atomic.Int64 // unix nanoseconds
+	persisted              atomic.Int64 // lastSeen last written to the store
 }
 
 // sessionCache keeps recently used sessions in memory, so a protected
@@ -189,7 +192,7 @@ func (h *Handler) loadSession(ctx context.Context, id string) (*cachedSession, e
 	if err != nil {
 		return nil, err
 	}
-	s := &cachedSession{session: sess, id: id, storeKey: key}
+	s := &cachedSession{session: sess, id: id, storeKey: key, userValue: sess.User, methodValue: sess.Method}
 	s.lastSeen.Store(sess.LastSeen.UnixNano())
 	s.persisted.Store(sess.LastSeen.UnixNano())
 	return s, nil
