@@ -8,6 +8,8 @@
 #
 # Needs: go, curl, wrk (apt-get install -y wrk).
 # Usage: bench/load.sh [rounds] [seconds-per-round] [connections]
+# The ratio printed last is mfa throughput over plain throughput, summed
+# over all rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -69,8 +71,15 @@ rps "$session" http://127.0.0.1:9102/ >/dev/null
 plain_total=0 mfa_total=0
 printf 'round  plain_rps  mfa_rps  ratio\n'
 for r in $(seq "$rounds"); do
-	p=$(rps "$session" http://127.0.0.1:9101/)
-	m=$(rps "$session" http://127.0.0.1:9102/)
+	# Alternate which site goes first (ABBA), so a drift of the machine's
+	# speed during the run does not favour either side.
+	if [ $((r % 2)) -eq 1 ]; then
+		p=$(rps "$session" http://127.0.0.1:9101/)
+		m=$(rps "$session" http://127.0.0.1:9102/)
+	else
+		m=$(rps "$session" http://127.0.0.1:9102/)
+		p=$(rps "$session" http://127.0.0.1:9101/)
+	fi
 	plain_total=$(awk -v a="$plain_total" -v b="$p" 'BEGIN {print a + b}')
 	mfa_total=$(awk -v a="$mfa_total" -v b="$m" 'BEGIN {print a + b}')
 	awk -v r="$r" -v p="$p" -v m="$m" 'BEGIN {printf "%5d  %9.0f  %7.0f  %5.3f\n", r, p, m, m / p}'

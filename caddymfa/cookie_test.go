@@ -62,3 +62,14 @@ func FuzzStripCookieLine(f *testing.F) {
 		}
 	})
 }
+
+func TestHostOnly(t *testing.T) {
+	for in, want := range map[string]string{
+		"app.test": "app.test", "app.test:8443": "app.test", "[::1]:443": "::1", "[::1]": "::1",
+		"::1": "::1", "": "", "App.Test:1": "App.Test",
+	} {
+		if got := hostOnly(in); got != want {
+			t.Errorf("hostOnly(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -40,49 +39,49 @@ type cachedSession struct {
 }
 
 // sessionCache keeps recently used sessions in memory, so a protected
-// request costs one cookie decode, one HMAC and one map lookup.
+// request costs one cookie lookup and one map read. It is a sync.Map: the
+// entries are read far more often than written, and reads then take no
+// lock shared between cores.
 type sessionCache struct {
-	mu  sync.RWMutex
-	m   map[string]*cachedSession // by cookie value
-	max int
+	m   atomic.Pointer[sync.Map] // cookie value → *cachedSession
+	n   atomic.Int64             // entries added since the map was new
+	max int64
 }
 
 func newSessionCache(max int) *sessionCache {
-	return &sessionCache{m: make(map[string]*cachedSession), max: max}
+	c := &sessionCache{max: int64(max)}
+	c.m.Store(new(sync.Map))
+	return c
 }
 
 func (c *sessionCache) get(cookie string) *cachedSession {
-	c.mu.RLock()
-	s := c.m[cookie]
-	c.mu.RUnlock()
-	return s
+	if v, ok := c.m.Load().Load(cookie); ok {
+		return v.(*cachedSession)
+	}
+	return nil
 }
 
 func (c *sessionCache) put(cookie string, s *cachedSession) {
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		// Dropping everything is cheap and safe: the store is the truth.
-		c.m = make(map[string]*cachedSession)
+	if c.n.Add(1) > c.max {
+		// Starting over is cheap and safe: the store is the truth.
+		c.m.Store(new(sync.Map))
+		c.n.Store(1)
 	}
-	c.m[cookie] = s
-	c.mu.Unlock()
+	c.m.Load().Store(cookie, s)
 }
 
 func (c *sessionCache) remove(cookie string) {
-	c.mu.Lock()
-	delete(c.m, cookie)
-	c.mu.Unlock()
+	c.m.Load().Delete(cookie)
 }
 
 // removeUser drops every cached session of a user.
 func (c *sessionCache) removeUser(user string) {
-	c.mu.Lock()
-	for k, s := range c.m {
-		if s.User == user {
-			delete(c.m, k)
+	c.m.Load().Range(func(k, v any) bool {
+		if v.(*cachedSession).User == user {
+			c.m.Load().Delete(k)
 		}
-	}
-	c.mu.Unlock()
+		return true
+	})
 }
 
 // sessionIDLen is the decoded length of a session cookie: a 32-byte ID
@@ -115,13 +114,24 @@ func (h *Handler) sessionIDFromCookie(v string) (string, bool) {
 	return string(buf[:sessionIDLen]), true
 }
 
-// requestHost is the host the session is bound to.
+// requestHost is the host the session is bound to: Host without its port,
+// lower case.
 func requestHost(r *http.Request) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	return strings.ToLower(hostOnly(r.Host))
+}
+
+// hostOnly strips the port from a Host header value without allocating.
+func hostOnly(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			return host[1:i]
+		}
+		return host
 	}
-	return strings.ToLower(host)
+	if i := strings.IndexByte(host, ':'); i >= 0 && strings.Count(host, ":") == 1 {
+		return host[:i]
+	}
+	return host
 }
 
 // validSession returns the request's session when it is valid for the
@@ -168,7 +178,7 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 		h.sessions.remove(v)
 		return nil, false
 	}
-	if s.FirstFactor != ff || s.Host != requestHost(r) {
+	if s.FirstFactor != ff || !strings.EqualFold(hostOnly(r.Host), s.Host) {
 		return nil, false
 	}
 	if now.Sub(last) > time.Second {
