@@ -5,13 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +23,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/internal/mailtest"
 	_ "github.com/caddymfa/caddy-mfa/storage/badger"
 )
 
@@ -317,43 +314,11 @@ func (e *env) lastCode() string {
 // messageParts decodes a mail's text and HTML parts.
 func messageParts(t testing.TB, raw string) (text, html string) {
 	t.Helper()
-	msg, err := mail.ReadMessage(strings.NewReader(raw))
+	m, err := mailtest.Parse([]byte(raw))
 	if err != nil {
-		t.Fatalf("parsing message: %v", err)
+		t.Fatal(err)
 	}
-	var walk func(h func(string) string, body io.Reader)
-	walk = func(h func(string) string, body io.Reader) {
-		mt, params, err := mime.ParseMediaType(h("Content-Type"))
-		if err != nil {
-			mt = "text/plain"
-		}
-		if strings.HasPrefix(mt, "multipart/") {
-			mr := multipart.NewReader(body, params["boundary"])
-			for {
-				p, err := mr.NextRawPart()
-				if err != nil {
-					return
-				}
-				walk(p.Header.Get, p)
-			}
-		}
-		var r io.Reader = body
-		switch strings.ToLower(h("Content-Transfer-Encoding")) {
-		case "quoted-printable":
-			r = quotedprintable.NewReader(body)
-		case "base64":
-			r = base64Reader(body)
-		}
-		b, _ := io.ReadAll(r)
-		switch mt {
-		case "text/plain":
-			text += string(b)
-		case "text/html":
-			html += string(b)
-		}
-	}
-	walk(msg.Header.Get, msg.Body)
-	return text, html
+	return m.Text, m.HTML
 }
 
 // signIn runs the second-factor flow to the end and returns the browser.

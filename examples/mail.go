@@ -2,19 +2,14 @@ package examples
 
 import (
 	"errors"
-	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddymfa/caddy-mfa/internal/mailtest"
 )
 
 // Message is an email with a one-time code, as a test reads it.
@@ -35,60 +30,17 @@ var codeLine = regexp.MustCompile(`(?m)^\s*([0-9]{4,10})\s*$`)
 // ParseMessage decodes an RFC 5322 message (an .eml file of the outbox
 // transport, or what an SMTP server received) and finds its code.
 func ParseMessage(raw []byte) (Message, error) {
-	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
-	if err != nil {
-		return Message{}, fmt.Errorf("parsing message: %w", err)
-	}
-	var dec mime.WordDecoder
-	subject, err := dec.DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		return Message{}, fmt.Errorf("decoding subject: %w", err)
-	}
-	text, err := plainText(msg.Header.Get, msg.Body)
+	d, err := mailtest.Parse(raw)
 	if err != nil {
 		return Message{}, err
 	}
-	m := Message{To: msg.Header.Get("To"), Subject: subject, Text: text}
-	match := codeLine.FindStringSubmatch(text)
+	m := Message{To: d.Header.Get("To"), Subject: d.Subject, Text: d.Text}
+	match := codeLine.FindStringSubmatch(d.Text)
 	if match == nil {
 		return m, errors.New("no code in the message text")
 	}
 	m.Code = match[1]
 	return m, nil
-}
-
-// plainText returns the first text/plain part of a body, decoded.
-func plainText(header func(string) string, body io.Reader) (string, error) {
-	mt, params, err := mime.ParseMediaType(header("Content-Type"))
-	if err != nil {
-		mt = "text/plain"
-	}
-	if strings.HasPrefix(mt, "multipart/") {
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if err == io.EOF {
-				return "", errors.New("no text/plain part")
-			}
-			if err != nil {
-				return "", fmt.Errorf("reading multipart body: %w", err)
-			}
-			if text, err := plainText(p.Header.Get, p); err == nil {
-				return text, nil
-			}
-		}
-	}
-	if mt != "text/plain" {
-		return "", fmt.Errorf("part is %s", mt)
-	}
-	switch strings.ToLower(header("Content-Transfer-Encoding")) {
-	case "quoted-printable":
-		body = quotedprintable.NewReader(body)
-	case "base64":
-		return "", errors.New("base64 text part: not expected from the built-in templates")
-	}
-	b, err := io.ReadAll(body)
-	return string(b), err
 }
 
 // Outbox lists the .eml files in dir, oldest first (the outbox transport

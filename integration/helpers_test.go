@@ -2,13 +2,9 @@ package integration
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -25,6 +21,7 @@ import (
 	"golang.org/x/net/html"
 
 	_ "github.com/caddymfa/caddy-mfa"
+	"github.com/caddymfa/caddy-mfa/internal/mailtest"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
@@ -368,50 +365,11 @@ type mailMessage struct {
 // parseMail parses a message and decodes its text and HTML parts.
 func parseMail(t *testing.T, m smtptest.Message) mailMessage {
 	t.Helper()
-	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	d, err := mailtest.Parse(m.Data)
 	if err != nil {
-		t.Fatalf("parsing message: %v\n%s", err, m.Data)
+		t.Fatalf("%v\n%s", err, m.Data)
 	}
-	out := mailMessage{Message: m, header: msg.Header}
-	var walk func(get func(string) string, body io.Reader)
-	walk = func(get func(string) string, body io.Reader) {
-		mt, params, err := mime.ParseMediaType(get("Content-Type"))
-		if err != nil {
-			mt = "text/plain"
-		}
-		if strings.HasPrefix(mt, "multipart/") {
-			mr := multipart.NewReader(body, params["boundary"])
-			for {
-				p, err := mr.NextRawPart()
-				if err == io.EOF {
-					return
-				}
-				if err != nil {
-					t.Fatalf("reading MIME part: %v", err)
-				}
-				walk(p.Header.Get, p)
-			}
-		}
-		var r io.Reader = body
-		switch strings.ToLower(get("Content-Transfer-Encoding")) {
-		case "quoted-printable":
-			r = quotedprintable.NewReader(body)
-		case "base64":
-			r = base64.NewDecoder(base64.StdEncoding, body) // skips line breaks
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatalf("decoding %s part: %v", mt, err)
-		}
-		switch mt {
-		case "text/plain":
-			out.text += string(b)
-		case "text/html":
-			out.html += string(b)
-		}
-	}
-	walk(msg.Header.Get, msg.Body)
-	return out
+	return mailMessage{Message: m, header: d.Header, text: d.Text, html: d.HTML}
 }
 
 var codePattern = regexp.MustCompile(`\b\d{6}\b`)
