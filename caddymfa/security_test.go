@@ -470,9 +470,13 @@ func TestCrossSitePostsAreRefused(t *testing.T) {
 	e := newEnv(t, h, outbox)
 	b := e.browser("alice")
 	csrf := b.state()["csrf_token"].(string)
+	wrong := "x" + csrf[1:]
+	if csrf[0] == 'x' {
+		wrong = "y" + csrf[1:]
+	}
 	for name, rq := range map[string]request{
 		"no token":        {target: "/.mfa/send", json: map[string]string{}},
-		"wrong token":     {target: "/.mfa/send", json: map[string]string{"csrf_token": "x" + csrf[1:]}},
+		"wrong token":     {target: "/.mfa/send", json: map[string]string{"csrf_token": wrong}},
 		"cross-site":      {target: "/.mfa/send", json: map[string]string{"csrf_token": csrf}, header: http.Header{"Sec-Fetch-Site": {"cross-site"}}},
 		"foreign origin":  {target: "/.mfa/send", json: map[string]string{"csrf_token": csrf}, header: http.Header{"Origin": {"https://evil.com"}}},
 		"logout no token": {target: "/.mfa/logout", json: map[string]string{}},
@@ -615,7 +619,7 @@ func TestStandaloneDoesNotRevealUsers(t *testing.T) {
 		lo, hi = min(lo, m), max(hi, m)
 	}
 	t.Logf("median identify time per kind of user: %v", med)
-	if hi > lo*3/2+500*time.Microsecond {
+	if hi > lo*13/10+50*time.Microsecond {
 		t.Errorf("median timings differ too much: %v", med)
 	}
 }
