@@ -342,7 +342,8 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow 
 	return h.sendAndShow(w, r, next, false)
 }
 
-// send issues a code by the chosen method (only email so far).
+// send issues a code by the chosen method (only email so far); resend
+// replaces the code of the current challenge.
 func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flowState, resend bool) error {
 	if flow.user() == "" {
 		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
@@ -353,7 +354,44 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 	if len(h.methodsFor(r, flow)) == 0 {
 		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNoMethod, "No second factor is set up for your account. Contact the administrator."))
 	}
+	if !resend {
+		// A challenge that is over (out of attempts, undeliverable) makes
+		// "send" start a fresh flow, as clearing cookies would: its
+		// failures still count in the user's lockout.
+		over, err := h.challengeOver(r, flow)
+		if err != nil {
+			h.logger.Error("reading challenge; denying", zap.Error(err))
+			return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+		}
+		if over {
+			if flow, err = h.newFlow(flow.FirstFactor, flow.User, flow.Return); err != nil {
+				return err
+			}
+			c, err := h.flowCookie(r, flow)
+			if err != nil {
+				return err
+			}
+			http.SetCookie(w, c)
+		}
+	}
 	return h.sendAndShow(w, r, flow, flow.FirstFactor != "")
+}
+
+// challengeOver reports whether the flow's challenge can take no more
+// codes: dead (attempts used up, or never delivered) or already used.
+func (h *Handler) challengeOver(r *http.Request, flow *flowState) (bool, error) {
+	rec, err := h.store.Get(r.Context(), keyChallenge+h.challengeID(flow.ID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ch, err := decodeRecord[challenge](rec.Value)
+	if err != nil {
+		return false, err
+	}
+	return ch.State != statePending, nil
 }
 
 func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState, wait bool) error {

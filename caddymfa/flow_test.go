@@ -306,3 +306,30 @@ func TestNewReturnKeepsTheFlow(t *testing.T) {
 		t.Fatalf("verify: %v", st)
 	}
 }
+
+// After the attempts of a challenge are used up, "send" starts a fresh
+// challenge (as a new browser would), while "resend" cannot revive it;
+// the failures still count toward the user's lockout.
+func TestSendAfterExhaustedAttemptsStartsAfresh(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	b := e.browser("alice")
+	b.postJSON("/send", nil)
+	old := e.lastCode()
+	for range 3 {
+		b.postJSON("/verify", map[string]string{"code": wrongCode(old)})
+	}
+	if got := b.postJSON("/resend", nil).StatusCode; got != http.StatusTooManyRequests && got != http.StatusOK {
+		t.Fatalf("resend of a dead challenge: %d", got)
+	}
+	if st := b.state(); st["step"] != "choose" || st["error"] != errCodeInvalid {
+		t.Fatalf("after the attempts: %v", st)
+	}
+	st := decodeJSON(t, b.postJSON("/send", nil))
+	if st["step"] != "verify" || st["attempts_left"] != 3.0 {
+		t.Fatalf("send after a dead challenge: %v", st)
+	}
+	if got := b.postJSON("/verify", map[string]string{"code": e.lastCode()}).StatusCode; got != 200 {
+		t.Fatalf("the fresh code: %d", got)
+	}
+}
