@@ -164,7 +164,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 			v.CanResend = ch.Sends < limits.MaxSends
 			return v, nil
 		case ch.State == stateDead:
-			v.Error, v.Message = errCodeInvalid, "Too many attempts for this code. Start again to get a new one."
+			v.Error, v.Message = errCodeInvalid, "Too many attempts for this code. Send a new one to try again."
 		case ch.State == statePending:
 			v.Error, v.Message = "expired", "The code has expired. Send a new one."
 		}
@@ -513,7 +513,7 @@ func (h *Handler) failedView(r *http.Request, flow *flowState, method string, at
 		v.Destination = h.Email.Mask(addr)
 	}
 	if attemptsLeft == 0 {
-		v.Message = "That code is not valid, and no attempts are left for it. Start again to get a new code."
+		v.Message = "That code is not valid, and no attempts are left for it. Send a new code to try again."
 	}
 	return v
 }

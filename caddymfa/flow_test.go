@@ -333,3 +333,21 @@ func TestSendAfterExhaustedAttemptsStartsAfresh(t *testing.T) {
 		t.Fatalf("the fresh code: %d", got)
 	}
 }
+
+// The page of a code out of attempts offers a new code.
+func TestOutOfAttemptsPageOffersNewCode(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	b := e.browser("alice")
+	b.postJSON("/send", nil)
+	code := e.lastCode()
+	csrf := b.state()["csrf_token"].(string)
+	var body []byte
+	for range 3 {
+		resp := b.do(request{target: "/.mfa/verify", form: url.Values{"code": {wrongCode(code)}, "csrf_token": {csrf}}})
+		body, _ = io.ReadAll(resp.Body)
+	}
+	if !strings.Contains(string(body), `action="/.mfa/send"`) || strings.Contains(string(body), `action="/.mfa/resend"`) {
+		t.Fatalf("out-of-attempts page:\n%s", body)
+	}
+}

@@ -54,6 +54,10 @@ func (p pageData) ExpiresText() string {
 	return strconv.Itoa(s) + " seconds"
 }
 
+// OutOfAttempts reports whether the code on the page can no longer be
+// tried, so the page offers a new one.
+func (p pageData) OutOfAttempts() bool { return p.AttemptsLeft != nil && *p.AttemptsLeft == 0 }
+
 // AttemptsText says how many attempts are left, if known.
 func (p pageData) AttemptsText() string {
 	switch {
