@@ -86,3 +86,11 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// periodSeconds is the period in whole seconds, as otpauth URIs carry it.
+func (c *Config) periodSeconds() uint64 {
+	if c.Period <= 0 {
+		return uint64(DefaultPeriod / time.Second)
+	}
+	return uint64(time.Duration(c.Period) / time.Second)
+}

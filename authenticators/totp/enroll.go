@@ -1,0 +1,106 @@
+package totp
+
+import (
+	"bytes"
+	"fmt"
+	"image/png"
+	"strconv"
+	"strings"
+
+	"github.com/pquerna/otp"
+)
+
+// QR code sizes QRPNG accepts, in pixels per side.
+const (
+	MinQRSize = 64
+	MaxQRSize = 1024
+)
+
+// URI returns the otpauth:// key URI an authenticator app reads from the
+// QR code: label "issuer:account", then the secret, issuer, algorithm,
+// digits and period of c. An empty issuer takes c.Issuer; with neither,
+// the label is the account alone and there is no issuer parameter.
+//
+// Every byte of issuer and account outside the RFC 3986 unreserved set is
+// percent-encoded, in the label and in the parameter alike (a space is
+// %20, never "+"), so ':', '?', '&', '#', '%', '/', CR, LF and non-ASCII
+// text cannot break the label apart or inject parameters. The caller
+// takes issuer from the configuration or base_url, never from request
+// headers.
+func URI(c *Config, issuer, account, secret string) string {
+	if issuer == "" {
+		issuer = c.Issuer
+	}
+	digits := c.Digits
+	if digits == 0 {
+		digits = DefaultDigits
+	}
+	period := c.periodSeconds()
+	alg := c.Algorithm
+	if alg == "" {
+		alg = DefaultAlgorithm
+	}
+	secret = strings.ToUpper(strings.TrimRight(strings.ReplaceAll(secret, " ", ""), "="))
+
+	var b strings.Builder
+	b.WriteString("otpauth://totp/")
+	if issuer != "" {
+		b.WriteString(escape(issuer))
+		b.WriteByte(':')
+	}
+	b.WriteString(escape(account))
+	b.WriteString("?secret=")
+	b.WriteString(escape(secret))
+	if issuer != "" {
+		b.WriteString("&issuer=")
+		b.WriteString(escape(issuer))
+	}
+	b.WriteString("&algorithm=")
+	b.WriteString(escape(strings.ToUpper(alg)))
+	b.WriteString("&digits=")
+	b.WriteString(strconv.Itoa(digits))
+	b.WriteString("&period=")
+	b.WriteString(strconv.FormatUint(period, 10))
+	return b.String()
+}
+
+// escape percent-encodes every byte outside the RFC 3986 unreserved set.
+func escape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0x0f])
+	}
+	return b.String()
+}
+
+// QRPNG renders uri as a QR code (error correction level M) in a PNG of
+// size by size pixels, MinQRSize to MaxQRSize. Pages embed it as a data
+// URI, so the secret never leaves the response in a separate request.
+func QRPNG(uri string, size int) ([]byte, error) {
+	if size < MinQRSize || size > MaxQRSize {
+		return nil, fmt.Errorf("totp: qr size %d outside %d..%d", size, MinQRSize, MaxQRSize)
+	}
+	key, err := otp.NewKeyFromURL(uri)
+	if err != nil {
+		return nil, fmt.Errorf("parsing otpauth uri: %w", err)
+	}
+	img, err := key.Image(size, size)
+	if err != nil {
+		return nil, fmt.Errorf("encoding qr code: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, fmt.Errorf("encoding png: %w", err)
+	}
+	return buf.Bytes(), nil
+}
