@@ -33,9 +33,10 @@ func NewCode(length int) (string, error) {
 }
 
 // NormalizeCode turns what a user typed into a code of exactly length ASCII
-// digits. It drops ASCII spaces and dashes between digits (codes are often
-// shown grouped, "123 456") and refuses everything else: signs, non-ASCII
-// digits such as fullwidth ones, control characters, the wrong length.
+// digits. It drops ASCII spaces, and dashes between two digits (codes are
+// often shown grouped, "123 456", "123-456"), and refuses everything else:
+// signs, non-ASCII digits such as fullwidth ones, control characters, the
+// wrong length.
 func NormalizeCode(input string, length int) (string, bool) {
 	if len(input) > MaxCodeInput {
 		return "", false
@@ -50,9 +51,12 @@ func NormalizeCode(input string, length int) (string, bool) {
 				return "", false
 			}
 			b.WriteByte(c)
-		case c == ' ' || c == '-':
-			if b.Len() == 0 {
-				continue // leading spaces
+		case c == ' ':
+			// spaces anywhere: "123 456", and around the code
+		case c == '-':
+			// a dash only between digits: "123-456"
+			if b.Len() == 0 || b.Len() == length || i+1 == len(input) || input[i+1] < '0' || input[i+1] > '9' {
+				return "", false
 			}
 		default:
 			return "", false
