@@ -3,10 +3,13 @@ package totp
 import (
 	"bytes"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"strconv"
 	"strings"
 
+	"github.com/boombuler/barcode/qr"
 	"github.com/pquerna/otp"
 )
 
@@ -15,6 +18,10 @@ const (
 	MinQRSize = 64
 	MaxQRSize = 1024
 )
+
+// qrQuietZone is the white margin around a QR code, in modules (ISO/IEC
+// 18004 asks for 4).
+const qrQuietZone = 4
 
 // URI returns the otpauth:// key URI an authenticator app reads from the
 // QR code: label "issuer:account", then the secret, issuer, algorithm,
@@ -90,13 +97,38 @@ func QRPNG(uri string, size int) ([]byte, error) {
 	if size < MinQRSize || size > MaxQRSize {
 		return nil, fmt.Errorf("totp: qr size %d outside %d..%d", size, MinQRSize, MaxQRSize)
 	}
-	key, err := otp.NewKeyFromURL(uri)
-	if err != nil {
+	if _, err := otp.NewKeyFromURL(uri); err != nil {
 		return nil, fmt.Errorf("parsing otpauth uri: %w", err)
 	}
-	img, err := key.Image(size, size)
+	code, err := qr.Encode(uri, qr.M, qr.Auto)
 	if err != nil {
 		return nil, fmt.Errorf("encoding qr code: %w", err)
+	}
+	// Whole pixels per module and a quiet zone of 4 modules on each side:
+	// cameras and decoders need both, and a fractional scale smears the
+	// module edges.
+	modules := code.Bounds().Dx()
+	scale := size / (modules + 2*qrQuietZone)
+	if scale < 1 {
+		return nil, fmt.Errorf("totp: a %d-pixel image is too small for a %d-module qr code", size, modules)
+	}
+	img := image.NewGray(image.Rect(0, 0, size, size))
+	for i := range img.Pix {
+		img.Pix[i] = 0xff
+	}
+	offset := (size - modules*scale) / 2
+	for y := range modules {
+		for x := range modules {
+			if code.At(x, y) != color.Black {
+				continue
+			}
+			for dy := range scale {
+				row := (offset+y*scale+dy)*img.Stride + offset + x*scale
+				for dx := range scale {
+					img.Pix[row+dx] = 0
+				}
+			}
+		}
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {

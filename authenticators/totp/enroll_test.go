@@ -190,7 +190,7 @@ func TestQRPNG(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+			res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
 			if err != nil {
 				t.Fatalf("decoding QR code: %v", err)
 			}
