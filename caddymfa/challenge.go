@@ -43,18 +43,18 @@ type sendRequest struct {
 // old one and counts against max_sends. For a user without an address the
 // same records are written and nothing is sent, so the answer and its
 // timing do not reveal who exists.
-func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error) {
+func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 	user := sr.flow.user()
 	destKey := "u:" + h.keys.storeID(user)
 	if sr.dest != "" {
 		destKey = h.keys.storeID(sr.dest)
 	}
 	if err := h.checkSendCaps(ctx, sr.sender.Method(), sr.limits.Throttle, sr.ip, h.keys.storeID(user), destKey); err != nil {
-		return nil, err
+		return err
 	}
 	code, err := authenticators.NewCode(sr.limits.CodeLength)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := h.now()
 	ttl := time.Duration(sr.limits.CodeTTL)
@@ -94,10 +94,10 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error)
 		return b, ch.KeepUntil, storage.Write, err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if sr.dest == "" || ch.State != statePending {
-		return &ch, nil
+		return nil
 	}
 	msg := authenticators.Message{
 		ChallengeID: h.challengeID(sr.flow.ID),
@@ -122,15 +122,14 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) (*challenge, error)
 			cancel()
 			_ = sr.sender.Deliver(queueOnly, msg)
 		})
-		return &ch, nil
+		return nil
 	}
 	if err := sr.sender.Deliver(ctx, msg); err != nil {
 		h.logger.Warn("code not delivered", zap.String("method", ch.Method), zap.String("to", masked), zap.Error(err))
 		h.markFailed(ctx, msg.ChallengeID)
-		ch.Failed = true
-		return &ch, fmt.Errorf("%w: %v", errDelivery, err)
+		return fmt.Errorf("%w: %v", errDelivery, err)
 	}
-	return &ch, nil
+	return nil
 }
 
 // challengeID names the challenge of a flow in the store and the delivery

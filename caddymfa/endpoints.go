@@ -40,6 +40,9 @@ const (
 	errCodeNoUser    = "no_user"
 )
 
+// msgNoMethod tells a user with no second factor on file what to do.
+const msgNoMethod = "No second factor is set up for your account. Contact the administrator."
+
 // view is what a page or JSON answer shows.
 type view struct {
 	Step         string   `json:"step"`
@@ -121,8 +124,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, err := h.stepView(r, flow)
 	if err != nil {
-		h.logger.Error("reading flow state; denying", zap.Error(err))
-		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+		return h.unavailable(w, r, "reading flow state", err)
 	}
 	return h.render(w, r, v)
 }
@@ -172,7 +174,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	v.Step = stepChoose
 	v.Methods = h.methodsFor(r, flow)
 	if len(v.Methods) == 0 {
-		v.Error, v.Message = errCodeNoMethod, "No second factor is set up for your account. Contact the administrator."
+		v.Error, v.Message = errCodeNoMethod, msgNoMethod
 		v.status = http.StatusForbidden
 	}
 	if len(v.Methods) > 0 && flow.FirstFactor == "" {
@@ -339,7 +341,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow 
 		return err
 	}
 	http.SetCookie(w, c)
-	return h.sendAndShow(w, r, next, false)
+	return h.sendAndShow(w, r, next)
 }
 
 // send issues a code by the chosen method (only email so far); resend
@@ -352,7 +354,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	if len(h.methodsFor(r, flow)) == 0 {
-		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNoMethod, "No second factor is set up for your account. Contact the administrator."))
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNoMethod, msgNoMethod))
 	}
 	if !resend {
 		// A challenge that is over (out of attempts, undeliverable) makes
@@ -360,8 +362,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 		// failures still count in the user's lockout.
 		over, err := h.challengeOver(r, flow)
 		if err != nil {
-			h.logger.Error("reading challenge; denying", zap.Error(err))
-			return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+			return h.unavailable(w, r, "reading challenge", err)
 		}
 		if over {
 			if flow, err = h.newFlow(flow.FirstFactor, flow.User, flow.Return); err != nil {
@@ -374,7 +375,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 			http.SetCookie(w, c)
 		}
 	}
-	return h.sendAndShow(w, r, flow, flow.FirstFactor != "")
+	return h.sendAndShow(w, r, flow)
 }
 
 // challengeOver reports whether the flow's challenge can take no more
@@ -394,16 +395,19 @@ func (h *Handler) challengeOver(r *http.Request, flow *flowState) (bool, error) 
 	return ch.State != statePending, nil
 }
 
-func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState, wait bool) error {
+// sendAndShow issues a code for the flow and answers the verify step. In
+// second-factor mode it waits for the first delivery attempt, so a
+// failure reaches the page; standalone answers never wait (SECURITY.md H37).
+func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState) error {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	_, err := h.issue(r.Context(), sendRequest{
+	err := h.issue(r.Context(), sendRequest{
 		flow:   flow,
 		sender: h.Email,
 		limits: h.Email.Limits,
 		ip:     ip,
 		dest:   h.addressFor(r, flow),
 		site:   h.siteName(r),
-		wait:   wait,
+		wait:   flow.FirstFactor != "",
 	})
 	var te *throttledError
 	switch {
@@ -419,8 +423,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 	case errors.Is(err, errDelivery):
 		return h.render(w, r, h.errorView(http.StatusBadGateway, errCodeDelivery, "We could not send the code. Try again later or contact the administrator."))
 	case err != nil:
-		h.logger.Error("issuing code; denying", zap.Error(err))
-		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+		return h.unavailable(w, r, "issuing code", err)
 	}
 	if !wantsJSON(r) {
 		http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
@@ -428,8 +431,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 	}
 	v, err := h.stepView(r, flow)
 	if err != nil {
-		h.logger.Error("reading flow state; denying", zap.Error(err))
-		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+		return h.unavailable(w, r, "reading flow state", err)
 	}
 	return h.render(w, r, v)
 }
@@ -445,8 +447,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	out, err := h.verify(r.Context(), flow, method, f.Code, h.limitsFor(method))
 	if err != nil {
-		h.logger.Error("verifying code; denying", zap.Error(err))
-		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+		return h.unavailable(w, r, "verifying code", err)
 	}
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if !out.ok {
@@ -455,8 +456,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	c, err := h.newSession(r, flow.FirstFactor, flow.user(), out.method)
 	if err != nil {
-		h.logger.Error("storing session; denying", zap.Error(err))
-		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+		return h.unavailable(w, r, "storing session", err)
 	}
 	h.audit("sign-in succeeded", zap.String("user", flow.user()), zap.String("method", out.method), zap.String("client_ip", ip))
 	http.SetCookie(w, c)
@@ -516,6 +516,13 @@ func (h *Handler) failedView(r *http.Request, flow *flowState, method string, at
 		v.Message = "That code is not valid, and no attempts are left for it. Send a new code to try again."
 	}
 	return v
+}
+
+// unavailable answers a request the store could not serve: it is denied
+// (fail closed), and the cause is logged.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, doing string, err error) error {
+	h.logger.Error(doing+"; denying", zap.Error(err))
+	return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
 }
 
 func (h *Handler) errorView(status int, code, msg string) *view {
