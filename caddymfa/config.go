@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
 
 // Handler is the http.handlers.mfa module: it lets a request through only
@@ -68,6 +69,14 @@ type Handler struct {
 
 	// Email configures email one-time codes.
 	Email *email.Config `json:"email,omitempty"`
+
+	// TOTP configures codes from authenticator apps, and who may enroll
+	// one.
+	TOTP *totp.Config `json:"totp,omitempty"`
+
+	// RecoveryCodes is how many single-use recovery codes a user gets when
+	// adding an authenticator app, 10 to 100. Default: 10.
+	RecoveryCodes int `json:"recovery_codes,omitempty"`
 
 	handlerState
 }

@@ -23,6 +23,18 @@ const (
 	MaxPeriod = 5 * time.Minute
 )
 
+// Enrollment policies: who may add an authenticator app to an account.
+const (
+	// EnrollVerified lets a user add an app only after passing another
+	// configured factor (an emailed code) in the same sign-in.
+	EnrollVerified = "verified"
+	// EnrollFirstLogin trusts the first factor alone for a user who has
+	// no app yet (trust on first use).
+	EnrollFirstLogin = "first_login"
+	// EnrollOff leaves enrollment to an administrator.
+	EnrollOff = "off"
+)
+
 // Config is the TOTP configuration shared by enrollment and verification.
 // The zero value, after ApplyDefaults, is what authenticator apps expect:
 // six digits, 30 seconds, SHA-1.
@@ -43,6 +55,11 @@ type Config struct {
 	// also accepted, 0 to 2. Default: 1. A zero value takes the default;
 	// use a negative value for no skew at all.
 	Skew int `json:"skew,omitempty"`
+	// Enroll says who may add an authenticator app: "verified" (default:
+	// only after passing another configured factor, e.g. an emailed code),
+	// "first_login" (the first factor alone, for a user who has no app
+	// yet: trust on first use) or "off" (no self-service enrollment).
+	Enroll string `json:"enroll,omitempty"`
 }
 
 // ApplyDefaults fills unset fields with their defaults. A negative Skew
@@ -57,6 +74,10 @@ func (c *Config) ApplyDefaults() {
 	c.Algorithm = strings.ToLower(strings.TrimSpace(c.Algorithm))
 	if c.Algorithm == "" {
 		c.Algorithm = DefaultAlgorithm
+	}
+	c.Enroll = strings.ToLower(strings.TrimSpace(c.Enroll))
+	if c.Enroll == "" {
+		c.Enroll = EnrollVerified
 	}
 	switch {
 	case c.Skew == 0:
@@ -83,6 +104,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Skew < 0 || c.Skew > MaxSkew {
 		return fmt.Errorf("totp: skew must be between 0 and %d steps, got %d", MaxSkew, c.Skew)
+	}
+	switch c.Enroll {
+	case EnrollVerified, EnrollFirstLogin, EnrollOff:
+	default:
+		return fmt.Errorf("totp: unknown enroll policy %q (use verified, first_login or off)", c.Enroll)
 	}
 	return nil
 }

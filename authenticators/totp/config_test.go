@@ -11,7 +11,7 @@ import (
 func TestConfigApplyDefaults(t *testing.T) {
 	var c Config
 	c.ApplyDefaults()
-	want := Config{Digits: 6, Period: caddy.Duration(30 * time.Second), Algorithm: "sha1", Skew: 1}
+	want := Config{Digits: 6, Period: caddy.Duration(30 * time.Second), Algorithm: "sha1", Skew: 1, Enroll: "verified"}
 	if c != want {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
 	}
@@ -19,10 +19,10 @@ func TestConfigApplyDefaults(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 
-	c = Config{Skew: -1, Algorithm: " SHA256 "}
+	c = Config{Skew: -1, Algorithm: " SHA256 ", Enroll: " First_Login "}
 	c.ApplyDefaults()
-	if c.Skew != 0 || c.Algorithm != "sha256" {
-		t.Fatalf("skew -1, SHA256 gave skew %d, algorithm %q", c.Skew, c.Algorithm)
+	if c.Skew != 0 || c.Algorithm != "sha256" || c.Enroll != EnrollFirstLogin {
+		t.Fatalf("skew -1, SHA256, First_Login gave skew %d, algorithm %q, enroll %q", c.Skew, c.Algorithm, c.Enroll)
 	}
 }
 
@@ -45,6 +45,9 @@ func TestConfigValidate(t *testing.T) {
 		{"period 6m", func(c *Config) { c.Period = caddy.Duration(6 * time.Minute) }, "period must be between"},
 		{"period fraction", func(c *Config) { c.Period = caddy.Duration(30500 * time.Millisecond) }, "whole number of seconds"},
 		{"md5", func(c *Config) { c.Algorithm = "md5" }, `unknown algorithm "md5"`},
+		{"enroll off", func(c *Config) { c.Enroll = EnrollOff }, ""},
+		{"enroll first_login", func(c *Config) { c.Enroll = EnrollFirstLogin }, ""},
+		{"enroll always", func(c *Config) { c.Enroll = "always" }, `unknown enroll policy "always"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
