@@ -38,6 +38,9 @@ const (
 	Write
 	// Delete removes the key.
 	Delete
+	// WriteDurable is Write, synced to disk before Update returns: for
+	// records a crash must not lose, such as a user's enrolled factors.
+	WriteDurable
 )
 
 // UpdateFunc receives the current record (Value nil and found false when the

@@ -114,6 +114,7 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		return fmt.Errorf("updating record: %w", err)
 	}
 	var fnErr error
+	durable := false
 	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
 		cur, found, err := s.read(txn, key)
 		if err != nil {
@@ -124,10 +125,11 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 			fnErr = err
 			return errAborted
 		}
+		durable = op == storage.WriteDurable
 		switch op {
 		case storage.Keep:
 			return nil
-		case storage.Write:
+		case storage.Write, storage.WriteDurable:
 			return txn.SetEntry(entry(key, value, expiresAt))
 		case storage.Delete:
 			return txn.Delete([]byte(key))
@@ -140,6 +142,11 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 	}
 	if err != nil {
 		return fmt.Errorf("updating record: %w", err)
+	}
+	if durable {
+		if err := s.db.db.Sync(); err != nil {
+			return fmt.Errorf("syncing record: %w", err)
+		}
 	}
 	return nil
 }

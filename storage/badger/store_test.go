@@ -417,6 +417,8 @@ func TestUpdate(t *testing.T) {
 		{name: "keep absent", op: storage.Keep},
 		{name: "write", seed: []byte("old"), op: storage.Write, wantFound: true, want: []byte("new")},
 		{name: "write absent", op: storage.Write, want: []byte("new")},
+		{name: "write durable", seed: []byte("old"), op: storage.WriteDurable, wantFound: true, want: []byte("new")},
+		{name: "write durable absent", op: storage.WriteDurable, want: []byte("new")},
 		{name: "delete", seed: []byte("old"), op: storage.Delete, wantFound: true},
 		{name: "delete absent", op: storage.Delete},
 		{name: "fn error", seed: []byte("old"), op: storage.Write, fnErr: errFn, wantErr: errFn, wantFound: true, want: []byte("old")},
