@@ -44,6 +44,51 @@ type Sender interface {
 	Deliver(ctx context.Context, m Message) error
 }
 
+// Notice is a security notice to a user about a change to their own
+// account's second factors. It never carries a code, a link or a secret.
+type Notice struct {
+	// User is the canonical user name.
+	User string
+	// To is the user's destination on file (an email address).
+	To string
+	// Site names the protected site, as in Message.Site; empty means
+	// "this site".
+	Site string
+	// Event is what happened: one of the Notice* constants.
+	Event string
+	// Factor is the factor the event is about: "totp", "email", "sms" or
+	// "recovery". The recovery code events imply it.
+	Factor string
+	// Time is when it happened; zero means the time of sending.
+	Time time.Time
+	// ClientIP is the client IP of the request that caused the event;
+	// empty when unknown.
+	ClientIP string
+}
+
+// Events of a Notice.
+const (
+	// NoticeFactorAdded: a factor was added, or an address or phone number
+	// on file was changed.
+	NoticeFactorAdded = "factor_added"
+	// NoticeFactorRemoved: a factor was removed.
+	NoticeFactorRemoved = "factor_removed"
+	// NoticeRecoveryCodeUsed: a recovery code was used to sign in.
+	NoticeRecoveryCodeUsed = "recovery_code_used"
+	// NoticeRecoveryCodesRenewed: new recovery codes replaced the old ones.
+	NoticeRecoveryCodesRenewed = "recovery_codes_renewed"
+)
+
+// Notifier sends security notices; the email authenticator implements it.
+// Notify returns nil when the notice was sent or is still being tried, and
+// an error wrapping ErrDeliveryFailed when it will not arrive (an unknown
+// event, an invalid address, a permanent failure).
+type Notifier interface {
+	// Notify renders n and queues it, waiting briefly for the first
+	// attempt, as Sender.Deliver does.
+	Notify(ctx context.Context, n Notice) error
+}
+
 // DeliveryResult is one delivery attempt, reported to the delivery log.
 type DeliveryResult struct {
 	Time        time.Time     `json:"time"`

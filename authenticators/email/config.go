@@ -46,7 +46,8 @@ type Config struct {
 	// cap off).
 	authenticators.Limits
 
-	// Templates overrides the subject, text and HTML bodies.
+	// Templates overrides the subject, text and HTML bodies of code
+	// messages; security notices keep their built-in templates.
 	Templates *Templates `json:"templates,omitempty"`
 
 	// Delivery tunes the asynchronous delivery queue.

@@ -6,6 +6,13 @@
 // optional authentication, TLS mode) and "outbox" (development: .eml
 // files).
 //
+// Config also implements authenticators.Notifier: Notify sends a user a
+// security notice when their second factors change (a factor added or
+// removed, a recovery code used, recovery codes renewed). Notices carry no
+// code or link, use built-in templates (templates configures the code
+// messages only), and go through the same queue and delivery log as codes,
+// without a challenge ID.
+//
 // SMTP is done by github.com/wneessen/go-mail, a maintained client that
 // handles what a hand-written one gets wrong: implicit TLS and mandatory or
 // opportunistic STARTTLS, SASL negotiation (SCRAM, PLAIN and LOGIN, the

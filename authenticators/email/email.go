@@ -246,14 +246,14 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 	masked := Mask(m.To)
 	to, err := ParseAddress(m.To)
 	if err != nil {
-		c.reportNow(m, masked, err)
+		c.reportNow(m.ChallengeID, m.User, masked, err)
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
 	}
 	masked = Mask(to)
 	msg, err := c.message(m, to, masked)
 	if err != nil {
 		err = errors.New(maskText(err.Error(), m.Code))
-		c.reportNow(m, masked, err)
+		c.reportNow(m.ChallengeID, m.User, masked, err)
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
 	}
 	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
@@ -264,8 +264,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 	})
 }
 
-// message renders the templates and builds the message, setting every
-// header through go-mail, which encodes header values.
+// message renders the templates and builds the message.
 func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg, error) {
 	if m.Code == "" {
 		return nil, errors.New("message has no code")
@@ -274,14 +273,10 @@ func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg
 	if ttl <= 0 {
 		ttl = time.Duration(c.CodeTTL)
 	}
-	site := oneLine(m.Site)
-	if site == "" {
-		site = "this site"
-	}
 	subject, text, html, err := c.tmpl.render(TemplateData{
 		Code:      m.Code,
 		Link:      m.Link,
-		Site:      site,
+		Site:      siteName(m.Site),
 		To:        masked,
 		User:      m.User,
 		ExpiresIn: humanDuration(ttl),
@@ -289,7 +284,13 @@ func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg
 	if err != nil {
 		return nil, err
 	}
+	return c.newMsg(to, subject, text, html)
+}
 
+// newMsg builds a message to the one recipient to with a text body and an
+// HTML alternative, setting every header through go-mail, which encodes
+// header values.
+func (c *Config) newMsg(to, subject, text, html string) (*mail.Msg, error) {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(c.from)
 	if err := msg.To(to); err != nil {
@@ -308,6 +309,14 @@ func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg
 	msg.SetBodyString(mail.TypeTextPlain, text)
 	msg.AddAlternativeString(mail.TypeTextHTML, html)
 	return msg, nil
+}
+
+// siteName is site on one line, or "this site" when empty.
+func siteName(site string) string {
+	if site = oneLine(site); site == "" {
+		return "this site"
+	}
+	return site
 }
 
 // messageID returns a random Message-ID value in the sender's domain.
@@ -364,15 +373,16 @@ func unquoted(s string) string {
 }
 
 // reportNow reports a failure found before the message reached the queue.
-func (c *Config) reportNow(m authenticators.Message, masked string, err error) {
+// masked is the masked destination.
+func (c *Config) reportNow(challengeID, user, masked string, err error) {
 	if c.report == nil {
 		return
 	}
 	c.report(authenticators.DeliveryResult{
 		Time:        time.Now(),
-		ChallengeID: m.ChallengeID,
+		ChallengeID: challengeID,
 		Method:      Method,
-		User:        m.User,
+		User:        user,
 		To:          masked,
 		Permanent:   true,
 		Error:       err.Error(),

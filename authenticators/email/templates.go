@@ -110,9 +110,10 @@ func loadTemplates(t *Templates) (*templates, error) {
 	return &tp, nil
 }
 
-// render executes the three templates. The subject is reduced to one line:
+// render executes the three templates with data (a TemplateData, or a
+// noticeData for the notice templates). The subject is reduced to one line:
 // control characters (CR, LF, tabs...) become spaces.
-func (tp *templates) render(data TemplateData) (subject, text, html string, err error) {
+func (tp *templates) render(data any) (subject, text, html string, err error) {
 	var b bytes.Buffer
 	if err := tp.subject.Execute(&b, data); err != nil {
 		return "", "", "", fmt.Errorf("executing subject template: %w", err)
