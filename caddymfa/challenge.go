@@ -164,30 +164,23 @@ type verifyOutcome struct {
 	ok           bool
 	attemptsLeft int
 	method       string
+	// recoveryLeft is how many recovery codes remain after one was used.
+	recoveryLeft int
 }
 
-// verify checks a code against the flow's challenge. The per-user
-// failure count and the challenge's attempt count both move before the
-// code is compared, each in one atomic store operation (SECURITY.md A1,
-// A2); a locked user's code is never compared (A4). Wrong, expired,
-// exhausted, unknown and locked all come out the same (A7). Any store
-// error denies (A9).
-func (h *Handler) verify(ctx context.Context, flow *flowState, method, input string, limits authenticators.Limits) (verifyOutcome, error) {
+// verifyChallenge checks a code against the flow's challenge. The
+// challenge's attempt count moves before the code is compared, in one
+// atomic store operation (SECURITY.md A1, A2); a locked user's code is
+// counted but never compared (A4). Wrong, expired, exhausted, unknown and
+// locked all come out the same (A7). The caller has counted the attempt
+// in the user's lockout (verifyFactor).
+func (h *Handler) verifyChallenge(ctx context.Context, flow *flowState, method, input string, locked bool) (verifyOutcome, error) {
 	user := flow.user()
-	locked, justLocked, err := h.countAttempt(ctx, user)
-	if err != nil {
-		return verifyOutcome{}, fmt.Errorf("counting attempt: %w", err)
-	}
-	if justLocked {
-		h.audit("user locked", zap.String("user", user), zap.Int("failures", h.Lockout.Failures))
-		if err := h.revokeUserSessions(ctx, user); err != nil {
-			h.logger.Error("revoking sessions of locked user", zap.Error(err))
-		}
-	}
+	limits := h.limitsFor(method)
 	code, wellFormed := authenticators.NormalizeCode(input, limits.CodeLength)
 	now := h.now()
 	var out verifyOutcome
-	err = h.store.Update(ctx, keyChallenge+h.challengeID(flow.ID), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	err := h.store.Update(ctx, keyChallenge+h.challengeID(flow.ID), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		out = verifyOutcome{}
 		if !found {
 			return nil, time.Time{}, storage.Keep, nil
@@ -216,11 +209,6 @@ func (h *Handler) verify(ctx context.Context, flow *flowState, method, input str
 	})
 	if err != nil {
 		return verifyOutcome{}, fmt.Errorf("counting challenge attempt: %w", err)
-	}
-	if out.ok {
-		if err := h.clearFailures(ctx, user); err != nil {
-			return verifyOutcome{}, fmt.Errorf("clearing failures: %w", err)
-		}
 	}
 	return out, nil
 }

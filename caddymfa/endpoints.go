@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -57,9 +60,29 @@ type view struct {
 	Error        string   `json:"error,omitempty"`
 	Message      string   `json:"message,omitempty"`
 	CanResend    bool     `json:"can_resend,omitempty"`
+	// Enroll is where to set up an authenticator app, when the user may.
+	Enroll string `json:"enroll,omitempty"`
+	// Enrollment material: the QR code as a PNG data URI, the secret for
+	// typing in, grouped, and the otpauth URI they both carry.
+	QRCode     string `json:"qr_png,omitempty"`
+	Secret     string `json:"secret,omitempty"`
+	OTPAuthURI string `json:"otpauth_uri,omitempty"`
+	// NeedsCurrent asks for a code of the factor the user has now.
+	NeedsCurrent bool `json:"needs_current_code,omitempty"`
+	// RecoveryCodes are shown once, right after they are made.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+	// RecoveryLeft is how many unused recovery codes the user has.
+	RecoveryLeft *int `json:"recovery_codes_left,omitempty"`
+	// AppAdded is when the user's authenticator app was set up.
+	AppAdded string `json:"totp_added,omitempty"`
+	// Return is where the browser goes after an enrollment page.
+	Return string `json:"return,omitempty"`
+	// Skip lets the user leave enrollment for later.
+	Skip bool `json:"can_skip,omitempty"`
 
 	status     int
 	prefix     string
+	back       string // a link back from an enrollment page
 	retry      time.Duration
 	standalone bool
 }
@@ -76,6 +99,8 @@ func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 		return h.getStep(w, r)
 	case "/style.css":
 		return serveStyle(w, r)
+	case "/enroll/totp":
+		return h.serveEnroll(w, r)
 	case "/identify", "/send", "/resend", "/verify", "/logout":
 		if r.Method != http.MethodPost {
 			return h.methodNotAllowed(w, "POST")
@@ -101,6 +126,9 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	if s, ok := h.validSession(r, ff); ok {
 		id, _ := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
 		v := &view{Step: stepDone, User: s.User, Method: s.Method, CSRFToken: h.keys.csrfToken("s:" + id)}
+		if h.TOTP != nil {
+			v.Enroll = h.PathPrefix + "/enroll/totp"
+		}
 		return h.render(w, r, v)
 	}
 	flow := h.readFlow(r, ff)
@@ -129,7 +157,10 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, r, v)
 }
 
-// stepView works out the current step of a flow.
+// stepView works out the current step of a flow. The "method" query
+// parameter picks a method without sending anything: "totp" or
+// "recovery" show their code form, "choose" the method list even while
+// a code is pending.
 func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID), standalone: flow.FirstFactor == ""}
 	if flow.user() == "" {
@@ -137,62 +168,129 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		return v, nil
 	}
 	v.User = flow.user()
-	rec, err := h.store.Get(r.Context(), keyChallenge+h.challengeID(flow.ID))
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	opts, err := h.optionsFor(r, flow)
+	if err != nil {
 		return nil, err
 	}
-	if err == nil {
-		ch, err := decodeRecord[challenge](rec.Value)
-		if err != nil {
-			return nil, err
-		}
-		limits := h.limitsFor(ch.Method)
-		now := h.now()
-		switch {
-		case ch.Failed && flow.FirstFactor != "":
-			v.Error, v.Message = errCodeDelivery, "We could not send the code. Try again later or contact the administrator."
-		case ch.State == statePending && now.Before(ch.ExpiresAt):
-			v.Step = stepVerify
-			v.Method = ch.Method
-			v.Destination = ch.Destination
-			if flow.FirstFactor == "" {
-				// Standalone: show only what the visitor typed, never
-				// what is on file (that would tell who exists).
-				v.Destination = h.maskedIdentity(flow.User)
-			}
-			v.ExpiresIn = int(ch.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
-			left := max(0, limits.MaxAttempts-ch.Attempts)
-			v.AttemptsLeft = &left
-			v.CanResend = ch.Sends < limits.MaxSends
-			return v, nil
-		case ch.State == stateDead:
-			v.Error, v.Message = errCodeInvalid, "Too many attempts for this code. Send a new one to try again."
-		case ch.State == statePending:
-			v.Error, v.Message = "expired", "The code has expired. Send a new one."
+	want := r.URL.Query().Get("method")
+	if (want == methodTOTP || want == methodRecovery) && slices.Contains(opts.methods, want) {
+		v.Step, v.Method, v.Methods = stepVerify, want, opts.methods
+		return v, nil
+	}
+	if want != stepChoose && h.Email != nil {
+		done, err := h.challengeView(r, flow, v)
+		if err != nil || done {
+			return v, err
 		}
 	}
 	v.Step = stepChoose
-	v.Methods = h.methodsFor(r, flow)
-	if len(v.Methods) == 0 {
+	v.Methods = opts.methods
+	if len(v.Methods) > 0 {
+		v.Method = v.Methods[0] // the preselected one
+	}
+	if opts.enroll {
+		v.Enroll = h.PathPrefix + "/enroll/totp"
+	}
+	if len(v.Methods) == 0 && !opts.enroll {
 		v.Error, v.Message = errCodeNoMethod, msgNoMethod
 		v.status = http.StatusForbidden
 	}
-	if len(v.Methods) > 0 && flow.FirstFactor == "" {
-		v.Destination = h.maskedIdentity(flow.User)
-	} else if len(v.Methods) > 0 {
-		v.Destination = h.Email.Mask(h.addressFor(r, flow))
+	if slices.Contains(v.Methods, methodEmail) {
+		if flow.FirstFactor == "" {
+			v.Destination = h.maskedIdentity(flow.User)
+		} else {
+			v.Destination = email.Mask(h.addressFor(r, flow))
+		}
 	}
 	return v, nil
 }
 
-// methodsFor lists the methods the flow's user can use. In standalone
-// mode every identified name is offered email, so the list does not reveal
-// who exists.
-func (h *Handler) methodsFor(r *http.Request, flow *flowState) []string {
-	if flow.FirstFactor == "" || h.addressFor(r, flow) != "" {
-		return []string{"email"}
+// challengeView fills v with the verify step of the flow's emailed code
+// while it can be used, and reports whether it did. A challenge that is
+// over leaves a message for the choose step.
+func (h *Handler) challengeView(r *http.Request, flow *flowState, v *view) (bool, error) {
+	rec, err := h.store.Get(r.Context(), keyChallenge+h.challengeID(flow.ID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, err
+	}
+	ch, err := decodeRecord[challenge](rec.Value)
+	if err != nil {
+		return false, err
+	}
+	limits := h.limitsFor(ch.Method)
+	now := h.now()
+	switch {
+	case ch.Failed && flow.FirstFactor != "":
+		v.Error, v.Message = errCodeDelivery, "We could not send the code. Try again later or contact the administrator."
+	case ch.State == statePending && now.Before(ch.ExpiresAt):
+		v.Step = stepVerify
+		v.Method = ch.Method
+		v.Destination = ch.Destination
+		if flow.FirstFactor == "" {
+			// Standalone: show only what the visitor typed, never
+			// what is on file (that would tell who exists).
+			v.Destination = h.maskedIdentity(flow.User)
+		}
+		v.ExpiresIn = int(ch.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
+		left := max(0, limits.MaxAttempts-ch.Attempts)
+		v.AttemptsLeft = &left
+		v.CanResend = ch.Sends < limits.MaxSends
+		return true, nil
+	case ch.State == stateDead:
+		v.Error, v.Message = errCodeInvalid, "Too many attempts for this code. Send a new one to try again."
+	case ch.State == statePending:
+		v.Error, v.Message = "expired", "The code has expired. Send a new one."
+	}
+	return false, nil
+}
+
+// signInOptions are the ways a flow's user can go on.
+type signInOptions struct {
+	methods []string // the last used first; recovery always last
+	enroll  bool     // may set up an authenticator app now (first_login)
+}
+
+// optionsFor lists the methods the flow's user can use. In standalone
+// mode every identified name is offered every configured method, so the
+// list does not reveal who exists or who has an app (SECURITY.md H37).
+func (h *Handler) optionsFor(r *http.Request, flow *flowState) (signInOptions, error) {
+	var o signInOptions
+	if flow.FirstFactor == "" {
+		if h.TOTP != nil {
+			o.methods = append(o.methods, methodTOTP)
+		}
+		if h.Email != nil {
+			o.methods = append(o.methods, methodEmail)
+		}
+		if h.TOTP != nil {
+			o.methods = append(o.methods, methodRecovery)
+		}
+		return o, nil
+	}
+	var rec userRecord
+	if h.TOTP != nil {
+		var err error
+		if rec, err = h.loadUser(r.Context(), flow.user()); err != nil {
+			return o, err
+		}
+	}
+	if rec.TOTP != nil {
+		o.methods = append(o.methods, methodTOTP)
+	}
+	if h.Email != nil && h.addressFor(r, flow) != "" {
+		o.methods = append(o.methods, methodEmail)
+	}
+	if i := slices.Index(o.methods, rec.LastMethod); i > 0 {
+		o.methods[0], o.methods[i] = o.methods[i], o.methods[0]
+	}
+	if len(rec.Recovery) > 0 {
+		o.methods = append(o.methods, methodRecovery)
+	}
+	o.enroll = h.TOTP != nil && h.TOTP.Enroll == totp.EnrollFirstLogin && rec.TOTP == nil
+	return o, nil
 }
 
 // addressFor is the address on file for the flow's user: the users list,
@@ -202,7 +300,7 @@ func (h *Handler) addressFor(r *http.Request, flow *flowState) string {
 	if a := h.dir.emailFor(flow.user()); a != "" {
 		return a
 	}
-	if flow.FirstFactor == "" || h.Email.Address == "" || !h.identityTrusted(r, h.Email.Address) {
+	if h.Email == nil || flow.FirstFactor == "" || h.Email.Address == "" || !h.identityTrusted(r, h.Email.Address) {
 		return ""
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -221,21 +319,24 @@ func (h *Handler) addressFor(r *http.Request, flow *flowState) string {
 // is an email address; names that are not addresses show nothing.
 func (h *Handler) maskedIdentity(user string) string {
 	if _, err := email.ParseAddress(user); err == nil {
-		return h.Email.Mask(user)
+		return email.Mask(user)
 	}
 	return ""
 }
 
 func (h *Handler) limitsFor(method string) authenticators.Limits {
-	return h.Email.Limits
+	return h.Email.Limits // the only message-based method so far
 }
 
 // form is the body of a POST, form-encoded or JSON.
 type form struct {
-	Username  string `json:"username"`
-	Method    string `json:"method"`
-	Code      string `json:"code"`
-	CSRFToken string `json:"csrf_token"`
+	Username    string `json:"username"`
+	Method      string `json:"method"`
+	Code        string `json:"code"`
+	CurrentCode string `json:"current_code"`
+	Action      string `json:"action"`
+	Return      string `json:"return"`
+	CSRFToken   string `json:"csrf_token"`
 }
 
 func readForm(r *http.Request) (form, error) {
@@ -254,10 +355,13 @@ func readForm(r *http.Request) (form, error) {
 			return f, err
 		}
 		f = form{
-			Username:  r.PostForm.Get("username"),
-			Method:    r.PostForm.Get("method"),
-			Code:      r.PostForm.Get("code"),
-			CSRFToken: r.PostForm.Get("csrf_token"),
+			Username:    r.PostForm.Get("username"),
+			Method:      r.PostForm.Get("method"),
+			Code:        r.PostForm.Get("code"),
+			CurrentCode: r.PostForm.Get("current_code"),
+			Action:      r.PostForm.Get("action"),
+			Return:      r.PostForm.Get("return"),
+			CSRFToken:   r.PostForm.Get("csrf_token"),
 		}
 	}
 	if t := r.Header.Get("X-CSRF-Token"); t != "" {
@@ -292,10 +396,7 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 // post handles the POST endpoints: size limit, CSRF, then the action.
 func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	f, err := readForm(r)
-	if err != nil {
-		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
-	}
+	f, formErr := readForm(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	ff, ok := h.firstFactor(r, repl)
 	if !ok {
@@ -303,6 +404,9 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 	}
 	if !h.sameOrigin(r) {
 		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
+	}
+	if formErr != nil {
+		return h.unreadable(w, r, ff, action, formErr)
 	}
 	if action == "logout" {
 		return h.logout(w, r, f, ff)
@@ -319,6 +423,24 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 	default:
 		return h.verifyCode(w, r, f, flow)
 	}
+}
+
+// unreadable answers a POST whose body could not be read. A verify
+// attempt still counts as a failure in the user's lockout (SECURITY.md
+// C21): an oversized or malformed body is a guess like any other.
+func (h *Handler) unreadable(w http.ResponseWriter, r *http.Request, ff, action string, err error) error {
+	if action == "verify" {
+		if flow := h.readFlow(r, ff); flow != nil && flow.user() != "" {
+			if _, cerr := h.countFailure(r.Context(), flow.user()); cerr != nil {
+				return h.unavailable(w, r, "counting attempt", cerr)
+			}
+		}
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return h.render(w, r, h.errorView(http.StatusRequestEntityTooLarge, errCodeRequest, "The request is too large."))
+	}
+	return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
 }
 
 // identify takes the user name in standalone mode, starts a fresh flow
@@ -341,7 +463,25 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow 
 		return err
 	}
 	http.SetCookie(w, c)
+	if h.TOTP != nil || h.Email == nil {
+		// Several methods: the visitor chooses; nothing is sent yet.
+		return h.showStep(w, r, next)
+	}
 	return h.sendAndShow(w, r, next)
+}
+
+// showStep answers a POST with the flow's step: a redirect to it for
+// browsers, the step itself for JSON clients.
+func (h *Handler) showStep(w http.ResponseWriter, r *http.Request, flow *flowState) error {
+	if !wantsJSON(r) {
+		http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
+		return nil
+	}
+	v, err := h.stepView(r, flow)
+	if err != nil {
+		return h.unavailable(w, r, "reading flow state", err)
+	}
+	return h.render(w, r, v)
 }
 
 // send issues a code by the chosen method (only email so far); resend
@@ -350,10 +490,10 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 	if flow.user() == "" {
 		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
 	}
-	if f.Method != "" && f.Method != "email" {
+	if (f.Method != "" && f.Method != methodEmail) || h.Email == nil {
 		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
-	if len(h.methodsFor(r, flow)) == 0 {
+	if flow.FirstFactor != "" && h.addressFor(r, flow) == "" {
 		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNoMethod, msgNoMethod))
 	}
 	if !resend {
@@ -425,15 +565,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 	case err != nil:
 		return h.unavailable(w, r, "issuing code", err)
 	}
-	if !wantsJSON(r) {
-		http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
-		return nil
-	}
-	v, err := h.stepView(r, flow)
-	if err != nil {
-		return h.unavailable(w, r, "reading flow state", err)
-	}
-	return h.render(w, r, v)
+	return h.showStep(w, r, flow)
 }
 
 // verifyCode checks a code; success starts a session with a fresh ID.
@@ -443,33 +575,69 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	method := f.Method
 	if method == "" {
-		method = "email"
+		method = methodEmail
 	}
-	out, err := h.verify(r.Context(), flow, method, f.Code, h.limitsFor(method))
+	user := flow.user()
+	out, err := h.verifyFactor(r.Context(), flow, method, f.Code)
 	if err != nil {
 		return h.unavailable(w, r, "verifying code", err)
 	}
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if !out.ok {
-		h.audit("sign-in failed", zap.String("user", flow.user()), zap.String("method", method), zap.String("client_ip", ip))
+		h.audit("sign-in failed", zap.String("user", user), zap.String("method", method), zap.String("client_ip", ip))
 		return h.render(w, r, h.failedView(r, flow, method, out.attemptsLeft))
 	}
-	c, err := h.newSession(r, flow.FirstFactor, flow.user(), out.method)
+	c, err := h.newSession(r, flow.FirstFactor, user, out.method)
 	if err != nil {
 		return h.unavailable(w, r, "storing session", err)
 	}
-	h.audit("sign-in succeeded", zap.String("user", flow.user()), zap.String("method", out.method), zap.String("client_ip", ip))
+	h.audit("sign-in succeeded", zap.String("user", user), zap.String("method", out.method), zap.String("client_ip", ip))
+	if out.method == methodRecovery {
+		h.notify(r, flow, authenticators.NoticeRecoveryCodeUsed, methodRecovery, zap.Int("recovery_codes_left", out.recoveryLeft))
+	}
 	http.SetCookie(w, c)
 	http.SetCookie(w, expiredCookie(r, flowCookieName))
-	dest := flow.Return
-	if dest == "" {
-		dest = "/"
+	dest, err := h.afterSignIn(r, user, out.method, flow.Return)
+	if err != nil {
+		h.logger.Error("reading user record after sign-in", zap.Error(err))
 	}
 	if wantsJSON(r) {
-		return h.render(w, r, &view{Step: stepDone, User: flow.user(), Method: out.method, Redirect: dest})
+		return h.render(w, r, &view{Step: stepDone, User: user, Method: out.method, Redirect: dest})
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 	return nil
+}
+
+// afterSignIn remembers the method of a sign-in and says where the
+// browser goes next: the return path, or first the authenticator app page
+// for a user who could set one up, or just used a recovery code.
+func (h *Handler) afterSignIn(r *http.Request, user, method, ret string) (string, error) {
+	if ret == "" {
+		ret = "/"
+	}
+	if h.TOTP == nil {
+		return ret, nil
+	}
+	var hasApp bool
+	err := h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
+		hasApp = rec.TOTP != nil
+		if rec.LastMethod == method || method == methodRecovery {
+			return storage.Keep, nil
+		}
+		rec.LastMethod = method
+		return storage.Write, nil
+	})
+	if err != nil {
+		return ret, err
+	}
+	manage := h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
+	switch {
+	case method == methodRecovery:
+		return manage, nil
+	case !hasApp && h.TOTP.Enroll != totp.EnrollOff:
+		return manage, nil
+	}
+	return ret, nil
 }
 
 // logout revokes the session server-side. The CSRF token is bound to the
@@ -504,13 +672,18 @@ func (h *Handler) failedView(r *http.Request, flow *flowState, method string, at
 	v.Step = stepVerify
 	v.Method = method
 	v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
+	v.standalone = flow.FirstFactor == ""
+	if method != methodEmail {
+		// Apps and recovery codes have no per-challenge budget; the
+		// lockout, which is never revealed, bounds the guesses.
+		return v
+	}
 	v.AttemptsLeft = &attemptsLeft
 	v.CanResend = attemptsLeft > 0
-	v.standalone = flow.FirstFactor == ""
 	if v.standalone {
 		v.Destination = h.maskedIdentity(flow.User)
 	} else if addr := h.addressFor(r, flow); addr != "" {
-		v.Destination = h.Email.Mask(addr)
+		v.Destination = email.Mask(addr)
 	}
 	if attemptsLeft == 0 {
 		v.Message = "That code is not valid, and no attempts are left for it. Send a new code to try again."

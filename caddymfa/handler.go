@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -120,6 +121,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("provisioning email: %w", err)
 		}
 	}
+	if h.TOTP != nil {
+		h.TOTP.ApplyDefaults()
+		h.TOTP.Issuer = repl.ReplaceKnown(h.TOTP.Issuer, "")
+		if h.RecoveryCodes == 0 {
+			h.RecoveryCodes = totp.MinRecoveryCodes
+		}
+	}
 	return nil
 }
 
@@ -164,19 +172,49 @@ func (h *Handler) Validate() error {
 	if *h.User == "" && h.dir.empty() {
 		return fmt.Errorf("user is empty (standalone sign-in) but there are no users, users_file or allow_emails to sign in")
 	}
-	if h.Email == nil {
-		return fmt.Errorf("no authenticator is configured: add an email block")
+	if h.Email == nil && h.TOTP == nil {
+		return fmt.Errorf("no authenticator is configured: add an email or totp block")
 	}
-	if err := h.Email.Validate(); err != nil {
-		return fmt.Errorf("email: %w", err)
+	address := ""
+	if h.Email != nil {
+		if err := h.Email.Validate(); err != nil {
+			return fmt.Errorf("email: %w", err)
+		}
+		if h.Email.Address != "" && *h.User == "" {
+			return fmt.Errorf("email: address reads the address from the first factor, but user is empty (standalone): remove address or configure a first factor")
+		}
+		address = h.Email.Address
 	}
-	if h.Email.Address != "" && *h.User == "" {
-		return fmt.Errorf("email: address reads the address from the first factor, but user is empty (standalone): remove address or configure a first factor")
+	if err := h.validateTOTP(); err != nil {
+		return err
 	}
-	for _, p := range []string{*h.User, h.Email.Address} {
+	for _, p := range []string{*h.User, address} {
 		if strings.Contains(p, "{http.request.header.") && !h.TrustIdentityHeaders {
 			h.logger.Warn("identity read from a request header; it is used only when the request comes from a trusted proxy (set trust_identity_headers to override)", zap.String("placeholder", p))
 		}
+	}
+	return nil
+}
+
+// validateTOTP checks the totp block and how it fits the rest.
+func (h *Handler) validateTOTP() error {
+	if h.TOTP == nil {
+		return nil
+	}
+	if err := h.TOTP.Validate(); err != nil {
+		return err
+	}
+	if h.issuer() == "" {
+		return fmt.Errorf("totp: set issuer or base_url: authenticator apps show it next to the code, and it is never taken from the request's Host")
+	}
+	if h.RecoveryCodes < totp.MinRecoveryCodes || h.RecoveryCodes > totp.MaxRecoveryCodes {
+		return fmt.Errorf("recovery_codes: %d is outside %d..%d", h.RecoveryCodes, totp.MinRecoveryCodes, totp.MaxRecoveryCodes)
+	}
+	switch {
+	case h.TOTP.Enroll == totp.EnrollFirstLogin && *h.User == "":
+		return fmt.Errorf("totp: enroll first_login trusts the first factor, but user is empty (standalone), so there is none: anyone could enroll for any name. Use enroll verified with an email block, or configure a first factor")
+	case h.TOTP.Enroll == totp.EnrollVerified && h.Email == nil:
+		return fmt.Errorf("totp: enroll verified lets users add an app after passing another factor, but no email block is configured: add one, or use enroll first_login or off")
 	}
 	return nil
 }

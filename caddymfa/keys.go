@@ -24,6 +24,7 @@ type keyring struct {
 	code        []byte // keys the HMACs of codes kept in the store
 	csrf        []byte // derives CSRF tokens
 	store       []byte // hashes session IDs into store keys
+	totp        []byte // master key of TOTP secrets and recovery-code hashes
 }
 
 func newKeyring(secret []byte) keyring {
@@ -39,6 +40,7 @@ func newKeyring(secret []byte) keyring {
 		code:        derive("code"),
 		csrf:        derive("csrf"),
 		store:       derive("store"),
+		totp:        derive("totp"),
 	}
 }
 

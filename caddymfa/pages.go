@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 //go:embed assets/page.html assets/style.css
@@ -67,6 +68,42 @@ func (p pageData) AttemptsText() string {
 		return "1 attempt left."
 	}
 	return strconv.Itoa(*p.AttemptsLeft) + " attempts left."
+}
+
+// QRSrc is the QR code image as a data URI. html/template refuses data:
+// URIs in attributes unless told they are safe; this one is ours, a
+// base64 PNG, and nothing else passes.
+func (p pageData) QRSrc() template.URL {
+	if !strings.HasPrefix(p.QRCode, "data:image/png;base64,") {
+		return ""
+	}
+	return template.URL(p.QRCode)
+}
+
+// OTPAuthHref is the otpauth URI as a link, for enrolling on the phone
+// that shows the page. The URI is built by totp.URI, which escapes every
+// part.
+func (p pageData) OTPAuthHref() template.URL {
+	if !strings.HasPrefix(p.OTPAuthURI, "otpauth://totp/") {
+		return ""
+	}
+	return template.URL(p.OTPAuthURI)
+}
+
+// Back is the link back from an enrollment page.
+func (p pageData) Back() string { return p.back }
+
+// RecoveryText says how many recovery codes are left.
+func (p pageData) RecoveryText() string {
+	switch {
+	case p.RecoveryLeft == nil:
+		return ""
+	case *p.RecoveryLeft == 0:
+		return "You have no recovery codes left: make new ones."
+	case *p.RecoveryLeft == 1:
+		return "You have 1 unused recovery code."
+	}
+	return "You have " + strconv.Itoa(*p.RecoveryLeft) + " unused recovery codes."
 }
 
 func writePage(w http.ResponseWriter, status int, v *view) error {

@@ -15,6 +15,8 @@ const (
 	keyLockout   = "lock/"
 	keyThrottle  = "thr/"
 	keyLog       = "log/"
+	keyUser      = "user/"   // user/<user>: enrolled factors; durable
+	keyEnroll    = "enroll/" // enroll/<binding hash>: a secret shown but not yet confirmed
 	keySecret    = "meta/secret_key"
 )
 

@@ -1,0 +1,490 @@
+package caddymfa
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+// Enrollment bounds.
+const (
+	// pendingEnrollTTL is how long a shown secret waits for its first
+	// code.
+	pendingEnrollTTL = 10 * time.Minute
+	// maxEnrollTries wrong first codes drop the shown secret.
+	maxEnrollTries = 5
+	// enrollFreshness is how recent a sign-in must be to add an app from
+	// a session: a session cookie stolen hours later cannot add one.
+	enrollFreshness = 15 * time.Minute
+	// maxEnrollStarts caps new secrets per user per hour, so a client
+	// cannot fill the store with pending enrollments.
+	maxEnrollStarts = 20
+	// qrSize is the side of the QR code image, in pixels.
+	qrSize = 264
+)
+
+// Steps and actions of enrollment.
+const (
+	stepEnrollTOTP    = "enroll_totp"
+	stepTOTPSettings  = "totp_settings"
+	stepRecoveryCodes = "recovery_codes"
+	stepNotice        = "notice"
+
+	actionConfirm       = "confirm"
+	actionRemove        = "remove"
+	actionRecoveryCodes = "recovery_codes"
+
+	errCodeNotAllowed = "not_allowed"
+)
+
+// pendingEnrollment is a secret shown to a user and not yet confirmed
+// (SECURITY.md C19). It exists only server-side, under a key bound to the
+// flow or session that was shown it, until the first valid code or its
+// TTL.
+type pendingEnrollment struct {
+	User   string `json:"u"`
+	Secret string `json:"s"` // sealed
+	Tries  int    `json:"n"`
+}
+
+// enrollAuth is who is changing their authenticator app, and on what
+// authority: a session, or (enroll first_login) a sign-in flow that has
+// passed the first factor.
+type enrollAuth struct {
+	user      string
+	ff        string
+	flow      *flowState // set for an enrollment during sign-in
+	sessionID string     // set for an enrollment from a session
+	fresh     bool       // the session's sign-in is recent
+	rec       userRecord // the user's record when the request came
+}
+
+// binding names the flow or session a pending secret and the CSRF token
+// belong to.
+func (a *enrollAuth) binding() string {
+	if a.flow != nil {
+		return "f:" + a.flow.ID
+	}
+	return "s:" + a.sessionID
+}
+
+// who is the user as the address lookup and notices see them.
+func (a *enrollAuth) who() *flowState {
+	if a.flow != nil {
+		return a.flow
+	}
+	return &flowState{FirstFactor: a.ff, User: a.user}
+}
+
+// serveEnroll serves GET and POST {path_prefix}/enroll/totp.
+func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
+	if h.TOTP == nil {
+		return caddyhttp.Error(http.StatusNotFound, errors.New("totp is not configured"))
+	}
+	post := r.Method == http.MethodPost
+	if !post && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return h.methodNotAllowed(w, "GET, HEAD, POST")
+	}
+	var f form
+	if post {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		var err error
+		if f, err = readForm(r); err != nil {
+			return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
+		}
+		if !h.sameOrigin(r) {
+			return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
+		}
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ff, ok := h.firstFactor(r, repl)
+	if !ok {
+		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+	}
+	auth, err := h.enrollAuthority(r, ff)
+	if err != nil {
+		return h.unavailable(w, r, "reading user record", err)
+	}
+	if auth == nil {
+		v := h.errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then set up your authenticator app.")
+		v.Redirect = h.PathPrefix + "/"
+		return h.render(w, r, v)
+	}
+	ret := f.Return
+	if !post {
+		ret = r.URL.Query().Get("return")
+	}
+	ret, _ = safeReturnPath(ret, h.PathPrefix)
+	if auth.flow != nil {
+		ret = auth.flow.Return
+	}
+	if !post {
+		return h.render(w, r, h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != ""))
+	}
+	if !h.keys.validCSRF(auth.binding(), f.CSRFToken) {
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	switch f.Action {
+	case "", actionConfirm:
+		return h.confirmEnroll(w, r, f, auth, ret)
+	case actionRemove, actionRecoveryCodes:
+		return h.changeApp(w, r, f, auth, ret)
+	}
+	return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown action."))
+}
+
+// enrollAuthority works out who may enroll with this request: the user of
+// a valid session, or the user of a sign-in flow when enroll is
+// first_login and they have no app yet. nil means nobody.
+func (h *Handler) enrollAuthority(r *http.Request, ff string) (*enrollAuth, error) {
+	var auth *enrollAuth
+	if s, ok := h.validSession(r, ff); ok {
+		id, _ := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: id, fresh: h.now().Sub(s.Created) < enrollFreshness}
+	} else if flow := h.readFlow(r, ff); flow != nil && flow.FirstFactor != "" && h.TOTP.Enroll == totp.EnrollFirstLogin {
+		auth = &enrollAuth{user: flow.user(), ff: flow.FirstFactor, flow: flow}
+	} else {
+		return nil, nil
+	}
+	rec, err := h.loadUser(r.Context(), auth.user)
+	if err != nil {
+		return nil, err
+	}
+	if auth.flow != nil && rec.TOTP != nil {
+		return nil, nil // trust on first use only
+	}
+	auth.rec = rec
+	return auth, nil
+}
+
+// mayEnroll says why auth may not set up an app now, or nil when it may.
+// A first app needs enroll first_login (during sign-in) or a recent
+// sign-in with another factor (enroll verified); replacing an app needs a
+// code of the current one, asked for on the page.
+func (h *Handler) mayEnroll(auth *enrollAuth) *view {
+	switch {
+	case h.TOTP.Enroll == totp.EnrollOff:
+		return h.errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can set up an authenticator app for your account.")
+	case auth.flow == nil && auth.rec.TOTP == nil && !auth.fresh:
+		return h.errorView(http.StatusForbidden, errCodeNotAllowed, "For your security, sign out and sign in again to set up an authenticator app.")
+	}
+	return nil
+}
+
+// enrollView is the enrollment page: the settings of an app the user
+// has, or the QR code and secret of a new one.
+func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, replace bool) *view {
+	v := &view{CSRFToken: h.keys.csrfToken(auth.binding()), Return: ret, User: auth.user, Redirect: orRoot(ret)}
+	if auth.rec.TOTP != nil && !replace {
+		v.Step = stepTOTPSettings
+		v.AppAdded = auth.rec.TOTP.Added.UTC().Format("2 January 2006")
+		left := len(auth.rec.Recovery)
+		v.RecoveryLeft = &left
+		if h.TOTP.Enroll != totp.EnrollOff {
+			v.Enroll = h.PathPrefix + "/enroll/totp?replace=1&return=" + url.QueryEscape(ret)
+		}
+		return v
+	}
+	if no := h.mayEnroll(auth); no != nil {
+		no.Redirect = v.Redirect
+		return no
+	}
+	secret, err := h.pendingSecret(r.Context(), auth)
+	var te *throttledError
+	switch {
+	case errors.As(err, &te):
+		no := h.errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started. Wait a while and try again.")
+		no.retry = te.retryAfter
+		return no
+	case err != nil:
+		h.logger.Error("starting enrollment; denying", zap.Error(err))
+		return h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute.")
+	}
+	uri := totp.URI(h.TOTP, h.issuer(), auth.user, secret)
+	png, err := totp.QRPNG(uri, qrSize)
+	if err != nil {
+		h.logger.Error("drawing qr code", zap.Error(err))
+		return h.errorView(http.StatusInternalServerError, errCodeUnavail, "The QR code could not be drawn.")
+	}
+	v.Step = stepEnrollTOTP
+	v.QRCode = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+	v.Secret = totp.GroupSecret(secret)
+	v.OTPAuthURI = uri
+	v.NeedsCurrent = auth.rec.TOTP != nil
+	v.Skip = auth.flow == nil && auth.rec.TOTP == nil
+	if auth.flow != nil {
+		v.back = h.PathPrefix + "/?method=choose"
+	} else if auth.rec.TOTP != nil {
+		v.back = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
+	}
+	return v
+}
+
+// issuer names the site in authenticator apps: the configured issuer,
+// else the host of base_url. Never the request's Host (SECURITY.md C20).
+func (h *Handler) issuer() string {
+	if h.TOTP.Issuer != "" {
+		return h.TOTP.Issuer
+	}
+	if h.baseURL != nil {
+		return h.baseURL.Hostname()
+	}
+	return ""
+}
+
+func (h *Handler) pendingKey(auth *enrollAuth) string {
+	return keyEnroll + h.keys.storeID("enroll\x00"+auth.binding())
+}
+
+// pendingSecret returns the secret shown to this flow or session, making
+// one when there is none (or it was for another user, or used up its
+// tries). Reloading the page shows the same secret until it expires.
+func (h *Handler) pendingSecret(ctx context.Context, auth *enrollAuth) (string, error) {
+	key := h.pendingKey(auth)
+	rec, err := h.store.Get(ctx, key)
+	switch {
+	case err == nil:
+		if p, err := decodeRecord[pendingEnrollment](rec.Value); err == nil && p.User == auth.user && p.Tries < maxEnrollTries {
+			if secret, err := totp.Open(h.keys.totp, p.Secret); err == nil {
+				return secret, nil
+			}
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return "", err
+	}
+	now := h.now()
+	hour := now.Truncate(time.Hour)
+	n, err := h.store.Incr(ctx, keyThrottle+"enroll/"+h.keys.storeID(auth.user)+"/"+strconv.FormatInt(hour.Unix(), 10), 1, hour.Add(time.Hour))
+	if err != nil {
+		return "", err
+	}
+	if n > maxEnrollStarts {
+		return "", &throttledError{scope: "enroll", retryAfter: hour.Add(time.Hour).Sub(now)}
+	}
+	secret, err := totp.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	sealed, err := totp.Seal(h.keys.totp, secret)
+	if err != nil {
+		return "", err
+	}
+	b, err := encodeRecord(pendingEnrollment{User: auth.user, Secret: sealed})
+	if err != nil {
+		return "", err
+	}
+	return secret, h.store.Put(ctx, key, b, now.Add(pendingEnrollTTL), false)
+}
+
+// takePending checks the first code of the pending secret. A valid code
+// consumes the pending record and returns the sealed secret and the step
+// it matched; a wrong one counts a try.
+func (h *Handler) takePending(ctx context.Context, auth *enrollAuth, code string) (sealed string, step int64, ok bool, err error) {
+	now := h.now()
+	err = h.store.Update(ctx, h.pendingKey(auth), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		sealed, step, ok = "", 0, false
+		if !found {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		p, err := decodeRecord[pendingEnrollment](cur.Value)
+		if err != nil || p.User != auth.user || p.Tries >= maxEnrollTries {
+			return nil, time.Time{}, storage.Delete, nil
+		}
+		secret, err := totp.Open(h.keys.totp, p.Secret)
+		if err != nil {
+			return nil, time.Time{}, storage.Delete, nil
+		}
+		s, match, err := h.TOTP.Verify(secret, now, code, totp.NoStep)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		if match {
+			sealed, step, ok = p.Secret, s, true
+			return nil, time.Time{}, storage.Delete, nil
+		}
+		p.Tries++
+		b, err := encodeRecord(p)
+		return b, cur.ExpiresAt, storage.Write, err
+	})
+	return sealed, step, ok, err
+}
+
+// confirmEnroll makes the shown secret the user's app once a code from it
+// is valid, and answers with new recovery codes. Replacing an app needs a
+// code of the current one (or a recovery code) first.
+func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, auth *enrollAuth, ret string) error {
+	ctx := r.Context()
+	if no := h.mayEnroll(auth); no != nil {
+		return h.render(w, r, no)
+	}
+	if auth.rec.TOTP != nil {
+		if ok, err := h.proveCurrent(r, auth, f.CurrentCode); err != nil {
+			return h.unavailable(w, r, "checking current factor", err)
+		} else if !ok {
+			return h.enrollRetry(w, r, auth, ret, true, "The code of your current app or the recovery code is not valid.")
+		}
+	}
+	sealed, step, ok, err := h.takePending(ctx, auth, f.Code)
+	if err != nil {
+		return h.unavailable(w, r, "checking enrollment code", err)
+	}
+	if !ok {
+		return h.enrollRetry(w, r, auth, ret, auth.rec.TOTP != nil, "That code is not valid. Enter the code your app shows now; if the page was open for long, scan the new QR code.")
+	}
+	codes, hashes, err := h.newRecoveryCodes()
+	if err != nil {
+		return h.unavailable(w, r, "making recovery codes", err)
+	}
+	now := h.now()
+	err = h.updateUser(ctx, auth.user, func(rec *userRecord) (storage.Op, error) {
+		if !sameApp(rec.TOTP, auth.rec.TOTP) {
+			return storage.Keep, errFactorChanged
+		}
+		rec.TOTP = &totpFactor{Secret: sealed, LastStep: step, Added: now}
+		rec.Recovery = hashes
+		rec.LastMethod = methodTOTP
+		return storage.WriteDurable, nil
+	})
+	if errors.Is(err, errFactorChanged) {
+		return h.render(w, r, h.errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
+	}
+	if err != nil {
+		return h.unavailable(w, r, "storing authenticator app", err)
+	}
+	h.notify(r, auth.who(), authenticators.NoticeFactorAdded, methodTOTP, zap.Bool("replaced", auth.rec.TOTP != nil))
+	if auth.flow != nil {
+		// Enrolled during sign-in: the valid code signs the user in.
+		c, err := h.newSession(r, auth.flow.FirstFactor, auth.user, methodTOTP)
+		if err != nil {
+			return h.unavailable(w, r, "storing session", err)
+		}
+		ip, _ := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string)
+		h.audit("sign-in succeeded", zap.String("user", auth.user), zap.String("method", methodTOTP), zap.String("client_ip", ip))
+		http.SetCookie(w, c)
+		http.SetCookie(w, expiredCookie(r, flowCookieName))
+	}
+	return h.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
+}
+
+// changeApp removes the user's app or renews their recovery codes; both
+// need a code of the app or a recovery code.
+func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth *enrollAuth, ret string) error {
+	if auth.rec.TOTP == nil || auth.flow != nil {
+		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "No authenticator app is set up."))
+	}
+	remove := f.Action == actionRemove
+	if remove && h.TOTP.Enroll == totp.EnrollOff {
+		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can remove your authenticator app."))
+	}
+	if ok, err := h.proveCurrent(r, auth, f.CurrentCode); err != nil {
+		return h.unavailable(w, r, "checking current factor", err)
+	} else if !ok {
+		v := h.enrollView(r, auth, ret, false)
+		v.status, v.Error, v.Message = http.StatusUnauthorized, errCodeInvalid, "That code is not valid."
+		return h.render(w, r, v)
+	}
+	var codes []string
+	var hashes [][]byte
+	if !remove {
+		var err error
+		if codes, hashes, err = h.newRecoveryCodes(); err != nil {
+			return h.unavailable(w, r, "making recovery codes", err)
+		}
+	}
+	err := h.updateUser(r.Context(), auth.user, func(rec *userRecord) (storage.Op, error) {
+		if !sameApp(rec.TOTP, auth.rec.TOTP) {
+			return storage.Keep, errFactorChanged
+		}
+		if remove {
+			rec.TOTP = nil
+			if rec.LastMethod == methodTOTP {
+				rec.LastMethod = ""
+			}
+		}
+		rec.Recovery = hashes
+		return storage.WriteDurable, nil
+	})
+	if errors.Is(err, errFactorChanged) {
+		return h.render(w, r, h.errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
+	}
+	if err != nil {
+		return h.unavailable(w, r, "changing authenticator app", err)
+	}
+	if remove {
+		h.notify(r, auth.who(), authenticators.NoticeFactorRemoved, methodTOTP)
+		return h.render(w, r, &view{Step: stepNotice, Message: "Your authenticator app and its recovery codes were removed.", Redirect: orRoot(ret)})
+	}
+	h.notify(r, auth.who(), authenticators.NoticeRecoveryCodesRenewed, methodRecovery)
+	return h.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
+}
+
+// proveCurrent checks a code of the user's app, or a recovery code, in
+// the user's lockout; a recovery code used here is spent and notified.
+func (h *Handler) proveCurrent(r *http.Request, auth *enrollAuth, input string) (bool, error) {
+	out, err := h.currentFactor(r.Context(), auth.user, input)
+	if err != nil || !out.ok {
+		return false, err
+	}
+	if out.method == methodRecovery {
+		h.notify(r, auth.who(), authenticators.NoticeRecoveryCodeUsed, methodRecovery, zap.Int("recovery_codes_left", out.recoveryLeft))
+		// The record changed; later checks compare against the new one.
+		rec, err := h.loadUser(r.Context(), auth.user)
+		if err != nil {
+			return false, err
+		}
+		auth.rec = rec
+	}
+	return true, nil
+}
+
+// enrollRetry shows the enrollment page again with an error.
+func (h *Handler) enrollRetry(w http.ResponseWriter, r *http.Request, auth *enrollAuth, ret string, replace bool, msg string) error {
+	v := h.enrollView(r, auth, ret, replace)
+	if v.Error == "" {
+		v.status, v.Error, v.Message = http.StatusUnauthorized, errCodeInvalid, msg
+	}
+	return h.render(w, r, v)
+}
+
+// newRecoveryCodes makes a set of recovery codes and their keyed hashes.
+func (h *Handler) newRecoveryCodes() ([]string, [][]byte, error) {
+	codes, err := totp.NewRecoveryCodes(h.RecoveryCodes)
+	if err != nil {
+		return nil, nil, err
+	}
+	hashes := make([][]byte, len(codes))
+	for i, c := range codes {
+		if hashes[i], err = totp.HashRecoveryCode(h.keys.totp, c); err != nil {
+			return nil, nil, fmt.Errorf("hashing recovery code: %w", err)
+		}
+	}
+	return codes, hashes, nil
+}
+
+// sameApp reports whether two records hold the same app (or none).
+func sameApp(a, b *totpFactor) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Secret == b.Secret
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "/"
+	}
+	return path
+}
