@@ -2,7 +2,9 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -10,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/caddymfa"
 	"github.com/caddymfa/caddy-mfa/storage"
 	_ "github.com/caddymfa/caddy-mfa/storage/badger" // the default store, "storage badger"
@@ -76,11 +79,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            wait    <duration>
 //	        }
 //	    }
+//	    totp {
+//	        issuer    <text>
+//	        digits    6|8
+//	        period    <duration>
+//	        algorithm sha1|sha256|sha512
+//	        skew      0|1|2
+//	        enroll    verified|first_login|off
+//	    }
+//	    recovery_codes <n>
 //	}
 //
 // Durations use Caddy's syntax, which also accepts days ("30d"). Each
 // subdirective may appear once per block; smtp, outbox and transport are
-// alternatives. The dispenser must be positioned before the directive name.
+// alternatives. totp, with or without a block, enables codes from
+// authenticator apps, with defaults for what it leaves out; skew 0 accepts
+// only the current time step. The dispenser must be positioned before the
+// directive name.
 func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -186,6 +201,20 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 				return nil, err
 			}
 			h.Email = cfg
+
+		case "totp":
+			cfg, err := unmarshalTOTP(d)
+			if err != nil {
+				return nil, err
+			}
+			h.TOTP = cfg
+
+		case "recovery_codes":
+			n, err := rangeArg(d, totp.MinRecoveryCodes, totp.MaxRecoveryCodes)
+			if err != nil {
+				return nil, err
+			}
+			h.RecoveryCodes = n
 
 		default:
 			return nil, d.Errf("unrecognized mfa subdirective %q", d.Val())
@@ -392,6 +421,41 @@ func parseCount(d *caddyfile.Dispenser, name string, allowOff bool) (int, error)
 			return 0, d.Errf("invalid %s %q: must be a whole number of at least 1, or off", name, v)
 		}
 		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
+	}
+	return n, nil
+}
+
+// choiceArg reads exactly one argument that must be one of choices; what
+// begins the error message for any other value.
+func choiceArg(d *caddyfile.Dispenser, what string, choices ...string) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if !slices.Contains(choices, v) {
+		last := len(choices) - 1
+		return "", d.Errf("%s %q: must be %s or %s", what, v, strings.Join(choices[:last], ", "), choices[last])
+	}
+	if err := endLine(d, name); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// rangeArg reads exactly one whole number from lo to hi.
+func rangeArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	v := d.Val()
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, d.Errf("invalid %s %q: must be a whole number from %d to %d", name, v, lo, hi)
+	}
+	if err := endLine(d, name); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

@@ -95,7 +95,8 @@ func indentJSON(t *testing.T, data []byte) string {
 }
 
 // TestUnmarshal checks the values that JSON alone cannot show plainly: an
-// empty user is kept as an explicit empty string, and "off" is -1.
+// empty user is kept as an explicit empty string, "off" is -1, and so is
+// a totp skew of 0.
 func TestUnmarshal(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -151,6 +152,31 @@ func TestUnmarshal(t *testing.T) {
 			name:  "users",
 			input: "mfa {\n\tusers {\n\t\talice email alice@example.com phone +15551234567\n\t\tbob disabled\n\t\tcarol\n\t}\n}",
 			want:  `{"users":[{"name":"alice","email":"alice@example.com","phone":"+15551234567"},{"name":"bob","disabled":true},{"name":"carol"}]}`,
+		},
+		{
+			name:  "totp without block",
+			input: "mfa {\n\ttotp\n}",
+			want:  `{"totp":{}}`,
+		},
+		{
+			name:  "totp empty block",
+			input: "mfa {\n\ttotp {\n\t}\n\trecovery_codes 100\n}",
+			want:  `{"totp":{},"recovery_codes":100}`,
+		},
+		{
+			name:  "totp skew 0 is none",
+			input: "mfa {\n\ttotp {\n\t\tskew 0\n\t}\n}",
+			want:  `{"totp":{"skew":-1}}`,
+		},
+		{
+			name:  "totp skew 2",
+			input: "mfa {\n\ttotp {\n\t\tskew 2\n\t\tperiod 5m\n\t\talgorithm sha512\n\t\tenroll off\n\t}\n}",
+			want:  `{"totp":{"skew":2,"period":300000000000,"algorithm":"sha512","enroll":"off"}}`,
+		},
+		{
+			name:  "totp issuer placeholder",
+			input: "mfa {\n\ttotp {\n\t\tissuer {env.MFA_ISSUER}\n\t\tperiod 15s\n\t}\n}",
+			want:  `{"totp":{"issuer":"{env.MFA_ISSUER}","period":15000000000}}`,
 		},
 	}
 	for _, tt := range tests {
@@ -235,6 +261,32 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"unknown delivery subdirective", "email {\n\tdelivery {\n\t\tqueue 5\n\t}\n}", `unrecognized delivery subdirective "queue"`, 4},
 		{"zero workers", "email {\n\tdelivery {\n\t\tworkers 0\n\t}\n}", `invalid workers "0"`, 4},
 		{"bad wait", "email {\n\tdelivery {\n\t\twait 5x\n\t}\n}", `invalid wait duration "5x"`, 4},
+		{"totp with argument", "totp on", "after 'on'", 2},
+		{"duplicate totp block", "totp\ntotp {\n}", `duplicate mfa subdirective "totp"`, 3},
+		{"unknown totp subdirective", "totp {\n\tlabel Example\n}", `unrecognized mfa totp subdirective "label"`, 3},
+		{"duplicate totp subdirective", "totp {\n\tdigits 6\n\tdigits 8\n}", `duplicate mfa totp subdirective "digits"`, 4},
+		{"issuer without value", "totp {\n\tissuer\n}", "after 'issuer'", 3},
+		{"issuer with two values", "totp {\n\tissuer Example Corp\n}", "after 'Corp'", 3},
+		{"wrong digits", "totp {\n\tdigits 7\n}", `invalid digits "7": must be 6 or 8`, 3},
+		{"digits not a number", "totp {\n\tdigits six\n}", `invalid digits "six": must be 6 or 8`, 3},
+		{"digits without value", "totp {\n\tdigits\n}", "after 'digits'", 3},
+		{"bad period", "totp {\n\tperiod half-a-minute\n}", `invalid period duration "half-a-minute"`, 3},
+		{"period too short", "totp {\n\tperiod 10s\n}", `invalid period duration "10s": must be from 15s to 5m0s`, 3},
+		{"period too long", "totp {\n\tperiod 1h\n}", `invalid period duration "1h": must be from 15s to 5m0s`, 3},
+		{"period not whole seconds", "totp {\n\tperiod 30500ms\n}", `invalid period duration "30500ms": must be a whole number of seconds`, 3},
+		{"unknown algorithm", "totp {\n\talgorithm md5\n}", `unrecognized totp algorithm "md5": must be sha1, sha256 or sha512`, 3},
+		{"algorithm in capitals", "totp {\n\talgorithm SHA1\n}", `unrecognized totp algorithm "SHA1"`, 3},
+		{"skew out of range", "totp {\n\tskew 3\n}", `invalid skew "3": must be a whole number from 0 to 2`, 3},
+		{"negative skew", "totp {\n\tskew -1\n}", `invalid skew "-1": must be a whole number from 0 to 2`, 3},
+		{"skew not a number", "totp {\n\tskew one\n}", `invalid skew "one"`, 3},
+		{"unknown enroll policy", "totp {\n\tenroll always\n}", `unrecognized totp enroll policy "always": must be verified, first_login or off`, 3},
+		{"enroll with two values", "totp {\n\tenroll verified off\n}", "after 'off'", 3},
+		{"unexpected block in totp", "totp {\n\tdigits 6 {\n\t\tx\n\t}\n}", "digits takes no block", 4},
+		{"recovery_codes not a number", "recovery_codes ten", `invalid recovery_codes "ten": must be a whole number from 10 to 100`, 2},
+		{"recovery_codes too few", "recovery_codes 9", `invalid recovery_codes "9": must be a whole number from 10 to 100`, 2},
+		{"recovery_codes too many", "recovery_codes 101", `invalid recovery_codes "101"`, 2},
+		{"recovery_codes without value", "recovery_codes", "after 'recovery_codes'", 2},
+		{"duplicate recovery_codes", "recovery_codes 10\nrecovery_codes 20", `duplicate mfa subdirective "recovery_codes"`, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,11 +5,14 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
 
 // FuzzUnmarshal feeds arbitrary text as the body of an mfa block. The
 // parser, and the guest modules it hands tokens to, must never panic, and
-// whatever they accept must encode as JSON.
+// whatever they accept must encode as JSON; an accepted totp block and
+// recovery_codes must also pass the authenticator's own checks.
 func FuzzUnmarshal(f *testing.F) {
 	seeds := []string{
 		"",
@@ -26,6 +29,12 @@ func FuzzUnmarshal(f *testing.F) {
 		"lockout 5 {\n}",
 		"email {\n\tsmtp {\n\t\tport\n\t}\n\tsmtp\n}",
 		"storage badger {\n\tdir x\n}",
+		"totp",
+		"totp {\n}\nrecovery_codes 10",
+		"totp {\n\tissuer \"Example Corp\"\n\tdigits 8\n\tperiod 60s\n\talgorithm sha256\n\tskew 0\n\tenroll first_login\n}\nrecovery_codes 100",
+		"totp {\n\tissuer {env.MFA_ISSUER}\n\tskew 2\n\tperiod 5m\n\talgorithm sha512\n\tenroll off\n}",
+		"totp {\n\tdigits 7\n\tskew -1\n\tperiod 1500ms\n\t{\n\t}\n}",
+		"totp on {\n\tenroll\n}\nrecovery_codes",
 		"} {",
 	}
 	for _, s := range seeds {
@@ -45,6 +54,18 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if _, err := json.Marshal(h); err != nil {
 			t.Fatalf("encoding the accepted handler: %v", err)
+		}
+		// what the Caddyfile accepts in the totp block, the authenticator
+		// accepts too
+		if h.TOTP != nil {
+			c := *h.TOTP
+			c.ApplyDefaults()
+			if err := c.Validate(); err != nil {
+				t.Fatalf("accepted totp block fails validation: %v", err)
+			}
+		}
+		if n := h.RecoveryCodes; n != 0 && (n < totp.MinRecoveryCodes || n > totp.MaxRecoveryCodes) {
+			t.Fatalf("accepted recovery_codes %d", n)
 		}
 	})
 }
