@@ -89,10 +89,14 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"u":"alice","m":"email","a":1,"st":"pending"}`))
 	f.Add([]byte(`{"f":3}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"totp":{"s":"sealed","ls":123,"a":"2026-01-01T00:00:00Z"},"rc":["AAAA"],"lm":"totp"}`))
+	f.Add([]byte(`{"u":"alice","s":"sealed","n":2}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = decodeRecord[challenge](data)
 		_, _ = decodeRecord[session](data)
 		_, _ = decodeRecord[lockRecord](data)
+		_, _ = decodeRecord[userRecord](data)
+		_, _ = decodeRecord[pendingEnrollment](data)
 	})
 }
 
