@@ -19,6 +19,21 @@
 // could both succeed. Recovery codes follow the same rule: the matched
 // hash is removed in the operation that accepts it.
 //
+// # Recovery codes
+//
+// NewRecoveryCodes makes the codes a user gets with an app, for the day
+// the phone is lost: 80 bits each from crypto/rand, written as
+// "abcd-efgh-ijkl-mnop". Only HashRecoveryCode of each is stored;
+// MatchRecoveryCode finds the one a user typed, in constant time per
+// code, and the caller removes it so it works once.
+//
+// # Enrollment policies
+//
+// Config.Enroll says who may add an app (the handler enforces it):
+// EnrollVerified after passing another factor, EnrollFirstLogin after the
+// first factor alone for a user with no app yet (trust on first use),
+// EnrollOff nobody by themselves.
+//
 // # Secrets and keys
 //
 // Secrets are 160 bits from crypto/rand, written in base32 without
