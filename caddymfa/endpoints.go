@@ -209,15 +209,8 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 // while it can be used, and reports whether it did. A challenge that is
 // over leaves a message for the choose step.
 func (h *Handler) challengeView(r *http.Request, flow *flowState, v *view) (bool, error) {
-	rec, err := h.store.Get(r.Context(), keyChallenge+h.challengeID(flow.ID))
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	ch, err := decodeRecord[challenge](rec.Value)
-	if err != nil {
+	ch, err := h.loadChallenge(r, flow)
+	if err != nil || ch == nil {
 		return false, err
 	}
 	limits := h.limitsFor(ch.Method)
@@ -521,18 +514,24 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 // challengeOver reports whether the flow's challenge can take no more
 // codes: dead (attempts used up, or never delivered) or already used.
 func (h *Handler) challengeOver(r *http.Request, flow *flowState) (bool, error) {
+	ch, err := h.loadChallenge(r, flow)
+	return ch != nil && ch.State != statePending, err
+}
+
+// loadChallenge reads the flow's challenge; nil when there is none.
+func (h *Handler) loadChallenge(r *http.Request, flow *flowState) (*challenge, error) {
 	rec, err := h.store.Get(r.Context(), keyChallenge+h.challengeID(flow.ID))
 	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	ch, err := decodeRecord[challenge](rec.Value)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return ch.State != statePending, nil
+	return &ch, nil
 }
 
 // sendAndShow issues a code for the flow and answers the verify step. In

@@ -1,42 +1,16 @@
 package totp
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base32"
-	"encoding/binary"
-	"fmt"
-	"hash"
+
+	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
 
-// refHOTP is an independent RFC 4226 §5.3 implementation on crypto/hmac,
-// used to check the package (built on pquerna/otp) against another one.
+// refHOTP is an independent RFC 4226 §5.3 implementation on crypto/hmac
+// (internal/totpref), used to check the package (built on pquerna/otp)
+// against another one.
 func refHOTP(key []byte, counter uint64, digits int, alg string) string {
-	var h func() hash.Hash
-	switch alg {
-	case "sha1":
-		h = sha1.New
-	case "sha256":
-		h = sha256.New
-	case "sha512":
-		h = sha512.New
-	default:
-		panic("refHOTP: unknown algorithm " + alg)
-	}
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], counter)
-	mac := hmac.New(h, key)
-	mac.Write(msg[:])
-	sum := mac.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	bin := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	mod := uint32(1)
-	for range digits {
-		mod *= 10
-	}
-	return fmt.Sprintf("%0*d", digits, bin%mod)
+	return totpref.HOTP(key, counter, digits, alg)
 }
 
 // refTOTP is RFC 6238 §4.2 over refHOTP.
