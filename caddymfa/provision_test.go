@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
 
 // SECURITY.md J43: unsafe configurations are refused with a clear message.
@@ -35,6 +37,17 @@ func TestProvisionRefusesUnsafeConfigs(t *testing.T) {
 		{"duplicate user", func(h *Handler) { h.Users = []UserEntry{{Name: "x"}, {Name: "X"}} }, "twice"},
 		{"bad allow_emails", func(h *Handler) { h.AllowEmails = []string{"[bad@x"} }, "allow_emails"},
 		{"missing users_file", func(h *Handler) { h.UsersFile = "/nonexistent/users.json" }, "users_file"},
+		{"totp skew 3", func(h *Handler) { h.TOTP = &totp.Config{Issuer: "X", Skew: 3} }, "skew"},
+		{"totp digits 7", func(h *Handler) { h.TOTP = &totp.Config{Issuer: "X", Digits: 7} }, "digits"},
+		{"totp without issuer or base_url", func(h *Handler) { h.TOTP = &totp.Config{} }, "issuer or base_url"},
+		{"totp unknown enroll", func(h *Handler) { h.TOTP = &totp.Config{Issuer: "X", Enroll: "always"} }, "enroll"},
+		{"first_login in standalone", func(h *Handler) {
+			h.User = new(string)
+			h.TOTP = &totp.Config{Issuer: "X", Enroll: totp.EnrollFirstLogin}
+		}, "first_login"},
+		{"verified without email", func(h *Handler) { h.Email = nil; h.TOTP = &totp.Config{Issuer: "X"} }, "no email block"},
+		{"recovery_codes 5", func(h *Handler) { h.TOTP = &totp.Config{Issuer: "X"}; h.RecoveryCodes = 5 }, "recovery_codes"},
+		{"recovery_codes 101", func(h *Handler) { h.TOTP = &totp.Config{Issuer: "X"}; h.RecoveryCodes = 101 }, "recovery_codes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -628,3 +628,29 @@ func readBody(t *testing.T, resp *http.Response) string {
 	}
 	return b.String()
 }
+
+// TOTP as the only method (enroll first_login, no email block): the
+// first factor enrolls, the app signs in, an emailed code is not a method.
+func TestTOTPWithoutEmail(t *testing.T) {
+	e := totpEnv(t, "first_login", func(h *Handler) { h.Email = nil })
+	b := e.browser("alice")
+	b.do(request{target: "/.mfa/?return=%2Fapp"}).Body.Close()
+	_, page := b.enrollPage("")
+	secret := page["secret"].(string)
+	if resp, _ := b.postEnroll(map[string]string{"code": e.code(secret, 0)}); resp.StatusCode != 200 {
+		t.Fatalf("confirm: %d", resp.StatusCode)
+	}
+	e.clock.add(30 * time.Second)
+	if st := e.browser("alice").state(); !slices.Equal(strs(st["methods"]), []string{"totp", "recovery"}) {
+		t.Errorf("methods %v", st["methods"])
+	}
+	if status, _ := e.verifyWith("alice", "email", "123456"); status != http.StatusUnauthorized {
+		t.Errorf("email without an email block: %d", status)
+	}
+	if resp := e.browser("alice").postJSON("/send", map[string]string{"method": "email"}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("send without an email block: %d", resp.StatusCode)
+	}
+	if status, _ := e.verifyWith("alice", "totp", e.code(secret, 0)); status != http.StatusOK {
+		t.Errorf("app code: %d", status)
+	}
+}
