@@ -3,6 +3,7 @@ package caddymfa
 import (
 	"bytes"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -652,5 +653,34 @@ func TestTOTPWithoutEmail(t *testing.T) {
 	}
 	if status, _ := e.verifyWith("alice", "totp", e.code(secret, 0)); status != http.StatusOK {
 		t.Errorf("app code: %d", status)
+	}
+}
+
+// SECURITY.md A9 for apps: with the store failing, app and recovery codes
+// and enrollment are denied.
+func TestStoreErrorsDenyTOTP(t *testing.T) {
+	e := totpEnv(t, "")
+	settings, secret, codes := e.enrollApp("alice")
+	e.clock.add(time.Minute)
+	fs := &faultyStore{Store: e.h.store, err: errors.New("no space left on device")}
+	e.h.store = fs
+	b := e.browser("alice")
+	csrf := b.state()["csrf_token"].(string)
+	_, page := settings.enrollPage("")
+	fs.armed.Store(true)
+	for _, try := range []struct{ method, code string }{{"totp", e.code(secret, 0)}, {"recovery", codes[0]}} {
+		resp := b.do(request{method: http.MethodPost, target: "/.mfa/verify", json: map[string]string{"method": try.method, "code": try.code, "csrf_token": csrf}})
+		if resp.StatusCode != http.StatusServiceUnavailable || len(resp.Cookies()) != 0 {
+			t.Errorf("%s with failing store: %d %v", try.method, resp.StatusCode, resp.Cookies())
+		}
+	}
+	e.h.sessions = newSessionCache(maxCachedSessions)
+	resp := settings.do(request{method: http.MethodPost, target: "/.mfa/enroll/totp", json: map[string]string{"action": "recovery_codes", "current_code": e.code(secret, 0), "csrf_token": page["csrf_token"].(string)}})
+	if resp.StatusCode == http.StatusOK {
+		t.Error("renewing recovery codes with a failing store succeeded")
+	}
+	fs.armed.Store(false)
+	if status, _ := e.verifyWith("alice", "totp", e.code(secret, 0)); status != http.StatusOK {
+		t.Errorf("after the store recovered, the unused code: %d", status)
 	}
 }
