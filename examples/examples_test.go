@@ -13,15 +13,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
+	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
 
 // tested names the examples that have a sign-in test below; TestEveryExample
 // fails when a folder is added without one.
-var tested = []string{"basic-auth-smtp", "quickstart", "standalone"}
+var tested = []string{"basic-auth-smtp", "quickstart", "standalone", "totp"}
 
 func TestEveryExample(t *testing.T) {
 	if got := Names(); !slices.Equal(got, tested) {
@@ -265,6 +267,109 @@ func TestStandalone(t *testing.T) {
 		t.Errorf("the outbox holds %d messages, want only bob's", len(names))
 	}
 }
+
+// TestTOTP follows examples/totp/README.md as a browser: alice signs in
+// with the code from the outbox, is sent to the setup page, adds the app
+// (the key typed from the page, the code computed as an app would),
+// receives her recovery codes, signs out, and signs in with the app.
+func TestTOTP(t *testing.T) {
+	srv := Start(t, "totp", Options{})
+	c := srv.Client()
+	const site = "http://localhost:8080"
+	page := func(path, user string) string {
+		t.Helper()
+		return wantStatus(t, do(t, c, get(t, site+path, user, user, "text/html")), http.StatusOK)
+	}
+	post := func(path, user string, form url.Values) *http.Response {
+		t.Helper()
+		return do(t, c, postForm(t, site+path, user, user, form))
+	}
+
+	// 1-2. Basic auth, then the sign-in page offers only the emailed code.
+	resp := do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	p := page(resp.Header.Get("Location"), "alice")
+	if !strings.Contains(p, "Email me a code") || !strings.Contains(p, "a***@e***.com") || strings.Contains(p, "authenticator app") {
+		t.Fatalf("the first sign-in page should offer only a code to a***@e***.com:\n%s", p)
+	}
+	resp = post("/.mfa/send", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"email"}})
+	wantStatus(t, resp, http.StatusSeeOther)
+	msg := WaitOutbox(t, filepath.Join(srv.Dir, "mailbox"), 1)
+
+	// 3. The code leads to the setup page, not to the site.
+	p = page("/.mfa/", "alice")
+	resp = post("/.mfa/verify", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"email"}, "code": {msg.Code}})
+	wantStatus(t, resp, http.StatusSeeOther)
+	setup := resp.Header.Get("Location")
+	if setup != "/.mfa/enroll/totp?return=%2F" {
+		t.Fatalf("after the emailed code, Location = %q, want the setup page", setup)
+	}
+	p = page(setup, "alice")
+	if !strings.Contains(p, "Set up your authenticator app") || !strings.Contains(p, `src="data:image/png;base64,`) {
+		t.Fatalf("the setup page shows no QR code:\n%s", p)
+	}
+	m := secretPattern.FindStringSubmatch(p)
+	if m == nil {
+		t.Fatalf("no key on the setup page:\n%s", p)
+	}
+	secret := m[1]
+	if !strings.Contains(p, "otpauth://totp/Example:alice?secret="+strings.ReplaceAll(secret, " ", "")+"&amp;issuer=Example") {
+		t.Errorf("the setup page does not link the app to Example:alice with its key:\n%s", p)
+	}
+
+	// 4-5. The app's code confirms it; ten recovery codes are shown once.
+	now := time.Now()
+	resp = post("/.mfa/enroll/totp", "alice", url.Values{
+		"csrf_token": {csrfToken(t, p)}, "action": {"confirm"}, "return": {"/"}, "code": {totpref.Code(secret, now, 0)},
+	})
+	p = wantStatus(t, resp, http.StatusOK)
+	codes := recoveryPattern.FindAllStringSubmatch(p, -1)
+	if !strings.Contains(p, "Save your recovery codes") || len(codes) != 10 {
+		t.Fatalf("after confirming, %d recovery codes, want 10:\n%s", len(codes), p)
+	}
+	if body := page("/", "alice"); body != "Hello alice, you passed MFA (email)." {
+		t.Fatalf("body = %q", body)
+	}
+
+	// 6. Sign out.
+	p = page("/.mfa/", "alice")
+	resp = post("/.mfa/logout", "alice", url.Values{"csrf_token": {csrfToken(t, p)}})
+	wantStatus(t, resp, http.StatusSeeOther)
+	resp = do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+
+	// 7. The app is offered first; its next code signs alice in.
+	p = page(resp.Header.Get("Location"), "alice")
+	app, mail, recovery := strings.Index(p, "Use my authenticator app"), strings.Index(p, "Email me a code"), strings.Index(p, "Use a recovery code")
+	if app < 0 || mail < app || recovery < mail {
+		t.Fatalf("the sign-in page should offer the app, then email, then a recovery code:\n%s", p)
+	}
+	p = page("/.mfa/?method=totp", "alice")
+	if !strings.Contains(p, "Enter the code from your app") {
+		t.Fatalf("GET /.mfa/?method=totp is not the app's code form:\n%s", p)
+	}
+	resp = post("/.mfa/verify", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"totp"}, "code": {totpref.Code(secret, now, 1)}})
+	wantStatus(t, resp, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/" {
+		t.Fatalf("after the app's code, Location = %q, want /", loc)
+	}
+	if body := page("/", "alice"); body != "Hello alice, you passed MFA (totp)." {
+		t.Fatalf("body = %q", body)
+	}
+
+	// Bob, in another browser, has an app only once he adds one himself.
+	c = srv.Client()
+	resp = do(t, c, get(t, site+"/", "bob", "bob", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	if p := page(resp.Header.Get("Location"), "bob"); !strings.Contains(p, "b***@e***.com") || strings.Contains(p, "authenticator app") {
+		t.Fatalf("bob's sign-in page should offer only a code to b***@e***.com:\n%s", p)
+	}
+}
+
+var (
+	secretPattern   = regexp.MustCompile(`<code class="secret">([A-Z2-7 ]+)</code>`)
+	recoveryPattern = regexp.MustCompile(`<li><code>([a-z2-7]{4}(?:-[a-z2-7]{4}){3})</code></li>`)
+)
 
 // view is the JSON answer of the flow endpoints.
 type view struct {
