@@ -91,8 +91,18 @@ func newShooter(t *testing.T) *shooter {
 
 // shot captures the viewport as <test>-<n>-<name>.png.
 func (s *shooter) shot(name string) chromedp.Action[chromedp.Void] {
+	return s.take(name, chromedp.CaptureScreenshot())
+}
+
+// page captures the whole page, beyond the viewport, as
+// <test>-<n>-<name>.png.
+func (s *shooter) page(name string) chromedp.Action[chromedp.Void] {
+	return s.take(name, chromedp.FullScreenshot(100))
+}
+
+func (s *shooter) take(name string, capture chromedp.Action[[]byte]) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		png, err := chromedp.CaptureScreenshot()(ctx, t)
+		png, err := capture(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -138,16 +148,19 @@ func store[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// viewports are the window sizes every browser test runs at.
+var viewports = []struct {
+	name          string
+	width, height int
+}{
+	{"desktop", 1280, 800},
+	{"phone", 390, 844},
+}
+
 // TestQuickstartLogin signs in to examples/quickstart with Chromium, on a
 // desktop-sized and a phone-sized viewport.
 func TestQuickstartLogin(t *testing.T) {
-	for _, tc := range []struct {
-		name          string
-		width, height int
-	}{
-		{"desktop", 1280, 800},
-		{"phone", 390, 844},
-	} {
+	for _, tc := range viewports {
 		t.Run(tc.name, func(t *testing.T) {
 			testQuickstartLogin(t, tc.width, tc.height)
 		})

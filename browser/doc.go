@@ -2,7 +2,10 @@
 // Chromium through the sign-in of examples/quickstart, served by a real
 // Caddy in the test process, the way a person would: the redirect to the
 // sign-in page, "Email me a code", a wrong code, the right one read from
-// the outbox, and the protected page.
+// the outbox, and the protected page. In examples/totp they set up an
+// authenticator app: the QR code is read back from the page and from the
+// screen, codes come from internal/totpref, and the recovery codes, a
+// sign-in with the app and a replayed code follow.
 //
 // The tests look for Chromium as $CHROMIUM, then chromium,
 // chromium-browser and google-chrome on $PATH. Without one they are
