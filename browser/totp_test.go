@@ -61,11 +61,12 @@ type codeBox struct {
 	Text  string  `json:"text"`
 	Left  float64 `json:"left"`
 	Right float64 `json:"right"`
+	Lines int     `json:"lines"`
 }
 
 const codesJS = `[...document.querySelectorAll("ol.codes li code")].map(c => {
 	const r = c.getBoundingClientRect();
-	return {text: c.textContent, left: r.left, right: r.right};
+	return {text: c.textContent, left: r.left, right: r.right, lines: c.getClientRects().length};
 })`
 
 // choice is one way offered on the choose page.
@@ -259,6 +260,9 @@ func testTOTPEnrollment(t *testing.T, width, height int) {
 		seen[c.Text] = true
 		if c.Left < cardLeft || c.Right > cardRight {
 			t.Errorf("recovery code %q sticks out of the card (%g..%g, card %g..%g)", c.Text, c.Left, c.Right, cardLeft, cardRight)
+		}
+		if c.Lines != 1 {
+			t.Errorf("recovery code %q is broken over %d lines", c.Text, c.Lines)
 		}
 	}
 
