@@ -78,6 +78,30 @@ type Handler struct {
 	// adding an authenticator app, 10 to 100. Default: 10.
 	RecoveryCodes int `json:"recovery_codes,omitempty"`
 
+	// Policy says when the second factor is asked: "always" (default),
+	// "never", "new_ip" (only from an IP address the user has not signed
+	// in from) or "new_country" (only from a country the user has not
+	// signed in from; needs GeoIPDB). Known addresses and countries are
+	// kept per user: the last 20, each for 90 days. Second-factor mode
+	// only.
+	Policy string `json:"policy,omitempty"`
+
+	// GeoIPDB is a MaxMind-format country database (e.g. GeoLite2-Country)
+	// for policy new_country. Read at provision.
+	GeoIPDB string `json:"geoip_db,omitempty"`
+
+	// RememberDevice lets a user tick "remember this device" after a
+	// successful challenge: the browser then skips the challenge for this
+	// long. Off (0) by default. The device is forgotten when the user's
+	// factors change, the user is locked, or signs out.
+	RememberDevice caddy.Duration `json:"remember_device,omitempty"`
+
+	// TrustedNetworks lets requests from these networks skip the
+	// challenge: CIDRs such as "10.0.0.0/8", single addresses, or
+	// "private_ranges". The client IP is Caddy's client_ip (which honours
+	// the server's trusted_proxies). Second-factor mode only.
+	TrustedNetworks []string `json:"trusted_networks,omitempty"`
+
 	handlerState
 }
 

@@ -79,6 +79,9 @@ type view struct {
 	Return string `json:"return,omitempty"`
 	// Skip lets the user leave enrollment for later.
 	Skip bool `json:"can_skip,omitempty"`
+	// RememberDays offers "remember this device" for that many days
+	// (remember_device); send remember=true with the code.
+	RememberDays int `json:"remember_device_days,omitempty"`
 
 	status     int
 	prefix     string
@@ -173,6 +176,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		return nil, err
 	}
 	want := r.URL.Query().Get("method")
+	h.offerRemember(v, flow)
 	if (want == methodTOTP || want == methodRecovery) && slices.Contains(opts.methods, want) {
 		v.Step, v.Method, v.Methods = stepVerify, want, opts.methods
 		return v, nil
@@ -183,6 +187,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 			return v, err
 		}
 	}
+	v.RememberDays = 0
 	v.Step = stepChoose
 	v.Methods = opts.methods
 	if len(v.Methods) > 0 {
@@ -203,6 +208,13 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		}
 	}
 	return v, nil
+}
+
+// offerRemember offers "remember this device" on a verify step.
+func (h *Handler) offerRemember(v *view, flow *flowState) {
+	if h.RememberDevice > 0 && flow.FirstFactor != "" {
+		v.RememberDays = max(1, int(time.Duration(h.RememberDevice)/(24*time.Hour)))
+	}
 }
 
 // challengeView fills v with the verify step of the flow's emailed code
@@ -323,13 +335,32 @@ func (h *Handler) limitsFor(method string) authenticators.Limits {
 
 // form is the body of a POST, form-encoded or JSON.
 type form struct {
-	Username    string `json:"username"`
-	Method      string `json:"method"`
-	Code        string `json:"code"`
-	CurrentCode string `json:"current_code"`
-	Action      string `json:"action"`
-	Return      string `json:"return"`
-	CSRFToken   string `json:"csrf_token"`
+	Username    string   `json:"username"`
+	Method      string   `json:"method"`
+	Code        string   `json:"code"`
+	CurrentCode string   `json:"current_code"`
+	Action      string   `json:"action"`
+	Return      string   `json:"return"`
+	Remember    formFlag `json:"remember"`
+	CSRFToken   string   `json:"csrf_token"`
+}
+
+// formFlag is a checkbox: in JSON true, or any non-empty string but
+// "false"; in a form, present.
+type formFlag bool
+
+func (f *formFlag) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case bool:
+		*f = formFlag(v)
+	case string:
+		*f = formFlag(v != "" && v != "false")
+	}
+	return nil
 }
 
 func readForm(r *http.Request) (form, error) {
@@ -354,6 +385,7 @@ func readForm(r *http.Request) (form, error) {
 			CurrentCode: r.PostForm.Get("current_code"),
 			Action:      r.PostForm.Get("action"),
 			Return:      r.PostForm.Get("return"),
+			Remember:    formFlag(r.PostForm.Get("remember") != ""),
 			CSRFToken:   r.PostForm.Get("csrf_token"),
 		}
 	}
@@ -596,6 +628,17 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	http.SetCookie(w, c)
 	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	if err := h.recordSignInPlace(r.Context(), user, ip); err != nil {
+		h.logger.Error("recording sign-in place", zap.Error(err))
+	}
+	if f.Remember && h.RememberDevice > 0 && flow.FirstFactor != "" {
+		if dc, err := h.rememberDevice(r, flow.FirstFactor, user); err != nil {
+			h.logger.Error("remembering device", zap.Error(err))
+		} else {
+			http.SetCookie(w, dc)
+			h.audit("device remembered", zap.String("user", user), zap.String("client_ip", ip))
+		}
+	}
 	dest, err := h.afterSignIn(r, user, out.method, flow.Return)
 	if err != nil {
 		h.logger.Error("reading user record after sign-in", zap.Error(err))
@@ -651,8 +694,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form, ff stri
 		h.logger.Error("revoking session", zap.Error(err))
 		return h.render(w, r, h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-out failed. Try again in a minute."))
 	}
+	if err := h.forgetThisDevice(r); err != nil {
+		h.logger.Error("forgetting device", zap.Error(err))
+	}
 	h.audit("signed out", zap.String("user", user))
 	http.SetCookie(w, expiredCookie(r, sessionCookieName))
+	http.SetCookie(w, expiredCookie(r, deviceCookieName))
 	http.SetCookie(w, expiredCookie(r, flowCookieName))
 	if wantsJSON(r) {
 		return h.render(w, r, &view{Step: "signed_out", Redirect: h.PathPrefix + "/"})
@@ -672,6 +719,7 @@ func (h *Handler) failedView(r *http.Request, flow *flowState, method string, at
 	v.Method = method
 	v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
 	v.standalone = flow.FirstFactor == ""
+	h.offerRemember(v, flow)
 	if method != methodEmail {
 		// Apps and recovery codes have no per-challenge budget; the
 		// lockout, which is never revealed, bounds the guesses.

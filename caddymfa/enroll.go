@@ -364,7 +364,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 	if err != nil {
 		return h.unavailable(w, r, "storing authenticator app", err)
 	}
-	h.notify(r, auth.who(), authenticators.NoticeFactorAdded, methodTOTP, zap.Bool("replaced", auth.rec.TOTP != nil))
+	h.factorChanged(r, auth, authenticators.NoticeFactorAdded, zap.Bool("replaced", auth.rec.TOTP != nil))
 	if auth.flow != nil {
 		// Enrolled during sign-in: the valid code signs the user in.
 		c, err := h.newSession(r, auth.flow.FirstFactor, auth.user, methodTOTP)
@@ -424,11 +424,20 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 		return h.unavailable(w, r, "changing authenticator app", err)
 	}
 	if remove {
-		h.notify(r, auth.who(), authenticators.NoticeFactorRemoved, methodTOTP)
+		h.factorChanged(r, auth, authenticators.NoticeFactorRemoved)
 		return h.render(w, r, &view{Step: stepNotice, Message: "Your authenticator app and its recovery codes were removed.", Redirect: orRoot(ret)})
 	}
 	h.notify(r, auth.who(), authenticators.NoticeRecoveryCodesRenewed, methodRecovery)
 	return h.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
+}
+
+// factorChanged follows a change of the user's app: every remembered
+// device is forgotten (SECURITY.md E31), and the user is notified.
+func (h *Handler) factorChanged(r *http.Request, auth *enrollAuth, event string, fields ...zap.Field) {
+	if err := h.forgetDevices(r.Context(), auth.user); err != nil {
+		h.logger.Error("forgetting devices after a factor change", zap.Error(err))
+	}
+	h.notify(r, auth.who(), event, methodTOTP, fields...)
 }
 
 // proveCurrent checks a code of the user's app, or a recovery code, in

@@ -58,6 +58,9 @@ func (h *Handler) countFailure(ctx context.Context, user string) (locked bool, e
 		if err := h.revokeUserSessions(ctx, user); err != nil {
 			h.logger.Error("revoking sessions of locked user", zap.Error(err))
 		}
+		if err := h.forgetDevices(ctx, user); err != nil {
+			h.logger.Error("forgetting devices of locked user", zap.Error(err))
+		}
 	}
 	return locked, nil
 }

@@ -84,6 +84,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.baseURL = u
 	}
 
+	if err := h.provisionPolicy(repl); err != nil {
+		return err
+	}
+
 	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails)
 	if err != nil {
 		return err
@@ -188,6 +192,9 @@ func (h *Handler) Validate() error {
 	if err := h.validateTOTP(); err != nil {
 		return err
 	}
+	if err := h.validatePolicy(); err != nil {
+		return err
+	}
 	for _, p := range []string{*h.User, address} {
 		if strings.Contains(p, "{http.request.header.") && !h.TrustIdentityHeaders {
 			h.logger.Warn("identity read from a request header; it is used only when the request comes from a trusted proxy (set trust_identity_headers to override)", zap.String("placeholder", p))
@@ -229,6 +236,9 @@ func (h *Handler) Cleanup() error {
 	if h.Email != nil {
 		errs = append(errs, h.Email.Cleanup())
 	}
+	if h.policy.geo != nil {
+		errs = append(errs, h.policy.geo.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -249,10 +259,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if ff == "" {
 			repl.Set("http.auth.user.id", s.userValue)
 		}
-		stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName))
+		stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName), cookieName(r, deviceCookieName))
 		return next.ServeHTTP(w, r)
 	}
+	if method, ok := h.skipChallenge(r, ff); ok {
+		return h.passWithoutChallenge(w, r, next, repl, ff, method)
+	}
 	return h.challengeRedirect(w, r)
+}
+
+// passWithoutChallenge lets a request through that the policy exempts
+// from the challenge. A browser let through by a remembered device or a
+// known place also gets a session, so the check is not repeated on every
+// request.
+func (h *Handler) passWithoutChallenge(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, ff, method string) error {
+	repl.Set("http.auth.mfa.user", ff)
+	repl.Set("http.auth.mfa.method", method)
+	if method != skipTrustedNetwork && method != skipNever && isNavigation(r) {
+		c, err := h.newSession(r, ff, ff, method)
+		if err != nil {
+			h.logger.Error("storing session", zap.Error(err))
+		} else {
+			http.SetCookie(w, c)
+		}
+	}
+	if c := h.logger.Check(zapcore.DebugLevel, "challenge skipped"); c != nil {
+		c.Write(zap.String("user", ff), zap.String("rule", method), zap.String("client_ip", clientIP(r)))
+	}
+	stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName), cookieName(r, deviceCookieName))
+	return next.ServeHTTP(w, r)
+}
+
+// isNavigation reports whether a browser is loading a page.
+func isNavigation(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // firstFactor returns the canonical first-factor user: "" in standalone
@@ -313,7 +353,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request) error {
 // a 401 JSON error, so scripts never receive an HTML login page.
 func (h *Handler) challengeRedirect(w http.ResponseWriter, r *http.Request) error {
 	loc := h.PathPrefix + "/?return=" + url.QueryEscape(r.URL.RequestURI())
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
+	if isNavigation(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, loc, http.StatusFound)
 		return nil
@@ -336,6 +376,7 @@ type handlerState struct {
 	sessions *sessionCache
 	dlog     *deliveryLog
 	pending  *sync.WaitGroup // standalone deliveries not yet queued
+	policy   policyState
 }
 
 // Interface guards

@@ -24,6 +24,9 @@ type userRecord struct {
 	// LastMethod is the method of the last sign-in, preselected on the
 	// choose step.
 	LastMethod string `json:"lm,omitempty"`
+	// Known are the places the user passed a challenge from, newest
+	// first, for policy new_ip and new_country.
+	Known []knownPlace `json:"kn,omitempty"`
 }
 
 // totpFactor is an enrolled authenticator app.
@@ -37,7 +40,7 @@ type totpFactor struct {
 }
 
 func (u *userRecord) empty() bool {
-	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == ""
+	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0
 }
 
 // loadUser reads a user's record; a user with none gets the zero record.
