@@ -81,3 +81,10 @@ type Store interface {
 	// DeletePrefix removes every key that starts with prefix.
 	DeletePrefix(ctx context.Context, prefix string) error
 }
+
+// Locator is implemented by stores that can name where their data lives,
+// e.g. a directory. The admin API uses it to tell sites apart and to
+// treat handlers that share a store as one.
+type Locator interface {
+	Location() string
+}

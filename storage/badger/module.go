@@ -110,6 +110,9 @@ func canonicalDir(dir string) (string, error) {
 	return dir, nil
 }
 
+// Location is the database directory: absolute, symlinks resolved.
+func (s *Store) Location() string { return s.dir }
+
 // Cleanup releases this Store's reference to its database; the last
 // reference closes it. Afterwards every method returns storage.ErrClosed.
 // Cleanup is idempotent and safe after a failed Provision.
@@ -133,6 +136,7 @@ func (s *Store) Cleanup() error {
 var (
 	_ caddy.Module       = (*Store)(nil)
 	_ caddy.Provisioner  = (*Store)(nil)
+	_ storage.Locator      = (*Store)(nil)
 	_ caddy.CleanerUpper = (*Store)(nil)
 	_ storage.Store      = (*Store)(nil)
 )
