@@ -132,6 +132,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.RecoveryCodes = totp.MinRecoveryCodes
 		}
 	}
+	running.add(h)
 	return nil
 }
 
@@ -229,6 +230,7 @@ func (h *Handler) validateTOTP() error {
 // Cleanup stops the authenticators. The store module is cleaned up by
 // Caddy, which loaded it.
 func (h *Handler) Cleanup() error {
+	running.remove(h)
 	if h.pending != nil {
 		h.pending.Wait() // deliveries about to be queued
 	}

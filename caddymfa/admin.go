@@ -1,0 +1,417 @@
+package caddymfa
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI is the admin.api.mfa module: operations on the users of the
+// mfa handlers in the running config, on Caddy's admin endpoint under
+// /mfa/. Caddy loads every admin.api module by itself; there is nothing
+// to configure.
+//
+//	GET  /mfa/sites                  the mfa handlers and their stores
+//	GET  /mfa/users/<name>           a user's factors, lockout and sessions
+//	POST /mfa/users/<name>/reset     {"factor": "totp"}: remove the app and recovery codes
+//	POST /mfa/users/<name>/unlock    end a lockout
+//	POST /mfa/users/<name>/revoke    end every session and remembered device
+//	POST /mfa/test-email             {"to": "..."}: a test message through the transport
+//	GET  /mfa/log                    the delivery log (?limit=&user=&method=&failed=true)
+//
+// With several sites, ?site= picks one by the host of its base_url or its
+// store location, as /mfa/sites lists them.
+type AdminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.mfa",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Routes returns the admin routes.
+func (a *AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/mfa/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+// running are the provisioned mfa handlers, newest last. A reload
+// provisions the new handlers before it cleans up the old ones, so for a
+// moment both are here; the newest wins.
+var running handlerRegistry
+
+type handlerRegistry struct {
+	mu       sync.Mutex
+	handlers []*Handler
+}
+
+func (g *handlerRegistry) add(h *Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.handlers = append(g.handlers, h)
+}
+
+func (g *handlerRegistry) remove(h *Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.handlers = slices.DeleteFunc(g.handlers, func(x *Handler) bool { return x == h })
+}
+
+// siteInfo describes one site for the admin API.
+type siteInfo struct {
+	Site       string `json:"site"`
+	Store      string `json:"store"`
+	PathPrefix string `json:"path_prefix"`
+	Email      bool   `json:"email"`
+	TOTP       bool   `json:"totp"`
+	Policy     string `json:"policy"`
+}
+
+func (h *Handler) siteInfo() siteInfo {
+	si := siteInfo{Store: storeLocation(h.store), PathPrefix: h.PathPrefix, Email: h.Email != nil, TOTP: h.TOTP != nil, Policy: h.Policy}
+	if h.baseURL != nil {
+		si.Site = h.baseURL.Host
+	}
+	return si
+}
+
+func storeLocation(s storage.Store) string {
+	if l, ok := s.(storage.Locator); ok {
+		return l.Location()
+	}
+	return fmt.Sprintf("%T", s)
+}
+
+// sites lists one entry per site and store, newest handler first.
+func (g *handlerRegistry) sites() ([]siteInfo, []*Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var infos []siteInfo
+	var hs []*Handler
+	for i := len(g.handlers) - 1; i >= 0; i-- {
+		h := g.handlers[i]
+		si := h.siteInfo()
+		if slices.ContainsFunc(infos, func(o siteInfo) bool { return o.Site == si.Site && o.Store == si.Store }) {
+			continue
+		}
+		infos = append(infos, si)
+		hs = append(hs, h)
+	}
+	return infos, hs
+}
+
+// pick finds the handler an admin request means.
+func (g *handlerRegistry) pick(site string) (*Handler, error) {
+	infos, hs := g.sites()
+	if len(hs) == 0 {
+		return nil, adminError(http.StatusNotFound, "no mfa handler is running")
+	}
+	if site == "" {
+		if len(hs) == 1 || allSameStore(infos) {
+			return hs[0], nil
+		}
+		return nil, adminError(http.StatusBadRequest, "several mfa sites are running; choose one with ?site= (%s)", siteNames(infos))
+	}
+	for i, si := range infos {
+		if strings.EqualFold(si.Site, site) || si.Store == site {
+			return hs[i], nil
+		}
+	}
+	return nil, adminError(http.StatusNotFound, "no mfa site %q (%s)", site, siteNames(infos))
+}
+
+func allSameStore(infos []siteInfo) bool {
+	for _, si := range infos[1:] {
+		if si.Store != infos[0].Store {
+			return false
+		}
+	}
+	return true
+}
+
+func siteNames(infos []siteInfo) string {
+	var names []string
+	for _, si := range infos {
+		if si.Site != "" {
+			names = append(names, si.Site)
+		} else {
+			names = append(names, si.Store)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func adminError(status int, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	return caddy.APIError{HTTPStatus: status, Err: errors.New(msg), Message: msg}
+}
+
+// serve routes the admin requests under /mfa/.
+func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	path := strings.Trim(strings.TrimPrefix(r.URL.Path, "/mfa"), "/")
+	parts := strings.Split(path, "/")
+	if path == "sites" {
+		if err := onlyMethod(r, http.MethodGet); err != nil {
+			return err
+		}
+		infos, _ := running.sites()
+		return writeAdminJSON(w, infos)
+	}
+	h, err := running.pick(r.URL.Query().Get("site"))
+	if err != nil {
+		return err
+	}
+	switch {
+	case path == "log":
+		if err := onlyMethod(r, http.MethodGet); err != nil {
+			return err
+		}
+		return h.adminLog(w, r)
+	case path == "test-email":
+		if err := onlyMethod(r, http.MethodPost); err != nil {
+			return err
+		}
+		return h.adminTestEmail(w, r)
+	case len(parts) >= 2 && parts[0] == "users":
+		user, ok := canonicalUser(parts[1])
+		if !ok {
+			return adminError(http.StatusBadRequest, "invalid user name %q", parts[1])
+		}
+		action := strings.Join(parts[2:], "/")
+		if action == "" {
+			if err := onlyMethod(r, http.MethodGet); err != nil {
+				return err
+			}
+			return h.adminUser(w, r, user)
+		}
+		if err := onlyMethod(r, http.MethodPost); err != nil {
+			return err
+		}
+		return h.adminUserAction(w, r, user, action)
+	}
+	return adminError(http.StatusNotFound, "no mfa admin endpoint %q", r.URL.Path)
+}
+
+func onlyMethod(r *http.Request, method string) error {
+	if r.Method != method {
+		return adminError(http.StatusMethodNotAllowed, "%s %s: use %s", r.Method, r.URL.Path, method)
+	}
+	return nil
+}
+
+func writeAdminJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// userReport is what the admin API shows of a user. It holds no secret:
+// no session ID, no TOTP secret, no recovery code.
+type userReport struct {
+	User              string          `json:"user"`
+	Email             string          `json:"email,omitempty"`
+	TOTP              *totpReport     `json:"totp,omitempty"`
+	RecoveryCodesLeft int             `json:"recovery_codes_left"`
+	LastMethod        string          `json:"last_method,omitempty"`
+	KnownPlaces       []knownPlace    `json:"known_places,omitempty"`
+	Failures          int             `json:"failures"`
+	LockedUntil       *time.Time      `json:"locked_until,omitempty"`
+	Sessions          []sessionReport `json:"sessions"`
+	RememberedDevices int             `json:"remembered_devices"`
+}
+
+type totpReport struct {
+	Added time.Time `json:"added"`
+}
+
+type sessionReport struct {
+	Method   string    `json:"method"`
+	Host     string    `json:"host"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	Expires  time.Time `json:"expires"`
+}
+
+func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, user string) error {
+	ctx := r.Context()
+	rec, err := h.loadUser(ctx, user)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "reading user record: %v", err)
+	}
+	rep := userReport{User: user, Email: h.dir.emailFor(user), RecoveryCodesLeft: len(rec.Recovery), LastMethod: rec.LastMethod, KnownPlaces: rec.Known, Sessions: []sessionReport{}}
+	if rec.TOTP != nil {
+		rep.TOTP = &totpReport{Added: rec.TOTP.Added}
+	}
+	if lr, err := h.store.Get(ctx, keyLockout+user); err == nil {
+		if lock, err := decodeRecord[lockRecord](lr.Value); err == nil {
+			rep.Failures = lock.Fails
+			if h.now().Before(lock.LockedUntil) {
+				until := lock.LockedUntil
+				rep.LockedUntil = &until
+			}
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return adminError(http.StatusServiceUnavailable, "reading lockout: %v", err)
+	}
+	index, err := h.store.List(ctx, keyUserSess+user+"/", 0, false)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "listing sessions: %v", err)
+	}
+	for _, ix := range index {
+		sr, err := h.store.Get(ctx, keySession+strings.TrimPrefix(ix.Key, keyUserSess+user+"/"))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		if s, err := decodeRecord[session](sr.Value); err == nil {
+			rep.Sessions = append(rep.Sessions, sessionReport{Method: s.Method, Host: s.Host, Created: s.Created, LastSeen: s.LastSeen, Expires: s.Expires})
+		}
+	}
+	devices, err := h.store.List(ctx, keyUserDevice+user+"/", 0, false)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "listing devices: %v", err)
+	}
+	rep.RememberedDevices = len(devices)
+	return writeAdminJSON(w, rep)
+}
+
+// adminUserAction resets a factor, unlocks or revokes.
+func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, action string) error {
+	ctx := r.Context()
+	result := map[string]any{"user": user, "action": action}
+	switch action {
+	case "reset":
+		var body struct {
+			Factor string `json:"factor"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return adminError(http.StatusBadRequest, "reading body: %v", err)
+		}
+		if body.Factor == "" {
+			body.Factor = methodTOTP
+		}
+		if body.Factor != methodTOTP {
+			return adminError(http.StatusBadRequest, "reset: unknown factor %q (totp)", body.Factor)
+		}
+		var had bool
+		err := h.updateUser(ctx, user, func(rec *userRecord) (storage.Op, error) {
+			had = rec.TOTP != nil || len(rec.Recovery) > 0
+			rec.TOTP, rec.Recovery = nil, nil
+			if rec.LastMethod == methodTOTP || rec.LastMethod == methodRecovery {
+				rec.LastMethod = ""
+			}
+			return storage.WriteDurable, nil
+		})
+		if err != nil {
+			return adminError(http.StatusServiceUnavailable, "resetting: %v", err)
+		}
+		if err := h.forgetDevices(ctx, user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
+		}
+		result["removed"] = had
+		h.audit("admin: factor reset", zap.String("user", user), zap.String("factor", methodTOTP), zap.Bool("removed", had))
+		if had {
+			h.notify(r, &flowState{User: user}, authenticators.NoticeFactorRemoved, methodTOTP)
+		}
+	case "unlock":
+		if err := h.store.Delete(ctx, keyLockout+user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
+		}
+		h.audit("admin: user unlocked", zap.String("user", user))
+	case "revoke":
+		n, _ := h.store.List(ctx, keyUserSess+user+"/", 0, false)
+		if err := h.revokeUserSessions(ctx, user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "revoking sessions: %v", err)
+		}
+		if err := h.forgetDevices(ctx, user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
+		}
+		result["sessions_revoked"] = len(n)
+		h.audit("admin: sessions revoked", zap.String("user", user), zap.Int("sessions", len(n)))
+	default:
+		return adminError(http.StatusNotFound, "unknown user action %q (reset, unlock, revoke)", action)
+	}
+	return writeAdminJSON(w, result)
+}
+
+// adminTestEmail sends a test message and reports what the transport
+// said.
+func (h *Handler) adminTestEmail(w http.ResponseWriter, r *http.Request) error {
+	if h.Email == nil {
+		return adminError(http.StatusBadRequest, "this site has no email block")
+	}
+	var body struct {
+		To string `json:"to"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&body); err != nil || body.To == "" {
+		return adminError(http.StatusBadRequest, `want a JSON body {"to": "address"}`)
+	}
+	site := ""
+	if h.baseURL != nil {
+		site = h.baseURL.Hostname()
+	}
+	start := time.Now()
+	err := h.Email.SendTest(r.Context(), body.To, site)
+	h.audit("admin: test email", zap.String("to", h.Email.Mask(body.To)), zap.Bool("ok", err == nil))
+	res := map[string]any{"to": h.Email.Mask(body.To), "ok": err == nil, "latency": time.Since(start).String()}
+	if err != nil {
+		res["error"] = err.Error()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		return json.NewEncoder(w).Encode(res)
+	}
+	return writeAdminJSON(w, res)
+}
+
+// adminLog returns the delivery log, newest first, filtered.
+func (h *Handler) adminLog(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLogEntries {
+			return adminError(http.StatusBadRequest, "limit must be 1..%d", maxLogEntries)
+		}
+		limit = n
+	}
+	entries, err := h.dlog.entries(r.Context(), 0)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "reading delivery log: %v", err)
+	}
+	user := q.Get("user")
+	if user != "" {
+		user, _ = canonicalUser(user)
+	}
+	failed := q.Get("failed") == "true"
+	out := []authenticators.DeliveryResult{}
+	for _, e := range entries {
+		if (user != "" && e.User != user) || (q.Get("method") != "" && e.Method != q.Get("method")) || (failed && e.OK) {
+			continue
+		}
+		if out = append(out, e); len(out) == limit {
+			break
+		}
+	}
+	return writeAdminJSON(w, out)
+}
+
+// Interface guards
+var _ caddy.AdminRouter = (*AdminAPI)(nil)
