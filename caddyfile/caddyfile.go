@@ -45,6 +45,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    secret_key             <key>
 //	    session_ttl            <duration>
 //	    idle_timeout           <duration>
+//	    policy                 always|never|new_ip|new_country
+//	    geoip_db               <path>
+//	    remember_device        <duration>|off
+//	    trusted_networks       <cidr|address|private_ranges...>
 //	    users {
 //	        <name> [email <address>] [phone <number>] [disabled]
 //	    }
@@ -91,11 +95,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // Durations use Caddy's syntax, which also accepts days ("30d"). Each
-// subdirective may appear once per block; smtp, outbox and transport are
-// alternatives. totp, with or without a block, enables codes from
-// authenticator apps, with defaults for what it leaves out; skew 0 accepts
-// only the current time step. The dispenser must be positioned before the
-// directive name.
+// subdirective may appear once per block, except trusted_networks, whose
+// lines add up; smtp, outbox and transport are alternatives. totp, with or
+// without a block, enables codes from authenticator apps, with defaults for
+// what it leaves out; skew 0 accepts only the current time step.
+// remember_device off is the default, and private_ranges in
+// trusted_networks is kept as written for the handler to expand. The
+// dispenser must be positioned before the directive name.
 func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -105,8 +111,11 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 	h := new(caddymfa.Handler)
 	seen := make(once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "mfa"); err != nil {
-			return nil, err
+		// trusted_networks may be repeated, each line adding networks
+		if d.Val() != "trusted_networks" {
+			if err := seen.check(d, "mfa"); err != nil {
+				return nil, err
+			}
 		}
 		switch d.Val() {
 		case "user":
@@ -163,6 +172,34 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 				return nil, err
 			}
 			h.IdleTimeout = v
+
+		case "policy":
+			v, err := policyArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Policy = v
+
+		case "geoip_db":
+			v, err := geoIPArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.GeoIPDB = v
+
+		case "remember_device":
+			v, err := rememberArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.RememberDevice = v
+
+		case "trusted_networks":
+			networks, err := networksArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.TrustedNetworks = append(h.TrustedNetworks, networks...)
 
 		case "users":
 			users, err := unmarshalUsers(d)

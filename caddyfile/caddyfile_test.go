@@ -95,8 +95,9 @@ func indentJSON(t *testing.T, data []byte) string {
 }
 
 // TestUnmarshal checks the values that JSON alone cannot show plainly: an
-// empty user is kept as an explicit empty string, "off" is -1, and so is
-// a totp skew of 0.
+// empty user is kept as an explicit empty string, "off" is -1 (but
+// remember_device off is left out, as the default), a totp skew of 0 is
+// -1 too, and trusted_networks lines add up.
 func TestUnmarshal(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -152,6 +153,26 @@ func TestUnmarshal(t *testing.T) {
 			name:  "users",
 			input: "mfa {\n\tusers {\n\t\talice email alice@example.com phone +15551234567\n\t\tbob disabled\n\t\tcarol\n\t}\n}",
 			want:  `{"users":[{"name":"alice","email":"alice@example.com","phone":"+15551234567"},{"name":"bob","disabled":true},{"name":"carol"}]}`,
+		},
+		{
+			name:  "policy",
+			input: "mfa {\n\tpolicy new_ip\n\tremember_device 30d\n}",
+			want:  `{"policy":"new_ip","remember_device":2592000000000000}`,
+		},
+		{
+			name:  "remember_device off",
+			input: "mfa {\n\tpolicy never\n\tremember_device off\n}",
+			want:  `{"policy":"never"}`,
+		},
+		{
+			name:  "geoip_db placeholder",
+			input: "mfa {\n\tpolicy new_country\n\tgeoip_db {env.GEOIP_DB}\n}",
+			want:  `{"policy":"new_country","geoip_db":"{env.GEOIP_DB}"}`,
+		},
+		{
+			name:  "trusted_networks lines add up",
+			input: "mfa {\n\ttrusted_networks private_ranges\n\ttrusted_networks 203.0.113.0/24 198.51.100.7\n\ttrusted_networks 2001:db8::/32 ::ffff:192.0.2.1\n}",
+			want:  `{"trusted_networks":["private_ranges","203.0.113.0/24","198.51.100.7","2001:db8::/32","::ffff:192.0.2.1"]}`,
 		},
 		{
 			name:  "totp without block",
@@ -261,6 +282,32 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"unknown delivery subdirective", "email {\n\tdelivery {\n\t\tqueue 5\n\t}\n}", `unrecognized delivery subdirective "queue"`, 4},
 		{"zero workers", "email {\n\tdelivery {\n\t\tworkers 0\n\t}\n}", `invalid workers "0"`, 4},
 		{"bad wait", "email {\n\tdelivery {\n\t\twait 5x\n\t}\n}", `invalid wait duration "5x"`, 4},
+		{"unknown policy", "policy sometimes", `unrecognized mfa policy "sometimes": must be always, never, new_ip or new_country`, 2},
+		{"policy in capitals", "policy ALWAYS", `unrecognized mfa policy "ALWAYS"`, 2},
+		{"policy without value", "policy", "after 'policy'", 2},
+		{"policy with two values", "policy new_ip new_country", "after 'new_country'", 2},
+		{"duplicate policy", "policy new_ip\npolicy never", `duplicate mfa subdirective "policy"`, 3},
+		{"unexpected block after policy", "policy never {\n\tx\n}", "policy takes no block", 3},
+		{"geoip_db without path", "geoip_db", "after 'geoip_db'", 2},
+		{"geoip_db empty", "geoip_db \"\"", "geoip_db needs the path of a country database", 2},
+		{"geoip_db with two paths", "geoip_db a.mmdb b.mmdb", "after 'b.mmdb'", 2},
+		{"duplicate geoip_db", "geoip_db a.mmdb\ngeoip_db b.mmdb", `duplicate mfa subdirective "geoip_db"`, 3},
+		{"bad remember_device", "remember_device forever", `invalid remember_device "forever": must be a positive duration, such as 30d, or off`, 2},
+		{"zero remember_device", "remember_device 0s", `invalid remember_device "0s"`, 2},
+		{"negative remember_device", "remember_device -24h", `invalid remember_device "-24h"`, 2},
+		{"remember_device in capitals", "remember_device OFF", `invalid remember_device "OFF"`, 2},
+		{"remember_device without value", "remember_device", "after 'remember_device'", 2},
+		{"remember_device with two values", "remember_device off 30d", "after '30d'", 2},
+		{"duplicate remember_device", "remember_device 30d\nremember_device off", `duplicate mfa subdirective "remember_device"`, 3},
+		{"unexpected block after remember_device", "remember_device 30d {\n\tx\n}", "remember_device takes no block", 3},
+		{"trusted_networks without value", "trusted_networks", "after 'trusted_networks'", 2},
+		{"trusted_networks name", "trusted_networks intranet", `invalid trusted_networks "intranet": must be a CIDR such as 10.0.0.0/8, an IP address, or private_ranges`, 2},
+		{"trusted_networks bad prefix length", "trusted_networks 10.0.0.0/33", `invalid trusted_networks "10.0.0.0/33"`, 2},
+		{"trusted_networks short address", "trusted_networks 192.168.1/24", `invalid trusted_networks "192.168.1/24"`, 2},
+		{"trusted_networks zone in prefix", "trusted_networks fe80::1%eth0/64", `invalid trusted_networks "fe80::1%eth0/64"`, 2},
+		{"trusted_networks misspelt shorthand", "trusted_networks private_range", `invalid trusted_networks "private_range"`, 2},
+		{"trusted_networks bad on a later line", "trusted_networks private_ranges\ntrusted_networks 10.0.0.0/8 10.0.0.0/8/8", `invalid trusted_networks "10.0.0.0/8/8"`, 3},
+		{"unexpected block after trusted_networks", "trusted_networks 10.0.0.0/8 {\n\tx\n}", "trusted_networks takes no block", 3},
 		{"totp with argument", "totp on", "after 'on'", 2},
 		{"duplicate totp block", "totp\ntotp {\n}", `duplicate mfa subdirective "totp"`, 3},
 		{"unknown totp subdirective", "totp {\n\tlabel Example\n}", `unrecognized mfa totp subdirective "label"`, 3},

@@ -13,6 +13,15 @@
 // the fixed choices and ranges of the authenticator. There "skew 0" is
 // written as -1, because a zero skew in JSON takes the default.
 //
+// Likewise policy must be one of its four names and trusted_networks a list
+// of CIDRs, addresses or private_ranges, parsed as the handler parses them;
+// trusted_networks may be repeated, each line adding to the list, as with
+// trusted_proxies static. Whether the policy fits the rest (new_country
+// needs a readable geoip_db; the standalone flow, user "", takes neither a
+// policy other than always, nor trusted_networks, nor remember_device) is
+// checked when the handler is provisioned. "remember_device off" is the
+// default, and is left out of the JSON.
+//
 // Storage backends and email transports are guest modules; their tokens
 // are handed to the module's own Caddyfile unmarshaler, so a third-party
 // module in the mfa.storage or mfa.email_transports namespace is configured

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
@@ -12,7 +13,8 @@ import (
 // FuzzUnmarshal feeds arbitrary text as the body of an mfa block. The
 // parser, and the guest modules it hands tokens to, must never panic, and
 // whatever they accept must encode as JSON; an accepted totp block and
-// recovery_codes must also pass the authenticator's own checks.
+// recovery_codes must also pass the authenticator's own checks, and an
+// accepted policy, remember_device and trusted_networks the handler's.
 func FuzzUnmarshal(f *testing.F) {
 	seeds := []string{
 		"",
@@ -35,6 +37,10 @@ func FuzzUnmarshal(f *testing.F) {
 		"totp {\n\tissuer {env.MFA_ISSUER}\n\tskew 2\n\tperiod 5m\n\talgorithm sha512\n\tenroll off\n}",
 		"totp {\n\tdigits 7\n\tskew -1\n\tperiod 1500ms\n\t{\n\t}\n}",
 		"totp on {\n\tenroll\n}\nrecovery_codes",
+		"policy new_country\ngeoip_db /usr/share/GeoIP/GeoLite2-Country.mmdb\nremember_device 30d\ntrusted_networks private_ranges\ntrusted_networks 10.0.0.0/8 ::1 192.0.2.7",
+		"policy never\nremember_device off\ntrusted_networks fd00::/8 {\n}",
+		"policy new_ip\ngeoip_db {env.GEOIP_DB}\nremember_device 90m\ntrusted_networks ::ffff:10.0.0.0/104",
+		"policy\ngeoip_db \"\"\nremember_device -1\ntrusted_networks 10.0.0.0/33 fe80::1%eth0/64 private_range",
 		"} {",
 	}
 	for _, s := range seeds {
@@ -66,6 +72,20 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if n := h.RecoveryCodes; n != 0 && (n < totp.MinRecoveryCodes || n > totp.MaxRecoveryCodes) {
 			t.Fatalf("accepted recovery_codes %d", n)
+		}
+		// and the policy settings are ones the handler can parse
+		switch h.Policy {
+		case "", "always", "never", "new_ip", "new_country":
+		default:
+			t.Fatalf("accepted policy %q", h.Policy)
+		}
+		if h.RememberDevice < 0 {
+			t.Fatalf("accepted remember_device %d", h.RememberDevice)
+		}
+		for _, n := range h.TrustedNetworks {
+			if _, err := caddyhttp.CIDRExpressionToPrefix(n); err != nil && n != privateRanges {
+				t.Fatalf("accepted trusted_networks %q: %v", n, err)
+			}
 		}
 	})
 }
