@@ -23,7 +23,7 @@ import (
 
 // tested names the examples that have a sign-in test below; TestEveryExample
 // fails when a folder is added without one.
-var tested = []string{"basic-auth-smtp", "quickstart", "standalone", "totp"}
+var tested = []string{"basic-auth-smtp", "quickstart", "remember", "standalone", "totp"}
 
 func TestEveryExample(t *testing.T) {
 	if got := Names(); !slices.Equal(got, tested) {
@@ -384,6 +384,75 @@ type view struct {
 	User         string   `json:"user"`
 	Error        string   `json:"error"`
 	Message      string   `json:"message"`
+}
+
+// TestRemember follows examples/remember: the first sign-in from an
+// address asks for the code and remembers the device; a fresh browser
+// from that address is let in (known_ip); from a new address the code is
+// asked again, except in the remembered browser (remembered_device).
+// The test makes Caddy trust X-Forwarded-For from 127.0.0.1 so that it
+// can come from several addresses.
+func TestRemember(t *testing.T) {
+	srv := Start(t, "remember", Options{Rewrite: func(cfg map[string]any) {
+		Walk(cfg, func(obj map[string]any) {
+			if _, ok := obj["listen"]; ok {
+				obj["trusted_proxies"] = map[string]any{"source": "static", "ranges": []any{"127.0.0.1/32"}}
+			}
+		})
+	}})
+	const site = "http://localhost:8080"
+	from := func(req *http.Request, ip string) *http.Request {
+		req.Header.Set("X-Forwarded-For", ip)
+		return req
+	}
+	hello := func(c *http.Client, ip string) string {
+		t.Helper()
+		resp := do(t, c, from(get(t, site+"/", "alice", "alice", "text/html"), ip))
+		if resp.StatusCode == http.StatusFound {
+			resp.Body.Close()
+			return "challenged"
+		}
+		return wantStatus(t, resp, http.StatusOK)
+	}
+
+	first := srv.Client()
+	if got := hello(first, "198.51.100.7"); got != "challenged" {
+		t.Fatalf("first visit: %q, want the challenge", got)
+	}
+	page := wantStatus(t, do(t, first, from(get(t, site+"/.mfa/", "alice", "alice", "text/html"), "198.51.100.7")), http.StatusOK)
+	wantStatus(t, do(t, first, from(postForm(t, site+"/.mfa/send", "alice", "alice", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"},
+	}), "198.51.100.7")), http.StatusSeeOther)
+	msg := WaitOutbox(t, filepath.Join(srv.Dir, "mailbox"), 1)
+	page = wantStatus(t, do(t, first, from(get(t, site+"/.mfa/", "alice", "alice", "text/html"), "198.51.100.7")), http.StatusOK)
+	if !strings.Contains(page, "Remember this device for 30 days") {
+		t.Fatalf("the code form does not offer to remember the device:\n%s", page)
+	}
+	wantStatus(t, do(t, first, from(postForm(t, site+"/.mfa/verify", "alice", "alice", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"}, "code": {msg.Code}, "remember": {"1"},
+	}), "198.51.100.7")), http.StatusSeeOther)
+	if got := hello(first, "198.51.100.7"); got != "Hello alice, you passed MFA (email)." {
+		t.Fatalf("after the code: %q", got)
+	}
+
+	if got := hello(srv.Client(), "198.51.100.7"); got != "Hello alice, you passed MFA (known_ip)." {
+		t.Errorf("a fresh browser from a known address: %q", got)
+	}
+	if got := hello(srv.Client(), "203.0.113.9"); got != "challenged" {
+		t.Errorf("a fresh browser from a new address: %q, want the challenge", got)
+	}
+
+	// The remembered browser, its session cookie gone, from a new address.
+	remembered := srv.Client()
+	u, _ := url.Parse(site + "/")
+	for _, c := range first.Jar.Cookies(u) {
+		if c.Name == "mfa_device" {
+			remembered.Jar.SetCookies(u, []*http.Cookie{c})
+		}
+	}
+	if got := hello(remembered, "203.0.113.9"); got != "Hello alice, you passed MFA (remembered_device)." {
+		t.Errorf("the remembered browser from a new address: %q", got)
+	}
 }
 
 func get(t *testing.T, target, user, password, accept string) *http.Request {
