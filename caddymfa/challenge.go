@@ -93,12 +93,16 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 		b, err := encodeRecord(ch)
 		return b, ch.KeepUntil, storage.Write, err
 	})
+	if errors.Is(err, errTooManySends) {
+		h.metrics.throttle(scopeMaxSends)
+	}
 	if err != nil {
 		return err
 	}
 	if sr.dest == "" || ch.State != statePending {
 		return nil
 	}
+	h.metrics.sent(ch.Method)
 	msg := authenticators.Message{
 		ChallengeID: h.challengeID(sr.flow.ID),
 		User:        user,

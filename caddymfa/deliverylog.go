@@ -30,6 +30,8 @@ type deliveryLog struct {
 	writes atomic.Int64
 	// failed learns of every challenge whose message will not arrive.
 	failed func(ctx context.Context, challengeID string)
+	// metrics counts the attempts and their latency.
+	metrics *metricSet
 }
 
 // record stores one attempt. Addresses arrive masked; codes never arrive.
@@ -45,6 +47,7 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 	} else {
 		l.logger.Info("delivery attempt", fields...)
 	}
+	l.metrics.delivery(res.Method, res.OK, res.Latency)
 	if !res.OK && res.Permanent && res.ChallengeID != "" && l.failed != nil {
 		l.failed(ctx, res.ChallengeID)
 	}

@@ -459,6 +459,7 @@ func (h *Handler) unreadable(w http.ResponseWriter, r *http.Request, ff, action 
 			if _, cerr := h.countFailure(r.Context(), flow.user()); cerr != nil {
 				return h.unavailable(w, r, "counting attempt", cerr)
 			}
+			h.metrics.verified(methodOther, false)
 		}
 	}
 	var tooBig *http.MaxBytesError

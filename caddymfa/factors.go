@@ -36,8 +36,12 @@ func (h *Handler) verifyFactor(ctx context.Context, flow *flowState, method, inp
 	case methodTOTP, methodRecovery:
 		out, err = h.verifyOwnFactor(ctx, user, method, input, locked)
 	}
-	if err != nil || !out.ok {
+	if err != nil {
 		return out, err
+	}
+	h.metrics.verified(method, out.ok)
+	if !out.ok {
+		return out, nil
 	}
 	if err := h.clearFailures(ctx, user); err != nil {
 		return verifyOutcome{}, fmt.Errorf("clearing failures: %w", err)
@@ -54,6 +58,7 @@ func (h *Handler) countFailure(ctx context.Context, user string) (locked bool, e
 		return false, fmt.Errorf("counting attempt: %w", err)
 	}
 	if justLocked {
+		h.metrics.lockout()
 		h.audit("user locked", zap.String("user", user), zap.Int("failures", h.Lockout.Failures))
 		if err := h.revokeUserSessions(ctx, user); err != nil {
 			h.logger.Error("revoking sessions of locked user", zap.Error(err))

@@ -119,7 +119,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.sessions = newSessionCache(maxCachedSessions)
 	h.pending = new(sync.WaitGroup)
-	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: h.markFailed}
+	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: h.markFailed, metrics: h.metrics}
 	if h.Email != nil {
 		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
 			return fmt.Errorf("provisioning email: %w", err)
@@ -265,6 +268,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	if method, ok := h.skipChallenge(r, ff); ok {
+		h.metrics.skip(method)
 		return h.passWithoutChallenge(w, r, next, repl, ff, method)
 	}
 	return h.challengeRedirect(w, r)
@@ -379,6 +383,7 @@ type handlerState struct {
 	dlog     *deliveryLog
 	pending  *sync.WaitGroup // standalone deliveries not yet queued
 	policy   policyState
+	metrics  *metricSet
 }
 
 // Interface guards

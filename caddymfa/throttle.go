@@ -53,6 +53,7 @@ func (h *Handler) checkSendCaps(ctx context.Context, method string, t *authentic
 			return fmt.Errorf("counting %s throttle: %w", c.scope, err)
 		}
 		if n > int64(c.limit) {
+			h.metrics.throttle(c.scope)
 			return &throttledError{scope: c.scope, retryAfter: end.Sub(now)}
 		}
 	}
@@ -69,6 +70,7 @@ func (h *Handler) checkSendCaps(ctx context.Context, method string, t *authentic
 			return fmt.Errorf("checking cooldown: %w", err)
 		}
 		if wait > 0 {
+			h.metrics.throttle("cooldown")
 			return &throttledError{scope: "cooldown", retryAfter: wait}
 		}
 	}
