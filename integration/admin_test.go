@@ -111,7 +111,7 @@ func TestAdminAPIAndCommands(t *testing.T) {
 
 	// lockout, then unlock
 	other := newClient(t).withBasicAuth("alice", alicePassword)
-	code := sendCode(t, other, srv, 2)
+	sendCode(t, other, srv, 2)
 	for range 4 {
 		verify(t, other, "000000")
 	}
@@ -126,7 +126,7 @@ func TestAdminAPIAndCommands(t *testing.T) {
 		t.Fatalf("caddy mfa unlock: %v: %s", err, out)
 	}
 	fresh := newClient(t).withBasicAuth("alice", alicePassword)
-	code = sendCode(t, fresh, srv, 3)
+	code := sendCode(t, fresh, srv, 3)
 	if r := verify(t, fresh, code); r.StatusCode != http.StatusOK {
 		t.Fatalf("sign-in after unlock: %d %s", r.StatusCode, r.body)
 	}

@@ -136,7 +136,7 @@ func (s *Store) Cleanup() error {
 var (
 	_ caddy.Module       = (*Store)(nil)
 	_ caddy.Provisioner  = (*Store)(nil)
-	_ storage.Locator      = (*Store)(nil)
+	_ storage.Locator    = (*Store)(nil)
 	_ caddy.CleanerUpper = (*Store)(nil)
 	_ storage.Store      = (*Store)(nil)
 )
