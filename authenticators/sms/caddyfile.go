@@ -1,0 +1,569 @@
+package sms
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"golang.org/x/text/language"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+)
+
+// UnmarshalCaddyfile sets up the SMS authenticator from the tokens of an
+// sms block. The dispenser is positioned before the "sms" token, as for
+// any caddyfile.Unmarshaler; the mfa directive passes
+// d.NewFromNextSegment(). Syntax:
+//
+//	sms {
+//		provider twilio {
+//			account_sid <sid>
+//			auth_token <token>
+//			from <number>                    # or: messaging_service_sid <sid>
+//			api_url <url>
+//			timeout <duration>
+//		}
+//		provider webhook <url> {
+//			method POST|PUT|PATCH
+//			header <name> <value>
+//			format json|form
+//			body <template>
+//			timeout <duration>
+//		}
+//		provider outbox <dir>
+//		provider <module> [<args...>] [{ ... }]   # any module in mfa.sms_providers
+//		message <text>                       # %s is where the code goes
+//		message <language> <text>            # e.g. message sv "Din kod är %s"
+//		send code
+//		code_length <4..10>
+//		code_ttl <duration>
+//		max_attempts <n>
+//		max_sends <n>
+//		allowed_countries <CC> [<CC>...]
+//		per_country_per_hour <n>|off
+//		throttle {
+//			per_hour <n>|off
+//			per_5m <n>|off
+//			per_ip_per_hour <n>|off
+//			per_user_per_hour <n>|off
+//			per_destination_per_hour <n>|off
+//			cooldown <duration>|off
+//		}
+//		delivery {
+//			workers <n>
+//			retries <n>|off
+//			wait <duration>
+//		}
+//	}
+//
+// Each subdirective may appear once, message once per language. Counts and
+// durations must be positive, because zero means "the default" in JSON.
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume "sms"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "message" { // checked per language
+			if err := seen.check(d, "sms"); err != nil {
+				return err
+			}
+		}
+		switch d.Val() {
+		case "provider":
+			raw, err := unmarshalProvider(d)
+			if err != nil {
+				return err
+			}
+			c.ProviderRaw = raw
+
+		case "message":
+			if err := c.unmarshalMessage(d, seen); err != nil {
+				return err
+			}
+
+		case "send":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			switch v {
+			case "code":
+				c.Send = v
+			case "link":
+				return d.Err("sms send link is not supported yet; use send code")
+			default:
+				return d.Errf("sms send must be code, not %q", v)
+			}
+
+		case "code_length":
+			n, err := intArg(d, false)
+			if err != nil {
+				return err
+			}
+			if n < authenticators.MinCodeLength || n > authenticators.MaxCodeLength {
+				return d.Errf("invalid code_length %d: must be from %d to %d", n, authenticators.MinCodeLength, authenticators.MaxCodeLength)
+			}
+			c.CodeLength = n
+
+		case "code_ttl":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.CodeTTL = v
+
+		case "max_attempts":
+			n, err := intArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.MaxAttempts = n
+
+		case "max_sends":
+			n, err := intArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.MaxSends = n
+
+		case "allowed_countries":
+			codes := d.RemainingArgs()
+			if len(codes) == 0 {
+				return d.ArgErr()
+			}
+			if err := endLine(d, "allowed_countries"); err != nil {
+				return err
+			}
+			c.AllowedCountries = nil
+			for _, cc := range codes {
+				up := strings.ToUpper(cc)
+				if !ValidCountry(up) {
+					return d.Errf("allowed_countries: %q is not an ISO 3166-1 alpha-2 code with phone numbers", cc)
+				}
+				for _, prev := range c.AllowedCountries {
+					if prev == up {
+						return d.Errf("allowed_countries: %q is listed twice", cc)
+					}
+				}
+				c.AllowedCountries = append(c.AllowedCountries, up)
+			}
+
+		case "per_country_per_hour":
+			n, err := intArg(d, true)
+			if err != nil {
+				return err
+			}
+			c.PerCountryPerHour = n
+
+		case "throttle":
+			t, err := unmarshalThrottle(d)
+			if err != nil {
+				return err
+			}
+			c.Throttle = t
+
+		case "delivery":
+			opts, err := unmarshalDelivery(d)
+			if err != nil {
+				return err
+			}
+			c.Delivery = opts
+
+		case "registration":
+			return d.Err("sms registration is not supported yet")
+
+		default:
+			return d.Errf("unrecognized sms subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalProvider reads "provider <name> [<args...>] [{ ... }]" and
+// hands the tokens from <name> on to the provider module.
+func unmarshalProvider(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	modID := ProviderNamespace + "." + name
+	unm, err := caddyfile.UnmarshalModule(d, modID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := unm.(Provider); !ok {
+		return nil, d.Errf("module %s is not an sms provider; is %T", modID, unm)
+	}
+	var warnings []caddyconfig.Warning
+	raw := caddyconfig.JSONModuleObject(unm, "provider", name, &warnings)
+	if len(warnings) > 0 {
+		return nil, d.Errf("encoding sms provider %q: %s", name, warnings[0].Message)
+	}
+	return raw, nil
+}
+
+// unmarshalMessage reads "message <text>" or "message <language> <text>",
+// each once per language.
+func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen once) error {
+	args := d.RemainingArgs()
+	if err := endLine(d, "message"); err != nil {
+		return err
+	}
+	var lang, text string
+	switch len(args) {
+	case 1:
+		text = args[0]
+	case 2:
+		lang, text = args[0], args[1]
+	default:
+		return d.ArgErr()
+	}
+	key := "message"
+	if lang != "" {
+		tag, err := language.Parse(lang)
+		if err != nil || tag == language.Und {
+			return d.Errf("message: %q is not a language tag", lang)
+		}
+		key += " " + tag.String()
+	}
+	if seen[key] {
+		return d.Errf("duplicate sms subdirective %q", key)
+	}
+	seen[key] = true
+	if _, err := parseTemplate(text); err != nil {
+		return d.Errf("%s: %v", key, err)
+	}
+	if lang == "" {
+		c.Message = text
+		return nil
+	}
+	if c.Messages == nil {
+		c.Messages = make(map[string]string)
+	}
+	c.Messages[lang] = text
+	return nil
+}
+
+// unmarshalThrottle reads the throttle block.
+func unmarshalThrottle(d *caddyfile.Dispenser) (*authenticators.Throttle, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	t := new(authenticators.Throttle)
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.check(d, "throttle"); err != nil {
+			return nil, err
+		}
+		var dst *int
+		switch d.Val() {
+		case "per_hour":
+			dst = &t.PerHour
+		case "per_5m":
+			dst = &t.Per5m
+		case "per_ip_per_hour":
+			dst = &t.PerIPPerHour
+		case "per_user_per_hour":
+			dst = &t.PerUserPerHour
+		case "per_destination_per_hour":
+			dst = &t.PerDestinationPerHour
+		case "cooldown":
+			v, err := durationArg(d, true)
+			if err != nil {
+				return nil, err
+			}
+			t.Cooldown = v
+			continue
+		default:
+			return nil, d.Errf("unrecognized throttle subdirective %q", d.Val())
+		}
+		n, err := intArg(d, true)
+		if err != nil {
+			return nil, err
+		}
+		*dst = n
+	}
+	return t, nil
+}
+
+// unmarshalDelivery reads the delivery block.
+func unmarshalDelivery(d *caddyfile.Dispenser) (*DeliveryOptions, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	opts := new(DeliveryOptions)
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.check(d, "delivery"); err != nil {
+			return nil, err
+		}
+		switch d.Val() {
+		case "workers":
+			n, err := intArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			opts.Workers = n
+		case "retries":
+			n, err := intArg(d, true)
+			if err != nil {
+				return nil, err
+			}
+			opts.Retries = n
+		case "wait":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			opts.Wait = v
+		default:
+			return nil, d.Errf("unrecognized delivery subdirective %q", d.Val())
+		}
+	}
+	return opts, nil
+}
+
+// UnmarshalCaddyfile sets up the twilio provider from Caddyfile tokens.
+// Syntax:
+//
+//	twilio {
+//		account_sid <sid>
+//		auth_token <token>
+//		from <number or sender id>
+//		messaging_service_sid <sid>
+//		api_url <url>
+//		timeout <duration>
+//	}
+func (tw *Twilio) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume "twilio"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.check(d, "twilio"); err != nil {
+			return err
+		}
+		var dst *string
+		switch d.Val() {
+		case "account_sid":
+			dst = &tw.AccountSID
+		case "auth_token":
+			dst = &tw.AuthToken
+		case "from":
+			dst = &tw.From
+		case "messaging_service_sid":
+			dst = &tw.MessagingServiceSID
+		case "api_url":
+			dst = &tw.APIURL
+		case "timeout":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			tw.Timeout = v
+			continue
+		default:
+			return d.Errf("unrecognized twilio subdirective %q", d.Val())
+		}
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		*dst = v
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the webhook provider from Caddyfile tokens.
+// Syntax:
+//
+//	webhook <url> {
+//		method POST|PUT|PATCH
+//		header <name> <value>
+//		format json|form
+//		body <template>
+//		timeout <duration>
+//	}
+//
+// header may be repeated, once per name.
+func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume "webhook"
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	w.URL = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "header" {
+			if err := seen.check(d, "webhook"); err != nil {
+				return err
+			}
+		}
+		switch d.Val() {
+		case "method":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			switch v = strings.ToUpper(v); v {
+			case http.MethodPost, http.MethodPut, http.MethodPatch:
+				w.Method = v
+			default:
+				return d.Errf("webhook method must be POST, PUT or PATCH, not %q", v)
+			}
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			if err := endLine(d, "header"); err != nil {
+				return err
+			}
+			key := "header " + strings.ToLower(args[0])
+			if seen[key] {
+				return d.Errf("duplicate webhook header %q", args[0])
+			}
+			seen[key] = true
+			if w.Headers == nil {
+				w.Headers = make(map[string]string)
+			}
+			w.Headers[args[0]] = args[1]
+		case "format":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v != FormatJSON && v != FormatForm {
+				return d.Errf("webhook format must be %s or %s, not %q", FormatJSON, FormatForm, v)
+			}
+			w.Format = v
+		case "body":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			w.Body = v
+		case "timeout":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			w.Timeout = v
+		default:
+			return d.Errf("unrecognized webhook subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the outbox provider from Caddyfile tokens.
+// Syntax:
+//
+//	outbox <dir>
+func (o *Outbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume "outbox"
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	o.Dir = d.Val()
+	return endLine(d, "outbox")
+}
+
+// once remembers which subdirectives of one block have been seen.
+type once map[string]bool
+
+// check returns an error naming the current token if it has already been
+// seen in block.
+func (o once) check(d *caddyfile.Dispenser, block string) error {
+	name := d.Val()
+	if o[name] {
+		return d.Errf("duplicate %s subdirective %q", block, name)
+	}
+	o[name] = true
+	return nil
+}
+
+// oneArg reads exactly one argument and no block.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if err := endLine(d, name); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// endLine refuses further arguments, and a block, after the arguments of
+// the subdirective name.
+func endLine(d *caddyfile.Dispenser, name string) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(d.Nesting()) {
+		return d.Errf("%s takes no block", name)
+	}
+	return nil
+}
+
+// durationArg reads exactly one positive duration. With allowOff, "off"
+// yields -1, which turns the setting off.
+func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	if allowOff && v == "off" {
+		return -1, nil
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// intArg reads exactly one count, a whole number of at least 1. With
+// allowOff, "off" yields -1, which turns the limit off.
+func intArg(d *caddyfile.Dispenser, allowOff bool) (int, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	if allowOff && v == "off" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		if allowOff {
+			return 0, d.Errf("invalid %s %q: must be a whole number of at least 1, or off", name, v)
+		}
+		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
+	}
+	return n, nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Config)(nil)
+	_ caddyfile.Unmarshaler = (*Twilio)(nil)
+	_ caddyfile.Unmarshaler = (*Webhook)(nil)
+	_ caddyfile.Unmarshaler = (*Outbox)(nil)
+)

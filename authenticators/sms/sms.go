@@ -1,0 +1,358 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+)
+
+// Method is the method name of the SMS authenticator.
+const Method = "sms"
+
+// Defaults applied by Provision; the limits are those of the Curity SMS
+// OTP seed.
+const (
+	DefaultSend        = "code"
+	DefaultCodeLength  = 6
+	DefaultCodeTTL     = time.Minute
+	MaxCodeTTL         = 10 * time.Minute
+	DefaultMaxAttempts = 3
+	DefaultMaxSends    = 3
+	DefaultWorkers     = delivery.DefaultWorkers
+	DefaultRetries     = delivery.DefaultRetries
+	DefaultWait        = delivery.DefaultWait
+)
+
+// Throttle defaults applied by Provision.
+const (
+	DefaultPerHour               = 50
+	DefaultPer5m                 = 10
+	DefaultPerIPPerHour          = 10
+	DefaultPerUserPerHour        = 5
+	DefaultPerDestinationPerHour = 5
+	DefaultCooldown              = 30 * time.Second
+	DefaultPerCountryPerHour     = 20
+)
+
+// Provision applies the defaults, loads the provider module, parses the
+// message texts and starts the delivery queue. report, if not nil,
+// receives every delivery attempt (for the delivery log); it is called
+// from the queue's goroutines.
+func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
+	if c.logger == nil {
+		c.logger = ctx.Logger()
+	}
+	c.applyDefaults()
+
+	if len(c.ProviderRaw) == 0 {
+		return errors.New("sms: a provider is required (twilio, webhook or outbox)")
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if c.msgs, err = parseMessages(c.Message, c.Messages); err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	c.allowed = make([]string, len(c.AllowedCountries))
+	for i, cc := range c.AllowedCountries {
+		c.allowed[i] = strings.ToUpper(cc)
+	}
+
+	mod, err := ctx.LoadModule(c, "ProviderRaw")
+	if err != nil {
+		return fmt.Errorf("loading sms provider: %w", err)
+	}
+	p, ok := mod.(Provider)
+	if !ok {
+		return fmt.Errorf("sms: module %T is not an sms provider", mod)
+	}
+	c.provider = p
+
+	c.report = func(r authenticators.DeliveryResult) {
+		c.logResult(r)
+		if report != nil {
+			report(r)
+		}
+	}
+	c.queue, err = delivery.New(delivery.Options[Text]{
+		Method:  Method,
+		Workers: c.Delivery.Workers,
+		Retries: c.Delivery.Retries,
+		Wait:    time.Duration(c.Delivery.Wait),
+		Backoff: c.backoff,
+		NewWorker: func() (delivery.Worker[Text], error) {
+			return providerWorker{p: p}, nil
+		},
+		Report: c.report,
+	})
+	if err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Send == "" {
+		c.Send = DefaultSend
+	}
+	if c.Message == "" {
+		c.Message = DefaultMessage
+	}
+	if c.CodeLength == 0 {
+		c.CodeLength = DefaultCodeLength
+	}
+	if c.CodeTTL == 0 {
+		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxSends == 0 {
+		c.MaxSends = DefaultMaxSends
+	}
+	if c.PerCountryPerHour == 0 {
+		c.PerCountryPerHour = DefaultPerCountryPerHour
+	}
+	if c.Throttle == nil {
+		c.Throttle = new(authenticators.Throttle)
+	}
+	th := c.Throttle
+	if th.PerHour == 0 {
+		th.PerHour = DefaultPerHour
+	}
+	if th.Per5m == 0 {
+		th.Per5m = DefaultPer5m
+	}
+	if th.PerIPPerHour == 0 {
+		th.PerIPPerHour = DefaultPerIPPerHour
+	}
+	if th.PerUserPerHour == 0 {
+		th.PerUserPerHour = DefaultPerUserPerHour
+	}
+	if th.PerDestinationPerHour == 0 {
+		th.PerDestinationPerHour = DefaultPerDestinationPerHour
+	}
+	if th.Cooldown == 0 {
+		th.Cooldown = caddy.Duration(DefaultCooldown)
+	}
+	if c.Delivery == nil {
+		c.Delivery = new(DeliveryOptions)
+	}
+	if c.Delivery.Workers == 0 {
+		c.Delivery.Workers = DefaultWorkers
+	}
+	if c.Delivery.Retries == 0 {
+		c.Delivery.Retries = DefaultRetries
+	}
+	if c.Delivery.Wait == 0 {
+		c.Delivery.Wait = caddy.Duration(DefaultWait)
+	}
+}
+
+// Validate checks the configuration without changing it. Zero values
+// stand for their defaults, so it may run before or after Provision.
+func (c *Config) Validate() error {
+	switch c.Send {
+	case "", "code":
+	case "link":
+		return errors.New("sms: send link is not supported yet; use send code")
+	default:
+		return fmt.Errorf("sms: send must be code, not %q", c.Send)
+	}
+	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
+		return fmt.Errorf("sms: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
+	}
+	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
+		return fmt.Errorf("sms: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
+	}
+	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
+		return fmt.Errorf("sms: max_attempts %d outside 1..100", c.MaxAttempts)
+	}
+	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
+		return fmt.Errorf("sms: max_sends %d outside 1..100", c.MaxSends)
+	}
+	if d := c.Delivery; d != nil {
+		if d.Workers < 0 || d.Workers > 100 {
+			return fmt.Errorf("sms: delivery workers %d outside 1..100", d.Workers)
+		}
+		if d.Retries > 20 {
+			return fmt.Errorf("sms: delivery retries %d above 20", d.Retries)
+		}
+		if d.Wait < 0 || time.Duration(d.Wait) > time.Minute {
+			return fmt.Errorf("sms: delivery wait %s outside 0..1m", time.Duration(d.Wait))
+		}
+	}
+	seen := make(map[string]bool, len(c.AllowedCountries))
+	for _, cc := range c.AllowedCountries {
+		if !ValidCountry(cc) {
+			return fmt.Errorf("sms: allowed_countries: %q is not an ISO 3166-1 alpha-2 code with phone numbers", cc)
+		}
+		up := strings.ToUpper(cc)
+		if seen[up] {
+			return fmt.Errorf("sms: allowed_countries: %q is listed twice", cc)
+		}
+		seen[up] = true
+	}
+	if c.msgs == nil {
+		if _, err := parseMessages(c.Message, c.Messages); err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
+	}
+	return nil
+}
+
+// Cleanup stops the delivery workers and waits for them. It is idempotent
+// and safe after a failed Provision. The provider module is cleaned up by
+// the Caddy context that loaded it.
+func (c *Config) Cleanup() error {
+	if c.queue != nil {
+		c.queue.Stop()
+	}
+	return nil
+}
+
+// Method returns "sms".
+func (*Config) Method() string { return Method }
+
+// Mask hides most of a phone number; see the package function Mask.
+func (*Config) Mask(to string) string { return Mask(to) }
+
+// AllowedCountry reports whether region, an ISO 3166-1 alpha-2 code, is
+// in allowed_countries (every country when the list is empty).
+func (c *Config) AllowedCountry(region string) bool {
+	if c.allowed != nil {
+		return AllowedCountry(region, c.allowed)
+	}
+	return AllowedCountry(region, c.AllowedCountries)
+}
+
+// CheckNumber validates s with ParseNumber and checks its country against
+// allowed_countries. It returns the number in E.164 form and its country;
+// errors wrap ErrInvalidNumber or ErrCountryNotAllowed.
+func (c *Config) CheckNumber(s string) (e164, region string, err error) {
+	e164, region, err = ParseNumber(s)
+	if err != nil {
+		return "", "", err
+	}
+	if !c.AllowedCountry(region) {
+		return "", "", fmt.Errorf("%w: %s", ErrCountryNotAllowed, region)
+	}
+	return e164, region, nil
+}
+
+// Render returns the text of a code message for code in the language that
+// best matches lang (an Accept-Language value or a BCP 47 tag; empty for
+// the default text).
+func (c *Config) Render(code, lang string) (string, error) {
+	if code == "" {
+		return "", errors.New("message has no code")
+	}
+	if len(code) > authenticators.MaxCodeInput || strings.IndexFunc(code, unicode.IsControl) >= 0 {
+		return "", errors.New("code has control characters or is too long")
+	}
+	msgs := c.msgs
+	if msgs == nil {
+		var err error
+		if msgs, err = parseMessages(c.Message, c.Messages); err != nil {
+			return "", err
+		}
+	}
+	return msgs.pick(lang).expand(code), nil
+}
+
+// Deliver validates m.To (ParseNumber, allowed_countries), renders the
+// text in the language WithLanguage put in ctx, and queues it. It waits up
+// to the delivery wait for the outcome: nil means sent or still being
+// tried; an error wrapping authenticators.ErrDeliveryFailed means the text
+// will not arrive (an invalid number or country, a permanent provider
+// failure, all retries failed, a full queue). Every attempt is reported
+// with the number masked; the code is never reported or logged.
+func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
+	if c.queue == nil {
+		return fmt.Errorf("%w: sms sender is not provisioned", authenticators.ErrDeliveryFailed)
+	}
+	to, masked, err := c.destination(m.To)
+	if err != nil {
+		c.reportNow(m.ChallengeID, m.User, masked, err)
+		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+	}
+	if m.Code == "" && m.Link != "" {
+		err = errors.New("link mode is not supported yet")
+	}
+	var body string
+	if err == nil {
+		body, err = c.Render(m.Code, languageFrom(ctx))
+	}
+	if err != nil {
+		err = errors.New(maskText(err.Error(), m.Code, to))
+		c.reportNow(m.ChallengeID, m.User, masked, err)
+		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+	}
+	return c.queue.Deliver(ctx, delivery.Job[Text]{
+		ChallengeID: m.ChallengeID,
+		User:        m.User,
+		To:          masked,
+		Payload:     Text{To: to, Body: body, Code: m.Code},
+	})
+}
+
+// destination checks a destination for Deliver and Notify and returns it
+// in E.164 form and masked. On error, masked is the mask of the input.
+func (c *Config) destination(s string) (to, masked string, err error) {
+	to, _, err = c.CheckNumber(s)
+	if err != nil {
+		return "", Mask(s), err
+	}
+	return to, Mask(to), nil
+}
+
+// reportNow reports a failure found before the message reached the queue.
+// masked is the masked destination.
+func (c *Config) reportNow(challengeID, user, masked string, err error) {
+	if c.report == nil {
+		return
+	}
+	c.report(authenticators.DeliveryResult{
+		Time:        time.Now(),
+		ChallengeID: challengeID,
+		Method:      Method,
+		User:        user,
+		To:          masked,
+		Permanent:   true,
+		Error:       err.Error(),
+	})
+}
+
+// logResult logs one attempt; results carry masked numbers and masked
+// error texts already.
+func (c *Config) logResult(r authenticators.DeliveryResult) {
+	fields := []zap.Field{
+		zap.String("challenge_id", r.ChallengeID),
+		zap.String("to", r.To),
+		zap.Int("attempt", r.Attempt),
+		zap.Duration("latency", r.Latency),
+	}
+	switch {
+	case r.OK:
+		if ce := c.logger.Check(zap.DebugLevel, "sms sent"); ce != nil {
+			ce.Write(fields...)
+		}
+	case r.Permanent:
+		c.logger.Error("sms delivery failed", append(fields, zap.String("error", r.Error))...)
+	default:
+		c.logger.Warn("sms delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
+	}
+}
+
+// Interface guard
+var _ authenticators.Sender = (*Config)(nil)
