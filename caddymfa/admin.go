@@ -327,7 +327,7 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
 		result["removed"] = had
-		h.audit("admin: factor reset", zap.String("user", user), zap.String("factor", methodTOTP), zap.Bool("removed", had))
+		h.adminAudit(r, "admin: factor reset", zap.String("user", user), zap.String("factor", methodTOTP), zap.Bool("removed", had))
 		if had {
 			h.notify(r, &flowState{User: user}, authenticators.NoticeFactorRemoved, methodTOTP)
 		}
@@ -335,7 +335,7 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 		if err := h.store.Delete(ctx, keyLockout+user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
 		}
-		h.audit("admin: user unlocked", zap.String("user", user))
+		h.adminAudit(r, "admin: user unlocked", zap.String("user", user))
 	case "revoke":
 		n, _ := h.store.List(ctx, keyUserSess+user+"/", 0, false)
 		if err := h.revokeUserSessions(ctx, user); err != nil {
@@ -345,7 +345,7 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
 		result["sessions_revoked"] = len(n)
-		h.audit("admin: sessions revoked", zap.String("user", user), zap.Int("sessions", len(n)))
+		h.adminAudit(r, "admin: sessions revoked", zap.String("user", user), zap.Int("sessions", len(n)))
 	default:
 		return adminError(http.StatusNotFound, "unknown user action %q (reset, unlock, revoke)", action)
 	}
@@ -370,7 +370,7 @@ func (h *Handler) adminTestEmail(w http.ResponseWriter, r *http.Request) error {
 	}
 	start := time.Now()
 	err := h.Email.SendTest(r.Context(), body.To, site)
-	h.audit("admin: test email", zap.String("to", h.Email.Mask(body.To)), zap.Bool("ok", err == nil))
+	h.adminAudit(r, "admin: test email", zap.String("to", h.Email.Mask(body.To)), zap.Bool("ok", err == nil))
 	res := map[string]any{"to": h.Email.Mask(body.To), "ok": err == nil, "latency": time.Since(start).String()}
 	if err != nil {
 		res["error"] = err.Error()
@@ -411,6 +411,12 @@ func (h *Handler) adminLog(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return writeAdminJSON(w, out)
+}
+
+// adminAudit writes the audit event of an administrator's action, with the
+// address the admin API request came from.
+func (h *Handler) adminAudit(r *http.Request, msg string, fields ...zap.Field) {
+	h.audit(r.Context(), msg, append(fields, zap.String("admin_remote", r.RemoteAddr))...)
 }
 
 // Interface guards

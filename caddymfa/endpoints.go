@@ -1,6 +1,7 @@
 package caddymfa
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -584,7 +585,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
-		h.logger.Info("send throttled", zap.String("scope", te.scope), zap.String("client_ip", ip))
+		h.logger.Info("send throttled", zap.String("scope", te.scope))
 		v := h.errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many codes were requested. Wait a while and try again.")
 		v.retry = te.retryAfter
 		return h.render(w, r, v)
@@ -616,14 +617,14 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if !out.ok {
-		h.audit("sign-in failed", zap.String("user", user), zap.String("method", method), zap.String("client_ip", ip))
+		h.audit(r.Context(), "sign-in failed", zap.String("user", user), zap.String("method", method))
 		return h.render(w, r, h.failedView(r, flow, method, out.attemptsLeft))
 	}
 	c, err := h.newSession(r, flow.FirstFactor, user, out.method)
 	if err != nil {
 		return h.unavailable(w, r, "storing session", err)
 	}
-	h.audit("sign-in succeeded", zap.String("user", user), zap.String("method", out.method), zap.String("client_ip", ip))
+	h.audit(r.Context(), "sign-in succeeded", zap.String("user", user), zap.String("method", out.method))
 	if out.method == methodRecovery {
 		h.notify(r, flow, authenticators.NoticeRecoveryCodeUsed, methodRecovery, zap.Int("recovery_codes_left", out.recoveryLeft))
 	}
@@ -637,7 +638,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 			h.logger.Error("remembering device", zap.Error(err))
 		} else {
 			http.SetCookie(w, dc)
-			h.audit("device remembered", zap.String("user", user), zap.String("client_ip", ip))
+			h.audit(r.Context(), "device remembered", zap.String("user", user))
 		}
 	}
 	dest, err := h.afterSignIn(r, user, out.method, flow.Return)
@@ -698,7 +699,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form, ff stri
 	if err := h.forgetThisDevice(r); err != nil {
 		h.logger.Error("forgetting device", zap.Error(err))
 	}
-	h.audit("signed out", zap.String("user", user))
+	h.audit(r.Context(), "signed out", zap.String("user", user))
 	http.SetCookie(w, expiredCookie(r, sessionCookieName))
 	http.SetCookie(w, expiredCookie(r, deviceCookieName))
 	http.SetCookie(w, expiredCookie(r, flowCookieName))
@@ -750,8 +751,12 @@ func (h *Handler) errorView(status int, code, msg string) *view {
 	return &view{status: status, Error: code, Message: msg}
 }
 
-// audit writes an audit event.
-func (h *Handler) audit(msg string, fields ...zap.Field) {
+// audit writes an audit event with the client IP of the request behind
+// ctx, when it is a request to the site.
+func (h *Handler) audit(ctx context.Context, msg string, fields ...zap.Field) {
+	if ip, ok := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string); ok {
+		fields = append(fields, zap.String("client_ip", ip))
+	}
 	h.logger.Named("audit").Info(msg, fields...)
 }
 

@@ -371,8 +371,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 		if err != nil {
 			return h.unavailable(w, r, "storing session", err)
 		}
-		ip, _ := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string)
-		h.audit("sign-in succeeded", zap.String("user", auth.user), zap.String("method", methodTOTP), zap.String("client_ip", ip))
+		h.audit(r.Context(), "sign-in succeeded", zap.String("user", auth.user), zap.String("method", methodTOTP))
 		http.SetCookie(w, c)
 		http.SetCookie(w, expiredCookie(r, flowCookieName))
 	}

@@ -59,7 +59,7 @@ func (h *Handler) countFailure(ctx context.Context, user string) (locked bool, e
 	}
 	if justLocked {
 		h.metrics.lockout()
-		h.audit("user locked", zap.String("user", user), zap.Int("failures", h.Lockout.Failures))
+		h.audit(ctx, "user locked", zap.String("user", user), zap.Int("failures", h.Lockout.Failures))
 		if err := h.revokeUserSessions(ctx, user); err != nil {
 			h.logger.Error("revoking sessions of locked user", zap.Error(err))
 		}

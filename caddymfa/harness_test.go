@@ -266,7 +266,8 @@ func decodeJSON(t testing.TB, resp *http.Response) map[string]any {
 func (e *env) outboxFiles() []string {
 	var names []string
 	_ = filepath.WalkDir(e.outbox, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".eml") {
+		// The outbox writes ".tmp-*" files and renames them when complete.
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".eml") && !strings.HasPrefix(d.Name(), ".") {
 			names = append(names, p)
 		}
 		return nil
@@ -292,23 +293,31 @@ func (e *env) outboxMessages() []string {
 
 var codePattern = regexp.MustCompile(`\b\d{6}\b`)
 
-// lastCode returns the code in the newest outbox message.
+// lastCode returns the code in the newest outbox message that carries
+// one (security notices, queued in the background, carry none).
 func (e *env) lastCode() string {
 	e.t.Helper()
 	names := e.outboxFiles()
-	if len(names) == 0 {
-		e.t.Fatal("no message in the outbox")
+	for i := len(names) - 1; i >= 0; i-- {
+		raw, err := os.ReadFile(names[i])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		m, err := mailtest.Parse(raw)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if strings.HasPrefix(m.Subject, "Security notice") {
+			continue
+		}
+		code := codePattern.FindString(m.Text)
+		if code == "" {
+			e.t.Fatalf("no code in message text %q", m.Text)
+		}
+		return code
 	}
-	raw, err := os.ReadFile(names[len(names)-1])
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	text, _ := messageParts(e.t, string(raw))
-	code := codePattern.FindString(text)
-	if code == "" {
-		e.t.Fatalf("no code in message text %q", text)
-	}
-	return code
+	e.t.Fatal("no code message in the outbox")
+	return ""
 }
 
 // messageParts decodes a mail's text and HTML parts.

@@ -25,7 +25,7 @@ var noticeAudit = map[string]string{
 func (h *Handler) notify(r *http.Request, flow *flowState, event, factor string, fields ...zap.Field) {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	user := flow.user()
-	h.audit(noticeAudit[event], append([]zap.Field{zap.String("user", user), zap.String("factor", factor), zap.String("client_ip", ip)}, fields...)...)
+	h.audit(r.Context(), noticeAudit[event], append([]zap.Field{zap.String("user", user), zap.String("factor", factor)}, fields...)...)
 	if h.Email == nil {
 		return
 	}

@@ -236,7 +236,7 @@ func (h *Handler) recordSignInPlace(ctx context.Context, user, ip string) error 
 		return err
 	}
 	if isNew {
-		h.audit("new location", zap.String("user", user), zap.String("client_ip", ip), zap.String("country", country))
+		h.audit(ctx, "new location", zap.String("user", user), zap.String("country", country))
 	}
 	return nil
 }
