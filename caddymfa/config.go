@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
 
@@ -69,6 +70,10 @@ type Handler struct {
 
 	// Email configures email one-time codes.
 	Email *email.Config `json:"email,omitempty"`
+
+	// SMS configures one-time codes by text message to the phone number
+	// on file.
+	SMS *sms.Config `json:"sms,omitempty"`
 
 	// TOTP configures codes from authenticator apps, and who may enroll
 	// one.
