@@ -1,6 +1,7 @@
 package caddymfa
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ func init() {
 //	POST /mfa/users/<name>/unlock    end a lockout
 //	POST /mfa/users/<name>/revoke    end every session and remembered device
 //	POST /mfa/test-email             {"to": "..."}: a test message through the transport
+//	POST /mfa/test-sms               {"to": "+..."}: a test text through the provider
 //	GET  /mfa/log                    the delivery log (?limit=&user=&method=&failed=true)
 //
 // With several sites, ?site= picks one by the host of its base_url or its
@@ -81,12 +83,13 @@ type siteInfo struct {
 	Store      string `json:"store"`
 	PathPrefix string `json:"path_prefix"`
 	Email      bool   `json:"email"`
+	SMS        bool   `json:"sms"`
 	TOTP       bool   `json:"totp"`
 	Policy     string `json:"policy"`
 }
 
 func (h *Handler) siteInfo() siteInfo {
-	si := siteInfo{Store: storeLocation(h.store), PathPrefix: h.PathPrefix, Email: h.Email != nil, TOTP: h.TOTP != nil, Policy: h.Policy}
+	si := siteInfo{Store: storeLocation(h.store), PathPrefix: h.PathPrefix, Email: h.Email != nil, SMS: h.SMS != nil, TOTP: h.TOTP != nil, Policy: h.Policy}
 	if h.baseURL != nil {
 		si.Site = h.baseURL.Host
 	}
@@ -185,11 +188,11 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return h.adminLog(w, r)
-	case path == "test-email":
+	case path == "test-email" || path == "test-sms":
 		if err := onlyMethod(r, http.MethodPost); err != nil {
 			return err
 		}
-		return h.adminTestEmail(w, r)
+		return h.adminTestMessage(w, r, strings.TrimPrefix(path, "test-"))
 	case len(parts) >= 2 && parts[0] == "users":
 		user, ok := canonicalUser(parts[1])
 		if !ok {
@@ -352,26 +355,34 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 	return writeAdminJSON(w, result)
 }
 
-// adminTestEmail sends a test message and reports what the transport
-// said.
-func (h *Handler) adminTestEmail(w http.ResponseWriter, r *http.Request) error {
-	if h.Email == nil {
-		return adminError(http.StatusBadRequest, "this site has no email block")
+// testSender is a channel that can send a test message.
+type testSender interface {
+	SendTest(ctx context.Context, to, site string) error
+	Mask(to string) string
+}
+
+// adminTestMessage sends a test message by email or SMS and reports what
+// the transport or provider said.
+func (h *Handler) adminTestMessage(w http.ResponseWriter, r *http.Request, method string) error {
+	ch, ok := h.channel(method)
+	if !ok {
+		return adminError(http.StatusBadRequest, "this site has no %s block", method)
 	}
+	sender := ch.sender.(testSender)
 	var body struct {
 		To string `json:"to"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&body); err != nil || body.To == "" {
-		return adminError(http.StatusBadRequest, `want a JSON body {"to": "address"}`)
+		return adminError(http.StatusBadRequest, `want a JSON body {"to": "..."}`)
 	}
 	site := ""
 	if h.baseURL != nil {
 		site = h.baseURL.Hostname()
 	}
 	start := time.Now()
-	err := h.Email.SendTest(r.Context(), body.To, site)
-	h.adminAudit(r, "admin: test email", zap.String("to", h.Email.Mask(body.To)), zap.Bool("ok", err == nil))
-	res := map[string]any{"to": h.Email.Mask(body.To), "ok": err == nil, "latency": time.Since(start).String()}
+	err := sender.SendTest(r.Context(), body.To, site)
+	h.adminAudit(r, "admin: test "+method, zap.String("to", sender.Mask(body.To)), zap.Bool("ok", err == nil))
+	res := map[string]any{"method": method, "to": sender.Mask(body.To), "ok": err == nil, "latency": time.Since(start).String()}
 	if err != nil {
 		res["error"] = err.Error()
 		w.Header().Set("Content-Type", "application/json")

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -32,6 +33,11 @@ type sendRequest struct {
 	ip     string
 	dest   string // the address on file; "" when the user has none
 	site   string
+	lang   string // Accept-Language, for localized text messages
+	// country and perCountry: the destination's country and its cap per
+	// hour, against SMS pumping; perCountry 0 is no cap.
+	country    string
+	perCountry int
 	// wait for the first delivery attempt, so a permanent failure reaches
 	// the page. Off in standalone mode, where waiting would tell known
 	// users from unknown ones by timing.
@@ -49,7 +55,11 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 	if sr.dest != "" {
 		destKey = h.keys.storeID(sr.dest)
 	}
-	if err := h.checkSendCaps(ctx, sr.sender.Method(), sr.limits.Throttle, sr.ip, h.keys.storeID(user), destKey); err != nil {
+	var extra []windowCap
+	if sr.country != "" {
+		extra = append(extra, windowCap{"country", "country/" + sr.sender.Method() + "/" + sr.country, sr.perCountry, time.Hour})
+	}
+	if err := h.checkSendCaps(ctx, sr.sender.Method(), sr.limits.Throttle, sr.ip, h.keys.storeID(user), destKey, extra...); err != nil {
 		return err
 	}
 	code, err := authenticators.NewCode(sr.limits.CodeLength)
@@ -122,13 +132,13 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 			defer h.pending.Done()
 			// A cancelled context queues the message without waiting for
 			// the outcome, which reaches the delivery log.
-			queueOnly, cancel := context.WithCancel(context.Background())
+			queueOnly, cancel := context.WithCancel(sms.WithLanguage(context.Background(), sr.lang))
 			cancel()
 			_ = sr.sender.Deliver(queueOnly, msg)
 		})
 		return nil
 	}
-	if err := sr.sender.Deliver(ctx, msg); err != nil {
+	if err := sr.sender.Deliver(sms.WithLanguage(ctx, sr.lang), msg); err != nil {
 		h.logger.Warn("code not delivered", zap.String("method", ch.Method), zap.String("to", masked), zap.Error(err))
 		h.markFailed(ctx, msg.ChallengeID)
 		return fmt.Errorf("%w: %v", errDelivery, err)

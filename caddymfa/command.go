@@ -51,6 +51,9 @@ base_url or by its store directory; "caddy mfa sites" lists them.
 				mfaCommand("test-email", "<address>", "Sends a test email through the configured transport and prints the result", 1, func(args []string, _ *cobra.Command) (string, string, any) {
 					return http.MethodPost, "/mfa/test-email", map[string]string{"to": args[0]}
 				}),
+				mfaCommand("test-sms", "<+number>", "Sends a test text message through the configured provider and prints the result", 1, func(args []string, _ *cobra.Command) (string, string, any) {
+					return http.MethodPost, "/mfa/test-sms", map[string]string{"to": args[0]}
+				}),
 				withLogFlags(mfaCommand("log", "", "Prints the delivery log, newest first", 0, func(_ []string, c *cobra.Command) (string, string, any) {
 					q := url.Values{}
 					for _, name := range []string{"user", "method"} {

@@ -61,6 +61,9 @@ type view struct {
 	Error        string   `json:"error,omitempty"`
 	Message      string   `json:"message,omitempty"`
 	CanResend    bool     `json:"can_resend,omitempty"`
+	// Destinations are the masked addresses on file by method, on the
+	// choose step of second-factor mode.
+	Destinations map[string]string `json:"destinations,omitempty"`
 	// Enroll is where to set up an authenticator app, when the user may.
 	Enroll string `json:"enroll,omitempty"`
 	// Enrollment material: the QR code as a PNG data URI, the secret for
@@ -182,7 +185,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		v.Step, v.Method, v.Methods = stepVerify, want, opts.methods
 		return v, nil
 	}
-	if want != stepChoose && h.Email != nil {
+	if want != stepChoose && len(h.channels()) > 0 {
 		done, err := h.challengeView(r, flow, v)
 		if err != nil || done {
 			return v, err
@@ -201,13 +204,21 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		v.Error, v.Message = errCodeNoMethod, msgNoMethod
 		v.status = http.StatusForbidden
 	}
-	if slices.Contains(v.Methods, methodEmail) {
-		if flow.FirstFactor == "" {
+	if flow.FirstFactor == "" {
+		if slices.Contains(v.Methods, methodEmail) {
 			v.Destination = h.maskedIdentity(flow.User)
-		} else {
-			v.Destination = email.Mask(h.addressFor(r, flow))
+		}
+		return v, nil
+	}
+	for _, m := range v.Methods {
+		if ch, ok := h.channel(m); ok {
+			if v.Destinations == nil {
+				v.Destinations = map[string]string{}
+			}
+			v.Destinations[m] = ch.sender.Mask(h.destinationFor(r, flow, m))
 		}
 	}
+	v.Destination = v.Destinations[methodEmail]
 	return v, nil
 }
 
@@ -268,8 +279,8 @@ func (h *Handler) optionsFor(r *http.Request, flow *flowState) (signInOptions, e
 		if h.TOTP != nil {
 			o.methods = append(o.methods, methodTOTP)
 		}
-		if h.Email != nil {
-			o.methods = append(o.methods, methodEmail)
+		for _, ch := range h.channels() {
+			o.methods = append(o.methods, ch.method)
 		}
 		if h.TOTP != nil {
 			o.methods = append(o.methods, methodRecovery)
@@ -277,7 +288,7 @@ func (h *Handler) optionsFor(r *http.Request, flow *flowState) (signInOptions, e
 		return o, nil
 	}
 	var rec userRecord
-	if h.TOTP != nil {
+	if h.severalMethods() {
 		var err error
 		if rec, err = h.loadUser(r.Context(), flow.user()); err != nil {
 			return o, err
@@ -286,8 +297,10 @@ func (h *Handler) optionsFor(r *http.Request, flow *flowState) (signInOptions, e
 	if rec.TOTP != nil {
 		o.methods = append(o.methods, methodTOTP)
 	}
-	if h.Email != nil && h.addressFor(r, flow) != "" {
-		o.methods = append(o.methods, methodEmail)
+	for _, ch := range h.channels() {
+		if h.destinationFor(r, flow, ch.method) != "" {
+			o.methods = append(o.methods, ch.method)
+		}
 	}
 	if i := slices.Index(o.methods, rec.LastMethod); i > 0 {
 		o.methods[0], o.methods[i] = o.methods[i], o.methods[0]
@@ -328,10 +341,6 @@ func (h *Handler) maskedIdentity(user string) string {
 		return email.Mask(user)
 	}
 	return ""
-}
-
-func (h *Handler) limitsFor(method string) authenticators.Limits {
-	return h.Email.Limits // the only message-based method so far
 }
 
 // form is the body of a POST, form-encoded or JSON.
@@ -490,11 +499,11 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow 
 		return err
 	}
 	http.SetCookie(w, c)
-	if h.TOTP != nil || h.Email == nil {
-		// Several methods: the visitor chooses; nothing is sent yet.
-		return h.showStep(w, r, next)
+	if chs := h.channels(); len(chs) == 1 && h.TOTP == nil {
+		return h.sendAndShow(w, r, next, chs[0])
 	}
-	return h.sendAndShow(w, r, next)
+	// Several methods: the visitor chooses; nothing is sent yet.
+	return h.showStep(w, r, next)
 }
 
 // showStep answers a POST with the flow's step: a redirect to it for
@@ -517,10 +526,15 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 	if flow.user() == "" {
 		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
 	}
-	if (f.Method != "" && f.Method != methodEmail) || h.Email == nil {
+	method := f.Method
+	if method == "" && len(h.channels()) > 0 {
+		method = h.channels()[0].method
+	}
+	ch, ok := h.channel(method)
+	if !ok {
 		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
-	if flow.FirstFactor != "" && h.addressFor(r, flow) == "" {
+	if flow.FirstFactor != "" && h.destinationFor(r, flow, method) == "" {
 		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNoMethod, msgNoMethod))
 	}
 	if !resend {
@@ -542,7 +556,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 			http.SetCookie(w, c)
 		}
 	}
-	return h.sendAndShow(w, r, flow)
+	return h.sendAndShow(w, r, flow, ch)
 }
 
 // challengeOver reports whether the flow's challenge can take no more
@@ -571,17 +585,23 @@ func (h *Handler) loadChallenge(r *http.Request, flow *flowState) (*challenge, e
 // sendAndShow issues a code for the flow and answers the verify step. In
 // second-factor mode it waits for the first delivery attempt, so a
 // failure reaches the page; standalone answers never wait (SECURITY.md H37).
-func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState) error {
+func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState, ch channel) error {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	err := h.issue(r.Context(), sendRequest{
+	dest := h.destinationFor(r, flow, ch.method)
+	sr := sendRequest{
 		flow:   flow,
-		sender: h.Email,
-		limits: h.Email.Limits,
+		sender: ch.sender,
+		limits: ch.limits,
 		ip:     ip,
-		dest:   h.addressFor(r, flow),
+		dest:   dest,
 		site:   h.siteName(r),
+		lang:   r.Header.Get("Accept-Language"),
 		wait:   flow.FirstFactor != "",
-	})
+	}
+	if ch.method == methodSMS && dest != "" {
+		sr.country, sr.perCountry = phoneCountry(dest), h.SMS.PerCountryPerHour
+	}
+	err := h.issue(r.Context(), sr)
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
@@ -659,7 +679,7 @@ func (h *Handler) afterSignIn(r *http.Request, user, method, ret string) (string
 	if ret == "" {
 		ret = "/"
 	}
-	if h.TOTP == nil {
+	if !h.severalMethods() {
 		return ret, nil
 	}
 	var hasApp bool
@@ -673,6 +693,9 @@ func (h *Handler) afterSignIn(r *http.Request, user, method, ret string) (string
 	})
 	if err != nil {
 		return ret, err
+	}
+	if h.TOTP == nil {
+		return ret, nil
 	}
 	manage := h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
 	switch {
@@ -722,7 +745,8 @@ func (h *Handler) failedView(r *http.Request, flow *flowState, method string, at
 	v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
 	v.standalone = flow.FirstFactor == ""
 	h.offerRemember(v, flow)
-	if method != methodEmail {
+	ch, isChannel := h.channel(method)
+	if !isChannel {
 		// Apps and recovery codes have no per-challenge budget; the
 		// lockout, which is never revealed, bounds the guesses.
 		return v
@@ -731,8 +755,8 @@ func (h *Handler) failedView(r *http.Request, flow *flowState, method string, at
 	v.CanResend = attemptsLeft > 0
 	if v.standalone {
 		v.Destination = h.maskedIdentity(flow.User)
-	} else if addr := h.addressFor(r, flow); addr != "" {
-		v.Destination = email.Mask(addr)
+	} else if dest := h.destinationFor(r, flow, method); dest != "" {
+		v.Destination = ch.sender.Mask(dest)
 	}
 	if attemptsLeft == 0 {
 		v.Message = "That code is not valid, and no attempts are left for it. Send a new code to try again."

@@ -29,8 +29,8 @@ func (h *Handler) verifyFactor(ctx context.Context, flow *flowState, method, inp
 	}
 	var out verifyOutcome
 	switch method {
-	case methodEmail:
-		if h.Email != nil {
+	case methodEmail, methodSMS:
+		if _, ok := h.channel(method); ok {
 			out, err = h.verifyChallenge(ctx, flow, method, input, locked)
 		}
 	case methodTOTP, methodRecovery:

@@ -128,6 +128,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("provisioning email: %w", err)
 		}
 	}
+	if h.SMS != nil {
+		if err := h.SMS.Provision(ctx, h.dlog.record); err != nil {
+			return fmt.Errorf("provisioning sms: %w", err)
+		}
+	}
 	if h.TOTP != nil {
 		h.TOTP.ApplyDefaults()
 		h.TOTP.Issuer = repl.ReplaceKnown(h.TOTP.Issuer, "")
@@ -180,8 +185,13 @@ func (h *Handler) Validate() error {
 	if *h.User == "" && h.dir.empty() {
 		return fmt.Errorf("user is empty (standalone sign-in) but there are no users, users_file or allow_emails to sign in")
 	}
-	if h.Email == nil && h.TOTP == nil {
-		return fmt.Errorf("no authenticator is configured: add an email or totp block")
+	if h.Email == nil && h.SMS == nil && h.TOTP == nil {
+		return fmt.Errorf("no authenticator is configured: add an email, sms or totp block")
+	}
+	if h.SMS != nil {
+		if err := h.SMS.Validate(); err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
 	}
 	address := ""
 	if h.Email != nil {
@@ -224,8 +234,8 @@ func (h *Handler) validateTOTP() error {
 	switch {
 	case h.TOTP.Enroll == totp.EnrollFirstLogin && *h.User == "":
 		return fmt.Errorf("totp: enroll first_login trusts the first factor, but user is empty (standalone), so there is none: anyone could enroll for any name. Use enroll verified with an email block, or configure a first factor")
-	case h.TOTP.Enroll == totp.EnrollVerified && h.Email == nil:
-		return fmt.Errorf("totp: enroll verified lets users add an app after passing another factor, but no email block is configured: add one, or use enroll first_login or off")
+	case h.TOTP.Enroll == totp.EnrollVerified && h.Email == nil && h.SMS == nil:
+		return fmt.Errorf("totp: enroll verified lets users add an app after passing another factor, but no email block is configured: add an email or sms block, or use enroll first_login or off")
 	}
 	return nil
 }
@@ -240,6 +250,9 @@ func (h *Handler) Cleanup() error {
 	var errs []error
 	if h.Email != nil {
 		errs = append(errs, h.Email.Cleanup())
+	}
+	if h.SMS != nil {
+		errs = append(errs, h.SMS.Cleanup())
 	}
 	if h.policy.geo != nil {
 		errs = append(errs, h.policy.geo.Close())

@@ -320,16 +320,6 @@ func (e *env) lastCode() string {
 	return ""
 }
 
-// messageParts decodes a mail's text and HTML parts.
-func messageParts(t testing.TB, raw string) (text, html string) {
-	t.Helper()
-	m, err := mailtest.Parse([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.Text, m.HTML
-}
-
 // signIn runs the second-factor flow to the end and returns the browser.
 func (e *env) signIn(user string) *browser {
 	e.t.Helper()

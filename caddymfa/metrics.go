@@ -56,7 +56,7 @@ func newMetricSet() *metricSet {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
 			Name:      "throttled_total",
-			Help:      "Sends refused by a cap, by scope (global_hour, global_5m, ip, user, destination, cooldown, max_sends).",
+			Help:      "Sends refused by a cap, by scope (global_hour, global_5m, ip, user, destination, country, cooldown, max_sends).",
 		}, []string{"scope"}),
 		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns,
@@ -130,7 +130,7 @@ func (m *metricSet) verified(method string, ok bool) {
 		return
 	}
 	switch method {
-	case methodEmail, methodTOTP, methodRecovery:
+	case methodEmail, methodSMS, methodTOTP, methodRecovery:
 	default:
 		method = methodOther
 	}

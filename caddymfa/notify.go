@@ -19,23 +19,29 @@ var noticeAudit = map[string]string{
 }
 
 // notify tells a user of a change to their factors: an audit line always,
-// and an email when an email transport is configured and the user has an
-// address on file. The email is queued, never waited for: a notice must
-// not slow or fail the change it reports.
+// and a notice by email to the address on file, or else by text message
+// to the phone on file, when such a method is configured. The notice is
+// queued, never waited for: it must not slow or fail the change it
+// reports.
 func (h *Handler) notify(r *http.Request, flow *flowState, event, factor string, fields ...zap.Field) {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	user := flow.user()
 	h.audit(r.Context(), noticeAudit[event], append([]zap.Field{zap.String("user", user), zap.String("factor", factor)}, fields...)...)
-	if h.Email == nil {
-		return
+	var notifier authenticators.Notifier
+	var to string
+	for _, ch := range h.channels() {
+		n, ok := ch.sender.(authenticators.Notifier)
+		if to = h.destinationFor(r, flow, ch.method); ok && to != "" {
+			notifier = n
+			break
+		}
 	}
-	to := h.addressFor(r, flow)
-	if to == "" {
+	if notifier == nil {
 		return
 	}
 	queueOnly, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := h.Email.Notify(queueOnly, authenticators.Notice{
+	err := notifier.Notify(queueOnly, authenticators.Notice{
 		User:     user,
 		To:       to,
 		Site:     h.siteName(r),

@@ -30,17 +30,18 @@ type windowCap struct {
 
 // checkSendCaps counts one send against every cap that applies (method
 // per hour and per 5 minutes, client IP, user, destination) and the
-// per-destination cooldown (SECURITY.md I39). It counts before it checks,
-// so concurrent requests cannot overshoot a cap.
-func (h *Handler) checkSendCaps(ctx context.Context, method string, t *authenticators.Throttle, ip, user, destKey string) error {
+// per-destination cooldown (SECURITY.md I39), and the extra caps (the
+// per-country cap of SMS, against SMS pumping). It counts before it
+// checks, so concurrent requests cannot overshoot a cap.
+func (h *Handler) checkSendCaps(ctx context.Context, method string, t *authenticators.Throttle, ip, user, destKey string, extra ...windowCap) error {
 	now := h.now()
-	caps := []windowCap{
+	caps := append([]windowCap{
 		{"global_hour", "h/" + method, t.PerHour, time.Hour},
 		{"global_5m", "5m/" + method, t.Per5m, 5 * time.Minute},
 		{"ip", "ip/" + method + "/" + ip, t.PerIPPerHour, time.Hour},
 		{"user", "user/" + method + "/" + user, t.PerUserPerHour, time.Hour},
 		{"destination", "dest/" + destKey, t.PerDestinationPerHour, time.Hour},
-	}
+	}, extra...)
 	for _, c := range caps {
 		if c.limit <= 0 {
 			continue

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 )
 
 // maxUserName bounds user names accepted from requests.
@@ -76,6 +77,13 @@ func newDirectory(entries []UserEntry, file string, allow []string) (*directory,
 			}
 			u.Email = addr
 		}
+		if u.Phone != "" {
+			number, _, err := sms.ParseNumber(u.Phone)
+			if err != nil {
+				return nil, fmt.Errorf("user %q: phone: %w", u.Name, err)
+			}
+			u.Phone = number
+		}
 		u.Name = name
 		d.users[name] = u
 	}
@@ -114,6 +122,15 @@ func (d *directory) emailFor(user string) string {
 				return addr
 			}
 		}
+	}
+	return ""
+}
+
+// phoneFor returns the phone number on file (E.164) for a canonical user,
+// or "" when the user is unknown, disabled or has no number.
+func (d *directory) phoneFor(user string) string {
+	if u, ok := d.users[user]; ok && !u.Disabled {
+		return u.Phone
 	}
 	return ""
 }
