@@ -53,6 +53,11 @@ type Config struct {
 	// Delivery tunes the asynchronous delivery queue.
 	Delivery *DeliveryOptions `json:"delivery,omitempty"`
 
+	// Registration lets users add or change their email address,
+	// confirmed by a code to the new address, after passing another
+	// factor. Off when absent.
+	Registration *authenticators.Registration `json:"registration,omitempty"`
+
 	logger    *zap.Logger
 	transport transport
 	from      *mail.Address

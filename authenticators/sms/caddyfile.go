@@ -176,7 +176,11 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c.Delivery = opts
 
 		case "registration":
-			return d.Err("sms registration is not supported yet")
+			r := new(authenticators.Registration)
+			if err := r.UnmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			c.Registration = r
 
 		default:
 			return d.Errf("unrecognized sms subdirective %q", d.Val())

@@ -186,7 +186,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two providers", "sms {\n provider outbox a\n provider outbox b\n}", `duplicate sms subdirective "provider"`},
 		{"send link", "sms {\n send link\n}", "send link is not supported yet"},
 		{"send other", "sms {\n send voice\n}", "must be code"},
-		{"registration", "sms {\n registration {\n require totp\n }\n}", "registration is not supported yet"},
+		{"registration", "sms {\n registration {\n require password\n }\n}", `unknown method "password"`},
 		{"message without %s", "sms {\n message \"Your code\"\n}", "has no %s"},
 		{"message with two %s", "sms {\n message \"%s %s\"\n}", "more than one %s"},
 		{"message with %d", "sms {\n message \"Code %d\"\n}", "only %s"},

@@ -65,6 +65,11 @@ type Config struct {
 	// Delivery tunes the asynchronous delivery queue.
 	Delivery *DeliveryOptions `json:"delivery,omitempty"`
 
+	// Registration lets users add or change their phone number, confirmed
+	// by a code to the new number, after passing another factor. Off when
+	// absent.
+	Registration *authenticators.Registration `json:"registration,omitempty"`
+
 	logger   *zap.Logger
 	provider Provider
 	msgs     *messages
