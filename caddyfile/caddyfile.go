@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/caddymfa"
 	"github.com/caddymfa/caddy-mfa/storage"
@@ -83,6 +84,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            wait    <duration>
 //	        }
 //	    }
+//	    sms {
+//	        provider twilio { ... }
+//	        provider webhook <url> [{ ... }]
+//	        provider outbox <dir>
+//	        provider <module> [<args...>] [{ ... }]
+//	        message              [<language>] <text>
+//	        send                 code
+//	        code_length          <digits>
+//	        code_ttl             <duration>
+//	        max_attempts         <n>
+//	        max_sends            <n>
+//	        allowed_countries    <CC...>
+//	        per_country_per_hour <n>|off
+//	        throttle { ... }
+//	        delivery { ... }
+//	        registration { ... }
+//	    }
 //	    totp {
 //	        issuer    <text>
 //	        digits    6|8
@@ -96,9 +114,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // Durations use Caddy's syntax, which also accepts days ("30d"). Each
 // subdirective may appear once per block, except trusted_networks, whose
-// lines add up; smtp, outbox and transport are alternatives. totp, with or
-// without a block, enables codes from authenticator apps, with defaults for
-// what it leaves out; skew 0 accepts only the current time step.
+// lines add up, and the sms message, once per language; smtp, outbox and
+// transport are alternatives. The sms block is handed whole to the sms
+// package, whose Config.UnmarshalCaddyfile gives its grammar, the provider
+// blocks included, and its errors. totp, with or without a block, enables
+// codes from authenticator apps, with defaults for what it leaves out;
+// skew 0 accepts only the current time step.
 // remember_device off is the default, and private_ranges in
 // trusted_networks is kept as written for the handler to expand. The
 // dispenser must be positioned before the directive name.
@@ -238,6 +259,13 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 				return nil, err
 			}
 			h.Email = cfg
+
+		case "sms":
+			cfg := new(sms.Config)
+			if err := cfg.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
+				return nil, err
+			}
+			h.SMS = cfg
 
 		case "totp":
 			cfg, err := unmarshalTOTP(d)

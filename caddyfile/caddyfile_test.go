@@ -97,7 +97,8 @@ func indentJSON(t *testing.T, data []byte) string {
 // TestUnmarshal checks the values that JSON alone cannot show plainly: an
 // empty user is kept as an explicit empty string, "off" is -1 (but
 // remember_device off is left out, as the default), a totp skew of 0 is
-// -1 too, and trusted_networks lines add up.
+// -1 too, trusted_networks lines add up, and the sms block goes to the sms
+// package whole, with parsing going on after its closing brace.
 func TestUnmarshal(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -151,8 +152,45 @@ func TestUnmarshal(t *testing.T) {
 		},
 		{
 			name:  "users",
-			input: "mfa {\n\tusers {\n\t\talice email alice@example.com phone +15551234567\n\t\tbob disabled\n\t\tcarol\n\t}\n}",
-			want:  `{"users":[{"name":"alice","email":"alice@example.com","phone":"+15551234567"},{"name":"bob","disabled":true},{"name":"carol"}]}`,
+			input: "mfa {\n\tusers {\n\t\talice email alice@example.com phone +12015550123\n\t\tbob disabled\n\t\tcarol\n\t}\n}",
+			want:  `{"users":[{"name":"alice","email":"alice@example.com","phone":"+12015550123"},{"name":"bob","disabled":true},{"name":"carol"}]}`,
+		},
+		{
+			name:  "sms outbox",
+			input: "mfa {\n\tsms {\n\t\tprovider outbox ./sms-outbox\n\t}\n}",
+			want:  `{"sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"}}}`,
+		},
+		{
+			// the provider is required, but checked at provision, as the
+			// email transport is
+			name:  "sms without block",
+			input: "mfa {\n\tsms\n}",
+			want:  `{"sms":{}}`,
+		},
+		{
+			name:  "sms block ends at its brace",
+			input: "mfa {\n\tsms {\n\t\tprovider outbox ./sms-outbox\n\t\tmessage \"Code: %s\"\n\t}\n\ttotp\n\tpath_prefix /.mfa\n}",
+			want:  `{"path_prefix":"/.mfa","sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"message":"Code: %s"},"totp":{}}`,
+		},
+		{
+			name:  "sms webhook without block",
+			input: "mfa {\n\tsms {\n\t\tprovider webhook {env.SMS_GATEWAY_URL}\n\t\tmessage sv \"Din kod är %s\"\n\t}\n}",
+			want:  `{"sms":{"provider":{"provider":"webhook","url":"{env.SMS_GATEWAY_URL}"},"messages":{"sv":"Din kod är %s"}}}`,
+		},
+		{
+			name:  "sms off",
+			input: "mfa {\n\tsms {\n\t\tprovider outbox ./sms-outbox\n\t\tper_country_per_hour off\n\t\tthrottle {\n\t\t\tper_hour off\n\t\t\tcooldown off\n\t\t}\n\t\tdelivery {\n\t\t\tretries off\n\t\t}\n\t}\n}",
+			want:  `{"sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"per_country_per_hour":-1,"throttle":{"per_hour":-1,"cooldown":-1},"delivery":{"retries":-1}}}`,
+		},
+		{
+			name:  "sms registration",
+			input: "mfa {\n\tsms {\n\t\tprovider outbox ./sms-outbox\n\t\tregistration {\n\t\t\tduring_login on\n\t\t\trequire totp\n\t\t\tshow_info off\n\t\t}\n\t}\n}",
+			want:  `{"sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"registration":{"during_login":true,"require":["totp"]}}}`,
+		},
+		{
+			name:  "sms third-party provider",
+			input: "mfa {\n\tsms {\n\t\tprovider test_gateway https://sms.example.net/send {\n\t\t\tkey {env.SMS_KEY}\n\t\t}\n\t}\n}",
+			want:  `{"sms":{"provider":{"provider":"test_gateway","endpoint":"https://sms.example.net/send","key":"{env.SMS_KEY}"}}}`,
 		},
 		{
 			name:  "policy",
@@ -329,6 +367,31 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"unknown enroll policy", "totp {\n\tenroll always\n}", `unrecognized totp enroll policy "always": must be verified, first_login or off`, 3},
 		{"enroll with two values", "totp {\n\tenroll verified off\n}", "after 'off'", 3},
 		{"unexpected block in totp", "totp {\n\tdigits 6 {\n\t\tx\n\t}\n}", "digits takes no block", 4},
+		{"sms with argument", "sms twilio {\n}", "after 'twilio'", 2},
+		{"duplicate sms block", "sms {\n}\nsms {\n}", `duplicate mfa subdirective "sms"`, 4},
+		{"unknown sms subdirective", "sms {\n\tsender Example\n}", `unrecognized sms subdirective "sender"`, 3},
+		{"sms provider without name", "sms {\n\tprovider\n}", "after 'provider'", 3},
+		{"unknown sms provider", "sms {\n\tprovider carrier_pigeon\n}", "mfa.sms_providers.carrier_pigeon", 3},
+		{"two sms providers", "sms {\n\tprovider outbox a\n\tprovider outbox b\n}", `duplicate sms subdirective "provider"`, 4},
+		{"unknown twilio subdirective", "sms {\n\tprovider twilio {\n\t\tregion ie1\n\t}\n}", `unrecognized twilio subdirective "region"`, 4},
+		{"twilio with argument", "sms {\n\tprovider twilio AC123 {\n\t}\n}", "after 'AC123'", 3},
+		{"webhook without url", "sms {\n\tprovider webhook\n}", "after 'webhook'", 3},
+		{"webhook bad method", "sms {\n\tprovider webhook https://sms.example.com {\n\t\tmethod GET\n\t}\n}", `webhook method must be POST, PUT or PATCH, not "GET"`, 4},
+		{"outbox without dir", "sms {\n\tprovider outbox\n}", "after 'outbox'", 3},
+		{"sms provider module error", "sms {\n\tprovider test_gateway https://a.example {\n\t\tsecret x\n\t}\n}", `unrecognized test_gateway subdirective "secret"`, 4},
+		{"sms message without code", "sms {\n\tmessage \"Your code\"\n}", "message has no %s", 3},
+		{"sms message with two codes", "sms {\n\tmessage \"%s or %s\"\n}", "message has more than one %s", 3},
+		{"sms message bad language", "sms {\n\tmessage xx-!! \"Code %s\"\n}", `message: "xx-!!" is not a language tag`, 3},
+		{"duplicate sms message language", "sms {\n\tmessage sv \"Kod %s\"\n\tmessage SV \"Din kod %s\"\n}", `duplicate sms subdirective "message sv"`, 4},
+		{"sms send link", "sms {\n\tsend link\n}", "sms send link is not supported yet", 3},
+		{"sms send voice", "sms {\n\tsend voice\n}", `sms send must be code, not "voice"`, 3},
+		{"sms code_length out of range", "sms {\n\tcode_length 12\n}", "invalid code_length 12: must be from 4 to 10", 3},
+		{"sms unknown country", "sms {\n\tallowed_countries US XX\n}", `allowed_countries: "XX" is not an ISO 3166-1 alpha-2 code`, 3},
+		{"sms country twice", "sms {\n\tallowed_countries se SE\n}", `allowed_countries: "SE" is listed twice`, 3},
+		{"sms zero per_country_per_hour", "sms {\n\tper_country_per_hour 0\n}", `invalid per_country_per_hour "0"`, 3},
+		{"sms bad delivery retries", "sms {\n\tdelivery {\n\t\tretries none\n\t}\n}", `invalid retries "none"`, 4},
+		{"sms registration unknown method", "sms {\n\tregistration {\n\t\trequire totp voice\n\t}\n}", `registration: require: unknown method "voice"`, 4},
+		{"error after the sms block", "sms {\n\tprovider outbox ./sms-outbox\n}\nbogus", `unrecognized mfa subdirective "bogus"`, 5},
 		{"recovery_codes not a number", "recovery_codes ten", `invalid recovery_codes "ten": must be a whole number from 10 to 100`, 2},
 		{"recovery_codes too few", "recovery_codes 9", `invalid recovery_codes "9": must be a whole number from 10 to 100`, 2},
 		{"recovery_codes too many", "recovery_codes 101", `invalid recovery_codes "101"`, 2},

@@ -26,4 +26,13 @@
 // are handed to the module's own Caddyfile unmarshaler, so a third-party
 // module in the mfa.storage or mfa.email_transports namespace is configured
 // the same way as the built-in ones.
+//
+// The sms block is not parsed here: its tokens, from "sms" to the closing
+// brace, go to sms.Config.UnmarshalCaddyfile, which keeps the grammar next
+// to the configuration it fills and hands "provider <name> ..." on to the
+// provider module (twilio, webhook, outbox or a third-party module in
+// mfa.sms_providers). Its errors name the line, like the ones raised here.
+// It checks a little more while parsing (the code_length range, message
+// texts and languages, country codes) and leaves the rest, a missing
+// provider or sender, credentials and the upper limits, to provision.
 package caddyfile
