@@ -31,7 +31,8 @@ func init() {
 //
 //	GET  /mfa/sites                  the mfa handlers and their stores
 //	GET  /mfa/users/<name>           a user's factors, lockout and sessions
-//	POST /mfa/users/<name>/reset     {"factor": "totp"}: remove the app and recovery codes
+//	POST /mfa/users/<name>/reset     {"factor": "totp"|"phone"|"email"}: remove the app and
+//	                                 recovery codes, or the phone or address the user registered
 //	POST /mfa/users/<name>/unlock    end a lockout
 //	POST /mfa/users/<name>/revoke    end every session and remembered device
 //	POST /mfa/test-email             {"to": "..."}: a test message through the transport
@@ -232,6 +233,9 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 type userReport struct {
 	User              string          `json:"user"`
 	Email             string          `json:"email,omitempty"`
+	Phone             string          `json:"phone,omitempty"`
+	RegisteredEmail   string          `json:"registered_email,omitempty"`
+	RegisteredPhone   string          `json:"registered_phone,omitempty"`
 	TOTP              *totpReport     `json:"totp,omitempty"`
 	RecoveryCodesLeft int             `json:"recovery_codes_left"`
 	LastMethod        string          `json:"last_method,omitempty"`
@@ -260,7 +264,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, user string)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "reading user record: %v", err)
 	}
-	rep := userReport{User: user, Email: h.dir.emailFor(user), RecoveryCodesLeft: len(rec.Recovery), LastMethod: rec.LastMethod, KnownPlaces: rec.Known, Sessions: []sessionReport{}}
+	rep := userReport{User: user, Email: h.dir.emailFor(user), Phone: h.dir.phoneFor(user), RegisteredEmail: rec.Email, RegisteredPhone: rec.Phone, RecoveryCodesLeft: len(rec.Recovery), LastMethod: rec.LastMethod, KnownPlaces: rec.Known, Sessions: []sessionReport{}}
 	if rec.TOTP != nil {
 		rep.TOTP = &totpReport{Added: rec.TOTP.Added}
 	}
@@ -311,14 +315,22 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 		if body.Factor == "" {
 			body.Factor = methodTOTP
 		}
-		if body.Factor != methodTOTP {
-			return adminError(http.StatusBadRequest, "reset: unknown factor %q (totp)", body.Factor)
+		factor, ok := map[string]string{"totp": methodTOTP, "phone": methodSMS, "email": methodEmail}[body.Factor]
+		if !ok {
+			return adminError(http.StatusBadRequest, "reset: unknown factor %q (totp, phone, email)", body.Factor)
 		}
 		var had bool
 		err := h.updateUser(ctx, user, func(rec *userRecord) (storage.Op, error) {
-			had = rec.TOTP != nil || len(rec.Recovery) > 0
-			rec.TOTP, rec.Recovery = nil, nil
-			if rec.LastMethod == methodTOTP || rec.LastMethod == methodRecovery {
+			switch factor {
+			case methodTOTP:
+				had = rec.TOTP != nil || len(rec.Recovery) > 0
+				rec.TOTP, rec.Recovery = nil, nil
+			case methodSMS:
+				had, rec.Phone = rec.Phone != "", ""
+			case methodEmail:
+				had, rec.Email = rec.Email != "", ""
+			}
+			if rec.LastMethod == factor || factor == methodTOTP && rec.LastMethod == methodRecovery {
 				rec.LastMethod = ""
 			}
 			return storage.WriteDurable, nil
@@ -330,9 +342,9 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
 		result["removed"] = had
-		h.adminAudit(r, "admin: factor reset", zap.String("user", user), zap.String("factor", methodTOTP), zap.Bool("removed", had))
+		h.adminAudit(r, "admin: factor reset", zap.String("user", user), zap.String("factor", factor), zap.Bool("removed", had))
 		if had {
-			h.notify(r, &flowState{User: user}, authenticators.NoticeFactorRemoved, methodTOTP)
+			h.notify(r, &flowState{User: user}, authenticators.NoticeFactorRemoved, factor)
 		}
 	case "unlock":
 		if err := h.store.Delete(ctx, keyLockout+user); err != nil {

@@ -3,6 +3,8 @@ package caddymfa
 import (
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 )
@@ -50,14 +52,25 @@ func (h *Handler) limitsFor(method string) authenticators.Limits {
 // the address on file, or the phone number on file when its country is
 // allowed. Never an address from the request. "" when there is none.
 func (h *Handler) destinationFor(r *http.Request, flow *flowState, method string) string {
+	reg, err := h.registered(r, flow.user())
+	if err != nil {
+		h.logger.Error("reading registered addresses; sending nothing", zap.Error(err))
+		return ""
+	}
 	switch method {
 	case methodEmail:
+		if reg.Email != "" {
+			return reg.Email
+		}
 		return h.addressFor(r, flow)
 	case methodSMS:
 		if h.SMS == nil {
 			return ""
 		}
-		phone := h.dir.phoneFor(flow.user())
+		phone := reg.Phone
+		if phone == "" {
+			phone = h.dir.phoneFor(flow.user())
+		}
 		if phone == "" {
 			return ""
 		}
@@ -82,4 +95,22 @@ func phoneCountry(number string) string {
 // the one used last is worth remembering.
 func (h *Handler) severalMethods() bool {
 	return h.TOTP != nil || len(h.channels()) > 1
+}
+
+// registered returns the addresses a user registered themselves, when
+// registration is on for some method; a disabled user has none.
+func (h *Handler) registered(r *http.Request, user string) (userRecord, error) {
+	if !h.registrationOn() || h.dir.disabled(user) {
+		return userRecord{}, nil
+	}
+	rec, err := h.loadUser(r.Context(), user)
+	if err != nil {
+		return userRecord{}, err
+	}
+	return userRecord{Phone: rec.Phone, Email: rec.Email}, nil
+}
+
+// registrationOn reports whether users may register an address.
+func (h *Handler) registrationOn() bool {
+	return h.SMS != nil && h.SMS.Registration != nil || h.Email != nil && h.Email.Registration != nil
 }

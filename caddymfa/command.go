@@ -95,7 +95,7 @@ func mfaCommand(name, argsUsage, short string, nargs int, build mfaRequest) *cob
 }
 
 func withFactor(c *cobra.Command) *cobra.Command {
-	c.Flags().String("factor", "totp", "the factor to reset")
+	c.Flags().String("factor", "totp", "the factor to reset: totp (the app and recovery codes), phone or email (the registered one)")
 	return c
 }
 

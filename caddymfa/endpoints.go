@@ -81,6 +81,11 @@ type view struct {
 	AppAdded string `json:"totp_added,omitempty"`
 	// Return is where the browser goes after an enrollment page.
 	Return string `json:"return,omitempty"`
+	// Continue is the next page of a registration.
+	Continue string `json:"continue,omitempty"`
+	// Register links to adding or changing an address, by kind ("phone",
+	// "email"), on the steps of a sign-in (registration during_login).
+	Register map[string]string `json:"register,omitempty"`
 	// Skip lets the user leave enrollment for later.
 	Skip bool `json:"can_skip,omitempty"`
 	// RememberDays offers "remember this device" for that many days
@@ -108,6 +113,8 @@ func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 		return serveStyle(w, r)
 	case "/enroll/totp":
 		return h.serveEnroll(w, r)
+	case "/register/phone", "/register/email":
+		return h.serveRegister(w, r, strings.TrimPrefix(sub, "/register/"))
 	case "/identify", "/send", "/resend", "/verify", "/logout":
 		if r.Method != http.MethodPost {
 			return h.methodNotAllowed(w, "POST")
@@ -178,6 +185,9 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	opts, err := h.optionsFor(r, flow)
 	if err != nil {
 		return nil, err
+	}
+	if flow.FirstFactor != "" {
+		v.Register = h.registerLinks(flow.Return)
 	}
 	want := r.URL.Query().Get("method")
 	h.offerRemember(v, flow)
@@ -350,6 +360,7 @@ type form struct {
 	Code        string   `json:"code"`
 	CurrentCode string   `json:"current_code"`
 	Action      string   `json:"action"`
+	Address     string   `json:"address"`
 	Return      string   `json:"return"`
 	Remember    formFlag `json:"remember"`
 	CSRFToken   string   `json:"csrf_token"`
@@ -394,6 +405,7 @@ func readForm(r *http.Request) (form, error) {
 			Code:        r.PostForm.Get("code"),
 			CurrentCode: r.PostForm.Get("current_code"),
 			Action:      r.PostForm.Get("action"),
+			Address:     r.PostForm.Get("address"),
 			Return:      r.PostForm.Get("return"),
 			Remember:    formFlag(r.PostForm.Get("remember") != ""),
 			CSRFToken:   r.PostForm.Get("csrf_token"),
@@ -602,6 +614,14 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		sr.country, sr.perCountry = phoneCountry(dest), h.SMS.PerCountryPerHour
 	}
 	err := h.issue(r.Context(), sr)
+	if err != nil {
+		return h.sendFailed(w, r, err)
+	}
+	return h.showStep(w, r, flow)
+}
+
+// sendFailed answers a send that issue refused or could not deliver.
+func (h *Handler) sendFailed(w http.ResponseWriter, r *http.Request, err error) error {
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
@@ -615,10 +635,8 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		return h.render(w, r, v)
 	case errors.Is(err, errDelivery):
 		return h.render(w, r, h.errorView(http.StatusBadGateway, errCodeDelivery, "We could not send the code. Try again later or contact the administrator."))
-	case err != nil:
-		return h.unavailable(w, r, "issuing code", err)
 	}
-	return h.showStep(w, r, flow)
+	return h.unavailable(w, r, "issuing code", err)
 }
 
 // verifyCode checks a code; success starts a session with a fresh ID.
@@ -661,7 +679,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 			h.audit(r.Context(), "device remembered", zap.String("user", user))
 		}
 	}
-	dest, err := h.afterSignIn(r, user, out.method, flow.Return)
+	dest, err := h.afterSignIn(r, user, out.method, flow.Return, flow.Next)
 	if err != nil {
 		h.logger.Error("reading user record after sign-in", zap.Error(err))
 	}
@@ -675,15 +693,20 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 // afterSignIn remembers the method of a sign-in and says where the
 // browser goes next: the return path, or first the authenticator app page
 // for a user who could set one up, or just used a recovery code.
-func (h *Handler) afterSignIn(r *http.Request, user, method, ret string) (string, error) {
+func (h *Handler) afterSignIn(r *http.Request, user, method, ret, next string) (dest string, err error) {
 	if ret == "" {
 		ret = "/"
+	}
+	if kind, ok := strings.CutPrefix(next, "register/"); ok && slices.Contains(h.requiredFor(registerKinds[kind]), method) {
+		// The user asked to change an address and has now passed the
+		// factor that authorizes it.
+		defer func() { dest = h.PathPrefix + "/" + next + "?return=" + url.QueryEscape(ret) }()
 	}
 	if !h.severalMethods() {
 		return ret, nil
 	}
 	var hasApp bool
-	err := h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
+	err = h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
 		hasApp = rec.TOTP != nil
 		if rec.LastMethod == method || method == methodRecovery {
 			return storage.Keep, nil

@@ -16,6 +16,9 @@ type flowState struct {
 	// User is the identified user in standalone mode.
 	User   string `json:"u,omitempty"`
 	Return string `json:"r,omitempty"`
+	// Next is where to go after the sign-in before Return, e.g.
+	// "register/phone" when the user asked to change their number.
+	Next string `json:"x,omitempty"`
 }
 
 // user is whom the flow signs in.

@@ -209,6 +209,9 @@ func (h *Handler) Validate() error {
 	if err := h.validatePolicy(); err != nil {
 		return err
 	}
+	if err := h.validateRegistration(); err != nil {
+		return err
+	}
 	for _, p := range []string{*h.User, address} {
 		if strings.Contains(p, "{http.request.header.") && !h.TrustIdentityHeaders {
 			h.logger.Warn("identity read from a request header; it is used only when the request comes from a trusted proxy (set trust_identity_headers to override)", zap.String("placeholder", p))

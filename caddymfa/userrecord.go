@@ -27,6 +27,10 @@ type userRecord struct {
 	// Known are the places the user passed a challenge from, newest
 	// first, for policy new_ip and new_country.
 	Known []knownPlace `json:"kn,omitempty"`
+	// Phone and Email are addresses the user registered themselves
+	// (registration); they take the place of those on file.
+	Phone string `json:"ph,omitempty"`
+	Email string `json:"em,omitempty"`
 }
 
 // totpFactor is an enrolled authenticator app.
@@ -40,7 +44,7 @@ type totpFactor struct {
 }
 
 func (u *userRecord) empty() bool {
-	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0
+	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0 && u.Phone == "" && u.Email == ""
 }
 
 // loadUser reads a user's record; a user with none gets the zero record.

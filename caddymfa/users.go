@@ -126,6 +126,12 @@ func (d *directory) emailFor(user string) string {
 	return ""
 }
 
+// disabled reports whether a user is listed as disabled.
+func (d *directory) disabled(user string) bool {
+	u, ok := d.users[user]
+	return ok && u.Disabled
+}
+
 // phoneFor returns the phone number on file (E.164) for a canonical user,
 // or "" when the user is unknown, disabled or has no number.
 func (d *directory) phoneFor(user string) string {

@@ -1,0 +1,133 @@
+package caddymfa
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
+	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+)
+
+// registerEnv has SMS and TOTP, and phone registration that requires the
+// authenticator app.
+func registerEnv(t *testing.T) (*env, *twiliotest.Server) {
+	t.Helper()
+	return smsEnv(t, func(h *Handler) {
+		h.TOTP = &totp.Config{Issuer: "Example"}
+		h.SMS.Registration = &authenticators.Registration{DuringLogin: true, Require: []string{"totp"}}
+	})
+}
+
+// postRegister posts to /register/phone with the session's CSRF token.
+func (b *browser) postRegister(fields map[string]string) (*http.Response, map[string]any) {
+	b.e.t.Helper()
+	if _, ok := fields["csrf_token"]; !ok {
+		page := decodeJSON(b.e.t, b.do(request{target: "/.mfa/register/phone?start=1", header: http.Header{"Accept": {"application/json"}}}))
+		fields["csrf_token"], _ = page["csrf_token"].(string)
+	}
+	resp := b.do(request{method: http.MethodPost, target: "/.mfa/register/phone", json: fields})
+	return resp, decodeJSON(b.e.t, resp)
+}
+
+// Issue 4: a phone number is registered only after the required factor,
+// confirmed by a code to the new number; the old number is no longer used.
+func TestRegisterPhone(t *testing.T) {
+	e, tw := registerEnv(t)
+	lastSMS := func() (string, string) { return lastText(t, tw) }
+	emailSession, secret, _ := e.enrollApp("alice")
+
+	// The sign-in offers the registration link.
+	if st := e.browser("alice").state(); st["register"].(map[string]any)["phone"] == nil {
+		t.Errorf("no register link during sign-in: %v", st)
+	}
+
+	// A session made with the emailed code is not enough.
+	resp := emailSession.do(request{target: "/.mfa/register/phone", header: http.Header{"Accept": {"application/json"}}})
+	v := decodeJSON(t, resp)
+	if resp.StatusCode != http.StatusForbidden || v["step"] != stepRegisterRequired || !slices.Equal(strs(v["methods"]), []string{"totp"}) {
+		t.Fatalf("register after an emailed code: %d %v", resp.StatusCode, v)
+	}
+	if resp := emailSession.do(request{method: http.MethodPost, target: "/.mfa/register/phone", json: map[string]string{"action": "send", "address": "+12015550177"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST register after an emailed code: %d", resp.StatusCode)
+	}
+
+	// The app, then straight back to the registration (the flow
+	// remembers it).
+	e.clock.add(time.Minute)
+	b := e.browser("alice")
+	b.do(request{target: "/.mfa/register/phone?return=%2Fsettings", header: http.Header{"Accept": {"application/json"}}}).Body.Close()
+	done := decodeJSON(t, b.postJSON("/verify", map[string]string{"method": "totp", "code": e.code(secret, 0)}))
+	if done["redirect"] != "/.mfa/register/phone?return=%2Fsettings" {
+		t.Fatalf("after the app: redirect %v", done["redirect"])
+	}
+	_, form := b.postRegister(map[string]string{"action": "send", "address": "+1 (201) 555-0177", "return": "/settings"})
+	if form["step"] != stepRegisterVerify || form["destination"] != "+1*******77" {
+		t.Fatalf("send to the new number: %v", form)
+	}
+	code, to := lastSMS()
+	if to != "+12015550177" {
+		t.Fatalf("the code went to %s, want the new number", to)
+	}
+	if resp, v := b.postRegister(map[string]string{"action": "confirm", "code": wrongCode(code)}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong code: %d %v", resp.StatusCode, v)
+	}
+	resp, v = b.postRegister(map[string]string{"action": "confirm", "code": code})
+	if resp.StatusCode != 200 || v["redirect"] != "/settings" {
+		t.Fatalf("confirm: %d %v", resp.StatusCode, v)
+	}
+
+	// Codes now go to the new number only.
+	other := e.browser("alice")
+	if d := other.state()["destinations"].(map[string]any); d["sms"] != "+1*******77" {
+		t.Errorf("destinations after registering: %v", d)
+	}
+	other.postJSON("/send", map[string]string{"method": "sms"})
+	if _, to := lastSMS(); to != "+12015550177" {
+		t.Errorf("a sign-in code went to %s", to)
+	}
+	waitFor(t, func() bool {
+		return slices.ContainsFunc(e.notices(), func(s string) bool { return strings.Contains(s, "phone number was added") })
+	})
+}
+
+// Registration input is validated, and a bad number never gets a text.
+func TestRegisterPhoneRefusesBadNumbers(t *testing.T) {
+	e, tw := registerEnv(t)
+	_, secret, _ := e.enrollApp("alice")
+	e.clock.add(time.Minute)
+	b := e.browser("alice")
+	b.postJSON("/verify", map[string]string{"method": "totp", "code": e.code(secret, 0)})
+	for _, bad := range []string{"", "12015550177", "+1201555017\r\nTo: +1", "+15551234567", "+46 70 123 45 67x", strings.Repeat("9", 100)} {
+		if resp, v := b.postRegister(map[string]string{"action": "send", "address": bad}); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: %d %v", bad, resp.StatusCode, v)
+		}
+	}
+	if n := len(tw.Messages()); n != 0 {
+		t.Errorf("%d texts sent to bad numbers", n)
+	}
+}
+
+// Provision refuses a registration that the changed factor would
+// authorize itself.
+func TestRegistrationNeedsAnotherFactor(t *testing.T) {
+	h, _ := testConfig(t)
+	h.SMS = &sms.Config{ProviderRaw: []byte(`{"provider":"outbox","dir":` + quote(t.TempDir()) + `}`),
+		Registration: &authenticators.Registration{Require: []string{"sms"}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	defer cancel()
+	err := h.Provision(ctx)
+	if err == nil {
+		err = h.Validate()
+	}
+	_ = h.Cleanup()
+	if err == nil || !strings.Contains(err.Error(), "authorize its own change") {
+		t.Fatalf("error %v", err)
+	}
+}
