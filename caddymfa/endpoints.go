@@ -691,22 +691,27 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 }
 
 // afterSignIn remembers the method of a sign-in and says where the
-// browser goes next: the return path, or first the authenticator app page
-// for a user who could set one up, or just used a recovery code.
-func (h *Handler) afterSignIn(r *http.Request, user, method, ret, next string) (dest string, err error) {
-	if ret == "" {
-		ret = "/"
-	}
+// browser goes next: the return path; or first the registration the user
+// asked for, now that they passed the factor that authorizes it; or the
+// authenticator app page for a user who could set one up, or just used a
+// recovery code.
+func (h *Handler) afterSignIn(r *http.Request, user, method, ret, next string) (string, error) {
+	ret = orRoot(ret)
+	dest, err := h.rememberMethod(r, user, method, ret)
 	if kind, ok := strings.CutPrefix(next, "register/"); ok && slices.Contains(h.requiredFor(registerKinds[kind]), method) {
-		// The user asked to change an address and has now passed the
-		// factor that authorizes it.
-		defer func() { dest = h.PathPrefix + "/" + next + "?return=" + url.QueryEscape(ret) }()
+		dest = h.PathPrefix + "/" + next + "?return=" + url.QueryEscape(ret)
 	}
+	return dest, err
+}
+
+// rememberMethod records the method of a sign-in and returns where to go:
+// ret, or the authenticator app page.
+func (h *Handler) rememberMethod(r *http.Request, user, method, ret string) (string, error) {
 	if !h.severalMethods() {
 		return ret, nil
 	}
 	var hasApp bool
-	err = h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
+	err := h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
 		hasApp = rec.TOTP != nil
 		if rec.LastMethod == method || method == methodRecovery {
 			return storage.Keep, nil
