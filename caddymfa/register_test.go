@@ -131,3 +131,37 @@ func TestRegistrationNeedsAnotherFactor(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// Email registration: a new address, confirmed by a code to it, takes the
+// place of the one on file.
+func TestRegisterEmail(t *testing.T) {
+	e := totpEnv(t, "", func(h *Handler) {
+		h.Email.Registration = &authenticators.Registration{}
+	})
+	_, secret, _ := e.enrollApp("alice")
+	e.clock.add(time.Minute)
+	b := e.browser("alice")
+	if resp := b.postJSON("/verify", map[string]string{"method": "totp", "code": e.code(secret, 0)}); resp.StatusCode != 200 {
+		t.Fatalf("app sign-in: %d", resp.StatusCode)
+	}
+	page := decodeJSON(t, b.do(request{target: "/.mfa/register/email", header: http.Header{"Accept": {"application/json"}}}))
+	if page["step"] != stepRegister || page["destination"] != "a***@e***.com" {
+		t.Fatalf("register page: %v", page)
+	}
+	token := page["csrf_token"].(string)
+	resp := b.do(request{method: http.MethodPost, target: "/.mfa/register/email", json: map[string]string{"action": "send", "address": "Alice.New@Example.org", "csrf_token": token}})
+	if v := decodeJSON(t, resp); v["step"] != stepRegisterVerify || v["destination"] != "A***@e***.org" {
+		t.Fatalf("send: %v", v)
+	}
+	msgs := e.outboxMessages()
+	if !strings.Contains(msgs[len(msgs)-1], "Alice.New@Example.org") && !strings.Contains(strings.ToLower(msgs[len(msgs)-1]), "alice.new@example.org") {
+		t.Fatalf("the code did not go to the new address")
+	}
+	resp = b.do(request{method: http.MethodPost, target: "/.mfa/register/email", json: map[string]string{"action": "confirm", "code": e.lastCode(), "csrf_token": token}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("confirm: %d", resp.StatusCode)
+	}
+	if d := e.browser("alice").state()["destinations"].(map[string]any); d["email"] != "A***@e***.org" {
+		t.Errorf("destinations after registering: %v", d)
+	}
+}
