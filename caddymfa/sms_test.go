@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -163,5 +164,38 @@ func TestSMSProviderFailure(t *testing.T) {
 				t.Errorf("verify on an undelivered challenge: %d", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// SECURITY.md H37 with SMS (the seed's error.no-user-or-phonenumber): in
+// standalone mode a user with no phone on file, a disabled user and an
+// unknown name get the same answer as a user with a phone.
+func TestSMSStandaloneDoesNotRevealUsers(t *testing.T) {
+	e, tw := smsEnv(t, func(h *Handler) {
+		h.User = new(string)
+		h.Email = nil
+	})
+	shape := func(user string) string {
+		b := e.browser("")
+		resp := b.postJSON("/identify", map[string]string{"username": user})
+		st := decodeJSON(t, resp)
+		delete(st, "csrf_token")
+		delete(st, "user")
+		var names []string
+		for _, c := range resp.Cookies() {
+			names = append(names, c.Name)
+		}
+		return fmt.Sprint(resp.StatusCode, st, names)
+	}
+	want := shape("alice")
+	for _, u := range []string{"carol", "dave", "nobody", "bob"} {
+		if got := shape(u); got != want {
+			t.Errorf("%s: %s\nalice: %s", u, got, want)
+		}
+	}
+	e.h.pending.Wait()
+	waitFor(t, func() bool { return len(tw.Messages()) == 1 })
+	if _, to := lastText(t, tw); to != "+12015550123" {
+		t.Errorf("text went to %s", to)
 	}
 }
