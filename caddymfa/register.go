@@ -219,10 +219,10 @@ func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, k
 // registerSend checks the new address and sends a code to it.
 func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, pf *flowState, method, csrf string) error {
 	ch, _ := h.channel(method)
-	address, err := h.checkNewAddress(method, f.Address)
-	if err != nil {
+	address, problem := h.checkNewAddress(method, f.Address)
+	if problem != "" {
 		v := &view{Step: stepRegister, Method: method, User: pf.user(), CSRFToken: csrf, Return: pf.Return, Redirect: orRoot(pf.Return),
-			status: http.StatusBadRequest, Error: errCodeRequest, Message: err.Error()}
+			status: http.StatusBadRequest, Error: errCodeRequest, Message: problem}
 		return h.render(w, r, v)
 	}
 	b, err := encodeRecord(pendingRegistration{User: pf.user(), Method: method, Address: address, Return: pf.Return})
@@ -247,26 +247,28 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, p
 	return h.render(w, r, v)
 }
 
-// checkNewAddress validates an address a user wants to register.
-func (h *Handler) checkNewAddress(method, input string) (string, error) {
+// checkNewAddress validates an address a user wants to register. It
+// returns the address in canonical form, or what is wrong with it in
+// words for the page.
+func (h *Handler) checkNewAddress(method, input string) (address, problem string) {
 	switch method {
 	case methodSMS:
 		number, _, err := h.SMS.CheckNumber(input)
 		if errors.Is(err, sms.ErrCountryNotAllowed) {
-			return "", errors.New("Codes cannot be sent to numbers in that country.")
+			return "", "Codes cannot be sent to numbers in that country."
 		}
 		if err != nil {
-			return "", errors.New("Enter the number in international form, starting with + and the country code.")
+			return "", "Enter the number in international form, starting with + and the country code."
 		}
-		return number, nil
+		return number, ""
 	case methodEmail:
 		addr, err := email.ParseAddress(input)
 		if err != nil {
-			return "", errors.New("Enter a valid email address.")
+			return "", "Enter a valid email address."
 		}
-		return addr, nil
+		return addr, ""
 	}
-	return "", errors.New("Unknown method.")
+	return "", "Unknown method."
 }
 
 // registerConfirm checks the code sent to the new address and, when it is
