@@ -62,6 +62,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        transport <module> [<args...>] [{ ... }]
 //	        from         <address>
 //	        send         code|link
+//	        link_ttl     <duration>
 //	        code_length  <digits>
 //	        code_ttl     <duration>
 //	        address      <placeholder>
@@ -90,7 +91,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        provider outbox <dir>
 //	        provider <module> [<args...>] [{ ... }]
 //	        message              [<language>] <text>
-//	        send                 code
+//	        send                 code|link
+//	        link_ttl             <duration>
+//	        link_message         [<language>] <text>
 //	        code_length          <digits>
 //	        code_ttl             <duration>
 //	        max_attempts         <n>
@@ -114,12 +117,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // Durations use Caddy's syntax, which also accepts days ("30d"). Each
 // subdirective may appear once per block, except trusted_networks, whose
-// lines add up, and the sms message, once per language; smtp, outbox and
-// transport are alternatives. The sms block is handed whole to the sms
-// package, whose Config.UnmarshalCaddyfile gives its grammar, the provider
-// blocks included, and its errors. totp, with or without a block, enables
-// codes from authenticator apps, with defaults for what it leaves out;
-// skew 0 accepts only the current time step.
+// lines add up, and the sms message and link_message, once per language;
+// smtp, outbox and transport are alternatives. The sms block is handed
+// whole to the sms package, whose Config.UnmarshalCaddyfile gives its
+// grammar, the provider blocks included, and its errors. totp, with or
+// without a block, enables codes from authenticator apps, with defaults
+// for what it leaves out; skew 0 accepts only the current time step.
 // remember_device off is the default, and private_ranges in
 // trusted_networks is kept as written for the handler to expand. The
 // dispenser must be positioned before the directive name.

@@ -74,6 +74,13 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 			}
 			cfg.CodeTTL = v
 
+		case "link_ttl":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			cfg.LinkTTL = v
+
 		case "address":
 			v, err := oneArg(d)
 			if err != nil {

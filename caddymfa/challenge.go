@@ -42,6 +42,8 @@ type sendRequest struct {
 	// the page. Off in standalone mode, where waiting would tell known
 	// users from unknown ones by timing.
 	wait bool
+	// linkTTL, when set, sends a link of that lifetime instead of a code.
+	linkTTL time.Duration
 }
 
 // issue sends a new code for the flow's challenge. A challenge that exists
@@ -62,12 +64,19 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 	if err := h.checkSendCaps(ctx, sr.sender.Method(), sr.limits.Throttle, sr.ip, h.keys.storeID(user), destKey, extra...); err != nil {
 		return err
 	}
-	code, err := authenticators.NewCode(sr.limits.CodeLength)
+	var code, token string
+	var err error
+	ttl := time.Duration(sr.limits.CodeTTL)
+	if sr.linkTTL > 0 {
+		token, err = newLinkToken(h.challengeID(sr.flow.ID))
+		ttl = sr.linkTTL
+	} else {
+		code, err = authenticators.NewCode(sr.limits.CodeLength)
+	}
 	if err != nil {
 		return err
 	}
 	now := h.now()
-	ttl := time.Duration(sr.limits.CodeTTL)
 	masked := ""
 	if sr.dest != "" {
 		masked = sr.sender.Mask(sr.dest)
@@ -87,7 +96,11 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 		}
 		ch.User = user
 		ch.Method = sr.sender.Method()
-		ch.CodeMAC = h.keys.codeMAC(sr.flow.ID, code)
+		if token != "" {
+			ch.LinkMAC = h.keys.linkMAC(h.challengeID(sr.flow.ID), token)
+		} else {
+			ch.CodeMAC = h.keys.codeMAC(sr.flow.ID, code)
+		}
 		ch.Sends++
 		ch.Destination = masked
 		ch.State = statePending
@@ -118,6 +131,7 @@ func (h *Handler) issue(ctx context.Context, sr sendRequest) error {
 		User:        user,
 		To:          sr.dest,
 		Code:        code,
+		Link:        h.linkURL(token),
 		TTL:         ttl,
 		Site:        sr.site,
 	}

@@ -34,4 +34,22 @@
 // shown once, single use, and renewed as a set; each use, and each added
 // or removed app, is notified to the user by email and written to the
 // audit log.
+//
+// # Links instead of codes
+//
+// With send link, an email or text carries a single-use link instead of a
+// code: base_url, path_prefix, then /link?token=, never built from the
+// request's Host (provision refuses link mode without base_url). The token
+// is the challenge ID followed by 256 bits from crypto/rand; the challenge
+// keeps only an HMAC of it, as it would of a code, so one store record
+// still holds the attempts and the state. GET /link only shows a confirm
+// button (mail scanners fetch links) and looks nothing up; POST /link,
+// with a CSRF token bound to the link token because the confirming
+// browser may have no flow cookie, counts the attempt in the user's
+// lockout and in the challenge's attempts before it compares, and
+// consumes the token in the same atomic update. Confirmed in the browser
+// that asked, it signs in; confirmed elsewhere, the challenge becomes
+// verified, and the browser that asked, whose waiting page refreshes
+// itself (the pages allow no scripts) or polls GET /status, signs in on
+// its next request, once, within five minutes.
 package caddymfa

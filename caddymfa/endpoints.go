@@ -91,12 +91,16 @@ type view struct {
 	// RememberDays offers "remember this device" for that many days
 	// (remember_device); send remember=true with the code.
 	RememberDays int `json:"remember_device_days,omitempty"`
+	// LinkMethods are the methods that send a sign-in link instead of a
+	// code (send link).
+	LinkMethods []string `json:"link_methods,omitempty"`
 
 	status     int
 	prefix     string
 	back       string // a link back from an enrollment page
 	retry      time.Duration
 	standalone bool
+	linkToken  string // the token of a link page, for its form
 }
 
 // serveFlow serves the endpoints under PathPrefix.
@@ -115,6 +119,10 @@ func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 		return h.serveEnroll(w, r)
 	case "/register/phone", "/register/email":
 		return h.serveRegister(w, r, strings.TrimPrefix(sub, "/register/"))
+	case "/link":
+		return h.serveLink(w, r)
+	case "/status":
+		return h.serveStatus(w, r)
 	case "/identify", "/send", "/resend", "/verify", "/logout":
 		if r.Method != http.MethodPost {
 			return h.methodNotAllowed(w, "POST")
@@ -164,6 +172,12 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 		}
 		http.SetCookie(w, c)
 	}
+	if r.Method == http.MethodGet {
+		// A link confirmed on another device: this GET signs in.
+		if done, err := h.pickUpLinkSignIn(w, r, flow); done || err != nil {
+			return err
+		}
+	}
 	v, err := h.stepView(r, flow)
 	if err != nil {
 		return h.unavailable(w, r, "reading flow state", err)
@@ -176,7 +190,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 // "recovery" show their code form, "choose" the method list even while
 // a code is pending.
 func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
-	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID), standalone: flow.FirstFactor == ""}
+	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID), standalone: flow.FirstFactor == "", LinkMethods: h.linkMethods()}
 	if flow.user() == "" {
 		v.Step = stepIdentify
 		return v, nil
@@ -239,9 +253,9 @@ func (h *Handler) offerRemember(v *view, flow *flowState) {
 	}
 }
 
-// challengeView fills v with the verify step of the flow's emailed code
-// while it can be used, and reports whether it did. A challenge that is
-// over leaves a message for the choose step.
+// challengeView fills v with the verify step of the flow's code, or the
+// waiting step of its link, while it can be used, and reports whether it
+// did. A challenge that is over leaves a message for the choose step.
 func (h *Handler) challengeView(r *http.Request, flow *flowState, v *view) (bool, error) {
 	ch, err := h.loadChallenge(r, flow)
 	if err != nil || ch == nil {
@@ -249,10 +263,14 @@ func (h *Handler) challengeView(r *http.Request, flow *flowState, v *view) (bool
 	}
 	limits := h.limitsFor(ch.Method)
 	now := h.now()
+	what := "code"
+	if ch.LinkMAC != nil {
+		what = "link"
+	}
 	switch {
 	case ch.Failed && flow.FirstFactor != "":
-		v.Error, v.Message = errCodeDelivery, "We could not send the code. Try again later or contact the administrator."
-	case ch.State == statePending && now.Before(ch.ExpiresAt):
+		v.Error, v.Message = errCodeDelivery, "We could not send the "+what+". Try again later or contact the administrator."
+	case (ch.State == statePending || ch.State == stateVerified) && now.Before(ch.ExpiresAt):
 		v.Step = stepVerify
 		v.Method = ch.Method
 		v.Destination = ch.Destination
@@ -265,11 +283,15 @@ func (h *Handler) challengeView(r *http.Request, flow *flowState, v *view) (bool
 		left := max(0, limits.MaxAttempts-ch.Attempts)
 		v.AttemptsLeft = &left
 		v.CanResend = ch.Sends < limits.MaxSends
+		if ch.LinkMAC != nil {
+			// No code to type: the page waits for the link.
+			v.Step, v.AttemptsLeft = stepLinkSent, nil
+		}
 		return true, nil
 	case ch.State == stateDead:
-		v.Error, v.Message = errCodeInvalid, "Too many attempts for this code. Send a new one to try again."
-	case ch.State == statePending:
-		v.Error, v.Message = "expired", "The code has expired. Send a new one."
+		v.Error, v.Message = errCodeInvalid, "Too many attempts for this "+what+". Send a new one to try again."
+	case ch.State == statePending || ch.State == stateVerified:
+		v.Error, v.Message = "expired", "The "+what+" has expired. Send a new one."
 	}
 	return false, nil
 }
@@ -364,6 +386,7 @@ type form struct {
 	Return      string   `json:"return"`
 	Remember    formFlag `json:"remember"`
 	CSRFToken   string   `json:"csrf_token"`
+	Token       string   `json:"token"` // of a link
 }
 
 // formFlag is a checkbox: in JSON true, or any non-empty string but
@@ -409,6 +432,7 @@ func readForm(r *http.Request) (form, error) {
 			Return:      r.PostForm.Get("return"),
 			Remember:    formFlag(r.PostForm.Get("remember") != ""),
 			CSRFToken:   r.PostForm.Get("csrf_token"),
+			Token:       r.PostForm.Get("token"),
 		}
 	}
 	if t := r.Header.Get("X-CSRF-Token"); t != "" {
@@ -610,6 +634,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		lang:   r.Header.Get("Accept-Language"),
 		wait:   flow.FirstFactor != "",
 	}
+	sr.linkTTL = h.linkTTL(ch.method)
 	if ch.method == methodSMS && dest != "" {
 		sr.country, sr.perCountry = phoneCountry(dest), h.SMS.PerCountryPerHour
 	}
@@ -653,25 +678,42 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	if err != nil {
 		return h.unavailable(w, r, "verifying code", err)
 	}
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if !out.ok {
 		h.audit(r.Context(), "sign-in failed", zap.String("user", user), zap.String("method", method))
 		return h.render(w, r, h.failedView(r, flow, method, out.attemptsLeft))
 	}
-	c, err := h.newSession(r, flow.FirstFactor, user, out.method)
+	dest, err := h.startSession(w, r, flow, out.method, bool(f.Remember))
 	if err != nil {
 		return h.unavailable(w, r, "storing session", err)
 	}
-	h.audit(r.Context(), "sign-in succeeded", zap.String("user", user), zap.String("method", out.method))
 	if out.method == methodRecovery {
 		h.notify(r, flow, authenticators.NoticeRecoveryCodeUsed, methodRecovery, zap.Int("recovery_codes_left", out.recoveryLeft))
 	}
+	if wantsJSON(r) {
+		return h.render(w, r, &view{Step: stepDone, User: user, Method: out.method, Redirect: dest})
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+	return nil
+}
+
+// startSession ends a flow whose user passed a factor by method: a new
+// session cookie (always a fresh ID), the flow cookie dropped, the place
+// recorded for the policy, the device remembered when asked. It returns
+// where the browser goes next.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flowState, method string, remember bool) (string, error) {
+	user := flow.user()
+	c, err := h.newSession(r, flow.FirstFactor, user, method)
+	if err != nil {
+		return "", err
+	}
+	h.audit(r.Context(), "sign-in succeeded", zap.String("user", user), zap.String("method", method))
 	http.SetCookie(w, c)
 	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	if err := h.recordSignInPlace(r.Context(), user, ip); err != nil {
 		h.logger.Error("recording sign-in place", zap.Error(err))
 	}
-	if f.Remember && h.RememberDevice > 0 && flow.FirstFactor != "" {
+	if remember && h.RememberDevice > 0 && flow.FirstFactor != "" {
 		if dc, err := h.rememberDevice(r, flow.FirstFactor, user); err != nil {
 			h.logger.Error("remembering device", zap.Error(err))
 		} else {
@@ -679,15 +721,11 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 			h.audit(r.Context(), "device remembered", zap.String("user", user))
 		}
 	}
-	dest, err := h.afterSignIn(r, user, out.method, flow.Return, flow.Next)
+	dest, err := h.afterSignIn(r, user, method, flow.Return, flow.Next)
 	if err != nil {
 		h.logger.Error("reading user record after sign-in", zap.Error(err))
 	}
-	if wantsJSON(r) {
-		return h.render(w, r, &view{Step: stepDone, User: user, Method: out.method, Redirect: dest})
-	}
-	http.Redirect(w, r, dest, http.StatusSeeOther)
-	return nil
+	return dest, nil
 }
 
 // afterSignIn remembers the method of a sign-in and says where the

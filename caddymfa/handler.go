@@ -83,6 +83,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.baseURL = u
 	}
+	if err := h.checkLinkMode(); err != nil {
+		return err
+	}
 
 	if err := h.provisionPolicy(repl); err != nil {
 		return err

@@ -117,7 +117,8 @@ type request struct {
 	json    any
 	header  http.Header
 	https   bool
-	trusted bool // request came from a trusted proxy
+	trusted bool   // request came from a trusted proxy
+	host    string // the Host header; default app.test
 }
 
 // serve runs one request through the handler and returns the response.
@@ -144,6 +145,9 @@ func (e *env) serve(rq request, jar http.CookieJar) *http.Response {
 	r := httptest.NewRequest(rq.method, scheme+"://app.test"+rq.target, body)
 	if rq.https {
 		r.TLS = &tlsState
+	}
+	if rq.host != "" {
+		r.Host = rq.host
 	}
 	for k, vs := range rq.header {
 		r.Header[k] = vs

@@ -27,14 +27,18 @@ const (
 	statePending challengeState = "pending" // code sent, waiting for it
 	stateUsed    challengeState = "used"    // verified once; never again
 	stateDead    challengeState = "dead"    // attempts exhausted
+	// stateVerified: a link was confirmed on another device; the flow's
+	// own browser picks the sign-in up, once (then used).
+	stateVerified challengeState = "verified"
 )
 
-// challenge is one code sent for one flow. It lives in one store key, so
-// its attempts and state change atomically.
+// challenge is one code or link sent for one flow. It lives in one store
+// key, so its attempts and state change atomically.
 type challenge struct {
 	User        string         `json:"u"`
 	Method      string         `json:"m"`
 	CodeMAC     []byte         `json:"c"`
+	LinkMAC     []byte         `json:"l,omitempty"` // link mode: stands for the link's token
 	Attempts    int            `json:"a"`
 	Sends       int            `json:"s"`
 	Destination string         `json:"d,omitempty"` // masked, for pages

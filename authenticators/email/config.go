@@ -29,9 +29,15 @@ type Config struct {
 	// outbox transport defaults to "caddy-mfa <noreply@localhost>".
 	From string `json:"from,omitempty"`
 
-	// Send is what the message carries: "code" (default). Link mode is not
-	// implemented yet.
+	// Send is what the message carries: "code" (default), a one-time code
+	// to type in, or "link", a single-use link to open and confirm (the
+	// Curity Email seed's hyperlink mode). Link mode needs the handler's
+	// base_url, from which the links are built.
 	Send string `json:"send,omitempty"`
+
+	// LinkTTL is how long a link stays valid in link mode. Default: 10m;
+	// at most 1h.
+	LinkTTL caddy.Duration `json:"link_ttl,omitempty"`
 
 	// Address, when set, is a placeholder (Curity's intermediate attribute)
 	// that yields the user's address from the first factor, e.g.
@@ -46,8 +52,8 @@ type Config struct {
 	// cap off).
 	authenticators.Limits
 
-	// Templates overrides the subject, text and HTML bodies of code
-	// messages; security notices keep their built-in templates.
+	// Templates overrides the subject, text and HTML bodies of code and
+	// link messages; security notices keep their built-in templates.
 	Templates *Templates `json:"templates,omitempty"`
 
 	// Delivery tunes the asynchronous delivery queue.
@@ -69,7 +75,10 @@ type Config struct {
 
 // Templates are Go text/template (subject, text) and html/template (html)
 // sources. Each receives .Code, .Link, .Site, .To (masked), .User and
-// .ExpiresIn (e.g. "10 minutes"). Empty fields keep the built-in template.
+// .ExpiresIn (e.g. "10 minutes"); .Code is empty in link mode and .Link in
+// code mode, so one template can serve both with {{if .Link}}. In link
+// mode the text and HTML bodies must show .Link. Empty fields keep the
+// built-in template.
 type Templates struct {
 	// Subject is the subject line template. Default: "Your sign-in code for {{.Site}}".
 	Subject string `json:"subject,omitempty"`

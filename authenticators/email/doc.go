@@ -1,10 +1,10 @@
-// Package email is the email one-time-code authenticator: the Config the
-// mfa handler embeds (limits of the Curity Email OTP seed, templates,
-// delivery tuning), the Sender that renders and queues messages, and the
-// transports that carry them, as Caddy guest modules in the
-// mfa.email_transports namespace: "smtp" (NetIQ's Mail sender: host, port,
-// optional authentication, TLS mode) and "outbox" (development: .eml
-// files).
+// Package email is the email one-time-code and sign-in link authenticator:
+// the Config the mfa handler embeds (limits of the Curity Email OTP seed,
+// code or link mode, templates, delivery tuning), the Sender that renders
+// and queues messages, and the transports that carry them, as Caddy guest
+// modules in the mfa.email_transports namespace: "smtp" (NetIQ's Mail
+// sender: host, port, optional authentication, TLS mode) and "outbox"
+// (development: .eml files).
 //
 // Config also implements authenticators.Notifier: Notify sends a user a
 // security notice when their second factors change (a factor added or
@@ -23,7 +23,13 @@
 //
 // Delivery is asynchronous (package authenticators/delivery): a few
 // workers each keep an SMTP connection open, transient failures are retried
-// with backoff, and a request waits only a bounded time. Codes are never
-// logged and addresses only masked ("j***@e***.com"); at debug level the
-// SMTP transcript is logged with the code and addresses masked.
+// with backoff, and a request waits only a bounded time. Codes and link
+// tokens are never logged and addresses only masked ("j***@e***.com"); at
+// debug level the SMTP transcript is logged with the code or token and the
+// addresses masked.
+//
+// In link mode (send link, the Curity Email seed's hyperlink mode) a
+// message carries a single-use link built by the handler instead of a
+// code; the built-in templates serve both modes, and configured ones must
+// show .Link for link mode to be accepted.
 package email

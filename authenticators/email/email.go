@@ -25,15 +25,23 @@ const Method = "email"
 
 // Defaults applied by Provision.
 const (
-	DefaultSend        = "code"
+	DefaultSend        = SendCode
 	DefaultCodeLength  = 6
 	DefaultCodeTTL     = 10 * time.Minute
 	MaxCodeTTL         = 10 * time.Minute
+	DefaultLinkTTL     = 10 * time.Minute
+	MaxLinkTTL         = time.Hour
 	DefaultMaxAttempts = 3
 	DefaultMaxSends    = 3
 	DefaultWorkers     = delivery.DefaultWorkers
 	DefaultRetries     = delivery.DefaultRetries
 	DefaultWait        = delivery.DefaultWait
+)
+
+// What a message carries (Config.Send).
+const (
+	SendCode = "code"
+	SendLink = "link"
 )
 
 // Throttle defaults applied by Provision.
@@ -115,6 +123,9 @@ func (c *Config) applyDefaults() {
 	if c.CodeTTL == 0 {
 		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
 	}
+	if c.LinkTTL == 0 {
+		c.LinkTTL = caddy.Duration(DefaultLinkTTL)
+	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
@@ -161,17 +172,18 @@ func (c *Config) applyDefaults() {
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
 	switch c.Send {
-	case "", "code":
-	case "link":
-		return errors.New("email: send link is not supported yet; use send code")
+	case "", SendCode, SendLink:
 	default:
-		return fmt.Errorf("email: send must be code, not %q", c.Send)
+		return fmt.Errorf("email: send must be code or link, not %q", c.Send)
 	}
 	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
 		return fmt.Errorf("email: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
 	}
 	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
 		return fmt.Errorf("email: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
+	}
+	if c.LinkTTL < 0 || time.Duration(c.LinkTTL) > MaxLinkTTL {
+		return fmt.Errorf("email: link_ttl %s outside 0..%s", time.Duration(c.LinkTTL), MaxLinkTTL)
 	}
 	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
 		return fmt.Errorf("email: max_attempts %d outside 1..100", c.MaxAttempts)
@@ -199,9 +211,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("email: from: %w", err)
 	}
 
-	if c.tmpl == nil {
-		if _, err := loadTemplates(c.Templates); err != nil {
+	tmpl := c.tmpl
+	if tmpl == nil {
+		var err error
+		if tmpl, err = loadTemplates(c.Templates); err != nil {
 			return fmt.Errorf("email: %w", err)
+		}
+	}
+	if c.Send == SendLink {
+		if err := tmpl.showLink(); err != nil {
+			return fmt.Errorf("email: send link: %w", err)
 		}
 	}
 	return nil
@@ -250,9 +269,10 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
 	}
 	masked = Mask(to)
+	secret := m.Secret()
 	msg, err := c.message(m, to, masked)
 	if err != nil {
-		err = errors.New(maskText(err.Error(), m.Code))
+		err = errors.New(maskText(err.Error(), secret))
 		c.reportNow(m.ChallengeID, m.User, masked, err)
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
 	}
@@ -260,18 +280,26 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
-		Payload:     &outgoing{msg: msg, code: m.Code, to: to},
+		Payload:     &outgoing{msg: msg, code: secret, to: to},
 	})
 }
 
 // message renders the templates and builds the message.
 func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg, error) {
-	if m.Code == "" {
-		return nil, errors.New("message has no code")
+	if m.Code == "" && m.Link == "" {
+		return nil, errors.New("message has no code or link")
+	}
+	if m.Link != "" {
+		if err := authenticators.CheckLink(m.Link); err != nil {
+			return nil, err
+		}
 	}
 	ttl := m.TTL
 	if ttl <= 0 {
 		ttl = time.Duration(c.CodeTTL)
+		if m.Code == "" {
+			ttl = time.Duration(c.LinkTTL)
+		}
 	}
 	subject, text, html, err := c.tmpl.render(TemplateData{
 		Code:      m.Code,

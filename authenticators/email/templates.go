@@ -2,6 +2,7 @@ package email
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"os"
@@ -11,12 +12,22 @@ import (
 	"unicode"
 )
 
-// Built-in templates. They say what the message is for, when the code
-// expires and what to do when the sign-in was not yours.
+// Built-in templates. They say what the message is for, when the code or
+// link expires and what to do when the sign-in was not yours. Each serves
+// both modes: .Link is set in link mode, .Code in code mode.
 const (
-	defaultSubject = `Your sign-in code for {{.Site}}`
+	defaultSubject = `{{if .Link}}Your sign-in link for {{.Site}}{{else}}Your sign-in code for {{.Site}}{{end}}`
 
-	defaultText = `Your sign-in code for {{.Site}} is:
+	defaultText = `{{if .Link}}To sign in to {{.Site}}, open this link and confirm:
+
+    {{.Link}}
+
+It works once and expires in {{.ExpiresIn}}. You may open it on another
+device: the browser where you started signing in then continues by itself.
+
+If you did not try to sign in, ignore this email: nobody can sign in
+without the link. Do not forward it.
+{{else}}Your sign-in code for {{.Site}} is:
 
     {{.Code}}
 
@@ -24,20 +35,28 @@ Enter it on the sign-in page. It expires in {{.ExpiresIn}}.
 
 If you did not try to sign in, ignore this email: nobody can sign in
 without the code. Do not share it with anyone.
-`
+{{end}}`
 
 	defaultHTML = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Your sign-in code for {{.Site}}</title>
+<title>{{if .Link}}Your sign-in link{{else}}Your sign-in code{{end}} for {{.Site}}</title>
 </head>
 <body style="margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2328;background:#ffffff;">
+{{- if .Link}}
+<p style="font-size:16px;margin:0 0 16px;">To sign in to <strong>{{.Site}}</strong>, open this link and confirm:</p>
+<p style="margin:0 0 16px;"><a href="{{.Link}}" style="display:inline-block;padding:12px 20px;border-radius:6px;background:#0969da;color:#ffffff;font-size:16px;font-weight:bold;text-decoration:none;">Sign in to {{.Site}}</a></p>
+<p style="font-size:14px;color:#57606a;margin:0 0 16px;word-break:break-all;">Or copy this address into your browser: {{.Link}}</p>
+<p style="font-size:16px;margin:0 0 16px;">It works once and expires in {{.ExpiresIn}}. You may open it on another device: the browser where you started signing in then continues by itself.</p>
+<p style="font-size:14px;color:#57606a;margin:0;">If you did not try to sign in, ignore this email: nobody can sign in without the link. Do not forward it.</p>
+{{- else}}
 <p style="font-size:16px;margin:0 0 16px;">Your sign-in code for <strong>{{.Site}}</strong> is:</p>
 <p style="font-size:32px;font-weight:bold;letter-spacing:6px;font-family:Menlo,Consolas,'Courier New',monospace;margin:0 0 16px;">{{.Code}}</p>
 <p style="font-size:16px;margin:0 0 16px;">Enter it on the sign-in page. It expires in {{.ExpiresIn}}.</p>
 <p style="font-size:14px;color:#57606a;margin:0;">If you did not try to sign in, ignore this email: nobody can sign in without the code. Do not share it with anyone.</p>
+{{- end}}
 </body>
 </html>
 `
@@ -103,11 +122,41 @@ func loadTemplates(t *Templates) (*templates, error) {
 	if tp.html, err = htmltemplate.New("html").Option("missingkey=error").Parse(html); err != nil {
 		return nil, fmt.Errorf("parsing html template: %w", err)
 	}
-	sample := TemplateData{Code: "123456", Link: "https://example.com/.mfa/link?token=x", Site: "example.com", To: "j***@e***.com", User: "john", ExpiresIn: "10 minutes"}
-	if _, _, _, err := tp.render(sample); err != nil {
-		return nil, err
+	for _, sample := range []TemplateData{sampleData(false), sampleData(true)} {
+		if _, _, _, err := tp.render(sample); err != nil {
+			return nil, err
+		}
 	}
 	return &tp, nil
+}
+
+// sampleData is what templates are tried with at provision: a code
+// message, or a link message.
+func sampleData(link bool) TemplateData {
+	d := TemplateData{Site: "example.com", To: "j***@e***.com", User: "john", ExpiresIn: "10 minutes"}
+	if link {
+		d.Link = "https://example.com/.mfa/link?token=" + strings.Repeat("x", 70)
+	} else {
+		d.Code = "123456"
+	}
+	return d
+}
+
+// showLink reports an error unless both bodies show the link of a link
+// message, so that link mode cannot send mail without one.
+func (tp *templates) showLink() error {
+	d := sampleData(true)
+	_, text, html, err := tp.render(d)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !strings.Contains(text, d.Link):
+		return errors.New("the text template does not show {{.Link}}")
+	case !strings.Contains(html, d.Link):
+		return errors.New("the html template does not show {{.Link}}")
+	}
+	return nil
 }
 
 // render executes the three templates with data (a TemplateData, or a

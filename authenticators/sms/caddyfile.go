@@ -38,7 +38,10 @@ import (
 //		provider <module> [<args...>] [{ ... }]   # any module in mfa.sms_providers
 //		message <text>                       # %s is where the code goes
 //		message <language> <text>            # e.g. message sv "Din kod är %s"
-//		send code
+//		send code|link
+//		link_ttl <duration>
+//		link_message <text>                  # %s is where the link goes
+//		link_message <language> <text>
 //		code_length <4..10>
 //		code_ttl <duration>
 //		max_attempts <n>
@@ -60,8 +63,9 @@ import (
 //		}
 //	}
 //
-// Each subdirective may appear once, message once per language. Counts and
-// durations must be positive, because zero means "the default" in JSON.
+// Each subdirective may appear once, message and link_message once per
+// language. Counts and durations must be positive, because zero means "the
+// default" in JSON.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume "sms"
 	if d.NextArg() {
@@ -69,7 +73,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	seen := make(once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if d.Val() != "message" { // checked per language
+		if d.Val() != "message" && d.Val() != "link_message" { // checked per language
 			if err := seen.check(d, "sms"); err != nil {
 				return err
 			}
@@ -82,7 +86,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			c.ProviderRaw = raw
 
-		case "message":
+		case "message", "link_message":
 			if err := c.unmarshalMessage(d, seen); err != nil {
 				return err
 			}
@@ -93,12 +97,10 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			switch v {
-			case "code":
+			case SendCode, SendLink:
 				c.Send = v
-			case "link":
-				return d.Err("sms send link is not supported yet; use send code")
 			default:
-				return d.Errf("sms send must be code, not %q", v)
+				return d.Errf("sms send must be code or link, not %q", v)
 			}
 
 		case "code_length":
@@ -117,6 +119,13 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			c.CodeTTL = v
+
+		case "link_ttl":
+			v, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.LinkTTL = v
 
 		case "max_attempts":
 			n, err := intArg(d, false)
@@ -213,10 +222,11 @@ func unmarshalProvider(d *caddyfile.Dispenser) (json.RawMessage, error) {
 }
 
 // unmarshalMessage reads "message <text>" or "message <language> <text>",
-// each once per language.
+// each once per language, and link_message likewise.
 func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen once) error {
+	name := d.Val()
 	args := d.RemainingArgs()
-	if err := endLine(d, "message"); err != nil {
+	if err := endLine(d, name); err != nil {
 		return err
 	}
 	var lang, text string
@@ -228,11 +238,11 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen once) error {
 	default:
 		return d.ArgErr()
 	}
-	key := "message"
+	key := name
 	if lang != "" {
 		tag, err := language.Parse(lang)
 		if err != nil || tag == language.Und {
-			return d.Errf("message: %q is not a language tag", lang)
+			return d.Errf("%s: %q is not a language tag", name, lang)
 		}
 		key += " " + tag.String()
 	}
@@ -243,14 +253,18 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen once) error {
 	if _, err := parseTemplate(text); err != nil {
 		return d.Errf("%s: %v", key, err)
 	}
+	def, localized := &c.Message, &c.Messages
+	if name == "link_message" {
+		def, localized = &c.LinkMessage, &c.LinkMessages
+	}
 	if lang == "" {
-		c.Message = text
+		*def = text
 		return nil
 	}
-	if c.Messages == nil {
-		c.Messages = make(map[string]string)
+	if *localized == nil {
+		*localized = make(map[string]string)
 	}
-	c.Messages[lang] = text
+	(*localized)[lang] = text
 	return nil
 }
 

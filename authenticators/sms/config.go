@@ -32,9 +32,26 @@ type Config struct {
 	// is sent; Message answers when none matches. Default: none.
 	Messages map[string]string `json:"messages,omitempty"`
 
-	// Send is what the message carries: "code" (default). Link mode is not
-	// implemented yet.
+	// Send is what the message carries: "code" (default), a one-time code
+	// to type in, or "link", a single-use link to open and confirm (the
+	// Curity SMS seed's hyperlink mode, for smartphones). Link mode needs
+	// the handler's base_url, from which the links are built. In link mode
+	// a text carries no code: a webhook body must use {message}, since
+	// {code} is empty.
 	Send string `json:"send,omitempty"`
+
+	// LinkTTL is how long a link stays valid in link mode. Default: 5m
+	// (a text is read at once, and opening the link and confirming takes
+	// longer than typing a code); at most 1h.
+	LinkTTL caddy.Duration `json:"link_ttl,omitempty"`
+
+	// LinkMessage is the text of a link message; "%s" marks where the
+	// link goes, with the rules of Message. Default: "Tap to sign in: %s".
+	LinkMessage string `json:"link_message,omitempty"`
+
+	// LinkMessages are localized link texts keyed by BCP 47 language tag,
+	// chosen as Messages are. Default: none.
+	LinkMessages map[string]string `json:"link_messages,omitempty"`
 
 	// Limits: code_length (default 6), code_ttl (default 1m, at most 10m),
 	// max_attempts (default 3), max_sends (default 3) and throttle
@@ -73,6 +90,7 @@ type Config struct {
 	logger   *zap.Logger
 	provider Provider
 	msgs     *messages
+	linkMsgs *messages
 	allowed  []string // AllowedCountries in upper case
 	queue    *delivery.Queue[Text]
 	report   func(authenticators.DeliveryResult)

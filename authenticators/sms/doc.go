@@ -36,6 +36,9 @@
 //
 // A message text has "%s" where the code goes, and may be localized per
 // language (Config.Messages); WithLanguage passes the user's preference to
-// Deliver. Config also implements authenticators.Notifier: Notify sends a
+// Deliver. In link mode (send link, the seed's hyperlink mode) the text is
+// a link text instead (Config.LinkMessage, Config.LinkMessages), with "%s"
+// where the single-use link goes; the link's token is masked wherever a
+// code would be. Config also implements authenticators.Notifier: Notify sends a
 // short built-in security notice when a user's factors change.
 package sms

@@ -16,6 +16,10 @@ import (
 // the code alone, as in the Curity SMS OTP seed.
 const DefaultMessage = "%s"
 
+// DefaultLinkMessage is the text of a link message when none is
+// configured.
+const DefaultLinkMessage = "Tap to sign in: %s"
+
 // MaxBodyLength is the longest text, in characters, a message may have
 // with a code of the greatest length in it. It is Twilio's limit for one
 // message (sent as up to ten concatenated segments).
@@ -146,6 +150,19 @@ func parseMessages(def string, localized map[string]string) (*messages, error) {
 	}
 	m.matcher = language.NewMatcher(m.tags)
 	return &m, nil
+}
+
+// parseLinkMessages parses the link texts as parseMessages parses the code
+// texts; the default is DefaultLinkMessage. Their %s stands for the link.
+func parseLinkMessages(def string, localized map[string]string) (*messages, error) {
+	if def == "" {
+		def = DefaultLinkMessage
+	}
+	m, err := parseMessages(def, localized)
+	if err != nil {
+		return nil, fmt.Errorf("link %w", err)
+	}
+	return m, nil
 }
 
 // pick returns the text for the language preference lang, an

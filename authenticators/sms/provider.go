@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
@@ -47,8 +48,12 @@ type Text struct {
 	// Body is the text to send, with the code in it.
 	Body string
 	// Code is the one-time code Body carries, for gateways that take it as
-	// a field of its own; empty for notices. Never log it.
+	// a field of its own; empty for notices and link messages. Never log
+	// it.
 	Code string
+	// Link is the one-time link Body carries in link mode; empty
+	// otherwise. Never log it: its token signs the user in.
+	Link string
 }
 
 // StatusError is a provider's HTTP answer that is not a success.
@@ -133,7 +138,8 @@ func (e *sendError) Unwrap() error { return e.err }
 // classify masks err's text and marks it permanent when IsPermanent says
 // so; every other error is left for the queue to retry.
 func classify(err error, t Text) error {
-	e := &sendError{msg: maskText(err.Error(), t.Code, t.To), err: err}
+	secret := authenticators.Message{Code: t.Code, Link: t.Link}.Secret()
+	e := &sendError{msg: maskText(err.Error(), secret, t.To), err: err}
 	if IsPermanent(err) {
 		return delivery.Permanent(e)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -21,15 +22,23 @@ const Method = "sms"
 // Defaults applied by Provision; the limits are those of the Curity SMS
 // OTP seed.
 const (
-	DefaultSend        = "code"
+	DefaultSend        = SendCode
 	DefaultCodeLength  = 6
 	DefaultCodeTTL     = time.Minute
 	MaxCodeTTL         = 10 * time.Minute
+	DefaultLinkTTL     = 5 * time.Minute
+	MaxLinkTTL         = time.Hour
 	DefaultMaxAttempts = 3
 	DefaultMaxSends    = 3
 	DefaultWorkers     = delivery.DefaultWorkers
 	DefaultRetries     = delivery.DefaultRetries
 	DefaultWait        = delivery.DefaultWait
+)
+
+// What a text carries (Config.Send).
+const (
+	SendCode = "code"
+	SendLink = "link"
 )
 
 // Throttle defaults applied by Provision.
@@ -61,6 +70,9 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 	}
 	var err error
 	if c.msgs, err = parseMessages(c.Message, c.Messages); err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	if c.linkMsgs, err = parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
 		return fmt.Errorf("sms: %w", err)
 	}
 	c.allowed = make([]string, len(c.AllowedCountries))
@@ -114,6 +126,9 @@ func (c *Config) applyDefaults() {
 	if c.CodeTTL == 0 {
 		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
 	}
+	if c.LinkTTL == 0 {
+		c.LinkTTL = caddy.Duration(DefaultLinkTTL)
+	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
@@ -163,17 +178,18 @@ func (c *Config) applyDefaults() {
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
 	switch c.Send {
-	case "", "code":
-	case "link":
-		return errors.New("sms: send link is not supported yet; use send code")
+	case "", SendCode, SendLink:
 	default:
-		return fmt.Errorf("sms: send must be code, not %q", c.Send)
+		return fmt.Errorf("sms: send must be code or link, not %q", c.Send)
 	}
 	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
 		return fmt.Errorf("sms: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
 	}
 	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
 		return fmt.Errorf("sms: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
+	}
+	if c.LinkTTL < 0 || time.Duration(c.LinkTTL) > MaxLinkTTL {
+		return fmt.Errorf("sms: link_ttl %s outside 0..%s", time.Duration(c.LinkTTL), MaxLinkTTL)
 	}
 	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
 		return fmt.Errorf("sms: max_attempts %d outside 1..100", c.MaxAttempts)
@@ -205,6 +221,11 @@ func (c *Config) Validate() error {
 	}
 	if c.msgs == nil {
 		if _, err := parseMessages(c.Message, c.Messages); err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
+	}
+	if c.linkMsgs == nil {
+		if _, err := parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
 			return fmt.Errorf("sms: %w", err)
 		}
 	}
@@ -270,13 +291,35 @@ func (c *Config) Render(code, lang string) (string, error) {
 	return msgs.pick(lang).expand(code), nil
 }
 
+// RenderLink returns the text of a link message for link in the language
+// that best matches lang. The link must pass authenticators.CheckLink, and
+// the text must fit in MaxBodyLength characters.
+func (c *Config) RenderLink(link, lang string) (string, error) {
+	if err := authenticators.CheckLink(link); err != nil {
+		return "", err
+	}
+	msgs := c.linkMsgs
+	if msgs == nil {
+		var err error
+		if msgs, err = parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
+			return "", err
+		}
+	}
+	body := msgs.pick(lang).expand(link)
+	if n := utf8.RuneCountInString(body); n > MaxBodyLength {
+		return "", fmt.Errorf("link message is %d characters long, more than %d", n, MaxBodyLength)
+	}
+	return body, nil
+}
+
 // Deliver validates m.To (ParseNumber, allowed_countries), renders the
-// text in the language WithLanguage put in ctx, and queues it. It waits up
-// to the delivery wait for the outcome: nil means sent or still being
-// tried; an error wrapping authenticators.ErrDeliveryFailed means the text
-// will not arrive (an invalid number or country, a permanent provider
-// failure, all retries failed, a full queue). Every attempt is reported
-// with the number masked; the code is never reported or logged.
+// text of its code, or else of its link, in the language WithLanguage put
+// in ctx, and queues it. It waits up to the delivery wait for the outcome:
+// nil means sent or still being tried; an error wrapping
+// authenticators.ErrDeliveryFailed means the text will not arrive (an
+// invalid number or country, a permanent provider failure, all retries
+// failed, a full queue). Every attempt is reported with the number masked;
+// the code and the link's token are never reported or logged.
 func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 	if c.queue == nil {
 		return fmt.Errorf("%w: sms sender is not provisioned", authenticators.ErrDeliveryFailed)
@@ -286,15 +329,14 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		c.reportNow(m.ChallengeID, m.User, masked, err)
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
 	}
-	if m.Code == "" && m.Link != "" {
-		err = errors.New("link mode is not supported yet")
-	}
 	var body string
-	if err == nil {
+	if m.Code == "" && m.Link != "" {
+		body, err = c.RenderLink(m.Link, languageFrom(ctx))
+	} else {
 		body, err = c.Render(m.Code, languageFrom(ctx))
 	}
 	if err != nil {
-		err = errors.New(maskText(err.Error(), m.Code, to))
+		err = errors.New(maskText(err.Error(), m.Secret(), to))
 		c.reportNow(m.ChallengeID, m.User, masked, err)
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
 	}
@@ -302,7 +344,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
-		Payload:     Text{To: to, Body: body, Code: m.Code},
+		Payload:     Text{To: to, Body: body, Code: m.Code, Link: m.Link},
 	})
 }
 

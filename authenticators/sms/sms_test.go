@@ -53,7 +53,14 @@ func TestValidate(t *testing.T) {
 	}{
 		{"minimal", Config{ProviderRaw: outbox}, true},
 		{"send code", Config{ProviderRaw: outbox, Send: "code"}, true},
-		{"send link", Config{ProviderRaw: outbox, Send: "link"}, false},
+		{"send link", Config{ProviderRaw: outbox, Send: "link"}, true},
+		{"link ttl 1h", Config{ProviderRaw: outbox, Send: "link", LinkTTL: caddy.Duration(time.Hour)}, true},
+		{"link ttl 1h1s", Config{ProviderRaw: outbox, Send: "link", LinkTTL: caddy.Duration(time.Hour + time.Second)}, false},
+		{"link ttl negative", Config{ProviderRaw: outbox, LinkTTL: -1}, false},
+		{"link message", Config{ProviderRaw: outbox, Send: "link", LinkMessage: "Sign in: %s"}, true},
+		{"link message without %s", Config{ProviderRaw: outbox, Send: "link", LinkMessage: "Sign in"}, false},
+		{"localized link message", Config{ProviderRaw: outbox, LinkMessages: map[string]string{"sv": "Logga in: %s"}}, true},
+		{"localized link message bad tag", Config{ProviderRaw: outbox, LinkMessages: map[string]string{"swedish!": "%s"}}, false},
 		{"send other", Config{ProviderRaw: outbox, Send: "email"}, false},
 		{"message", Config{ProviderRaw: outbox, Message: "Your code is %s"}, true},
 		{"message without %s", Config{ProviderRaw: outbox, Message: "Your code"}, false},
@@ -138,7 +145,7 @@ func TestDeliverRefusesBadInput(t *testing.T) {
 	}
 	bad := []authenticators.Message{testMessage(), testMessage(), testMessage()}
 	bad[0].Code = ""
-	bad[1].Code, bad[1].Link = "", "https://app.example.com/.mfa/link?token=x"
+	bad[1].Code, bad[1].Link = "", "javascript:alert(1)"
 	bad[2].Code = "12\r\n34"
 	for _, m := range bad {
 		if err := c.Deliver(t.Context(), m); !errors.Is(err, authenticators.ErrDeliveryFailed) {
