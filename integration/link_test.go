@@ -1,0 +1,128 @@
+package integration
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var linkPattern = regexp.MustCompile(`https?://[^\s"<>]+/\.mfa/link\?token=[A-Za-z0-9_-]+`)
+
+// TestLinkCrossDevice signs alice in with an emailed link through a real
+// Caddy and a real SMTP server: the browser that asked waits on a page
+// that refreshes itself, the link is confirmed on a phone that has
+// neither the flow cookie nor the first factor (basic_auth leaves the
+// link page out, as the README suggests), and the first browser then
+// signs in by itself and goes where it first wanted to.
+func TestLinkCrossDevice(t *testing.T) {
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	startCaddy(t, globalOptions("")+siteURL+` {
+	@notlink not path /.mfa/link
+	basic_auth @notlink {
+		alice `+bcryptHash(t, alicePassword)+`
+	}
+	mfa {
+		base_url `+siteURL+`
+		storage badger `+t.TempDir()+`
+		secret_key `+testSecret+`
+		users {
+			alice email alice@example.com
+		}
+		email {
+			`+smtpBlock(srv, "starttls")+`
+			from "Example <noreply@example.com>"
+			send link
+			link_ttl 15m
+		}
+	}
+	reverse_proxy `+up.addr()+` {
+		header_up X-Mfa-User {http.auth.mfa.user}
+		header_up X-Mfa-Method {http.auth.mfa.method}
+	}
+}
+`)
+
+	browser := newClient(t).withBasicAuth("alice", alicePassword)
+	const target = "/reports/q3?x=1"
+	r := browser.get(target, "text/html")
+	if r.StatusCode != http.StatusFound {
+		t.Fatalf("GET %s: status %d", target, r.StatusCode)
+	}
+	r = browser.get(r.Header.Get("Location"), "text/html")
+	if !strings.Contains(string(r.body), "Email me a sign-in link") {
+		t.Fatalf("the choose page does not offer a link:\n%s", r.body)
+	}
+	f := form(t, r.body, "/.mfa/send")
+	if r = browser.postForm(f.action, f.values); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("send: status %d: %s", r.StatusCode, r.body)
+	}
+
+	// The waiting page refreshes itself, and /status says pending.
+	r = browser.get("/.mfa/", "text/html")
+	if !strings.Contains(string(r.body), `<meta http-equiv="refresh" content="3">`) {
+		t.Fatalf("the waiting page does not refresh itself:\n%s", r.body)
+	}
+	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "pending" || st["expires_in"] != 900.0 {
+		t.Fatalf("status %v, want pending for 15 minutes", st)
+	}
+
+	m := waitMessage(t, srv, 1)
+	if len(m.To) != 1 || m.To[0] != "alice@example.com" {
+		t.Errorf("RCPT TO %q", m.To)
+	}
+	link := linkPattern.FindString(m.text)
+	if link == "" || !strings.HasPrefix(link, siteURL+"/.mfa/link?token=") {
+		t.Fatalf("no link from base_url in the text part:\n%s", m.text)
+	}
+	if !strings.Contains(m.html, `href="`+link+`"`) {
+		t.Errorf("the HTML part does not link to %s:\n%s", link, m.html)
+	}
+	if codePattern.MatchString(strings.ReplaceAll(m.text, link, "")) {
+		t.Errorf("the link message carries a code:\n%s", m.text)
+	}
+	path := strings.TrimPrefix(link, siteURL)
+
+	// On the phone: opening the link (as a mail scanner would) changes
+	// nothing; the confirm button does.
+	phone := newClient(t)
+	r = phone.get(path, "text/html")
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), "Confirm sign-in") {
+		t.Fatalf("GET the link: status %d:\n%s", r.StatusCode, r.body)
+	}
+	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "pending" {
+		t.Fatalf("status after GET /link: %v", st)
+	}
+	confirm := form(t, r.body, "/.mfa/link")
+	r = phone.postForm(confirm.action, confirm.values)
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), "Sign-in confirmed") {
+		t.Fatalf("confirm: status %d:\n%s", r.StatusCode, r.body)
+	}
+	if r2 := phone.postForm(confirm.action, confirm.values); r2.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the link worked twice: status %d", r2.StatusCode)
+	}
+	if phone.get(target, "application/json").StatusCode != http.StatusUnauthorized {
+		t.Error("the phone reached the site")
+	}
+
+	// The waiting page's next refresh signs the first browser in.
+	r = browser.get("/.mfa/", "text/html")
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != target {
+		t.Fatalf("refresh after the confirmation: status %d, Location %q: %s", r.StatusCode, r.Header.Get("Location"), r.body)
+	}
+	r = browser.get(target, "text/html")
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", target, r.StatusCode, r.body)
+	}
+	got := up.last(t)
+	if got.Header.Get("X-Mfa-User") != "alice" || got.Header.Get("X-Mfa-Method") != "email" {
+		t.Errorf("upstream saw user %q, method %q", got.Header.Get("X-Mfa-User"), got.Header.Get("X-Mfa-Method"))
+	}
+	if up.count() != 1 {
+		t.Errorf("the upstream received %d requests, want 1", up.count())
+	}
+	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "verified" {
+		t.Errorf("status after sign-in: %v", st)
+	}
+}
