@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -696,6 +698,80 @@ func TestLinkTokensAreNeverStoredOrLogged(t *testing.T) {
 			if strings.Contains(line, tok) || strings.Contains(line, tok[len(tok)-43:]) {
 				t.Errorf("log line holds a token: %s", line)
 			}
+		}
+	}
+}
+
+// TestLinkConfirmedOnce (SECURITY.md A3): the same link confirmed many
+// times at once succeeds once, and a confirmed sign-in picked up by many
+// requests at once makes one session. (Each replay counts in the lockout,
+// as a replayed code does; the lockout is raised here so that the replays
+// do not lock alice out before her browser picks the sign-in up.)
+func TestLinkConfirmedOnce(t *testing.T) {
+	e := linkEnv(t, func(h *Handler) { h.Lockout = &Lockout{Failures: 100} })
+	b, token := e.sendLink("alice")
+	phone := e.browser("")
+	csrf := phone.openLink(token)
+	const n = 20
+	results := make(chan int, n)
+	for range n {
+		go func() {
+			resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": csrf}})
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	ok := 0
+	for range n {
+		if <-results == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d confirmations succeeded, want 1", ok)
+	}
+	sessions := make(chan bool, n)
+	for range n {
+		go func() {
+			resp := b.do(request{target: "/.mfa/status"})
+			defer resp.Body.Close()
+			var v statusAnswer
+			sessions <- json.NewDecoder(resp.Body).Decode(&v) == nil && v.Redirect == "/docs/a"
+		}()
+	}
+	picked := 0
+	for range n {
+		if <-sessions {
+			picked++
+		}
+	}
+	if picked != 1 {
+		t.Errorf("%d requests picked up the sign-in, want 1", picked)
+	}
+	recs, err := e.h.store.List(t.Context(), keyUserSess+"alice/", 0, false)
+	if err != nil || len(recs) != 1 {
+		t.Errorf("alice has %d sessions (%v), want 1", len(recs), err)
+	}
+}
+
+// TestLinkPageSkipsAccessLog: GET /link, whose URL carries the token,
+// asks Caddy to leave it out of the access log.
+func TestLinkPageSkipsAccessLog(t *testing.T) {
+	e := linkEnv(t)
+	for _, target := range []string{"/.mfa/link?token=" + strings.Repeat("A", 70), "/.mfa/"} {
+		r := httptest.NewRequest(http.MethodGet, "http://app.test"+target, nil)
+		repl := caddyhttp.NewTestReplacer(r)
+		repl.Set("http.auth.user.id", "alice")
+		vars := map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.10"}
+		ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, vars)
+		w := httptest.NewRecorder()
+		if err := e.h.ServeHTTP(w, r.WithContext(ctx), nil); err != nil {
+			t.Fatal(err)
+		}
+		skip, _ := vars[caddyhttp.LogSkipVar].(bool)
+		if want := strings.Contains(target, "/link"); skip != want {
+			t.Errorf("GET %s: log_skip %v, want %v", target, skip, want)
 		}
 	}
 }
