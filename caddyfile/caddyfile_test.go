@@ -183,6 +183,11 @@ func TestUnmarshal(t *testing.T) {
 			want:  `{"sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"per_country_per_hour":-1,"throttle":{"per_hour":-1,"cooldown":-1},"delivery":{"retries":-1}}}`,
 		},
 		{
+			name:  "email registration",
+			input: "mfa {\n\temail {\n\t\toutbox ./mailbox\n\t\tregistration {\n\t\t\trequire totp sms\n\t\t\tshow_info on\n\t\t}\n\t}\n}",
+			want:  `{"email":{"transport":{"transport":"outbox","dir":"./mailbox"},"registration":{"require":["totp","sms"],"show_info":true}}}`,
+		},
+		{
 			name:  "sms registration",
 			input: "mfa {\n\tsms {\n\t\tprovider outbox ./sms-outbox\n\t\tregistration {\n\t\t\tduring_login on\n\t\t\trequire totp\n\t\t\tshow_info off\n\t\t}\n\t}\n}",
 			want:  `{"sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"registration":{"during_login":true,"require":["totp"]}}}`,

@@ -121,6 +121,13 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 			}
 			cfg.Delivery = opts
 
+		case "registration":
+			r := new(authenticators.Registration)
+			if err := r.UnmarshalCaddyfile(d); err != nil {
+				return nil, err
+			}
+			cfg.Registration = r
+
 		default:
 			return nil, d.Errf("unrecognized mfa email subdirective %q", d.Val())
 		}
