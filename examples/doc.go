@@ -6,7 +6,14 @@
 //   - basic-auth-smtp: basic_auth, codes sent by SMTP with STARTTLS, and
 //     an app behind reverse_proxy;
 //   - standalone: no first factor; the page asks who you are and emails
-//     a code to the address on file.
+//     a code to the address on file;
+//   - remember: the emailed code only from a new IP address, and
+//     "remember this device";
+//   - totp: an authenticator app, set up after a first emailed code;
+//   - sms-outbox: a code by text message written to ./sms-outbox, and an
+//     authenticator app as the stronger alternative;
+//   - sms-twilio: a code by text message through Twilio, an
+//     authenticator app, and an app behind reverse_proxy.
 //
 // The Caddyfiles are embedded in the package, and Start runs one in this
 // process the way caddytest does: adapted by Caddy's caddyfile adapter,

@@ -3,6 +3,7 @@ package examples
 import (
 	"bytes"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,13 +18,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
 
 // tested names the examples that have a sign-in test below; TestEveryExample
 // fails when a folder is added without one.
-var tested = []string{"basic-auth-smtp", "quickstart", "remember", "standalone", "totp"}
+var tested = []string{"basic-auth-smtp", "quickstart", "remember", "sms-outbox", "sms-twilio", "standalone", "totp"}
 
 func TestEveryExample(t *testing.T) {
 	if got := Names(); !slices.Equal(got, tested) {
@@ -384,6 +386,8 @@ type view struct {
 	User         string   `json:"user"`
 	Error        string   `json:"error"`
 	Message      string   `json:"message"`
+	// Destinations are the masked addresses by method.
+	Destinations map[string]string `json:"destinations"`
 }
 
 // TestRemember follows examples/remember: the first sign-in from an
@@ -452,6 +456,178 @@ func TestRemember(t *testing.T) {
 	}
 	if got := hello(remembered, "203.0.113.9"); got != "Hello alice, you passed MFA (remembered_device)." {
 		t.Errorf("the remembered browser from a new address: %q", got)
+	}
+}
+
+// TestSMSOutbox follows examples/sms-outbox/README.md as a browser: alice
+// asks for a code by text, reads it from the .txt file in ./sms-outbox,
+// and is offered an authenticator app; she adds it, signs out, and signs
+// in with the app, which is now offered first. Bob's browser asks for
+// Swedish and gets the Swedish text at his Swedish number.
+func TestSMSOutbox(t *testing.T) {
+	srv := Start(t, "sms-outbox", Options{})
+	c := srv.Client()
+	const site = "http://localhost:8080"
+	outbox := filepath.Join(srv.Dir, "sms-outbox")
+	page := func(path, user string) string {
+		t.Helper()
+		return wantStatus(t, do(t, c, get(t, site+path, user, user, "text/html")), http.StatusOK)
+	}
+	post := func(path, user string, form url.Values) *http.Response {
+		t.Helper()
+		return do(t, c, postForm(t, site+path, user, user, form))
+	}
+	// says reports whether a page shows text, once its entities are
+	// decoded (the template writes + as &#43;).
+	says := func(page, text string) bool { return strings.Contains(html.UnescapeString(page), text) }
+
+	// 1-2. Basic auth, then a code by text to the number on file.
+	resp := do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	p := page(resp.Header.Get("Location"), "alice")
+	if !says(p, "Text me a code at +1*******23") || says(p, "authenticator app") {
+		t.Fatalf("the first sign-in page should offer only a text to +1*******23:\n%s", p)
+	}
+	resp = post("/.mfa/send", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"sms"}})
+	wantStatus(t, resp, http.StatusSeeOther)
+
+	// 3. The text is a file in ./sms-outbox.
+	text := WaitText(t, outbox, 1)
+	if text.To != "+12015550123" || text.Body != "Your Example sign-in code is "+text.Code {
+		t.Fatalf("text to %s: %q", text.To, text.Body)
+	}
+	p = page("/.mfa/", "alice")
+	if !says(p, "We sent a code by text message to <strong>+1*******23</strong>") {
+		t.Fatalf("after sending, the page does not say where the code went:\n%s", p)
+	}
+
+	// 4. The code signs alice in and offers the app.
+	resp = post("/.mfa/verify", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"sms"}, "code": {text.Code}})
+	wantStatus(t, resp, http.StatusSeeOther)
+	setup := resp.Header.Get("Location")
+	if setup != "/.mfa/enroll/totp?return=%2F" {
+		t.Fatalf("after the texted code, Location = %q, want the setup page", setup)
+	}
+	if body := page("/", "alice"); body != "Hello alice, you passed MFA (sms)." {
+		t.Fatalf("body = %q", body)
+	}
+
+	// 5. The app.
+	p = page(setup, "alice")
+	m := secretPattern.FindStringSubmatch(p)
+	if m == nil {
+		t.Fatalf("no key on the setup page:\n%s", p)
+	}
+	now := time.Now()
+	resp = post("/.mfa/enroll/totp", "alice", url.Values{
+		"csrf_token": {csrfToken(t, p)}, "action": {"confirm"}, "return": {"/"}, "code": {totpref.Code(m[1], now, 0)},
+	})
+	if p := wantStatus(t, resp, http.StatusOK); !strings.Contains(p, "Save your recovery codes") {
+		t.Fatalf("after confirming the app:\n%s", p)
+	}
+	notice := WaitText(t, outbox, 2)
+	if notice.To != "+12015550123" || notice.Code != "" || !strings.HasPrefix(notice.Body, "Security notice: an authenticator app was added to your account on localhost.") {
+		t.Errorf("after adding the app, text to %s: %q, want the security notice", notice.To, notice.Body)
+	}
+
+	// 6. Sign out, and in again: the app first, the text still offered.
+	p = page("/.mfa/", "alice")
+	wantStatus(t, post("/.mfa/logout", "alice", url.Values{"csrf_token": {csrfToken(t, p)}}), http.StatusSeeOther)
+	resp = do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	p = page(resp.Header.Get("Location"), "alice")
+	p = html.UnescapeString(p)
+	app, sms := strings.Index(p, "Use my authenticator app"), strings.Index(p, "Text me a code at +1*******23")
+	if app < 0 || sms < app {
+		t.Fatalf("the sign-in page should offer the app, then the text:\n%s", p)
+	}
+	p = page("/.mfa/?method=totp", "alice")
+	resp = post("/.mfa/verify", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"totp"}, "code": {totpref.Code(m[1], now, 1)}})
+	wantStatus(t, resp, http.StatusSeeOther)
+	if body := page("/", "alice"); body != "Hello alice, you passed MFA (totp)." {
+		t.Fatalf("body = %q", body)
+	}
+
+	// Bob, in another browser that prefers Swedish.
+	c = srv.Client()
+	resp = do(t, c, get(t, site+"/", "bob", "bob", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	p = page(resp.Header.Get("Location"), "bob")
+	if !says(p, "Text me a code at +4*******67") {
+		t.Fatalf("bob's sign-in page should offer a text to +4*******67:\n%s", p)
+	}
+	req := postForm(t, site+"/.mfa/send", "bob", "bob", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"sms"}})
+	req.Header.Set("Accept-Language", "sv-SE,sv;q=0.9,en;q=0.5")
+	wantStatus(t, do(t, c, req), http.StatusSeeOther)
+	text = WaitText(t, outbox, 3)
+	if text.To != "+46701234567" || text.Body != "Din inloggningskod för Example är "+text.Code {
+		t.Fatalf("bob's text to %s: %q", text.To, text.Body)
+	}
+}
+
+// TestSMSTwilio signs in through examples/sms-twilio with the JSON API:
+// the Twilio provider, its credentials read from the environment, posts
+// to a local server that speaks Twilio's Messages API (api_url rewritten
+// to it), and the app behind reverse_proxy learns who signed in.
+func TestSMSTwilio(t *testing.T) {
+	tw := twiliotest.NewServer(t)
+	t.Setenv("TWILIO_ACCOUNT_SID", twiliotest.AccountSID)
+	t.Setenv("TWILIO_AUTH_TOKEN", twiliotest.AuthToken)
+
+	requests := make(chan string, 10)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests <- r.Header.Get("Remote-User")
+		io.WriteString(w, "the app")
+	}))
+	t.Cleanup(app.Close)
+
+	srv := Start(t, "sms-twilio", Options{Rewrite: func(cfg map[string]any) {
+		Walk(cfg, func(obj map[string]any) {
+			switch {
+			case obj["provider"] == "twilio":
+				if obj["account_sid"] != "{env.TWILIO_ACCOUNT_SID}" || obj["auth_token"] != "{env.TWILIO_AUTH_TOKEN}" || obj["api_url"] != nil {
+					t.Errorf("twilio provider is %v, the test expects the credentials from the environment and Twilio's own API", obj)
+				}
+				obj["api_url"] = tw.URL
+			case obj["handler"] == "reverse_proxy":
+				obj["upstreams"] = []any{map[string]any{"dial": app.Listener.Addr().String()}}
+			}
+		})
+	}})
+	c := srv.Client()
+	const site = "http://app.example.com"
+
+	var v view
+	decode(t, do(t, c, get(t, site+"/.mfa/?return=/reports", "alice", "alice", "application/json")), http.StatusOK, &v)
+	if v.Step != "choose" || !slices.Equal(v.Methods, []string{"sms"}) || v.Destinations["sms"] != "+1*******23" || v.CSRFToken == "" {
+		t.Fatalf("GET /.mfa/: %+v, want the choose step with a text to +1*******23", v)
+	}
+	csrf := v.CSRFToken
+
+	decode(t, do(t, c, postJSON(t, site+"/.mfa/send", map[string]string{"method": "sms", "csrf_token": csrf})), http.StatusOK, &v)
+	if v.Step != "verify" || v.Method != "sms" || v.ExpiresIn != 60 || v.AttemptsLeft == nil || *v.AttemptsLeft != 3 {
+		t.Fatalf("send: %+v, want the verify step with 1m and 3 attempts", v)
+	}
+	msgs := tw.Messages()
+	if len(msgs) != 1 || tw.Requests() != 1 {
+		t.Fatalf("the Twilio server got %d requests and accepted %d texts, want 1 and 1", tw.Requests(), len(msgs))
+	}
+	m := textCode.FindStringSubmatch(msgs[0].Body)
+	if msgs[0].To != "+12015550123" || msgs[0].From != "+12015550100" || m == nil || msgs[0].Body != "Your app.example.com code is "+m[1] {
+		t.Fatalf("text %+v, want the code to +12015550123 from +12015550100", msgs[0])
+	}
+
+	decode(t, do(t, c, postJSON(t, site+"/.mfa/verify", map[string]string{"method": "sms", "code": m[1], "csrf_token": csrf})), http.StatusOK, &v)
+	if v.Step != "done" || v.User != "alice" || v.Method != "sms" || v.Redirect != "/.mfa/enroll/totp?return=%2Freports" {
+		t.Fatalf("verify: %+v, want done for alice, on to the authenticator app's page", v)
+	}
+
+	resp := do(t, c, get(t, site+"/reports", "alice", "alice", "text/html"))
+	if body := wantStatus(t, resp, http.StatusOK); body != "the app" {
+		t.Fatalf("body = %q, want the app's", body)
+	}
+	if user := <-requests; user != "alice" {
+		t.Errorf("the app saw Remote-User %q, want alice", user)
 	}
 }
 
