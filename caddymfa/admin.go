@@ -338,13 +338,12 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 		if err != nil {
 			return adminError(http.StatusServiceUnavailable, "resetting: %v", err)
 		}
-		if err := h.forgetDevices(ctx, user); err != nil {
-			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
-		}
 		result["removed"] = had
 		h.adminAudit(r, "admin: factor reset", zap.String("user", user), zap.String("factor", factor), zap.Bool("removed", had))
 		if had {
-			h.notify(r, &flowState{User: user}, authenticators.NoticeFactorRemoved, factor)
+			h.factorChanged(nil, r, factorChange{who: &flowState{User: user}, event: authenticators.NoticeFactorRemoved, factor: factor})
+		} else if err := h.forgetDevices(ctx, user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
 	case "unlock":
 		if err := h.store.Delete(ctx, keyLockout+user); err != nil {

@@ -68,6 +68,7 @@ type enrollAuth struct {
 	ff        string
 	flow      *flowState // set for an enrollment during sign-in
 	sessionID string     // set for an enrollment from a session
+	session   *cachedSession
 	fresh     bool       // the session's sign-in is recent
 	rec       userRecord // the user's record when the request came
 }
@@ -153,7 +154,7 @@ func (h *Handler) enrollAuthority(r *http.Request, ff string) (*enrollAuth, erro
 	var auth *enrollAuth
 	if s, ok := h.validSession(r, ff); ok {
 		id, _ := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
-		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: id, fresh: h.now().Sub(s.Created) < enrollFreshness}
+		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: id, session: s, fresh: h.now().Sub(s.Created) < enrollFreshness}
 	} else if flow := h.readFlow(r, ff); flow != nil && flow.FirstFactor != "" && h.TOTP.Enroll == totp.EnrollFirstLogin {
 		auth = &enrollAuth{user: flow.user(), ff: flow.FirstFactor, flow: flow}
 	} else {
@@ -364,7 +365,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 	if err != nil {
 		return h.unavailable(w, r, "storing authenticator app", err)
 	}
-	h.factorChanged(r, auth, authenticators.NoticeFactorAdded, zap.Bool("replaced", auth.rec.TOTP != nil))
+	h.factorChanged(w, r, factorChange{who: auth.who(), event: authenticators.NoticeFactorAdded, factor: methodTOTP, keep: auth.session}, zap.Bool("replaced", auth.rec.TOTP != nil))
 	if auth.flow != nil {
 		// Enrolled during sign-in: the valid code signs the user in.
 		c, err := h.newSession(r, auth.flow.FirstFactor, auth.user, methodTOTP)
@@ -423,20 +424,11 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 		return h.unavailable(w, r, "changing authenticator app", err)
 	}
 	if remove {
-		h.factorChanged(r, auth, authenticators.NoticeFactorRemoved)
+		h.factorChanged(w, r, factorChange{who: auth.who(), event: authenticators.NoticeFactorRemoved, factor: methodTOTP, keep: auth.session})
 		return h.render(w, r, &view{Step: stepNotice, Message: "Your authenticator app and its recovery codes were removed.", Redirect: orRoot(ret)})
 	}
 	h.notify(r, auth.who(), authenticators.NoticeRecoveryCodesRenewed, methodRecovery)
 	return h.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
-}
-
-// factorChanged follows a change of the user's app: every remembered
-// device is forgotten (SECURITY.md E31), and the user is notified.
-func (h *Handler) factorChanged(r *http.Request, auth *enrollAuth, event string, fields ...zap.Field) {
-	if err := h.forgetDevices(r.Context(), auth.user); err != nil {
-		h.logger.Error("forgetting devices after a factor change", zap.Error(err))
-	}
-	h.notify(r, auth.who(), event, methodTOTP, fields...)
 }
 
 // proveCurrent checks a code of the user's app, or a recovery code, in

@@ -24,6 +24,12 @@ var noticeAudit = map[string]string{
 // queued, never waited for: it must not slow or fail the change it
 // reports.
 func (h *Handler) notify(r *http.Request, flow *flowState, event, factor string, fields ...zap.Field) {
+	h.notifyAt(r, flow, event, factor, nil, fields...)
+}
+
+// notifyAt is notify with addresses by method that take the place of
+// those on file (the old number of a number just replaced).
+func (h *Handler) notifyAt(r *http.Request, flow *flowState, event, factor string, at map[string]string, fields ...zap.Field) {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	user := flow.user()
 	h.audit(r.Context(), noticeAudit[event], append([]zap.Field{zap.String("user", user), zap.String("factor", factor)}, fields...)...)
@@ -31,8 +37,12 @@ func (h *Handler) notify(r *http.Request, flow *flowState, event, factor string,
 	var to string
 	for _, ch := range h.channels() {
 		n, ok := ch.sender.(authenticators.Notifier)
-		if to = h.destinationFor(r, flow, ch.method); ok && to != "" {
-			notifier = n
+		dest, override := at[ch.method]
+		if !override {
+			dest = h.destinationFor(r, flow, ch.method)
+		}
+		if ok && dest != "" {
+			notifier, to = n, dest
 			break
 		}
 	}

@@ -172,7 +172,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	if f.Action == actionSend {
 		return h.registerSend(w, r, f, pf, method, csrf)
 	}
-	return h.registerConfirm(w, r, f, pf, method, csrf)
+	return h.registerConfirm(w, r, f, pf, s, method, csrf)
 }
 
 // registerRequired asks the user to pass a required factor first; the
@@ -273,7 +273,7 @@ func (h *Handler) checkNewAddress(method, input string) (address, problem string
 
 // registerConfirm checks the code sent to the new address and, when it is
 // right, makes the address the user's.
-func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form, pf *flowState, method, csrf string) error {
+func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form, pf *flowState, s *cachedSession, method, csrf string) error {
 	ctx := r.Context()
 	key := keyRegister + h.keys.storeID(pf.ID)
 	rec, err := h.store.Get(ctx, key)
@@ -299,6 +299,8 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 			Destination: ch.sender.Mask(pending.Address), AttemptsLeft: &left, status: http.StatusUnauthorized, Error: errCodeInvalid, Message: "That code is not valid."}
 		return h.render(w, r, v)
 	}
+	who := &flowState{FirstFactor: pf.FirstFactor, User: pf.User}
+	old := map[string]string{method: h.destinationFor(r, who, method)}
 	err = h.updateUser(ctx, pf.user(), func(u *userRecord) (storage.Op, error) {
 		if method == methodSMS {
 			u.Phone = pending.Address
@@ -311,10 +313,11 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 		return h.unavailable(w, r, "storing the new address", err)
 	}
 	_ = h.store.Delete(ctx, key)
-	if err := h.forgetDevices(ctx, pf.user()); err != nil {
-		h.logger.Error("forgetting devices after a factor change", zap.Error(err))
-	}
-	h.notify(r, &flowState{FirstFactor: pf.FirstFactor, User: pf.User}, authenticators.NoticeFactorAdded, method, zap.String("address", ch.sender.Mask(pending.Address)))
+	// The notice goes to the old address of the changed method (never to
+	// the new one, which may be an attacker's) unless another method
+	// reaches the user first.
+	h.factorChanged(w, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: method, keep: s, noticeTo: old},
+		zap.String("address", ch.sender.Mask(pending.Address)))
 	dest := orRoot(pf.Return)
 	if wantsJSON(r) {
 		return h.render(w, r, &view{Step: stepDone, User: pf.user(), Method: method, Destination: ch.sender.Mask(pending.Address), Redirect: dest})

@@ -165,3 +165,63 @@ func TestRegisterEmail(t *testing.T) {
 		t.Errorf("destinations after registering: %v", d)
 	}
 }
+
+// SECURITY.md E30: a factor change ends the user's other sessions; the
+// browser that made it stays signed in. A replaced number's notice goes to
+// the old number, never to the new one.
+func TestFactorChangeEndsOtherSessions(t *testing.T) {
+	t.Run("app added", func(t *testing.T) {
+		e := totpEnv(t, "")
+		other := e.signIn("alice")
+		b, _, _ := e.enrollApp("alice")
+		e.h.sessions = newSessionCache(maxCachedSessions)
+		if resp := other.do(request{target: "/app"}); resp.StatusCode == http.StatusOK {
+			t.Error("another session survived adding an app")
+		}
+		if resp := b.do(request{target: "/app"}); resp.StatusCode != http.StatusOK {
+			t.Errorf("the session that added the app ended: %d", resp.StatusCode)
+		}
+	})
+	t.Run("phone replaced", func(t *testing.T) {
+		e, tw := smsEnv(t, func(h *Handler) {
+			h.Email = nil
+			h.TOTP = &totp.Config{Issuer: "Example", Enroll: totp.EnrollFirstLogin}
+			h.SMS.Registration = &authenticators.Registration{Require: []string{"totp"}}
+		})
+		b := e.browser("alice")
+		b.state()
+		_, page := b.enrollPage("")
+		secret := page["secret"].(string)
+		b.postEnroll(map[string]string{"code": e.code(secret, 0)})
+		e.clock.add(time.Minute)
+		other := e.browser("alice")
+		if resp := other.postJSON("/verify", map[string]string{"method": "totp", "code": e.code(secret, 0)}); resp.StatusCode != 200 {
+			t.Fatalf("second session: %d", resp.StatusCode)
+		}
+		// b's session came from the app, minutes ago: it may register.
+		b.postRegister(map[string]string{"action": "send", "address": "+12015550177"})
+		code, _ := lastText(t, tw)
+		if resp, v := b.postRegister(map[string]string{"action": "confirm", "code": code}); resp.StatusCode != 200 {
+			t.Fatalf("confirm: %d %v", resp.StatusCode, v)
+		}
+		e.h.sessions = newSessionCache(maxCachedSessions)
+		if resp := other.do(request{target: "/app"}); resp.StatusCode == http.StatusOK {
+			t.Error("another session survived the number change")
+		}
+		if resp := b.do(request{target: "/app"}); resp.StatusCode != http.StatusOK {
+			t.Errorf("the session that changed the number ended: %d", resp.StatusCode)
+		}
+		notice := func() (twiliotest.Message, bool) {
+			for _, m := range tw.Messages() {
+				if strings.Contains(m.Body, "phone number") {
+					return m, true
+				}
+			}
+			return twiliotest.Message{}, false
+		}
+		waitFor(t, func() bool { _, ok := notice(); return ok })
+		if m, _ := notice(); m.To != "+12015550123" {
+			t.Errorf("the change notice went to %s, want the old number: %q", m.To, m.Body)
+		}
+	})
+}

@@ -1,0 +1,45 @@
+package caddymfa
+
+import (
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+// factorChange is a change to a user's factors: an app added, replaced or
+// removed, a phone number or address registered, an administrator's reset.
+type factorChange struct {
+	who    *flowState // the user, as the address lookup sees them
+	event  string     // authenticators.Notice* event
+	factor string     // the method that changed
+	// keep, when set, is the session of the browser that made the change,
+	// by the method it was made with: it gets a fresh session.
+	keep *cachedSession
+	// noticeTo is where the notice goes when it must not go to the
+	// changed factor's new address (a phone number replaced: the old
+	// number is told, not the new one).
+	noticeTo map[string]string
+}
+
+// factorChanged applies SECURITY.md E30 and E31 to a change: every session
+// of the user ends server-side (the browser that made the change gets a
+// fresh one), every remembered device is forgotten, and the user is
+// notified and audited. Failures are logged: the change itself is done.
+func (h *Handler) factorChanged(w http.ResponseWriter, r *http.Request, c factorChange, fields ...zap.Field) {
+	ctx := r.Context()
+	user := c.who.user()
+	if err := h.revokeUserSessions(ctx, user); err != nil {
+		h.logger.Error("ending sessions after a factor change", zap.Error(err))
+	}
+	if c.keep != nil && w != nil {
+		if cookie, err := h.newSession(r, c.keep.FirstFactor, c.keep.User, c.keep.Method); err != nil {
+			h.logger.Error("renewing the session after a factor change", zap.Error(err))
+		} else {
+			http.SetCookie(w, cookie)
+		}
+	}
+	if err := h.forgetDevices(ctx, user); err != nil {
+		h.logger.Error("forgetting devices after a factor change", zap.Error(err))
+	}
+	h.notifyAt(r, c.who, c.event, c.factor, c.noticeTo, fields...)
+}
