@@ -284,8 +284,8 @@ func (h *Handler) endSession(r *http.Request) (user string, err error) {
 	return user, h.store.Delete(r.Context(), keySession+storeID)
 }
 
-// revokeUserSessions ends every session of a user (lockout, and later
-// factor changes and admin revoke: SECURITY.md E30).
+// revokeUserSessions ends every session of a user: lockout, factor
+// changes and admin revoke (SECURITY.md E30).
 func (h *Handler) revokeUserSessions(ctx context.Context, user string) error {
 	h.sessions.removeUser(user)
 	prefix := keyUserSess + user + "/"
