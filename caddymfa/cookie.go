@@ -15,6 +15,9 @@ const (
 	flowCookieName    = "mfa_flow"
 	sessionCookieName = "mfa_session"
 	hostPrefix        = "__Host-"
+	// cookieMarker is in the name of every cookie of ours (also
+	// deviceCookieName), so one scan tells whether a header holds any.
+	cookieMarker = "mfa_"
 )
 
 // maxCookieValue bounds what decodeSigned looks at.
@@ -114,10 +117,11 @@ func stripCookies(r *http.Request, names ...string) {
 	lines := r.Header["Cookie"]
 	found := false
 	for _, line := range lines {
-		for _, n := range names {
-			if strings.Contains(line, n) {
-				found = true
-			}
+		// One scan for what all our names share, rather than one per name;
+		// stripCookieLine then compares whole names.
+		if strings.Contains(line, cookieMarker) {
+			found = true
+			break
 		}
 	}
 	if !found {
