@@ -99,21 +99,9 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if !post && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return h.methodNotAllowed(w, "GET, HEAD, POST")
 	}
-	var f form
-	if post {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		var err error
-		if f, err = readForm(r); err != nil {
-			return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
-		}
-		if !h.sameOrigin(r) {
-			return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
-		}
-	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	ff, ok := h.firstFactor(r, repl)
-	if !ok {
-		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+	f, ff, refusal := h.readPage(w, r)
+	if refusal != nil {
+		return h.render(w, r, refusal)
 	}
 	auth, err := h.enrollAuthority(r, ff)
 	if err != nil {
@@ -145,6 +133,28 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return h.changeApp(w, r, f, auth, ret)
 	}
 	return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown action."))
+}
+
+// readPage reads what the enrollment and registration pages share: for a
+// POST the size-limited form and the same-origin check, then the
+// first-factor user. A non-nil refusal is the answer to send instead.
+func (h *Handler) readPage(w http.ResponseWriter, r *http.Request) (f form, ff string, refusal *view) {
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		var err error
+		if f, err = readForm(r); err != nil {
+			return f, "", h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read.")
+		}
+		if !h.sameOrigin(r) {
+			return f, "", h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site.")
+		}
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ff, ok := h.firstFactor(r, repl)
+	if !ok {
+		return f, "", h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first.")
+	}
+	return f, ff, nil
 }
 
 // enrollAuthority works out who may enroll with this request: the user of

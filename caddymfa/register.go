@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -122,21 +121,9 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	if !post && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return h.methodNotAllowed(w, "GET, HEAD, POST")
 	}
-	var f form
-	if post {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		var err error
-		if f, err = readForm(r); err != nil {
-			return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
-		}
-		if !h.sameOrigin(r) {
-			return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
-		}
-	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	ff, ok := h.firstFactor(r, repl)
-	if !ok {
-		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+	f, ff, refusal := h.readPage(w, r)
+	if refusal != nil {
+		return h.render(w, r, refusal)
 	}
 	ret := f.Return
 	if !post {
