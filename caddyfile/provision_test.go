@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +12,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/caddymfa"
+	"github.com/caddymfa/caddy-mfa/internal/geoiptest"
 )
 
 // TestAdaptedTOTPProvisions loads the mfa handlers adapted from the totp
@@ -50,7 +48,7 @@ func TestAdaptedPolicyProvisions(t *testing.T) {
 		t.Fatalf("got %d mfa handlers; want 1", len(handlers))
 	}
 	obj := handlers[0]
-	obj["geoip_db"] = countryDB(t)
+	obj["geoip_db"] = geoiptest.CountryDB(t, map[string]string{"198.51.100.0/24": "SE"})
 	h, raw, err := loadAdapted(t, obj)
 	if err != nil {
 		t.Fatalf("loading %s: %v", raw, err)
@@ -72,7 +70,7 @@ func TestAdaptedPolicyProvisions(t *testing.T) {
 // refuses when it is provisioned, and that geoip_db placeholders are
 // resolved then.
 func TestPolicyCheckedAtProvision(t *testing.T) {
-	t.Setenv("MFA_TEST_GEOIP_DB", countryDB(t))
+	t.Setenv("MFA_TEST_GEOIP_DB", geoiptest.CountryDB(t, map[string]string{"198.51.100.0/24": "SE"}))
 	notADatabase := filepath.Join(t.TempDir(), "country.mmdb")
 	if err := os.WriteFile(notADatabase, []byte("not a database"), 0o600); err != nil {
 		t.Fatal(err)
@@ -341,33 +339,6 @@ func provisionSMS(t *testing.T, block any) (*sms.Config, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// countryDB writes a small GeoLite2-Country-shaped database and returns
-// its path.
-func countryDB(t *testing.T) string {
-	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, network, err := net.ParseCIDR("198.51.100.0/24")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tree.Insert(network, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("SE")}}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "country.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // mfaHandlers returns every JSON object in v with "handler": "mfa".

@@ -1,50 +1,17 @@
 package caddymfa
 
 import (
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+	"github.com/caddymfa/caddy-mfa/internal/geoiptest"
 )
-
-// countryDB writes a GeoLite2-Country-shaped database mapping each CIDR
-// to an ISO country code, and returns its path.
-func countryDB(t testing.TB, networks map[string]string) string {
-	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for cidr, iso := range networks {
-		_, network, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tree.Insert(network, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(iso)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "country.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // page asks for a protected page as a browser from ip and returns the
 // status and the method the upstream saw ("" when it was not reached).
@@ -136,7 +103,7 @@ func TestPolicyNewIP(t *testing.T) {
 func TestPolicyNewCountry(t *testing.T) {
 	h, outbox := testConfig(t)
 	h.Policy = "new_country"
-	h.GeoIPDB = countryDB(t, map[string]string{"198.51.100.0/24": "SE", "203.0.113.0/24": "US"})
+	h.GeoIPDB = geoiptest.CountryDB(t, map[string]string{"198.51.100.0/24": "SE", "203.0.113.0/24": "US"})
 	e := newEnv(t, h, outbox)
 	e.signInFrom("alice", "198.51.100.1", false)
 	if _, method := e.browser("alice").page("198.51.100.200"); method != "known_country" {

@@ -1,15 +1,10 @@
 package integration
 
 import (
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/maxmind/mmdbwriter"
-	"github.com/maxmind/mmdbwriter/mmdbtype"
-
+	"github.com/caddymfa/caddy-mfa/internal/geoiptest"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
@@ -59,34 +54,6 @@ func reached(t *testing.T, c *client) string {
 	return h.Get("X-Mfa-Method")
 }
 
-// countryDB writes a small country database in the GeoLite2-Country shape.
-func countryDB(t *testing.T, networks map[string]string) string {
-	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-Country", RecordSize: 24, IncludeReservedNetworks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for cidr, iso := range networks {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String(iso)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "GeoLite2-Country.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestPolicies runs each policy value through a real Caddy.
 func TestPolicies(t *testing.T) {
 	t.Run("always", func(t *testing.T) {
@@ -124,7 +91,7 @@ func TestPolicies(t *testing.T) {
 	})
 	t.Run("new_country", func(t *testing.T) {
 		srv, up := newSMTP(t), newUpstream(t)
-		db := countryDB(t, map[string]string{"198.51.100.0/24": "SE", "203.0.113.0/24": "US"})
+		db := geoiptest.CountryDB(t, map[string]string{"198.51.100.0/24": "SE", "203.0.113.0/24": "US"})
 		startCaddy(t, policySite(t, srv, up, "policy new_country\n\t\tgeoip_db "+db))
 		signIn(t, from(t, "198.51.100.7"), srv, 1)
 		if m := reached(t, from(t, "198.51.100.99")); m != "known_country" {
