@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -33,6 +35,7 @@ func init() {
 //	GET  /mfa/users/<name>           a user's factors, lockout and sessions
 //	POST /mfa/users/<name>/reset     {"factor": "totp"|"phone"|"email"}: remove the app and
 //	                                 recovery codes, or the phone or address the user registered
+//	POST /mfa/users/<name>/enroll    set up an authenticator app for the user (enroll off)
 //	POST /mfa/users/<name>/unlock    end a lockout
 //	POST /mfa/users/<name>/revoke    end every session and remembered device
 //	POST /mfa/test-email             {"to": "..."}: a test message through the transport
@@ -345,6 +348,8 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 		} else if err := h.forgetDevices(ctx, user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
+	case "enroll":
+		return h.adminEnroll(w, r, user)
 	case "unlock":
 		if err := h.store.Delete(ctx, keyLockout+user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
@@ -361,9 +366,58 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 		result["sessions_revoked"] = len(n)
 		h.adminAudit(r, "admin: sessions revoked", zap.String("user", user), zap.Int("sessions", len(n)))
 	default:
-		return adminError(http.StatusNotFound, "unknown user action %q (reset, unlock, revoke)", action)
+		return adminError(http.StatusNotFound, "unknown user action %q (enroll, reset, unlock, revoke)", action)
 	}
 	return writeAdminJSON(w, result)
+}
+
+// adminEnroll sets up an authenticator app for a user, as enroll off
+// leaves to administrators: it answers the secret, the otpauth URI and
+// its QR code (a PNG data URI) and new recovery codes, once, for the
+// administrator to hand over. An app the user has is replaced; the
+// user's sessions end and they are notified, as for any factor change.
+func (h *Handler) adminEnroll(w http.ResponseWriter, r *http.Request, user string) error {
+	if h.TOTP == nil {
+		return adminError(http.StatusBadRequest, "this site has no totp block")
+	}
+	secret, err := totp.NewSecret()
+	if err != nil {
+		return adminError(http.StatusInternalServerError, "making a secret: %v", err)
+	}
+	sealed, err := totp.Seal(h.keys.totp, secret)
+	if err != nil {
+		return adminError(http.StatusInternalServerError, "sealing the secret: %v", err)
+	}
+	codes, hashes, err := h.newRecoveryCodes()
+	if err != nil {
+		return adminError(http.StatusInternalServerError, "making recovery codes: %v", err)
+	}
+	uri := totp.URI(h.TOTP, h.issuer(), user, secret)
+	png, err := totp.QRPNG(uri, qrSize)
+	if err != nil {
+		return adminError(http.StatusInternalServerError, "drawing the qr code: %v", err)
+	}
+	var replaced bool
+	err = h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
+		replaced = rec.TOTP != nil
+		rec.TOTP = &totpFactor{Secret: sealed, LastStep: totp.NoStep, Added: h.now()}
+		rec.Recovery = hashes
+		return storage.WriteDurable, nil
+	})
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "storing the app: %v", err)
+	}
+	h.adminAudit(r, "admin: app enrolled", zap.String("user", user), zap.Bool("replaced", replaced))
+	h.factorChanged(nil, r, factorChange{who: &flowState{User: user}, event: authenticators.NoticeFactorAdded, factor: methodTOTP})
+	w.Header().Set("Cache-Control", "no-store")
+	return writeAdminJSON(w, map[string]any{
+		"user":           user,
+		"secret":         totp.GroupSecret(secret),
+		"otpauth_uri":    uri,
+		"qr_png":         "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
+		"recovery_codes": codes,
+		"replaced":       replaced,
+	})
 }
 
 // testSender is a channel that can send a test message.

@@ -42,6 +42,9 @@ base_url or by its store directory; "caddy mfa sites" lists them.
 					factor, _ := c.Flags().GetString("factor")
 					return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/reset", map[string]string{"factor": factor}
 				})),
+				mfaCommand("enroll", "<user>", "Sets up an authenticator app for a user and prints its secret, otpauth URI and recovery codes, once", 1, func(args []string, _ *cobra.Command) (string, string, any) {
+					return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/enroll", nil
+				}),
 				mfaCommand("unlock", "<user>", "Ends a user's lockout", 1, func(args []string, _ *cobra.Command) (string, string, any) {
 					return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/unlock", nil
 				}),

@@ -217,3 +217,61 @@ func TestAdminAPIAndCommands(t *testing.T) {
 		t.Error("an unknown site did not fail")
 	}
 }
+
+// TestAdminEnrollsWhenEnrollOff: with enroll off users cannot add an app
+// themselves; "caddy mfa enroll" sets one up and prints it once, and the
+// user signs in with it.
+func TestAdminEnrollsWhenEnrollOff(t *testing.T) {
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	startCaddy(t, site{
+		basicAuth: bcryptHash(t, alicePassword),
+		upstream:  up.addr(),
+		mfa: `		base_url http://localhost:9080
+		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		users {
+			alice email alice@example.com
+		}
+		email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+		}
+		totp {
+			issuer Example
+			enroll off
+		}`,
+	}.caddyfile())
+
+	c := newClient(t).withBasicAuth("alice", alicePassword)
+	signIn(t, c, srv, 1)
+	if r := c.get("/.mfa/enroll/totp", "application/json"); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("self-service enrollment with enroll off: %d %s", r.StatusCode, r.body)
+	}
+	out, err := mfaCLI(t, "enroll", "alice")
+	if err != nil {
+		t.Fatalf("caddy mfa enroll: %v: %s", err, out)
+	}
+	var got struct {
+		Secret        string   `json:"secret"`
+		URI           string   `json:"otpauth_uri"`
+		QR            string   `json:"qr_png"`
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Secret == "" || !strings.HasPrefix(got.URI, "otpauth://totp/Example:alice?") ||
+		!strings.HasPrefix(got.QR, "data:image/png;base64,") || len(got.RecoveryCodes) != 10 {
+		t.Fatalf("enroll output: %v: %s", err, out)
+	}
+	// The change ended alice's session; the app signs her in.
+	if _, ok := protected(t, c, "/x"); ok {
+		t.Error("a session survived the enrollment")
+	}
+	fresh := newClient(t).withBasicAuth("alice", alicePassword)
+	r := fresh.postJSON("/.mfa/verify", map[string]string{"method": "totp", "code": totpref.Code(got.Secret, time.Now(), 0)})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in with the enrolled app: %d %s", r.StatusCode, r.body)
+	}
+	if h, ok := protected(t, fresh, "/x"); !ok || h.Get("X-Mfa-Method") != "totp" {
+		t.Errorf("protected page after the app: %v %v", ok, h)
+	}
+}
