@@ -25,7 +25,8 @@
 //   - first_login: during sign-in, after the first factor alone, for a
 //     user who has no app yet (trust on first use); never in standalone
 //     mode, which has no first factor;
-//   - off: nobody by themselves.
+//   - off: nobody by themselves; an administrator enrolls a user through
+//     the admin API (caddy mfa enroll).
 //
 // The secret shown on the enrollment page waits server-side, bound to the
 // flow or session that saw it, until a valid code confirms it. Replacing
