@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -15,6 +14,7 @@ import (
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/caddymfa"
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 	"github.com/caddymfa/caddy-mfa/storage"
 	_ "github.com/caddymfa/caddy-mfa/storage/badger" // the default store, "storage badger"
 )
@@ -133,17 +133,17 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 	}
 
 	h := new(caddymfa.Handler)
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		// trusted_networks may be repeated, each line adding networks
 		if d.Val() != "trusted_networks" {
-			if err := seen.check(d, "mfa"); err != nil {
+			if err := seen.Check(d, "mfa"); err != nil {
 				return nil, err
 			}
 		}
 		switch d.Val() {
 		case "user":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
@@ -156,14 +156,14 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			h.TrustIdentityHeaders = true
 
 		case "path_prefix":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
 			h.PathPrefix = v
 
 		case "base_url":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
@@ -177,21 +177,21 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			h.StorageRaw = raw
 
 		case "secret_key":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
 			h.SecretKey = v
 
 		case "session_ttl":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			h.SessionTTL = v
 
 		case "idle_timeout":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return nil, err
 			}
@@ -233,7 +233,7 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			h.Users = users
 
 		case "users_file":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
@@ -244,7 +244,7 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			if len(patterns) == 0 {
 				return nil, d.ArgErr()
 			}
-			if err := endLine(d, "allow_emails"); err != nil {
+			if err := cfargs.EndLine(d, "allow_emails"); err != nil {
 				return nil, err
 			}
 			h.AllowEmails = patterns
@@ -329,9 +329,9 @@ func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
 		}
 		names[u.Name] = true
 
-		fields := make(once)
+		fields := make(cfargs.Once)
 		for d.NextArg() {
-			if err := fields.check(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
+			if err := fields.Check(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
 				return nil, err
 			}
 			switch d.Val() {
@@ -351,7 +351,7 @@ func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
 				return nil, d.Errf("unrecognized option %q for mfa user %q", d.Val(), u.Name)
 			}
 		}
-		if err := endLine(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
+		if err := cfargs.EndLine(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
 			return nil, err
 		}
 		users = append(users, u)
@@ -364,133 +364,26 @@ func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	failures, err := parseCount(d, "lockout failures", false)
+	failures, err := cfargs.ParseCount(d, "lockout failures", false)
 	if err != nil {
 		return nil, err
 	}
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	window, err := parseDuration(d, "lockout window", false)
+	window, err := cfargs.ParseDuration(d, "lockout window", false)
 	if err != nil {
 		return nil, err
 	}
-	if err := endLine(d, "lockout"); err != nil {
+	if err := cfargs.EndLine(d, "lockout"); err != nil {
 		return nil, err
 	}
 	return &caddymfa.Lockout{Failures: failures, Window: window}, nil
 }
 
-// once remembers which subdirectives of one block have been seen.
-type once map[string]bool
-
-// check returns an error naming the current token if it has already been
-// seen in block.
-func (o once) check(d *caddyfile.Dispenser, block string) error {
-	name := d.Val()
-	if o[name] {
-		return d.Errf("duplicate %s subdirective %q", block, name)
-	}
-	o[name] = true
-	return nil
-}
-
 // noArgs refuses arguments and a block after the current token.
 func noArgs(d *caddyfile.Dispenser) error {
-	return endLine(d, d.Val())
-}
-
-// oneArg reads exactly one argument and no block.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if err := endLine(d, name); err != nil {
-		return "", err
-	}
-	return v, nil
-}
-
-// endLine refuses further arguments, and a block, after the arguments of
-// the subdirective name.
-func endLine(d *caddyfile.Dispenser, name string) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Errf("%s takes no block", name)
-	}
-	return nil
-}
-
-// durationArg reads exactly one positive duration. With allowOff, "off"
-// yields -1, which turns the setting off.
-func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	dur, err := parseDuration(d, name, allowOff)
-	if err != nil {
-		return 0, err
-	}
-	if err := endLine(d, name); err != nil {
-		return 0, err
-	}
-	return dur, nil
-}
-
-// parseDuration parses the current token as a positive duration for the
-// setting name. Zero is refused, because in JSON it means "use the default".
-func parseDuration(d *caddyfile.Dispenser, name string, allowOff bool) (caddy.Duration, error) {
-	v := d.Val()
-	if allowOff && v == "off" {
-		return -1, nil
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil {
-		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
-	}
-	if dur <= 0 {
-		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
-	}
-	return caddy.Duration(dur), nil
-}
-
-// intArg reads exactly one count (a whole number of at least 1). With
-// allowOff, "off" yields -1, which turns the limit off.
-func intArg(d *caddyfile.Dispenser, allowOff bool) (int, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	n, err := parseCount(d, name, allowOff)
-	if err != nil {
-		return 0, err
-	}
-	if err := endLine(d, name); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-// parseCount parses the current token as a count for the setting name.
-// Zero is refused, because in JSON it means "use the default".
-func parseCount(d *caddyfile.Dispenser, name string, allowOff bool) (int, error) {
-	v := d.Val()
-	if allowOff && v == "off" {
-		return -1, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		if allowOff {
-			return 0, d.Errf("invalid %s %q: must be a whole number of at least 1, or off", name, v)
-		}
-		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
-	}
-	return n, nil
+	return cfargs.EndLine(d, d.Val())
 }
 
 // choiceArg reads exactly one argument that must be one of choices; what
@@ -505,7 +398,7 @@ func choiceArg(d *caddyfile.Dispenser, what string, choices ...string) (string, 
 		last := len(choices) - 1
 		return "", d.Errf("%s %q: must be %s or %s", what, v, strings.Join(choices[:last], ", "), choices[last])
 	}
-	if err := endLine(d, name); err != nil {
+	if err := cfargs.EndLine(d, name); err != nil {
 		return "", err
 	}
 	return v, nil
@@ -522,7 +415,7 @@ func rangeArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {
 	if err != nil || n < lo || n > hi {
 		return 0, d.Errf("invalid %s %q: must be a whole number from %d to %d", name, v, lo, hi)
 	}
-	if err := endLine(d, name); err != nil {
+	if err := cfargs.EndLine(d, name); err != nil {
 		return 0, err
 	}
 	return n, nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
 // unmarshalEmail reads the email block of the mfa directive; see Unmarshal
@@ -14,7 +15,7 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 		return nil, d.ArgErr()
 	}
 	cfg := new(email.Config)
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "smtp", "outbox", "transport":
@@ -25,7 +26,7 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 		case "template":
 			// checked per template kind below
 		default:
-			if err := seen.check(d, "mfa email"); err != nil {
+			if err := seen.Check(d, "mfa email"); err != nil {
 				return nil, err
 			}
 		}
@@ -47,64 +48,64 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 			cfg.TransportRaw = raw
 
 		case "from":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
 			cfg.From = v
 
 		case "send":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
 			cfg.Send = v
 
 		case "code_length":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			cfg.CodeLength = n
 
 		case "code_ttl":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			cfg.CodeTTL = v
 
 		case "link_ttl":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			cfg.LinkTTL = v
 
 		case "address":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
 			cfg.Address = v
 
 		case "max_attempts":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			cfg.MaxAttempts = n
 
 		case "max_sends":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			cfg.MaxSends = n
 
 		case "throttle":
-			t, err := unmarshalThrottle(d)
-			if err != nil {
+			t := new(authenticators.Throttle)
+			if err := t.UnmarshalCaddyfile(d); err != nil {
 				return nil, err
 			}
 			cfg.Throttle = t
@@ -135,51 +136,9 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 	return cfg, nil
 }
 
-// unmarshalThrottle reads the throttle block of a method.
-func unmarshalThrottle(d *caddyfile.Dispenser) (*authenticators.Throttle, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	t := new(authenticators.Throttle)
-	seen := make(once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "throttle"); err != nil {
-			return nil, err
-		}
-		var dst *int
-		switch d.Val() {
-		case "per_hour":
-			dst = &t.PerHour
-		case "per_5m":
-			dst = &t.Per5m
-		case "per_ip_per_hour":
-			dst = &t.PerIPPerHour
-		case "per_user_per_hour":
-			dst = &t.PerUserPerHour
-		case "per_destination_per_hour":
-			dst = &t.PerDestinationPerHour
-		case "cooldown":
-			v, err := durationArg(d, true)
-			if err != nil {
-				return nil, err
-			}
-			t.Cooldown = v
-			continue
-		default:
-			return nil, d.Errf("unrecognized throttle subdirective %q", d.Val())
-		}
-		n, err := intArg(d, true)
-		if err != nil {
-			return nil, err
-		}
-		*dst = n
-	}
-	return t, nil
-}
-
 // unmarshalTemplate reads "template subject|text|html <value>". Each kind
 // may be given once.
-func unmarshalTemplate(d *caddyfile.Dispenser, seen once, cfg *email.Config) error {
+func unmarshalTemplate(d *caddyfile.Dispenser, seen cfargs.Once, cfg *email.Config) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
@@ -194,7 +153,7 @@ func unmarshalTemplate(d *caddyfile.Dispenser, seen once, cfg *email.Config) err
 	}
 	seen["template "+kind] = true
 
-	v, err := oneArg(d)
+	v, err := cfargs.OneArg(d)
 	if err != nil {
 		return err
 	}
@@ -218,26 +177,26 @@ func unmarshalDelivery(d *caddyfile.Dispenser) (*email.DeliveryOptions, error) {
 		return nil, d.ArgErr()
 	}
 	opts := new(email.DeliveryOptions)
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "delivery"); err != nil {
+		if err := seen.Check(d, "delivery"); err != nil {
 			return nil, err
 		}
 		switch d.Val() {
 		case "workers":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			opts.Workers = n
 		case "retries":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			opts.Retries = n
 		case "wait":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return nil, err
 			}

@@ -1,6 +1,7 @@
 package caddyfile
 
 import (
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -20,7 +21,7 @@ func policyArg(d *caddyfile.Dispenser) (string, error) {
 // geoIPArg reads "geoip_db <path>". The path may hold placeholders, which
 // the handler resolves at provision.
 func geoIPArg(d *caddyfile.Dispenser) (string, error) {
-	v, err := oneArg(d)
+	v, err := cfargs.OneArg(d)
 	if err != nil {
 		return "", err
 	}
@@ -45,7 +46,7 @@ func rememberArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		}
 		dur = caddy.Duration(parsed)
 	}
-	if err := endLine(d, name); err != nil {
+	if err := cfargs.EndLine(d, name); err != nil {
 		return 0, err
 	}
 	return dur, nil
@@ -69,7 +70,7 @@ func networksArg(d *caddyfile.Dispenser) ([]string, error) {
 	if len(networks) == 0 {
 		return nil, d.ArgErr()
 	}
-	if err := endLine(d, name); err != nil {
+	if err := cfargs.EndLine(d, name); err != nil {
 		return nil, err
 	}
 	return networks, nil

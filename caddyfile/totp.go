@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
 // unmarshalTOTP reads the totp block of the mfa directive; see Unmarshal
@@ -18,14 +19,14 @@ func unmarshalTOTP(d *caddyfile.Dispenser) (*totp.Config, error) {
 		return nil, d.ArgErr()
 	}
 	cfg := new(totp.Config)
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "mfa totp"); err != nil {
+		if err := seen.Check(d, "mfa totp"); err != nil {
 			return nil, err
 		}
 		switch d.Val() {
 		case "issuer":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
@@ -84,7 +85,7 @@ func periodArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	if !d.NextArg() {
 		return 0, d.ArgErr()
 	}
-	v, err := parseDuration(d, name, false)
+	v, err := cfargs.ParseDuration(d, name, false)
 	if err != nil {
 		return 0, err
 	}
@@ -94,7 +95,7 @@ func periodArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	case p%time.Second != 0:
 		return 0, d.Errf("invalid %s duration %q: must be a whole number of seconds", name, d.Val())
 	}
-	if err := endLine(d, name); err != nil {
+	if err := cfargs.EndLine(d, name); err != nil {
 		return 0, err
 	}
 	return v, nil

@@ -3,15 +3,14 @@ package sms
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"golang.org/x/text/language"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
 // UnmarshalCaddyfile sets up the SMS authenticator from the tokens of an
@@ -71,10 +70,10 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if d.Val() != "message" && d.Val() != "link_message" { // checked per language
-			if err := seen.check(d, "sms"); err != nil {
+			if err := seen.Check(d, "sms"); err != nil {
 				return err
 			}
 		}
@@ -92,7 +91,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "send":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -104,7 +103,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "code_length":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return err
 			}
@@ -114,28 +113,28 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c.CodeLength = n
 
 		case "code_ttl":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return err
 			}
 			c.CodeTTL = v
 
 		case "link_ttl":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return err
 			}
 			c.LinkTTL = v
 
 		case "max_attempts":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return err
 			}
 			c.MaxAttempts = n
 
 		case "max_sends":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return err
 			}
@@ -146,7 +145,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(codes) == 0 {
 				return d.ArgErr()
 			}
-			if err := endLine(d, "allowed_countries"); err != nil {
+			if err := cfargs.EndLine(d, "allowed_countries"); err != nil {
 				return err
 			}
 			c.AllowedCountries = nil
@@ -164,15 +163,15 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "per_country_per_hour":
-			n, err := intArg(d, true)
+			n, err := cfargs.IntArg(d, true)
 			if err != nil {
 				return err
 			}
 			c.PerCountryPerHour = n
 
 		case "throttle":
-			t, err := unmarshalThrottle(d)
-			if err != nil {
+			t := new(authenticators.Throttle)
+			if err := t.UnmarshalCaddyfile(d); err != nil {
 				return err
 			}
 			c.Throttle = t
@@ -223,10 +222,10 @@ func unmarshalProvider(d *caddyfile.Dispenser) (json.RawMessage, error) {
 
 // unmarshalMessage reads "message <text>" or "message <language> <text>",
 // each once per language, and link_message likewise.
-func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen once) error {
+func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen cfargs.Once) error {
 	name := d.Val()
 	args := d.RemainingArgs()
-	if err := endLine(d, name); err != nil {
+	if err := cfargs.EndLine(d, name); err != nil {
 		return err
 	}
 	var lang, text string
@@ -268,74 +267,32 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen once) error {
 	return nil
 }
 
-// unmarshalThrottle reads the throttle block.
-func unmarshalThrottle(d *caddyfile.Dispenser) (*authenticators.Throttle, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	t := new(authenticators.Throttle)
-	seen := make(once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "throttle"); err != nil {
-			return nil, err
-		}
-		var dst *int
-		switch d.Val() {
-		case "per_hour":
-			dst = &t.PerHour
-		case "per_5m":
-			dst = &t.Per5m
-		case "per_ip_per_hour":
-			dst = &t.PerIPPerHour
-		case "per_user_per_hour":
-			dst = &t.PerUserPerHour
-		case "per_destination_per_hour":
-			dst = &t.PerDestinationPerHour
-		case "cooldown":
-			v, err := durationArg(d, true)
-			if err != nil {
-				return nil, err
-			}
-			t.Cooldown = v
-			continue
-		default:
-			return nil, d.Errf("unrecognized throttle subdirective %q", d.Val())
-		}
-		n, err := intArg(d, true)
-		if err != nil {
-			return nil, err
-		}
-		*dst = n
-	}
-	return t, nil
-}
-
 // unmarshalDelivery reads the delivery block.
 func unmarshalDelivery(d *caddyfile.Dispenser) (*DeliveryOptions, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	opts := new(DeliveryOptions)
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "delivery"); err != nil {
+		if err := seen.Check(d, "delivery"); err != nil {
 			return nil, err
 		}
 		switch d.Val() {
 		case "workers":
-			n, err := intArg(d, false)
+			n, err := cfargs.IntArg(d, false)
 			if err != nil {
 				return nil, err
 			}
 			opts.Workers = n
 		case "retries":
-			n, err := intArg(d, true)
+			n, err := cfargs.IntArg(d, true)
 			if err != nil {
 				return nil, err
 			}
 			opts.Retries = n
 		case "wait":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return nil, err
 			}
@@ -363,9 +320,9 @@ func (tw *Twilio) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.check(d, "twilio"); err != nil {
+		if err := seen.Check(d, "twilio"); err != nil {
 			return err
 		}
 		var dst *string
@@ -381,7 +338,7 @@ func (tw *Twilio) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "api_url":
 			dst = &tw.APIURL
 		case "timeout":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return err
 			}
@@ -390,7 +347,7 @@ func (tw *Twilio) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized twilio subdirective %q", d.Val())
 		}
-		v, err := oneArg(d)
+		v, err := cfargs.OneArg(d)
 		if err != nil {
 			return err
 		}
@@ -420,16 +377,16 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := make(once)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if d.Val() != "header" {
-			if err := seen.check(d, "webhook"); err != nil {
+			if err := seen.Check(d, "webhook"); err != nil {
 				return err
 			}
 		}
 		switch d.Val() {
 		case "method":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -444,7 +401,7 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) != 2 {
 				return d.ArgErr()
 			}
-			if err := endLine(d, "header"); err != nil {
+			if err := cfargs.EndLine(d, "header"); err != nil {
 				return err
 			}
 			key := "header " + strings.ToLower(args[0])
@@ -457,7 +414,7 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			w.Headers[args[0]] = args[1]
 		case "format":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return err
 			}
@@ -466,13 +423,13 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			w.Format = v
 		case "body":
-			v, err := oneArg(d)
+			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return err
 			}
 			w.Body = v
 		case "timeout":
-			v, err := durationArg(d, false)
+			v, err := cfargs.DurationArg(d, false)
 			if err != nil {
 				return err
 			}
@@ -494,88 +451,7 @@ func (o *Outbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	o.Dir = d.Val()
-	return endLine(d, "outbox")
-}
-
-// once remembers which subdirectives of one block have been seen.
-type once map[string]bool
-
-// check returns an error naming the current token if it has already been
-// seen in block.
-func (o once) check(d *caddyfile.Dispenser, block string) error {
-	name := d.Val()
-	if o[name] {
-		return d.Errf("duplicate %s subdirective %q", block, name)
-	}
-	o[name] = true
-	return nil
-}
-
-// oneArg reads exactly one argument and no block.
-func oneArg(d *caddyfile.Dispenser) (string, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if err := endLine(d, name); err != nil {
-		return "", err
-	}
-	return v, nil
-}
-
-// endLine refuses further arguments, and a block, after the arguments of
-// the subdirective name.
-func endLine(d *caddyfile.Dispenser, name string) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(d.Nesting()) {
-		return d.Errf("%s takes no block", name)
-	}
-	return nil
-}
-
-// durationArg reads exactly one positive duration. With allowOff, "off"
-// yields -1, which turns the setting off.
-func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
-	name := d.Val()
-	v, err := oneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	if allowOff && v == "off" {
-		return -1, nil
-	}
-	dur, err := caddy.ParseDuration(v)
-	if err != nil {
-		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
-	}
-	if dur <= 0 {
-		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
-	}
-	return caddy.Duration(dur), nil
-}
-
-// intArg reads exactly one count, a whole number of at least 1. With
-// allowOff, "off" yields -1, which turns the limit off.
-func intArg(d *caddyfile.Dispenser, allowOff bool) (int, error) {
-	name := d.Val()
-	v, err := oneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	if allowOff && v == "off" {
-		return -1, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		if allowOff {
-			return 0, d.Errf("invalid %s %q: must be a whole number of at least 1, or off", name, v)
-		}
-		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
-	}
-	return n, nil
+	return cfargs.EndLine(d, "outbox")
 }
 
 // Interface guards

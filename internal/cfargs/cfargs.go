@@ -1,0 +1,121 @@
+// Package cfargs reads the arguments of Caddyfile subdirectives the same
+// way in every package that parses part of the mfa directive (the
+// directive itself, the SMS block, shared blocks such as throttle), so a
+// count, a duration or "off" means the same and fails with the same
+// message everywhere.
+package cfargs
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// Once remembers which subdirectives of one block have been seen.
+type Once map[string]bool
+
+// Check returns an error naming the current token if it has already been
+// seen in block.
+func (o Once) Check(d *caddyfile.Dispenser, block string) error {
+	name := d.Val()
+	if o[name] {
+		return d.Errf("duplicate %s subdirective %q", block, name)
+	}
+	o[name] = true
+	return nil
+}
+
+// OneArg reads exactly one argument and no block.
+func OneArg(d *caddyfile.Dispenser) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if err := EndLine(d, name); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// EndLine refuses further arguments, and a block, after the arguments of
+// the subdirective name.
+func EndLine(d *caddyfile.Dispenser, name string) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(d.Nesting()) {
+		return d.Errf("%s takes no block", name)
+	}
+	return nil
+}
+
+// DurationArg reads exactly one positive duration. With allowOff, "off"
+// yields -1, which turns the setting off.
+func DurationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := ParseDuration(d, name, allowOff)
+	if err != nil {
+		return 0, err
+	}
+	if err := EndLine(d, name); err != nil {
+		return 0, err
+	}
+	return dur, nil
+}
+
+// ParseDuration parses the current token as a positive duration for the
+// setting name. Zero is refused, because in JSON it means "use the
+// default".
+func ParseDuration(d *caddyfile.Dispenser, name string, allowOff bool) (caddy.Duration, error) {
+	v := d.Val()
+	if allowOff && v == "off" {
+		return -1, nil
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// IntArg reads exactly one count (a whole number of at least 1). With
+// allowOff, "off" yields -1, which turns the limit off.
+func IntArg(d *caddyfile.Dispenser, allowOff bool) (int, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := ParseCount(d, name, allowOff)
+	if err != nil {
+		return 0, err
+	}
+	if err := EndLine(d, name); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ParseCount parses the current token as a count for the setting name.
+// Zero is refused, because in JSON it means "use the default".
+func ParseCount(d *caddyfile.Dispenser, name string, allowOff bool) (int, error) {
+	v := d.Val()
+	if allowOff && v == "off" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		if allowOff {
+			return 0, d.Errf("invalid %s %q: must be a whole number of at least 1, or off", name, v)
+		}
+		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
+	}
+	return n, nil
+}
