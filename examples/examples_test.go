@@ -485,7 +485,7 @@ func TestSMSOutbox(t *testing.T) {
 	resp := do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
 	wantStatus(t, resp, http.StatusFound)
 	p := page(resp.Header.Get("Location"), "alice")
-	if !says(p, "Text me a code at +1*******23") || says(p, "authenticator app") {
+	if !says(p, "Text me a code") || !says(p, "by text message to <strong>+1*******23</strong>") || says(p, "authenticator app") {
 		t.Fatalf("the first sign-in page should offer only a text to +1*******23:\n%s", p)
 	}
 	resp = post("/.mfa/send", "alice", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"sms"}})
@@ -553,7 +553,7 @@ func TestSMSOutbox(t *testing.T) {
 	resp = do(t, c, get(t, site+"/", "bob", "bob", "text/html"))
 	wantStatus(t, resp, http.StatusFound)
 	p = page(resp.Header.Get("Location"), "bob")
-	if !says(p, "Text me a code at +4*******67") {
+	if !says(p, "Text me a code") || !says(p, "by text message to <strong>+4*******67</strong>") {
 		t.Fatalf("bob's sign-in page should offer a text to +4*******67:\n%s", p)
 	}
 	req := postForm(t, site+"/.mfa/send", "bob", "bob", url.Values{"csrf_token": {csrfToken(t, p)}, "method": {"sms"}})
