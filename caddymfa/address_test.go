@@ -50,14 +50,14 @@ func TestDeliveryLogIsBounded(t *testing.T) {
 	e := newEnv(t, h, outbox)
 	l := &deliveryLog{store: e.h.store, logger: e.h.logger, max: 10}
 	start := time.Now()
-	for i := range logTrimEvery * 2 {
+	for i := range 25 {
 		l.record(authenticators.DeliveryResult{Time: start.Add(time.Duration(i) * time.Millisecond), Method: "email", To: "a***@e***.com", Attempt: 1, OK: i%2 == 0, Error: fmt.Sprint(i)})
 	}
 	got, err := l.entries(t.Context(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 10 || got[0].Error != fmt.Sprint(logTrimEvery*2-1) {
+	if len(got) != 10 || got[0].Error != "24" || got[9].Error != "15" {
 		t.Fatalf("log holds %d entries, newest %q", len(got), got[0].Error)
 	}
 }

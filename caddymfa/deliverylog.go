@@ -3,8 +3,7 @@ package caddymfa
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync/atomic"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,20 +17,37 @@ import (
 const (
 	maxLogEntries = 1000
 	logTTL        = 7 * 24 * time.Hour
-	logTrimEvery  = 64
 )
 
+// keyLogSeq counts every entry ever written; entry n lives in slot
+// n mod max of the log (keyLog + slot), overwriting the entry written max
+// entries before it. The log is bounded by its keys alone: no write lists
+// it, so a delivery costs the same after a million sign-ins as after one.
+const keyLogSeq = "meta/log_seq"
+
 // deliveryLog keeps every delivery attempt in the store (the seeds' async
-// log) so an operator can see why a message did not arrive.
+// log) so an operator can see why a message did not arrive. It is a ring of
+// max slots, shared by every handler on the store.
 type deliveryLog struct {
 	store  storage.Store
 	logger *zap.Logger
 	max    int
-	writes atomic.Int64
 	// failed learns of every challenge whose message will not arrive.
 	failed func(ctx context.Context, challengeID string)
 	// metrics counts the attempts and their latency.
 	metrics *metricSet
+}
+
+// logEntry is one slot of the ring: the attempt and its sequence number,
+// by which a reader tells it from an older entry the slot held before.
+type logEntry struct {
+	Seq int64 `json:"seq"`
+	authenticators.DeliveryResult
+}
+
+// slotKey names the slot of entry seq.
+func (l *deliveryLog) slotKey(seq int64) string {
+	return keyLog + strconv.FormatInt((seq-1)%int64(l.max), 10)
 }
 
 // record stores one attempt. Addresses arrive masked; codes never arrive.
@@ -51,51 +67,52 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 	if !res.OK && res.Permanent && res.ChallengeID != "" && l.failed != nil {
 		l.failed(ctx, res.ChallengeID)
 	}
-	b, err := encodeRecord(res)
-	if err != nil {
-		return
+	seq, err := l.store.Incr(ctx, keyLogSeq, 1, time.Time{})
+	if err == nil {
+		var b []byte
+		if b, err = encodeRecord(logEntry{Seq: seq, DeliveryResult: res}); err == nil {
+			err = l.store.Put(ctx, l.slotKey(seq), b, res.Time.Add(logTTL), false)
+		}
 	}
-	id, err := randomID()
 	if err != nil {
-		return
-	}
-	key := fmt.Sprintf("%s%020d/%s", keyLog, res.Time.UnixNano(), id[:8])
-	if err := l.store.Put(ctx, key, b, res.Time.Add(logTTL), false); err != nil {
 		if errors.Is(err, storage.ErrClosed) {
 			// A result that arrives while the config is being unloaded.
 			l.logger.Debug("delivery log closed; entry not kept", zap.String("method", res.Method), zap.Bool("ok", res.OK))
 			return
 		}
 		l.logger.Error("writing delivery log", zap.Error(err))
-		return
-	}
-	if l.writes.Add(1)%logTrimEvery == 0 {
-		l.trim(ctx)
 	}
 }
 
-// trim deletes the oldest entries beyond max.
-func (l *deliveryLog) trim(ctx context.Context) {
-	recs, err := l.store.List(ctx, keyLog, 0, true)
-	if err != nil || len(recs) <= l.max {
-		return
-	}
-	for _, rec := range recs[l.max:] {
-		_ = l.store.Delete(ctx, rec.Key)
-	}
-}
-
-// entries returns the newest entries, newest first.
+// entries returns the newest entries (at most limit; limit <= 0: all),
+// newest first. It walks the ring back from the newest sequence number,
+// skipping slots that expired or were overwritten out of order.
 func (l *deliveryLog) entries(ctx context.Context, limit int) ([]authenticators.DeliveryResult, error) {
-	recs, err := l.store.List(ctx, keyLog, limit, true)
+	newest, err := l.newestSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]authenticators.DeliveryResult, 0, len(recs))
-	for _, rec := range recs {
-		if res, err := decodeRecord[authenticators.DeliveryResult](rec.Value); err == nil {
-			out = append(out, res)
+	if limit <= 0 || limit > l.max {
+		limit = l.max
+	}
+	var out []authenticators.DeliveryResult
+	for seq := newest; seq > 0 && seq > newest-int64(l.max) && len(out) < limit; seq-- {
+		rec, err := l.store.Get(ctx, l.slotKey(seq))
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e, err := decodeRecord[logEntry](rec.Value); err == nil && e.Seq == seq {
+			out = append(out, e.DeliveryResult)
 		}
 	}
 	return out, nil
+}
+
+// newestSeq is the sequence number of the newest entry, 0 when none was
+// ever written.
+func (l *deliveryLog) newestSeq(ctx context.Context) (int64, error) {
+	return l.store.Incr(ctx, keyLogSeq, 0, time.Time{})
 }

@@ -1,0 +1,175 @@
+package caddymfa
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+// countingStore counts the calls a caller makes, by operation, and the
+// records that List and DeletePrefix walk: the operations whose cost grows
+// with the size of the store.
+type countingStore struct {
+	storage.Store
+	mu     sync.Mutex
+	ops    map[string]int
+	listed int
+}
+
+func newCountingStore(s storage.Store) *countingStore {
+	return &countingStore{Store: s, ops: map[string]int{}}
+}
+
+func (c *countingStore) count(op string) {
+	c.mu.Lock()
+	c.ops[op]++
+	c.mu.Unlock()
+}
+
+// take returns the counts so far and starts again from zero.
+func (c *countingStore) take() (ops map[string]int, listed int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ops, listed = c.ops, c.listed
+	c.ops, c.listed = map[string]int{}, 0
+	return ops, listed
+}
+
+func (c *countingStore) Get(ctx context.Context, k string) (storage.Record, error) {
+	c.count("get")
+	return c.Store.Get(ctx, k)
+}
+func (c *countingStore) Put(ctx context.Context, k string, v []byte, exp time.Time, d bool) error {
+	c.count("put")
+	return c.Store.Put(ctx, k, v, exp, d)
+}
+func (c *countingStore) Delete(ctx context.Context, k string) error {
+	c.count("delete")
+	return c.Store.Delete(ctx, k)
+}
+func (c *countingStore) Update(ctx context.Context, k string, fn storage.UpdateFunc) error {
+	c.count("update")
+	return c.Store.Update(ctx, k, fn)
+}
+func (c *countingStore) Incr(ctx context.Context, k string, d int64, exp time.Time) (int64, error) {
+	c.count("incr")
+	return c.Store.Incr(ctx, k, d, exp)
+}
+func (c *countingStore) List(ctx context.Context, prefix string, limit int, reverse bool) ([]storage.Record, error) {
+	c.count("list")
+	recs, err := c.Store.List(ctx, prefix, limit, reverse)
+	c.mu.Lock()
+	c.listed += len(recs)
+	c.mu.Unlock()
+	return recs, err
+}
+func (c *countingStore) DeletePrefix(ctx context.Context, prefix string) error {
+	c.count("delete_prefix")
+	return c.Store.DeletePrefix(ctx, prefix)
+}
+
+// A delivery costs the same whatever the log holds: two store calls (the
+// sequence number and the slot), never a listing of the log.
+func TestDeliveryLogWriteCostIsConstant(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	cs := newCountingStore(e.h.store)
+	l := &deliveryLog{store: cs, logger: e.h.logger, max: 10}
+	for i := range 5 * l.max {
+		l.record(authenticators.DeliveryResult{Method: "email", To: "a***@e***.com", Attempt: 1, OK: true, Error: fmt.Sprint(i)})
+		ops, listed := cs.take()
+		if len(ops) != 2 || ops["incr"] != 1 || ops["put"] != 1 || listed != 0 {
+			t.Fatalf("delivery %d: store calls %v, %d records listed; want one incr and one put", i, ops, listed)
+		}
+	}
+	// The ring holds exactly its bound in keys.
+	recs, err := e.h.store.List(t.Context(), keyLog, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != l.max {
+		t.Fatalf("log keys: %d, want %d", len(recs), l.max)
+	}
+}
+
+// Two handlers on one store share one log: entries from both, none lost
+// to the other's writes.
+func TestDeliveryLogSharedByHandlersOnOneStore(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	a := &deliveryLog{store: e.h.store, logger: e.h.logger, max: 100}
+	b := &deliveryLog{store: e.h.store, logger: e.h.logger, max: 100}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			l := a
+			if i%2 == 1 {
+				l = b
+			}
+			l.record(authenticators.DeliveryResult{Method: "email", OK: true, Error: fmt.Sprint(i)})
+		})
+	}
+	wg.Wait()
+	got, err := a.entries(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[r.Error] = true
+	}
+	if len(got) != 40 || len(seen) != 40 {
+		t.Fatalf("shared log: %d entries, %d distinct", len(got), len(seen))
+	}
+	if few, _ := b.entries(t.Context(), 5); len(few) != 5 || few[0] != got[0] {
+		t.Fatalf("limit 5: %d entries", len(few))
+	}
+}
+
+// A sign-in's store calls do not depend on how many sign-ins came before
+// it: the 300th makes the same calls as the 3rd, and none of them lists or
+// walks a prefix of the store (the delivery log used to be listed every 64
+// deliveries, so a sign-in's cost grew with the log).
+func TestSignInStoreCallsDoNotGrow(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	cs := newCountingStore(e.h.store)
+	e.h.store = cs
+	e.h.dlog.store = cs
+	signIn := func() map[string]int {
+		b := e.browser("alice")
+		cs.take()
+		if resp := b.postJSON("/send", nil); resp.StatusCode != 200 {
+			t.Fatalf("send: %d", resp.StatusCode)
+		}
+		code := e.lastCode()
+		if resp := b.postJSON("/verify", map[string]string{"code": code}); resp.StatusCode != 200 {
+			t.Fatalf("verify: %d", resp.StatusCode)
+		}
+		ops, listed := cs.take()
+		if ops["list"]+ops["delete_prefix"] != 0 || listed != 0 {
+			t.Fatalf("a sign-in listed the store: %v, %d records", ops, listed)
+		}
+		e.clock.add(time.Minute)
+		return ops
+	}
+	for range 3 {
+		signIn()
+	}
+	first := signIn()
+	var last map[string]int
+	for range 300 {
+		last = signIn()
+	}
+	if fmt.Sprint(first) != fmt.Sprint(last) {
+		t.Fatalf("store calls per sign-in grew: first %v, after 300 sign-ins %v", first, last)
+	}
+	if recs, _ := e.h.store.List(t.Context(), keyLog, 0, false); len(recs) < 300 {
+		t.Fatalf("log holds %d entries, want one per sign-in", len(recs))
+	}
+}
