@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -91,6 +92,13 @@ func BenchmarkSignIn(b *testing.B) {
 			b.Fatalf("verify: %d", resp.StatusCode)
 		}
 		e.clock.add(time.Minute) // past the per-address cooldown
+		// Empty the outbox, so finding the next code costs the same
+		// whatever b.N is.
+		b.StopTimer()
+		for _, f := range e.outboxFiles() {
+			_ = os.Remove(f)
+		}
+		b.StartTimer()
 	}
 }
 

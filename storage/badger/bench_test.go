@@ -3,6 +3,7 @@ package badger
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -68,4 +69,24 @@ func BenchmarkPut(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDurablePutParallel measures durable writes from 32 writers at
+// once, as in a rush of enrollments or app sign-ins: their fsyncs are
+// shared (group commit).
+func BenchmarkDurablePutParallel(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b, nil)
+	b.SetParallelism(16) // 32 writers on two cores
+	b.ReportAllocs()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := fmt.Sprintf("user/%d", n.Add(1))
+			if err := s.Put(ctx, key, make([]byte, 300), time.Time{}, true); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

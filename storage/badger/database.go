@@ -42,6 +42,8 @@ type database struct {
 
 	seed  maphash.Seed
 	locks [keyLocks]sync.Mutex
+	// syncer shares fsyncs between concurrent durable writes.
+	syncer *groupSync
 
 	stop   chan struct{} // closed by Destruct to stop the GC goroutine
 	gcDone chan struct{} // closed when the GC goroutine has returned
@@ -99,6 +101,7 @@ func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration) (*da
 		stop:   make(chan struct{}),
 		gcDone: make(chan struct{}),
 		gcRuns: make(chan struct{}),
+		syncer: newGroupSync(db.Sync),
 	}
 	go d.runGC(gcInterval)
 	return d, nil

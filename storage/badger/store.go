@@ -80,7 +80,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt tim
 		return fmt.Errorf("putting record: %w", err)
 	}
 	if durable {
-		if err := s.db.db.Sync(); err != nil {
+		if err := s.db.syncer.Sync(); err != nil {
 			return fmt.Errorf("syncing record: %w", err)
 		}
 	}
@@ -144,7 +144,7 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		return fmt.Errorf("updating record: %w", err)
 	}
 	if durable {
-		if err := s.db.db.Sync(); err != nil {
+		if err := s.db.syncer.Sync(); err != nil {
 			return fmt.Errorf("syncing record: %w", err)
 		}
 	}
