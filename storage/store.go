@@ -19,6 +19,10 @@ var (
 	// ErrConflict means a read-modify-write lost against concurrent writers
 	// more times than the store retries.
 	ErrConflict = errors.New("storage: too many conflicting writes")
+	// ErrNoSpace means the store refused a write because the space it
+	// writes to is (nearly) full. Reads go on; writes resume by themselves
+	// once space is freed.
+	ErrNoSpace = errors.New("storage: no space for writes")
 )
 
 // Record is a stored value with its absolute expiry (zero: never expires).

@@ -44,6 +44,8 @@ type database struct {
 	locks [keyLocks]sync.Mutex
 	// syncer shares fsyncs between concurrent durable writes.
 	syncer *groupSync
+	// space is the free space under the directory, for the stores' guard.
+	space *freeSpace
 
 	stop   chan struct{} // closed by Destruct to stop the GC goroutine
 	gcDone chan struct{} // closed when the GC goroutine has returned
@@ -102,6 +104,7 @@ func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration) (*da
 		gcDone: make(chan struct{}),
 		gcRuns: make(chan struct{}),
 		syncer: newGroupSync(db.Sync),
+		space:  &freeSpace{dir: dir, now: time.Now, statf: statFree},
 	}
 	go d.runGC(gcInterval)
 	return d, nil

@@ -18,7 +18,21 @@
 // database. A second process on the same directory gets an error that
 // names the directory and points to 'caddy reload'.
 //
+// Durable writes (enrollments) are synced before they return; concurrent
+// ones share one fsync (group commit).
+//
+// A full disk must not take Caddy down: Badger fills memory-mapped sparse
+// files, and a page the kernel cannot back ends the process with SIGBUS.
+// So the store reads the free space under its directory (at most once a
+// second) and refuses the writes that grow it (Put, Update, Incr) with
+// storage.ErrNoSpace while less than MinFree (64 MiB) is left; reads and
+// deletes go on, and writes resume once space returns. go-humanize parses
+// the size in the Caddyfile (Caddy itself depends on it) and x/sys reads
+// the free space.
+//
 // The Caddyfile form is
 //
-//	storage badger [<dir>]
+//	storage badger [<dir>] {
+//		min_free <size>|off
+//	}
 package badger

@@ -26,6 +26,13 @@ type Store struct {
 	// in Caddy's data directory.
 	Dir string `json:"dir,omitempty"`
 
+	// MinFree is the free space, in bytes, that the filesystem under Dir
+	// must keep: below it the store refuses writes (callers deny with 503,
+	// reads go on, signed-in users keep working) until space is freed, so
+	// a full disk never reaches Badger's memory-mapped files, where it
+	// would crash Caddy. Default: 64 MiB. -1 turns the guard off.
+	MinFree int64 `json:"min_free,omitempty"`
+
 	// mu guards db: methods hold it for reading while they use the
 	// database, Cleanup for writing while it lets go of it.
 	mu  sync.RWMutex
@@ -33,6 +40,8 @@ type Store struct {
 	dir string    // the pool key of db: absolute, symlinks resolved
 
 	logger     *zap.Logger
+	minFree    uint64           // MinFree resolved: 0 when the guard is off
+	low        lowSpace         // whether writes are being refused, for the log
 	now        func() time.Time // the clock expiry is checked against
 	gcInterval time.Duration    // value-log GC period, if this Store opens the database
 }
@@ -55,6 +64,18 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	}
 	if s.gcInterval <= 0 {
 		s.gcInterval = defaultGCInterval
+	}
+
+	switch {
+	case s.MinFree == 0:
+		s.minFree = DefaultMinFree
+	case s.MinFree > 0:
+		s.minFree = uint64(s.MinFree)
+	case s.MinFree != -1:
+		return fmt.Errorf("min_free must be a size or -1 (off), not %d", s.MinFree)
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
 	}
 
 	dir := filepath.Join(caddy.AppDataDir(), "mfa")

@@ -35,6 +35,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	tests := []struct {
 		input   string
 		wantDir string
+		wantMin int64
 		wantErr bool
 	}{
 		{input: `badger`},
@@ -43,6 +44,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{input: `badger /a /b`, wantErr: true},
 		{input: "badger {\n\tdir /x\n}", wantErr: true},
 		{input: "badger /a {\n\tsync\n}", wantErr: true},
+		{input: "badger /a {\n\tmin_free 256MiB\n}", wantDir: "/a", wantMin: 256 << 20},
+		{input: "badger {\n\tmin_free 1GB\n}", wantMin: 1e9},
+		{input: "badger {\n\tmin_free off\n}", wantMin: -1},
+		{input: "badger {\n\tmin_free\n}", wantErr: true},
+		{input: "badger {\n\tmin_free 0\n}", wantErr: true},
+		{input: "badger {\n\tmin_free lots\n}", wantErr: true},
+		{input: "badger {\n\tmin_free 1MiB 2MiB\n}", wantErr: true},
+		{input: "badger {\n\tmin_free 1MiB\n\tmin_free 2MiB\n}", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input, func(t *testing.T) {
@@ -51,8 +60,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
-			if err == nil && s.Dir != tt.wantDir {
-				t.Errorf("Dir = %q, want %q", s.Dir, tt.wantDir)
+			if err == nil && (s.Dir != tt.wantDir || s.MinFree != tt.wantMin) {
+				t.Errorf("Dir, MinFree = %q, %d; want %q, %d", s.Dir, s.MinFree, tt.wantDir, tt.wantMin)
 			}
 		})
 	}

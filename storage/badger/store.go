@@ -73,6 +73,9 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt tim
 	if err := s.usable(ctx); err != nil {
 		return fmt.Errorf("putting record: %w", err)
 	}
+	if err := s.checkSpace(); err != nil {
+		return fmt.Errorf("putting record: %w", err)
+	}
 	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
 		return txn.SetEntry(entry(key, value, expiresAt))
 	})
@@ -111,6 +114,9 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("updating record: %w", err)
+	}
+	if err := s.checkSpace(); err != nil {
 		return fmt.Errorf("updating record: %w", err)
 	}
 	var fnErr error
@@ -158,6 +164,9 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, expiresAt tim
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(ctx); err != nil {
+		return 0, fmt.Errorf("incrementing counter: %w", err)
+	}
+	if err := s.checkSpace(); err != nil {
 		return 0, fmt.Errorf("incrementing counter: %w", err)
 	}
 	var n int64
