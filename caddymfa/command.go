@@ -72,6 +72,7 @@ base_url or by its store directory; "caddy mfa sites" lists them.
 					}
 					return http.MethodGet, "/mfa/log?" + q.Encode(), nil
 				})),
+				copyStoreCommand(),
 			)
 		},
 	})

@@ -76,6 +76,9 @@ type Store interface {
 	// Incr atomically adds delta to the int64 counter at key and returns the
 	// new value. A counter that does not exist (or expired) starts at zero
 	// and takes expiresAt; an existing counter keeps its expiry.
+	// Get and List return a counter's value as 8 bytes, big-endian two's
+	// complement, in every backend, so a copy of the bytes (Copy) counts
+	// on in another store.
 	Incr(ctx context.Context, key string, delta int64, expiresAt time.Time) (int64, error)
 
 	// List returns up to limit live records whose keys start with prefix, in
