@@ -87,10 +87,10 @@ func TestOpenSpecs(t *testing.T) {
 		})
 	}
 	bad := map[string]string{
-		"":                            "empty store",
-		"nosuch /x":                   "mfa.storage.nosuch",
-		"badger /a /b":                "wrong argument count",
-		`{"dir":"/x"}`:                `needs "backend"`,
+		"":                             "empty store",
+		"nosuch /x":                    "mfa.storage.nosuch",
+		"badger /a /b":                 "wrong argument count",
+		`{"dir":"/x"}`:                 `needs "backend"`,
 		"badger {\n\tmin_free lots\n}": "min_free",
 	}
 	for spec, want := range bad {
