@@ -26,6 +26,7 @@ type siteConfig struct {
 	smtpAddr  string // host:port of the tool's SMTP server (email)
 	storage   string // Badger directory
 	domain    string // allow_emails *@<domain>
+	workers   int    // email delivery workers; 0 for the default
 }
 
 // caddyfile is the config of the Caddy under load: standalone mode for
@@ -70,9 +71,9 @@ func caddyfile(c siteConfig) string {
 				per_destination_per_hour off
 				cooldown off
 			}
-		}
+%[5]s		}
 	}
-`, c.domain, c.storage, hostOf(c.smtpAddr), portOf(c.smtpAddr))
+`, c.domain, c.storage, hostOf(c.smtpAddr), portOf(c.smtpAddr), workersBlock(c.workers))
 	case "totp":
 		fmt.Fprintf(&b, `	mfa {
 		user ""
@@ -88,6 +89,13 @@ func caddyfile(c siteConfig) string {
 	}
 	b.WriteString("\trespond \"ok\" 200\n}\n")
 	return b.String()
+}
+
+func workersBlock(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("\t\t\tdelivery {\n\t\t\t\tworkers %d\n\t\t\t}\n", n)
 }
 
 func hostOf(addr string) string {

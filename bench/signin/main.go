@@ -85,6 +85,7 @@ type config struct {
 	profile     string
 	profileSecs int
 	keep        bool
+	workers     int
 	printConfig bool
 }
 
@@ -106,6 +107,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.steps, "steps", true, "print each step's p50/p99 under every round")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of Caddy during the last round to this file (needs the admin endpoint)")
 	fs.IntVar(&c.profileSecs, "profile-seconds", 10, "length of the -profile")
+	fs.IntVar(&c.workers, "workers", 0, "email delivery workers in the Caddyfile (default: Caddy's default, 2)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Caddyfile, Caddy's log, Badger)")
 	fs.BoolVar(&c.printConfig, "print-config", false, "print the Caddyfile the tool would start Caddy with, and exit")
 	if err := fs.Parse(args); err != nil {
@@ -157,7 +159,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 	}
 	if c.printConfig {
 		fmt.Fprint(out, caddyfile(siteConfig{method: c.method, sitePort: 8080, adminAddr: "127.0.0.1:2019",
-			smtpAddr: "127.0.0.1:2525", storage: "/tmp/mfa-bench", domain: c.domain}))
+			smtpAddr: "127.0.0.1:2525", storage: "/tmp/mfa-bench", domain: c.domain, workers: c.workers}))
 		return nil
 	}
 
@@ -187,12 +189,12 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 				return err
 			}
 		}
-		plain, err := idleRSS(ctx, bin, filepath.Join(dir, "plain"), "", nil)
+		plain, err := idleRSS(ctx, bin, filepath.Join(dir, "plain"))
 		if err != nil {
 			return fmt.Errorf("measuring a plain Caddy: %w", err)
 		}
 		var idle int64
-		p, tt, err := startTarget(ctx, bin, filepath.Join(dir, "mfa"), c.method, c.domain, mail)
+		p, tt, err := startTarget(ctx, bin, filepath.Join(dir, "mfa"), siteConfig{method: c.method, domain: c.domain, workers: c.workers}, mail)
 		if err != nil {
 			return err
 		}
@@ -244,7 +246,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 			if perr := <-profDone; perr != nil {
 				fmt.Fprintf(out, "# profile: %v\n", perr)
 			} else {
-				fmt.Fprintf(out, "# profile of the last round written to %s\n", c.profile)
+				fmt.Fprintf(out, "# profile of round %d written to %s (the profiler's own cost is in that round)\n", i, c.profile)
 			}
 		}
 		if err = rerr; err != nil {
@@ -261,15 +263,15 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 	return nil
 }
 
-// startTarget starts Caddy with the load config for method in dir.
-func startTarget(ctx context.Context, bin, dir, method, domain string, mail *mailServer) (*caddyProcess, target, error) {
+// startTarget starts Caddy in dir with the load config sc, on free
+// ports.
+func startTarget(ctx context.Context, bin, dir string, sc siteConfig, mail *mailServer) (*caddyProcess, target, error) {
 	site, err1 := freePort()
 	admin, err2 := freePort()
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, target{}, err
 	}
-	sc := siteConfig{method: method, sitePort: site, adminAddr: fmt.Sprintf("127.0.0.1:%d", admin),
-		storage: filepath.Join(dir, "badger"), domain: domain}
+	sc.sitePort, sc.adminAddr, sc.storage = site, fmt.Sprintf("127.0.0.1:%d", admin), filepath.Join(dir, "badger")
 	if mail != nil {
 		sc.smtpAddr = mail.addr
 	}
@@ -278,13 +280,13 @@ func startTarget(ctx context.Context, bin, dir, method, domain string, mail *mai
 	if err != nil {
 		return nil, target{}, err
 	}
-	return p, target{base: base, admin: "http://" + sc.adminAddr, pid: p.pid(), domain: domain}, nil
+	return p, target{base: base, admin: "http://" + sc.adminAddr, pid: p.pid(), domain: sc.domain}, nil
 }
 
-// idleRSS starts a Caddy serving a plain site, lets it settle and returns
-// its RSS in kB.
-func idleRSS(ctx context.Context, bin, dir, method string, mail *mailServer) (int64, error) {
-	p, _, err := startTarget(ctx, bin, dir, method, "example.com", mail)
+// idleRSS starts a Caddy serving a plain site (no mfa), lets it settle
+// and returns its RSS in kB.
+func idleRSS(ctx context.Context, bin, dir string) (int64, error) {
+	p, _, err := startTarget(ctx, bin, dir, siteConfig{domain: "example.com"}, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -113,12 +113,25 @@ func startInProcess(t *testing.T, method string, mail *mailServer) target {
 	return target{base: base, admin: "http://" + sc.adminAddr, pid: os.Getpid(), domain: "example.com"}
 }
 
+// TestCaddyfileAdapts checks that every Caddyfile the tool writes is one
+// Caddy accepts.
 func TestCaddyfileAdapts(t *testing.T) {
-	for _, method := range []string{"email", "totp", ""} {
-		sc := siteConfig{method: method, sitePort: 8080, adminAddr: "127.0.0.1:2019", smtpAddr: "127.0.0.1:2525", storage: "/tmp/x", domain: "example.com"}
-		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile(sc)), nil); err != nil {
-			t.Errorf("method %q: %v\n%s", method, err, caddyfile(sc))
-		}
+	for _, tc := range []struct {
+		name string
+		sc   siteConfig
+	}{
+		{"email", siteConfig{method: "email"}},
+		{"email with workers", siteConfig{method: "email", workers: 8}},
+		{"totp", siteConfig{method: "totp"}},
+		{"plain", siteConfig{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := tc.sc
+			sc.sitePort, sc.adminAddr, sc.smtpAddr, sc.storage, sc.domain = 8080, "127.0.0.1:2019", "127.0.0.1:2525", "/tmp/x", "example.com"
+			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile(sc)), nil); err != nil {
+				t.Errorf("%v\n%s", err, caddyfile(sc))
+			}
+		})
 	}
 }
 
