@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,9 +116,11 @@ type roundResult struct {
 	steps      [numSteps][]time.Duration // each step of completed sign-ins
 	errs       []string                  // the first few failures
 	userWaits  int                       // totp: times a client waited for a fresh time step
+	waited     time.Duration             // totp: the time those waits took, summed
 	before     procSample
 	after      procSample
 	hasProc    bool
+	self       uint64 // the tool's own CPU ticks in the round
 }
 
 // maxFailures is how many failed sign-ins end a round early.
@@ -126,6 +129,10 @@ func maxFailures(n int) int { return max(10, n/10) }
 // round runs n sign-ins with opts.clients concurrent clients.
 func (r *runner) round(ctx context.Context, n int) (*roundResult, error) {
 	res := &roundResult{}
+	self, err := sampleProc(os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("reading the tool's /proc: %w", err)
+	}
 	if r.t.pid > 0 {
 		s, err := sampleProc(r.t.pid)
 		if err != nil {
@@ -152,6 +159,7 @@ func (r *runner) round(ctx context.Context, n int) (*roundResult, error) {
 				errs    []string
 				ok      int
 				waits   int
+				waited  time.Duration
 			)
 			seq := 0
 			for remaining.Add(-1) >= 0 && ctx.Err() == nil {
@@ -162,10 +170,11 @@ func (r *runner) round(ctx context.Context, n int) (*roundResult, error) {
 					seq++
 					st, err = r.emailSignIn(ctx, user)
 				} else {
-					var waited bool
-					st, waited, err = r.totpSignIn(ctx)
-					if waited {
+					var w time.Duration
+					st, w, err = r.totpSignIn(ctx)
+					if w > 0 {
 						waits++
+						waited += w
 					}
 				}
 				if err != nil {
@@ -199,11 +208,15 @@ func (r *runner) round(ctx context.Context, n int) (*roundResult, error) {
 				res.errs = append(res.errs, errs[:min(room, len(errs))]...)
 			}
 			res.userWaits += waits
+			res.waited += waited
 		})
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.failed = int(failures.Load())
+	if s, err := sampleProc(os.Getpid()); err == nil {
+		res.self = s.cpuTicks - self.cpuTicks
+	}
 	r.done.Add(int64(res.ok))
 	if res.hasProc {
 		s, err := sampleProc(r.t.pid)
@@ -273,9 +286,9 @@ func (r *runner) emailSignIn(ctx context.Context, user string) (signInTimes, err
 
 // totpSignIn signs in a user of the app pool with a code from their app:
 // the page, identify (which answers the method choice), verify, the
-// protected page. It reports whether it had to wait for a time step in
-// which a user could use a fresh code.
-func (r *runner) totpSignIn(ctx context.Context) (signInTimes, bool, error) {
+// protected page. It reports how long it waited for a time step in which
+// a user could use a fresh code.
+func (r *runner) totpSignIn(ctx context.Context) (signInTimes, time.Duration, error) {
 	var st signInTimes
 	app, code, waited, err := r.apps.take(ctx)
 	if err != nil {

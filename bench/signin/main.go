@@ -256,7 +256,8 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 			return err
 		}
 	}
-	fmt.Fprintln(out, "# cpu_ms: Caddy's CPU time (user+system) per completed sign-in; rss_mb, hwm_mb: Caddy's VmRSS after the round and its peak so far")
+	fmt.Fprintln(out, "# cpu_ms: Caddy's CPU time (user+system) per completed sign-in; rss_mb, hwm_mb: Caddy's VmRSS after the round and its peak so far;")
+	fmt.Fprintln(out, "# tool_ms: this tool's own CPU time per sign-in (clients and SMTP server), which competes with Caddy on a small machine")
 	if mail != nil {
 		fmt.Fprintf(out, "# messages received %d, not claimed by a sign-in %d\n", mail.received.Load(), mail.unclaimed.Load())
 	}

@@ -42,8 +42,9 @@ type appPool struct {
 }
 
 // take removes the user whose next usable step is earliest, waits until
-// that step may be used, and returns the user and the code to type.
-func (p *appPool) take(ctx context.Context) (*app, string, bool, error) {
+// that step may be used, and returns the user, the code to type and how
+// long it waited.
+func (p *appPool) take(ctx context.Context) (*app, string, time.Duration, error) {
 	p.mu.Lock()
 	for p.ready.Len() == 0 {
 		// Every user is in a sign-in; there are at least as many users
@@ -52,7 +53,7 @@ func (p *appPool) take(ctx context.Context) (*app, string, bool, error) {
 	}
 	a := heap.Pop(&p.ready).(*app)
 	p.mu.Unlock()
-	waited := false
+	var waited time.Duration
 	for {
 		now := time.Now()
 		cur := now.Unix() / a.period
@@ -66,9 +67,9 @@ func (p *appPool) take(ctx context.Context) (*app, string, bool, error) {
 			}
 			return a, code, waited, nil
 		}
-		waited = true
 		// Wait until step a.next-1 begins, then a.next is current+1.
 		wait := time.Unix((a.next-1)*a.period, 0).Sub(now) + 10*time.Millisecond
+		waited += wait
 		select {
 		case <-ctx.Done():
 			p.put(a)
