@@ -53,7 +53,6 @@ type runner struct {
 	mail *mailServer // email
 	http *http.Client
 	apps *appPool // totp
-	done atomic.Int64
 }
 
 func newRunner(t target, opts loadOptions, mail *mailServer) (*runner, error) {
@@ -217,7 +216,6 @@ func (r *runner) round(ctx context.Context, n int) (*roundResult, error) {
 	if s, err := sampleProc(os.Getpid()); err == nil {
 		res.self = s.cpuTicks - self.cpuTicks
 	}
-	r.done.Add(int64(res.ok))
 	if res.hasProc {
 		s, err := sampleProc(r.t.pid)
 		if err != nil {
