@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// target is the Caddy under load.
+type target struct {
+	base   string // the site, "http://127.0.0.1:<port>"
+	admin  string // the admin endpoint, "http://127.0.0.1:<port>"; TOTP enrollment needs it
+	pid    int    // for CPU and memory from /proc; 0 for none
+	domain string // users are u<N>@<domain>
+}
+
+// loadOptions say how to load the target.
+type loadOptions struct {
+	method  string // "email" or "totp"
+	clients int
+	users   int           // distinct users, at least clients
+	timeout time.Duration // bound on one sign-in
+}
+
+// Steps of a sign-in, in order. "mail" is the wait for the emailed code
+// after the identify answer; totp sign-ins have no "mail" step.
+var stepNames = []string{"page", "identify", "mail", "verify", "protected"}
+
+const (
+	stepPage = iota
+	stepIdentify
+	stepMail
+	stepVerify
+	stepProtected
+	numSteps
+)
+
+// runner runs sign-ins against a target. Users are split between
+// clients (user i belongs to client i mod clients), so a recipient
+// address names exactly one sign-in in progress.
+type runner struct {
+	t    target
+	opts loadOptions
+	mail *mailServer // email
+	http *http.Client
+	apps *appPool // totp
+}
+
+func newRunner(t target, opts loadOptions, mail *mailServer) (*runner, error) {
+	switch opts.method {
+	case "email":
+		if mail == nil {
+			return nil, errors.New("the email method needs the SMTP server")
+		}
+	case "totp":
+		if t.admin == "" {
+			return nil, errors.New("the totp method needs the admin endpoint to enroll users")
+		}
+	default:
+		return nil, fmt.Errorf("unknown method %q (email or totp)", opts.method)
+	}
+	if opts.clients < 1 {
+		return nil, errors.New("clients must be at least 1")
+	}
+	opts.users = max(opts.users, opts.clients)
+	if opts.timeout <= 0 {
+		opts.timeout = 30 * time.Second
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // only ever 127.0.0.1
+		MaxIdleConnsPerHost: opts.clients * 2,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	client := &http.Client{
+		Transport: tr,
+		// The JSON flow answers 200; a redirect would be a wrong turn.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &runner{t: t, opts: opts, mail: mail, http: client}, nil
+}
+
+// close releases the runner's connections.
+func (r *runner) close() { r.http.CloseIdleConnections() }
+
+func (r *runner) userName(i int) string { return fmt.Sprintf("u%d@%s", i, r.t.domain) }
+
+// setup prepares the users: TOTP users get an app through the admin API.
+func (r *runner) setup(ctx context.Context) error {
+	if r.opts.method != "totp" {
+		return nil
+	}
+	pool, err := enrollApps(ctx, r.http, r.t.admin, r.opts.users, r.opts.clients, r.userName)
+	if err != nil {
+		return err
+	}
+	r.apps = pool
+	return nil
+}
+
+// roundResult is what one round measured.
+type roundResult struct {
+	ok, failed int
+	elapsed    time.Duration
+	signIns    []time.Duration           // whole sign-ins that completed
+	steps      [numSteps][]time.Duration // each step of completed sign-ins
+	errs       []string                  // the first few failures
+	userWaits  int                       // totp: times a client waited for a fresh time step
+	waited     time.Duration             // totp: the time those waits took, summed
+	before     procSample
+	after      procSample
+	hasProc    bool
+	self       uint64 // the tool's own CPU ticks in the round
+}
+
+// maxFailures is how many failed sign-ins end a round early.
+func maxFailures(n int) int { return max(10, n/10) }
+
+// round runs n sign-ins with opts.clients concurrent clients.
+func (r *runner) round(ctx context.Context, n int) (*roundResult, error) {
+	res := &roundResult{}
+	self, err := sampleProc(os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("reading the tool's /proc: %w", err)
+	}
+	if r.t.pid > 0 {
+		s, err := sampleProc(r.t.pid)
+		if err != nil {
+			return nil, fmt.Errorf("reading caddy's /proc: %w", err)
+		}
+		res.before, res.hasProc = s, true
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		remaining atomic.Int64
+		failures  atomic.Int64
+		mu        sync.Mutex
+		wg        sync.WaitGroup
+	)
+	remaining.Store(int64(n))
+	limit := int64(maxFailures(n))
+	start := time.Now()
+	for c := range r.opts.clients {
+		wg.Go(func() {
+			var (
+				signIns []time.Duration
+				steps   [numSteps][]time.Duration
+				errs    []string
+				ok      int
+				waits   int
+				waited  time.Duration
+			)
+			seq := 0
+			for remaining.Add(-1) >= 0 && ctx.Err() == nil {
+				var st signInTimes
+				var err error
+				if r.opts.method == "email" {
+					user := r.userName(c + (seq%r.usersPerClient(c))*r.opts.clients)
+					seq++
+					st, err = r.emailSignIn(ctx, user)
+				} else {
+					var w time.Duration
+					st, w, err = r.totpSignIn(ctx)
+					if w > 0 {
+						waits++
+						waited += w
+					}
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						break
+					}
+					if len(errs) < 3 {
+						errs = append(errs, err.Error())
+					}
+					if failures.Add(1) >= limit {
+						cancel()
+					}
+					continue
+				}
+				ok++
+				signIns = append(signIns, st.total)
+				for i, d := range st.steps {
+					if d > 0 || i != stepMail {
+						steps[i] = append(steps[i], d)
+					}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.ok += ok
+			res.signIns = append(res.signIns, signIns...)
+			for i := range steps {
+				res.steps[i] = append(res.steps[i], steps[i]...)
+			}
+			if room := 5 - len(res.errs); room > 0 {
+				res.errs = append(res.errs, errs[:min(room, len(errs))]...)
+			}
+			res.userWaits += waits
+			res.waited += waited
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.failed = int(failures.Load())
+	if s, err := sampleProc(os.Getpid()); err == nil {
+		res.self = s.cpuTicks - self.cpuTicks
+	}
+	if res.hasProc {
+		s, err := sampleProc(r.t.pid)
+		if err != nil {
+			return nil, fmt.Errorf("reading caddy's /proc: %w", err)
+		}
+		res.after = s
+	}
+	if res.failed >= int(limit) {
+		return res, fmt.Errorf("%d sign-ins failed; first: %s", res.failed, strings.Join(res.errs, "; "))
+	}
+	return res, nil
+}
+
+// usersPerClient is how many users client c owns.
+func (r *runner) usersPerClient(c int) int {
+	n := r.opts.users / r.opts.clients
+	if c < r.opts.users%r.opts.clients {
+		n++
+	}
+	return n
+}
+
+// signInTimes are the durations of one sign-in and of its steps.
+type signInTimes struct {
+	total time.Duration
+	steps [numSteps]time.Duration
+}
+
+// emailSignIn signs user in with an emailed code: the page, identify
+// (which sends the code), the code by SMTP, verify, the protected page.
+func (r *runner) emailSignIn(ctx context.Context, user string) (signInTimes, error) {
+	var st signInTimes
+	ctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
+	defer cancel()
+	b := &browser{r: r, cookies: map[string]string{}}
+	start := time.Now()
+	page, err := b.step(ctx, &st, stepPage, http.MethodGet, "/.mfa/", nil, "identify")
+	if err != nil {
+		return st, err
+	}
+	codes := r.mail.expect(user)
+	defer r.mail.forget(user)
+	ans, err := b.step(ctx, &st, stepIdentify, http.MethodPost, "/.mfa/identify",
+		map[string]string{"username": user, "csrf_token": page.CSRFToken}, "verify")
+	if err != nil {
+		return st, err
+	}
+	t := time.Now()
+	var code string
+	select {
+	case code = <-codes:
+	case <-ctx.Done():
+		return st, fmt.Errorf("mail: no code for %s: %w", user, ctx.Err())
+	}
+	st.steps[stepMail] = time.Since(t)
+	if _, err := b.step(ctx, &st, stepVerify, http.MethodPost, "/.mfa/verify",
+		map[string]string{"method": "email", "code": code, "csrf_token": ans.CSRFToken}, "done"); err != nil {
+		return st, err
+	}
+	if err := b.protected(ctx, &st); err != nil {
+		return st, err
+	}
+	st.total = time.Since(start)
+	return st, nil
+}
+
+// totpSignIn signs in a user of the app pool with a code from their app:
+// the page, identify (which answers the method choice), verify, the
+// protected page. It reports how long it waited for a time step in which
+// a user could use a fresh code.
+func (r *runner) totpSignIn(ctx context.Context) (signInTimes, time.Duration, error) {
+	var st signInTimes
+	app, code, waited, err := r.apps.take(ctx)
+	if err != nil {
+		return st, waited, err
+	}
+	defer r.apps.put(app)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
+	defer cancel()
+	b := &browser{r: r, cookies: map[string]string{}}
+	start := time.Now()
+	page, err := b.step(ctx, &st, stepPage, http.MethodGet, "/.mfa/", nil, "identify")
+	if err != nil {
+		return st, waited, err
+	}
+	ans, err := b.step(ctx, &st, stepIdentify, http.MethodPost, "/.mfa/identify",
+		map[string]string{"username": app.user, "csrf_token": page.CSRFToken}, "choose")
+	if err != nil {
+		return st, waited, err
+	}
+	if _, err := b.step(ctx, &st, stepVerify, http.MethodPost, "/.mfa/verify",
+		map[string]string{"method": "totp", "code": code, "csrf_token": ans.CSRFToken}, "done"); err != nil {
+		return st, waited, err
+	}
+	if err := b.protected(ctx, &st); err != nil {
+		return st, waited, err
+	}
+	st.total = time.Since(start)
+	return st, waited, nil
+}
+
+// browser is one sign-in's cookies; connections are shared.
+type browser struct {
+	r       *runner
+	cookies map[string]string
+}
+
+// answer is the part of a JSON answer the sign-in reads.
+type answer struct {
+	Step      string `json:"step"`
+	CSRFToken string `json:"csrf_token"`
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+}
+
+// step makes one request of the flow, times it as step i, and checks
+// that it answers 200 with the wanted step.
+func (b *browser) step(ctx context.Context, st *signInTimes, i int, method, path string, body map[string]string, want string) (answer, error) {
+	var ans answer
+	t := time.Now()
+	status, raw, err := b.do(ctx, method, path, body)
+	st.steps[i] = time.Since(t)
+	if err != nil {
+		return ans, fmt.Errorf("%s: %w", stepNames[i], err)
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return ans, fmt.Errorf("%s: status %d, not JSON: %.200s", stepNames[i], status, raw)
+	}
+	if status != http.StatusOK || ans.Step != want {
+		return ans, fmt.Errorf("%s: status %d, step %q (want %q), error %q: %s", stepNames[i], status, ans.Step, want, ans.Error, ans.Message)
+	}
+	return ans, nil
+}
+
+// protected fetches the protected page with the new session.
+func (b *browser) protected(ctx context.Context, st *signInTimes) error {
+	t := time.Now()
+	status, raw, err := b.do(ctx, http.MethodGet, "/", nil)
+	st.steps[stepProtected] = time.Since(t)
+	if err != nil {
+		return fmt.Errorf("protected: %w", err)
+	}
+	if status != http.StatusOK || string(raw) != "ok" {
+		return fmt.Errorf("protected: status %d: %.200s", status, raw)
+	}
+	return nil
+}
+
+// do sends a request with the browser's cookies, keeps the cookies of the
+// answer and returns its status and body.
+func (b *browser) do(ctx context.Context, method, path string, body map[string]string) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		j, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.r.t.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for name, value := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: name, Value: value})
+	}
+	resp, err := b.r.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, err
+	}
+	now := time.Now()
+	for _, c := range resp.Cookies() {
+		if c.MaxAge < 0 || (!c.Expires.IsZero() && c.Expires.Before(now)) {
+			delete(b.cookies, c.Name)
+			continue
+		}
+		b.cookies[c.Name] = c.Value
+	}
+	return resp.StatusCode, raw, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/caddymfa/caddy-mfa"
+)
+
+// TestSignIns runs the tool's sign-ins against a real Caddy, started in
+// the test process with the tool's own Caddyfile, and checks that every
+// sign-in completes: identify, the code (by SMTP or from the app),
+// verify, and the protected page with the new session.
+func TestSignIns(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(home, "data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	mail, err := startMailServer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mail.close)
+
+	for _, tc := range []struct {
+		method   string
+		signIns  int
+		messages int64
+	}{
+		{method: "email", signIns: 20, messages: 20},
+		{method: "totp", signIns: 10},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			tt := startInProcess(t, tc.method, mail)
+			r, err := newRunner(tt, loadOptions{method: tc.method, clients: 4, users: 6, timeout: 15 * time.Second}, mail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := r.setup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			before := mail.received.Load()
+			res, err := r.round(ctx, tc.signIns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ok != tc.signIns || res.failed != 0 || len(res.signIns) != tc.signIns {
+				t.Errorf("%d sign-ins completed, %d failed, want %d and 0; errors: %q", res.ok, res.failed, tc.signIns, res.errs)
+			}
+			if got := mail.received.Load() - before; got != tc.messages {
+				t.Errorf("%d messages received, want %d", got, tc.messages)
+			}
+			if !res.hasProc || res.after.rssKB <= 0 || res.after.hwmKB < res.after.rssKB || res.after.cpuTicks < res.before.cpuTicks {
+				t.Errorf("process sample before %+v, after %+v", res.before, res.after)
+			}
+			var out bytes.Buffer
+			rp := &reporter{w: &out, ticks: clockTicks(), steps: true}
+			rp.header()
+			rp.round(1, res)
+			if lines := strings.Count(out.String(), "\n"); lines != 3 || !strings.Contains(out.String(), "verify") {
+				t.Errorf("report:\n%s", out.String())
+			}
+		})
+	}
+	if n := mail.unclaimed.Load(); n != 0 {
+		t.Errorf("%d messages were not claimed by a sign-in", n)
+	}
+}
+
+// startInProcess loads the tool's Caddyfile for method into Caddy in the
+// test process and stops it when the test ends, before its Badger
+// directory is removed.
+func startInProcess(t *testing.T, method string, mail *mailServer) target {
+	t.Helper()
+	site, err1 := freePort()
+	admin, err2 := freePort()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	sc := siteConfig{method: method, sitePort: site, adminAddr: fmt.Sprintf("127.0.0.1:%d", admin),
+		smtpAddr: mail.addr, storage: filepath.Join(t.TempDir(), "badger"), domain: "example.com"}
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile(sc)), nil)
+	if err != nil {
+		t.Fatalf("adapting the Caddyfile: %v\n%s", err, caddyfile(sc))
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("adapting the Caddyfile: %v", warnings)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading the config: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping caddy: %v", err)
+		}
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", site)
+	if err := waitReady(context.Background(), base+"/.mfa/", nil); err != nil {
+		t.Fatal(err)
+	}
+	return target{base: base, admin: "http://" + sc.adminAddr, pid: os.Getpid(), domain: "example.com"}
+}
+
+// TestCaddyfileAdapts checks that every Caddyfile the tool writes is one
+// Caddy accepts.
+func TestCaddyfileAdapts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sc   siteConfig
+	}{
+		{"email", siteConfig{method: "email"}},
+		{"email with workers", siteConfig{method: "email", workers: 8}},
+		{"totp", siteConfig{method: "totp"}},
+		{"plain", siteConfig{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := tc.sc
+			sc.sitePort, sc.adminAddr, sc.smtpAddr, sc.storage, sc.domain = 8080, "127.0.0.1:2019", "127.0.0.1:2525", "/tmp/x", "example.com"
+			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile(sc)), nil); err != nil {
+				t.Errorf("%v\n%s", err, caddyfile(sc))
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i))
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50}, {90, 90}, {99, 99}, {100, 100}, {0, 1}} {
+		if got := percentile(d, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("empty: %v", got)
+	}
+}
