@@ -25,7 +25,7 @@ func BenchmarkHotPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer h.Cleanup()
-	cookie, err := h.newSession(httptest.NewRequest(http.MethodGet, "http://app.test/", nil), "alice", "alice", "email")
+	cookie, err := newSessionCookie(httptest.NewRequest(http.MethodGet, "http://app.test/", nil), h.sessions, "alice", "alice", "email")
 	if err != nil {
 		b.Fatal(err)
 	}
