@@ -173,6 +173,7 @@ func (h *Handler) wire() {
 		throttle: h.throttle, linkURL: h.methods.linkURL, pending: h.pending}
 	h.verifier = &verifier{lockout: h.lockout, challenges: h.challenges, users: h.users, sessions: h.sessions, devices: h.devices,
 		methods: h.methods, keys: h.keys, now: clock, metrics: h.metrics, logger: h.logger, audit: h.audit}
+	h.registrations = &registrations{store: h.store, keys: h.keys, now: clock}
 	h.apps = &pendingApps{store: h.store, keys: h.keys, now: clock, totp: h.TOTP}
 	h.flows = flows{keys: h.keys, now: clock}
 	h.policy.wire(h.devices, h.users, clock, h.logger, h.audit)
@@ -445,18 +446,19 @@ type handlerState struct {
 	policy  *policy
 
 	// The state services (wire).
-	audit      auditor
-	lockout    *lockout
-	throttle   *throttle
-	sessions   *sessions
-	devices    *devices
-	users      *users
-	challenges *challenges
-	verifier   *verifier
-	apps       *pendingApps
-	notices    *notices
-	flows      flows
-	pages      *pages
+	audit         auditor
+	lockout       *lockout
+	throttle      *throttle
+	sessions      *sessions
+	devices       *devices
+	users         *users
+	challenges    *challenges
+	verifier      *verifier
+	apps          *pendingApps
+	registrations *registrations
+	notices       *notices
+	flows         flows
+	pages         *pages
 }
 
 // Interface guards

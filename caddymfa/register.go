@@ -1,6 +1,7 @@
 package caddymfa
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -108,9 +109,45 @@ type regPage struct {
 	csrf string
 }
 
-// key is where the address being registered waits for its code.
-func (rp *regPage) key(k keyring) string {
-	return keyRegister + k.storeID(rp.slot.binding)
+// registrations owns the addresses users asked to register while they
+// wait for the code sent to them (reg/<binding hash>), keyed by the
+// challenge slot of that code.
+type registrations struct {
+	store storage.Store
+	keys  keyring
+	now   func() time.Time
+}
+
+func (rs *registrations) key(s challengeSlot) string {
+	return keyRegister + rs.keys.storeID(s.binding)
+}
+
+// put keeps the address being registered for the slot.
+func (rs *registrations) put(ctx context.Context, s challengeSlot, p pendingRegistration) error {
+	b, err := encodeRecord(p)
+	if err != nil {
+		return err
+	}
+	return rs.store.Put(ctx, rs.key(s), b, rs.now().Add(flowTTL), false)
+}
+
+// get returns the address being registered for the slot; found is false
+// when there is none.
+func (rs *registrations) get(ctx context.Context, s challengeSlot) (p pendingRegistration, found bool, err error) {
+	rec, err := rs.store.Get(ctx, rs.key(s))
+	if errors.Is(err, storage.ErrNotFound) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, err
+	}
+	p, err = decodeRecord[pendingRegistration](rec.Value)
+	return p, true, err
+}
+
+// drop forgets the address once registered.
+func (rs *registrations) drop(ctx context.Context, s challengeSlot) error {
+	return rs.store.Delete(ctx, rs.key(s))
 }
 
 // registerRequired asks the user to pass a required factor first; the
@@ -164,11 +201,7 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 			status: http.StatusBadRequest, Error: errCodeRequest, Message: problem}
 		return h.pages.render(w, r, v)
 	}
-	b, err := encodeRecord(pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret})
-	if err != nil {
-		return err
-	}
-	if err := h.store.Put(r.Context(), rp.key(h.keys), b, h.now().Add(flowTTL), false); err != nil {
+	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {
 		return h.pages.unavailable(w, r, "storing registration", err)
 	}
 	sr := sendRequest{slot: rp.slot, user: user, sender: ch.sender, limits: ch.limits, ip: clientIP(r), dest: address,
@@ -191,15 +224,13 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form, rp *regPage, s *cachedSession, method string) error {
 	ctx := r.Context()
 	user := rp.acct.user
-	key := rp.key(h.keys)
-	rec, err := h.store.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
+	pending, found, err := h.registrations.get(ctx, rp.slot)
+	if !found && err == nil {
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errBadRecord) {
 		return h.pages.unavailable(w, r, "reading registration", err)
 	}
-	pending, err := decodeRecord[pendingRegistration](rec.Value)
 	if err != nil || pending.User != user || pending.Method != method {
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
 	}
@@ -227,7 +258,7 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 	if err != nil {
 		return h.pages.unavailable(w, r, "storing the new address", err)
 	}
-	_ = h.store.Delete(ctx, key)
+	_ = h.registrations.drop(ctx, rp.slot)
 	// The notice goes to the old address of the changed method (never to
 	// the new one, which may be an attacker's) unless another method
 	// reaches the user first; the record is read again, after the change.
