@@ -575,14 +575,17 @@ func TestSendCaps(t *testing.T) {
 func TestStandaloneDoesNotRevealUsers(t *testing.T) {
 	h, outbox := testConfig(t)
 	h.User = new(string)
+	h.Lockout = &Lockout{Failures: 1} // so eve's bucket locks first
 	e := newEnv(t, h, outbox)
 	// Lock eve's bucket first.
-	e.h.Lockout.Failures = 1
 	for range 2 {
 		b := e.browser("")
 		csrf := b.state()["csrf_token"].(string)
 		b.do(request{target: "/.mfa/identify", json: map[string]string{"username": "eve", "csrf_token": csrf}})
 		b.postJSON("/verify", map[string]string{"code": "000000"})
+	}
+	if locked, _ := e.h.lockout.locked(t.Context(), "eve"); !locked {
+		t.Fatal("eve is not locked")
 	}
 	shape := func(user string) (string, time.Duration) {
 		b := e.browser("")
