@@ -81,6 +81,7 @@ func BenchmarkSignIn(b *testing.B) {
 	defer h.Cleanup()
 	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
 	h.now = e.clock.now
+	h.wire()
 	b.ReportAllocs()
 	for b.Loop() {
 		br := e.browser("alice")
@@ -109,6 +110,7 @@ func BenchmarkSignInTOTP(b *testing.B) {
 	defer h.Cleanup()
 	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
 	h.now = e.clock.now
+	h.wire()
 	_, secret, _ := e.enrollApp("alice")
 	b.ReportAllocs()
 	for b.Loop() {

@@ -157,11 +157,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// wire builds the state services over the store, the keys and the
-// logger: Provision calls it once; a test that swaps the store or the
-// logger calls it again.
+// wire builds the state services over the store, the keys, the clock
+// and the logger: Provision calls it once; a test that swaps the store,
+// the clock or the logger calls it again.
 func (h *Handler) wire() {
-	clock := func() time.Time { return h.now() }
+	clock := h.now
 	h.audit = auditor{logger: h.logger}
 	h.lockout = &lockout{store: h.store, now: clock, failures: h.Lockout.Failures, window: time.Duration(h.Lockout.Window)}
 	h.throttle = &throttle{store: h.store, now: clock, metrics: h.metrics}
