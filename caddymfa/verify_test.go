@@ -81,4 +81,3 @@ func TestVerifierSuccessAndPickUp(t *testing.T) {
 		}
 	}
 }
-
