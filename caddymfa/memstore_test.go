@@ -15,10 +15,11 @@ import (
 // services; records expire by now, the services' clock. gets counts
 // reads, so a test can tell how often a record was loaded.
 type memStore struct {
-	mu   sync.Mutex
-	m    map[string]storage.Record
-	now  func() time.Time
-	gets atomic.Int64
+	mu      sync.Mutex
+	m       map[string]storage.Record
+	now     func() time.Time
+	gets    atomic.Int64
+	updates atomic.Int64
 }
 
 func newMemStore(now func() time.Time) *memStore {
@@ -60,6 +61,7 @@ func (s *memStore) Delete(_ context.Context, k string) error {
 }
 
 func (s *memStore) Update(_ context.Context, k string, fn storage.UpdateFunc) error {
+	s.updates.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, found := s.live(k)
