@@ -92,7 +92,7 @@ type siteInfo struct {
 	Policy     string `json:"policy"`
 }
 
-func (h *Handler) siteInfo() siteInfo {
+func siteInfoOf(h *Handler) siteInfo {
 	si := siteInfo{Store: storeLocation(h.store), PathPrefix: h.PathPrefix, Email: h.Email != nil, SMS: h.SMS != nil, TOTP: h.TOTP != nil, Policy: h.Policy}
 	if h.baseURL != nil {
 		si.Site = h.baseURL.Host
@@ -115,7 +115,7 @@ func (g *handlerRegistry) sites() ([]siteInfo, []*Handler) {
 	var hs []*Handler
 	for i := len(g.handlers) - 1; i >= 0; i-- {
 		h := g.handlers[i]
-		si := h.siteInfo()
+		si := siteInfoOf(h)
 		if slices.ContainsFunc(infos, func(o siteInfo) bool { return o.Site == si.Site && o.Store == si.Store }) {
 			continue
 		}
@@ -191,12 +191,12 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if err := onlyMethod(r, http.MethodGet); err != nil {
 			return err
 		}
-		return h.adminLog(w, r)
+		return a.log(w, r, h)
 	case path == "test-email" || path == "test-sms":
 		if err := onlyMethod(r, http.MethodPost); err != nil {
 			return err
 		}
-		return h.adminTestMessage(w, r, strings.TrimPrefix(path, "test-"))
+		return a.testMessage(w, r, h, strings.TrimPrefix(path, "test-"))
 	case len(parts) >= 2 && parts[0] == "users":
 		user, ok := canonicalUser(parts[1])
 		if !ok {
@@ -207,12 +207,12 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			if err := onlyMethod(r, http.MethodGet); err != nil {
 				return err
 			}
-			return h.adminUser(w, r, user)
+			return a.user(w, r, h, user)
 		}
 		if err := onlyMethod(r, http.MethodPost); err != nil {
 			return err
 		}
-		return h.adminUserAction(w, r, user, action)
+		return a.userAction(w, r, h, user, action)
 	}
 	return adminError(http.StatusNotFound, "no mfa admin endpoint %q", r.URL.Path)
 }
@@ -261,9 +261,10 @@ type sessionReport struct {
 	Expires  time.Time `json:"expires"`
 }
 
-func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, user string) error {
+// user reports a user's factors, lockout, sessions and devices.
+func (a *AdminAPI) user(w http.ResponseWriter, r *http.Request, h *Handler, user string) error {
 	ctx := r.Context()
-	rec, err := h.loadUser(ctx, user)
+	rec, err := h.users.load(ctx, user)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "reading user record: %v", err)
 	}
@@ -271,42 +272,31 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, user string)
 	if rec.TOTP != nil {
 		rep.TOTP = &totpReport{Added: rec.TOTP.Added}
 	}
-	if lr, err := h.store.Get(ctx, keyLockout+user); err == nil {
-		if lock, err := decodeRecord[lockRecord](lr.Value); err == nil {
-			rep.Failures = lock.Fails
-			if h.now().Before(lock.LockedUntil) {
-				until := lock.LockedUntil
-				rep.LockedUntil = &until
-			}
-		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return adminError(http.StatusServiceUnavailable, "reading lockout: %v", err)
+	lock, err := h.lockout.report(ctx, user)
+	if err != nil {
+		return adminError(http.StatusServiceUnavailable, "%v", err)
 	}
-	index, err := h.store.List(ctx, keyUserSess+user+"/", 0, false)
+	rep.Failures, rep.LockedUntil = lock.Failures, lock.LockedUntil
+	sessions, err := h.sessions.ofUser(ctx, user)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "listing sessions: %v", err)
 	}
-	for _, ix := range index {
-		sr, err := h.store.Get(ctx, keySession+strings.TrimPrefix(ix.Key, keyUserSess+user+"/"))
-		if err != nil {
-			continue // ended meanwhile
-		}
-		if s, err := decodeRecord[session](sr.Value); err == nil {
-			rep.Sessions = append(rep.Sessions, sessionReport{Method: s.Method, Host: s.Host, Created: s.Created, LastSeen: s.LastSeen, Expires: s.Expires})
-		}
+	for _, s := range sessions {
+		rep.Sessions = append(rep.Sessions, sessionReport{Method: s.Method, Host: s.Host, Created: s.Created, LastSeen: s.LastSeen, Expires: s.Expires})
 	}
-	devices, err := h.store.List(ctx, keyUserDevice+user+"/", 0, false)
-	if err != nil {
+	if rep.RememberedDevices, err = h.devices.count(ctx, user); err != nil {
 		return adminError(http.StatusServiceUnavailable, "listing devices: %v", err)
 	}
-	rep.RememberedDevices = len(devices)
 	return writeAdminJSON(w, rep)
 }
 
-// adminUserAction resets a factor, unlocks or revokes.
-func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, action string) error {
+// userAction resets a factor, enrolls an app, unlocks or revokes.
+func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler, user, action string) error {
 	ctx := r.Context()
 	result := map[string]any{"user": user, "action": action}
+	// The user as notices see them: no first factor, so no address
+	// from one.
+	who := h.users.account(principal{user: user})
 	switch action {
 	case "reset":
 		var body struct {
@@ -322,61 +312,68 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, user, 
 		if !ok {
 			return adminError(http.StatusBadRequest, "reset: unknown factor %q (totp, phone, email)", body.Factor)
 		}
-		var had bool
-		err := h.updateUser(ctx, user, func(rec *userRecord) (storage.Op, error) {
-			switch factor {
-			case methodTOTP:
-				had = rec.TOTP != nil || len(rec.Recovery) > 0
-				rec.TOTP, rec.Recovery = nil, nil
-			case methodSMS:
-				had, rec.Phone = rec.Phone != "", ""
-			case methodEmail:
-				had, rec.Email = rec.Email != "", ""
-			}
-			if rec.LastMethod == factor || factor == methodTOTP && rec.LastMethod == methodRecovery {
-				rec.LastMethod = ""
-			}
-			return storage.WriteDurable, nil
-		})
+		had, err := h.users.resetFactor(ctx, user, factor)
 		if err != nil {
 			return adminError(http.StatusServiceUnavailable, "resetting: %v", err)
 		}
 		result["removed"] = had
-		h.adminAudit(r, "admin: factor reset", zap.String("user", user), zap.String("factor", factor), zap.Bool("removed", had))
+		adminAudit(h, r, "admin: factor reset", zap.String("user", user), zap.String("factor", factor), zap.Bool("removed", had))
 		if had {
-			h.factorChanged(nil, r, factorChange{who: &flowState{User: user}, event: authenticators.NoticeFactorRemoved, factor: factor})
-		} else if err := h.forgetDevices(ctx, user); err != nil {
+			h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorRemoved, factor: factor})
+		} else if err := h.devices.forgetUser(ctx, user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
 	case "enroll":
-		return h.adminEnroll(w, r, user)
+		return a.enroll(w, r, h, user, who)
 	case "unlock":
-		if err := h.store.Delete(ctx, keyLockout+user); err != nil {
+		if err := h.lockout.unlock(ctx, user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
 		}
-		h.adminAudit(r, "admin: user unlocked", zap.String("user", user))
+		adminAudit(h, r, "admin: user unlocked", zap.String("user", user))
 	case "revoke":
-		n, _ := h.store.List(ctx, keyUserSess+user+"/", 0, false)
-		if err := h.revokeUserSessions(ctx, user); err != nil {
+		n, err := h.sessions.revokeUser(ctx, user)
+		if err != nil {
 			return adminError(http.StatusServiceUnavailable, "revoking sessions: %v", err)
 		}
-		if err := h.forgetDevices(ctx, user); err != nil {
+		if err := h.devices.forgetUser(ctx, user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
-		result["sessions_revoked"] = len(n)
-		h.adminAudit(r, "admin: sessions revoked", zap.String("user", user), zap.Int("sessions", len(n)))
+		result["sessions_revoked"] = n
+		adminAudit(h, r, "admin: sessions revoked", zap.String("user", user), zap.Int("sessions", n))
 	default:
 		return adminError(http.StatusNotFound, "unknown user action %q (enroll, reset, unlock, revoke)", action)
 	}
 	return writeAdminJSON(w, result)
 }
 
-// adminEnroll sets up an authenticator app for a user, as enroll off
-// leaves to administrators: it answers the secret, the otpauth URI and
-// its QR code (a PNG data URI) and new recovery codes, once, for the
+// resetFactor removes a user's app and recovery codes (totp), or the
+// phone or address they registered, and reports whether there was one.
+func (u *users) resetFactor(ctx context.Context, user, factor string) (bool, error) {
+	var had bool
+	err := u.update(ctx, user, func(rec *userRecord) (storage.Op, error) {
+		switch factor {
+		case methodTOTP:
+			had = rec.TOTP != nil || len(rec.Recovery) > 0
+			rec.TOTP, rec.Recovery = nil, nil
+		case methodSMS:
+			had, rec.Phone = rec.Phone != "", ""
+		case methodEmail:
+			had, rec.Email = rec.Email != "", ""
+		}
+		if rec.LastMethod == factor || factor == methodTOTP && rec.LastMethod == methodRecovery {
+			rec.LastMethod = ""
+		}
+		return storage.WriteDurable, nil
+	})
+	return had, err
+}
+
+// enroll sets up an authenticator app for a user, as enroll off leaves
+// to administrators: it answers the secret, the otpauth URI and its QR
+// code (a PNG data URI) and new recovery codes, once, for the
 // administrator to hand over. An app the user has is replaced; the
 // user's sessions end and they are notified, as for any factor change.
-func (h *Handler) adminEnroll(w http.ResponseWriter, r *http.Request, user string) error {
+func (a *AdminAPI) enroll(w http.ResponseWriter, r *http.Request, h *Handler, user string, who *account) error {
 	if h.TOTP == nil {
 		return adminError(http.StatusBadRequest, "this site has no totp block")
 	}
@@ -388,17 +385,17 @@ func (h *Handler) adminEnroll(w http.ResponseWriter, r *http.Request, user strin
 	if err != nil {
 		return adminError(http.StatusInternalServerError, "sealing the secret: %v", err)
 	}
-	codes, hashes, err := h.newRecoveryCodes()
+	codes, hashes, err := newRecoveryCodes(h.RecoveryCodes, h.keys)
 	if err != nil {
 		return adminError(http.StatusInternalServerError, "making recovery codes: %v", err)
 	}
-	uri := totp.URI(h.TOTP, h.issuer(), user, secret)
+	uri := totp.URI(h.TOTP, h.methods.issuer(), user, secret)
 	png, err := totp.QRPNG(uri, qrSize)
 	if err != nil {
 		return adminError(http.StatusInternalServerError, "drawing the qr code: %v", err)
 	}
 	var replaced bool
-	err = h.updateUser(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
+	err = h.users.update(r.Context(), user, func(rec *userRecord) (storage.Op, error) {
 		replaced = rec.TOTP != nil
 		rec.TOTP = &totpFactor{Secret: sealed, LastStep: totp.NoStep, Added: h.now()}
 		rec.Recovery = hashes
@@ -407,8 +404,8 @@ func (h *Handler) adminEnroll(w http.ResponseWriter, r *http.Request, user strin
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "storing the app: %v", err)
 	}
-	h.adminAudit(r, "admin: app enrolled", zap.String("user", user), zap.Bool("replaced", replaced))
-	h.factorChanged(nil, r, factorChange{who: &flowState{User: user}, event: authenticators.NoticeFactorAdded, factor: methodTOTP})
+	adminAudit(h, r, "admin: app enrolled", zap.String("user", user), zap.Bool("replaced", replaced))
+	h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: methodTOTP})
 	w.Header().Set("Cache-Control", "no-store")
 	return writeAdminJSON(w, map[string]any{
 		"user":           user,
@@ -426,14 +423,17 @@ type testSender interface {
 	Mask(to string) string
 }
 
-// adminTestMessage sends a test message by email or SMS and reports what
-// the transport or provider said.
-func (h *Handler) adminTestMessage(w http.ResponseWriter, r *http.Request, method string) error {
-	ch, ok := h.channel(method)
+// testMessage sends a test message by email or SMS and reports what the
+// transport or provider said.
+func (a *AdminAPI) testMessage(w http.ResponseWriter, r *http.Request, h *Handler, method string) error {
+	ch, ok := h.methods.channel(method)
 	if !ok {
 		return adminError(http.StatusBadRequest, "this site has no %s block", method)
 	}
-	sender := ch.sender.(testSender)
+	sender, ok := ch.sender.(testSender)
+	if !ok {
+		return adminError(http.StatusNotImplemented, "the %s block cannot send a test message", method)
+	}
 	var body struct {
 		To string `json:"to"`
 	}
@@ -446,7 +446,7 @@ func (h *Handler) adminTestMessage(w http.ResponseWriter, r *http.Request, metho
 	}
 	start := time.Now()
 	err := sender.SendTest(r.Context(), body.To, site)
-	h.adminAudit(r, "admin: test "+method, zap.String("to", sender.Mask(body.To)), zap.Bool("ok", err == nil))
+	adminAudit(h, r, "admin: test "+method, zap.String("to", sender.Mask(body.To)), zap.Bool("ok", err == nil))
 	res := map[string]any{"method": method, "to": sender.Mask(body.To), "ok": err == nil, "latency": time.Since(start).String()}
 	if err != nil {
 		res["error"] = err.Error()
@@ -457,8 +457,8 @@ func (h *Handler) adminTestMessage(w http.ResponseWriter, r *http.Request, metho
 	return writeAdminJSON(w, res)
 }
 
-// adminLog returns the delivery log, newest first, filtered.
-func (h *Handler) adminLog(w http.ResponseWriter, r *http.Request) error {
+// log returns the delivery log, newest first, filtered.
+func (a *AdminAPI) log(w http.ResponseWriter, r *http.Request, h *Handler) error {
 	q := r.URL.Query()
 	limit := 100
 	if s := q.Get("limit"); s != "" {
@@ -491,8 +491,8 @@ func (h *Handler) adminLog(w http.ResponseWriter, r *http.Request) error {
 
 // adminAudit writes the audit event of an administrator's action, with the
 // address the admin API request came from.
-func (h *Handler) adminAudit(r *http.Request, msg string, fields ...zap.Field) {
-	h.audit(r.Context(), msg, append(fields, zap.String("admin_remote", r.RemoteAddr))...)
+func adminAudit(h *Handler, r *http.Request, msg string, fields ...zap.Field) {
+	h.audit.event(r.Context(), msg, append(fields, zap.String("admin_remote", r.RemoteAddr))...)
 }
 
 // Interface guards

@@ -119,7 +119,7 @@ func callAdmin(cmd *cobra.Command, method, path string, body any) error {
 	adapter, _ := flags.GetString("adapter")
 	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, configFile, adapter)
 	if err != nil {
-		return fmt.Errorf("finding the admin address: %v", err)
+		return fmt.Errorf("finding the admin address: %w", err)
 	}
 	if site, _ := flags.GetString("site"); site != "" {
 		sep := "?"

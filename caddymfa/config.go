@@ -113,7 +113,8 @@ type Handler struct {
 // UserEntry is one user with the addresses on file.
 type UserEntry struct {
 	// Name is the user name (standalone sign-in name, or the first-factor
-	// user id). Compared after trimming, case folding and NFC.
+	// user id). Compared after trimming, NFKC normalisation and case
+	// folding.
 	Name string `json:"name"`
 	// Email is the user's email address on file.
 	Email string `json:"email,omitempty"`

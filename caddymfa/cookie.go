@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -159,7 +160,7 @@ func stripCookieLine(line string, names []string) string {
 		part := strings.TrimSpace(seg)
 		if part != "" {
 			k, _, _ := strings.Cut(part, "=")
-			if slicesContains(names, k) {
+			if slices.Contains(names, k) {
 				dropped = true
 			} else {
 				if first < 0 {
@@ -184,7 +185,7 @@ func stripCookieLine(line string, names []string) string {
 	for _, part := range strings.Split(line[first:last], ";") {
 		part = strings.TrimSpace(part)
 		k, _, _ := strings.Cut(part, "=")
-		if part == "" || slicesContains(names, k) {
+		if part == "" || slices.Contains(names, k) {
 			continue
 		}
 		if b.Len() > 0 {
@@ -193,13 +194,4 @@ func stripCookieLine(line string, names []string) string {
 		b.WriteString(part)
 	}
 	return b.String()
-}
-
-func slicesContains(names []string, k string) bool {
-	for _, n := range names {
-		if n == k {
-			return true
-		}
-	}
-	return false
 }

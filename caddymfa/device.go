@@ -28,73 +28,92 @@ type device struct {
 	Created     time.Time `json:"c"`
 }
 
-// rememberedDevice reports whether the request carries the cookie of a
-// device remembered for the first-factor user ff.
-func (h *Handler) rememberedDevice(r *http.Request, ff string) (bool, error) {
-	token, ok := decodeSigned(h.keys.cookie, "device", readCookie(r, cookieName(r, deviceCookieName)))
-	if !ok {
-		return false, nil
-	}
-	rec, err := h.store.Get(r.Context(), keyDevice+h.keys.storeID("device\x00"+token))
+// devices owns the remembered devices (dev/<token hash>) and their
+// per-user index (udev/<user>/<token hash>). It sees tokens, never
+// requests or cookies.
+type devices struct {
+	store storage.Store
+	keys  keyring
+	now   func() time.Time
+	ttl   time.Duration // remember_device; 0 is off
+}
+
+func (d *devices) key(token string) string {
+	return d.keys.storeID("device\x00" + token)
+}
+
+// remembered reports whether token is a device remembered for the
+// first-factor user ff.
+func (d *devices) remembered(ctx context.Context, token, ff string) (bool, error) {
+	rec, err := d.store.Get(ctx, keyDevice+d.key(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	d, err := decodeRecord[device](rec.Value)
+	dv, err := decodeRecord[device](rec.Value)
 	if err != nil {
 		return false, err
 	}
 	// The store expires the record; the age check holds even where a
 	// store's expiry is coarse.
-	fresh := h.now().Sub(d.Created) < time.Duration(h.RememberDevice)
-	return fresh && d.FirstFactor == ff && d.User == ff, nil
+	fresh := d.now().Sub(dv.Created) < d.ttl
+	return fresh && dv.FirstFactor == ff && dv.User == ff, nil
 }
 
-// rememberDevice stores a new device for the user and returns its cookie.
-func (h *Handler) rememberDevice(r *http.Request, ff, user string) (*http.Cookie, error) {
+// remember stores a new device for the user and returns its token and
+// when it expires.
+func (d *devices) remember(ctx context.Context, ff, user string) (string, time.Time, error) {
 	token, err := randomID()
 	if err != nil {
-		return nil, err
+		return "", time.Time{}, err
 	}
-	now := h.now()
-	expires := now.Add(time.Duration(h.RememberDevice))
+	now := d.now()
+	expires := now.Add(d.ttl)
 	b, err := encodeRecord(device{FirstFactor: ff, User: user, Created: now})
 	if err != nil {
-		return nil, err
+		return "", time.Time{}, err
 	}
-	id := h.keys.storeID("device\x00" + token)
-	if err := h.store.Put(r.Context(), keyDevice+id, b, expires, true); err != nil {
-		return nil, err
+	id := d.key(token)
+	if err := d.store.Put(ctx, keyDevice+id, b, expires, true); err != nil {
+		return "", time.Time{}, err
 	}
-	if err := h.store.Put(r.Context(), keyUserDevice+user+"/"+id, nil, expires, false); err != nil {
-		return nil, err
+	if err := d.store.Put(ctx, keyUserDevice+user+"/"+id, nil, expires, false); err != nil {
+		return "", time.Time{}, err
 	}
-	return newCookie(r, deviceCookieName, signValue(h.keys.cookie, "device", token), expires), nil
+	return token, expires, nil
 }
 
-// forgetThisDevice forgets the request's device, if any (sign-out).
-func (h *Handler) forgetThisDevice(r *http.Request) error {
-	token, ok := decodeSigned(h.keys.cookie, "device", readCookie(r, cookieName(r, deviceCookieName)))
-	if !ok {
-		return nil
-	}
-	return h.store.Delete(r.Context(), keyDevice+h.keys.storeID("device\x00"+token))
+// forget forgets one device (sign-out).
+func (d *devices) forget(ctx context.Context, token string) error {
+	return d.store.Delete(ctx, keyDevice+d.key(token))
 }
 
-// forgetDevices forgets every remembered device of a user: their factors
-// changed, or they were locked.
-func (h *Handler) forgetDevices(ctx context.Context, user string) error {
+// forgetUser forgets every remembered device of a user: their factors
+// changed, they were locked, or an administrator revoked them.
+func (d *devices) forgetUser(ctx context.Context, user string) error {
 	prefix := keyUserDevice + user + "/"
-	recs, err := h.store.List(ctx, prefix, 0, false)
+	recs, err := d.store.List(ctx, prefix, 0, false)
 	if err != nil {
 		return err
 	}
 	for _, rec := range recs {
-		if err := h.store.Delete(ctx, keyDevice+strings.TrimPrefix(rec.Key, prefix)); err != nil {
+		if err := d.store.Delete(ctx, keyDevice+strings.TrimPrefix(rec.Key, prefix)); err != nil {
 			return err
 		}
 	}
-	return h.store.DeletePrefix(ctx, prefix)
+	return d.store.DeletePrefix(ctx, prefix)
+}
+
+// count is how many devices a user has remembered (admin API).
+func (d *devices) count(ctx context.Context, user string) (int, error) {
+	recs, err := d.store.List(ctx, keyUserDevice+user+"/", 0, false)
+	return len(recs), err
+}
+
+// deviceToken is the token of the request's device cookie, if it carries
+// a valid one.
+func deviceToken(r *http.Request, k keyring) (string, bool) {
+	return decodeSigned(k.cookie, "device", readCookie(r, cookieName(r, deviceCookieName)))
 }

@@ -2,15 +2,94 @@
 // request through only with a valid MFA session, and serves the sign-in
 // flow (pages and JSON) under path_prefix.
 //
-// # Flow
+// The package has two layers. The HTTP layer (Handler and its pages)
+// reads requests, cookies and forms and writes answers; the state
+// services hold the rules and own their store keys, and none of them sees
+// an *http.Request, so the admin API and the CLI use the same ones. The
+// sections below follow a request from the top; each names the file where
+// its rule lives.
 //
-// A request without a session is sent to the flow. The flow cookie holds
-// a signed flow ID and the first-factor user; everything else (the
-// challenge of an emailed code, attempt counts, the user's enrolled app)
-// is in the store, keyed by HMACs of bearer secrets so a copy of the
-// database yields no usable cookie. Every verification, whatever the
-// method, goes through verifyFactor, which counts the attempt in the
-// user's lockout before anything is compared.
+// # The protected path
+//
+// ServeHTTP (handler.go) works out the first-factor user (firstFactor:
+// an unresolved placeholder or an untrusted identity header denies), asks
+// sessions.check (session.go) about the session cookie, sets the
+// placeholders and strips our cookies before calling the next handler.
+// One cookie read, one cached lookup, no allocation. Without a session,
+// policy.skip (policy.go) may let the request through (trusted networks,
+// policy never, a remembered device, a known IP or country); otherwise
+// browsers are redirected to the sign-in page and other clients get a
+// 401 in JSON.
+//
+// # The flow endpoints
+//
+// Under path_prefix, serveFlow (routes.go) routes to:
+//
+//   - steps.go: GET / shows the current step (identify, choose, verify,
+//     link_sent, done). stepView builds it from the flow cookie, the
+//     user's account (read once per request) and the flow's challenge;
+//     views.go turns those into the view, the JSON answer or the HTML
+//     page (pages.go, assets/).
+//   - signin.go: the POST actions identify, send, resend, verify and
+//     logout, after the size limit, the same-origin check and the CSRF
+//     token (forms.go). A success starts a session (startSession) and
+//     says where the browser goes next.
+//   - link.go: the landing page of a sign-in link, its confirmation, and
+//     GET /status, the poll of the waiting page.
+//   - enroll.go: adding, replacing and removing an authenticator app,
+//     and renewing recovery codes.
+//   - register.go: adding or changing a phone number or email address.
+//
+// The flow cookie (flow.go) holds a signed flow ID, the first-factor user
+// and where to return; everything else is in the store, keyed by HMACs of
+// bearer secrets (keys.go) so a copy of the database yields no usable
+// cookie.
+//
+// # State services
+//
+// Handler.wire builds them at provision, over the store, the keys and
+// the clock:
+//
+//   - lockout (lockout.go, lock/<user>): consecutive failures per
+//     canonical user across every method; count, clear, locked, report
+//     and unlock.
+//   - challenges (challenges.go, chal/<id>): the codes and links sent to
+//     users. issue applies the send caps (throttle.go, thr/) and
+//     max_sends and hands the message to delivery; verifyCode and
+//     verifyLink count the attempt and compare in one atomic update;
+//     pickUp completes a link confirmed on another device. A challenge
+//     belongs to a challengeSlot: a sign-in flow, or a session
+//     registering an address.
+//   - verifier (verify.go): the one count-compare-clear path. Every
+//     verification, whatever the method (emailed or texted codes, links,
+//     authenticator apps, recovery codes), goes through verifier.run,
+//     which counts the attempt in the user's lockout before anything is
+//     compared, never compares for a locked user, and clears the count on
+//     success. The attempt that locks a user ends their sessions and
+//     forgets their devices.
+//   - sessions (session.go, sess/ and the index usess/<user>/): create,
+//     check (with the in-memory cache of the hot path), end, revoke a
+//     user's, list them for the admin API.
+//   - devices (device.go, dev/ and udev/<user>/): remembered devices.
+//   - users (userrecord.go, user/<user>): the durable record of a user's
+//     factors, registered addresses and known places. An account is a
+//     principal (the first-factor identity and the canonical user, plus
+//     the address the first factor supplies) with its record, read at
+//     most once; account.destination says where a code goes, never to an
+//     address from the request. The directory (users.go) holds the users
+//     of the config and allow_emails.
+//   - pendingApps (enroll.go, enroll/) and registrations (register.go,
+//     reg/): what waits for its first code.
+//   - policy (policy.go): when the challenge may be skipped, and the
+//     places users passed it from.
+//   - notices (notify.go): security notices and audit lines for changes
+//     to a user's factors; factorchange.go applies a change (sessions
+//     end, devices are forgotten, the user is told).
+//
+// methods (channels.go) is the configuration as the flow sees it: the
+// message channels and their limits, link mode, registration, the issuer
+// of authenticator apps. The admin API (admin.go) and the caddy mfa
+// command (command.go) act on a running handler through the services.
 //
 // # Authenticator apps
 //
@@ -46,11 +125,12 @@
 // still holds the attempts and the state. GET /link only shows a confirm
 // button (mail scanners fetch links) and looks nothing up; POST /link,
 // with a CSRF token bound to the link token because the confirming
-// browser may have no flow cookie, counts the attempt in the user's
-// lockout and in the challenge's attempts before it compares, and
-// consumes the token in the same atomic update. Confirmed in the browser
-// that asked, it signs in; confirmed elsewhere, the challenge becomes
-// verified, and the browser that asked, whose waiting page refreshes
-// itself (the pages allow no scripts) or polls GET /status, signs in on
-// its next request, once, within five minutes.
+// browser may have no flow cookie, goes through verifier.run like a code:
+// the attempt counts in the user's lockout and in the challenge's
+// attempts before it compares, and the token is consumed in the same
+// atomic update. Confirmed in the browser that asked, it signs in;
+// confirmed elsewhere, the challenge becomes verified, and the browser
+// that asked, whose waiting page refreshes itself (the pages allow no
+// scripts) or polls GET /status, signs in on its next request, once,
+// within five minutes. Only link mode looks for such a sign-in.
 package caddymfa

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -70,6 +69,7 @@ type enrollAuth struct {
 	sessionID string     // set for an enrollment from a session
 	session   *cachedSession
 	fresh     bool       // the session's sign-in is recent
+	acct      *account   // the user, as the address lookup sees them
 	rec       userRecord // the user's record when the request came
 }
 
@@ -82,14 +82,6 @@ func (a *enrollAuth) binding() string {
 	return "s:" + a.sessionID
 }
 
-// who is the user as the address lookup and notices see them.
-func (a *enrollAuth) who() *flowState {
-	if a.flow != nil {
-		return a.flow
-	}
-	return &flowState{FirstFactor: a.ff, User: a.user}
-}
-
 // serveEnroll serves GET and POST {path_prefix}/enroll/totp.
 func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if h.TOTP == nil {
@@ -97,20 +89,20 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	}
 	post := r.Method == http.MethodPost
 	if !post && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return h.methodNotAllowed(w, "GET, HEAD, POST")
+		return methodNotAllowed(w, "GET, HEAD, POST")
 	}
 	f, ff, refusal := h.readPage(w, r)
 	if refusal != nil {
-		return h.render(w, r, refusal)
+		return h.pages.render(w, r, refusal)
 	}
 	auth, err := h.enrollAuthority(r, ff)
 	if err != nil {
-		return h.unavailable(w, r, "reading user record", err)
+		return h.pages.unavailable(w, r, "reading user record", err)
 	}
 	if auth == nil {
-		v := h.errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then set up your authenticator app.")
+		v := errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then set up your authenticator app.")
 		v.Redirect = h.PathPrefix + "/"
-		return h.render(w, r, v)
+		return h.pages.render(w, r, v)
 	}
 	ret := f.Return
 	if !post {
@@ -121,10 +113,10 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		ret = auth.flow.Return
 	}
 	if !post {
-		return h.render(w, r, h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != ""))
+		return h.pages.render(w, r, h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != ""))
 	}
 	if !h.keys.validCSRF(auth.binding(), f.CSRFToken) {
-		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
 	}
 	switch f.Action {
 	case "", actionConfirm:
@@ -132,7 +124,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	case actionRemove, actionRecoveryCodes:
 		return h.changeApp(w, r, f, auth, ret)
 	}
-	return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "Unknown action."))
+	return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown action."))
 }
 
 // readPage reads what the enrollment and registration pages share: for a
@@ -143,16 +135,15 @@ func (h *Handler) readPage(w http.ResponseWriter, r *http.Request) (f form, ff s
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		var err error
 		if f, err = readForm(r); err != nil {
-			return f, "", h.errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read.")
+			return f, "", errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read.")
 		}
-		if !h.sameOrigin(r) {
-			return f, "", h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site.")
+		if !sameOrigin(r, h.baseURL) {
+			return f, "", errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site.")
 		}
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	ff, ok := h.firstFactor(r, repl)
+	ff, ok := h.firstFactor(r, replacer(r))
 	if !ok {
-		return f, "", h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first.")
+		return f, "", errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first.")
 	}
 	return f, ff, nil
 }
@@ -162,15 +153,15 @@ func (h *Handler) readPage(w http.ResponseWriter, r *http.Request) (f form, ff s
 // first_login and they have no app yet. nil means nobody.
 func (h *Handler) enrollAuthority(r *http.Request, ff string) (*enrollAuth, error) {
 	var auth *enrollAuth
-	if s, ok := h.validSession(r, ff); ok {
-		id, _ := h.sessionIDFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
-		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: id, session: s, fresh: h.now().Sub(s.Created) < enrollFreshness}
-	} else if flow := h.readFlow(r, ff); flow != nil && flow.FirstFactor != "" && h.TOTP.Enroll == totp.EnrollFirstLogin {
+	if s, ok := requestSession(r, h.sessions, ff); ok {
+		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: requestSessionID(r, h.sessions), session: s, fresh: h.now().Sub(s.Created) < enrollFreshness}
+	} else if flow := h.flows.read(r, ff); flow != nil && flow.FirstFactor != "" && h.TOTP.Enroll == totp.EnrollFirstLogin {
 		auth = &enrollAuth{user: flow.user(), ff: flow.FirstFactor, flow: flow}
 	} else {
 		return nil, nil
 	}
-	rec, err := h.loadUser(r.Context(), auth.user)
+	auth.acct = h.account(r, auth.ff, auth.user)
+	rec, err := auth.acct.record(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -185,12 +176,12 @@ func (h *Handler) enrollAuthority(r *http.Request, ff string) (*enrollAuth, erro
 // A first app needs enroll first_login (during sign-in) or a recent
 // sign-in with another factor (enroll verified); replacing an app needs a
 // code of the current one, asked for on the page.
-func (h *Handler) mayEnroll(auth *enrollAuth) *view {
+func mayEnroll(enroll string, auth *enrollAuth) *view {
 	switch {
-	case h.TOTP.Enroll == totp.EnrollOff:
-		return h.errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can set up an authenticator app for your account.")
+	case enroll == totp.EnrollOff:
+		return errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can set up an authenticator app for your account.")
 	case auth.flow == nil && auth.rec.TOTP == nil && !auth.fresh:
-		return h.errorView(http.StatusForbidden, errCodeNotAllowed, "For your security, sign out and sign in again to set up an authenticator app.")
+		return errorView(http.StatusForbidden, errCodeNotAllowed, "For your security, sign out and sign in again to set up an authenticator app.")
 	}
 	return nil
 }
@@ -209,26 +200,26 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 		}
 		return v
 	}
-	if no := h.mayEnroll(auth); no != nil {
+	if no := mayEnroll(h.TOTP.Enroll, auth); no != nil {
 		no.Redirect = v.Redirect
 		return no
 	}
-	secret, err := h.pendingSecret(r.Context(), auth)
+	secret, err := h.apps.secret(r.Context(), auth.binding(), auth.user)
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
-		no := h.errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started. Wait a while and try again.")
+		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started. Wait a while and try again.")
 		no.retry = te.retryAfter
 		return no
 	case err != nil:
 		h.logger.Error("starting enrollment; denying", zap.Error(err))
-		return h.errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute.")
+		return errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute.")
 	}
-	uri := totp.URI(h.TOTP, h.issuer(), auth.user, secret)
+	uri := totp.URI(h.TOTP, h.methods.issuer(), auth.user, secret)
 	png, err := totp.QRPNG(uri, qrSize)
 	if err != nil {
 		h.logger.Error("drawing qr code", zap.Error(err))
-		return h.errorView(http.StatusInternalServerError, errCodeUnavail, "The QR code could not be drawn.")
+		return errorView(http.StatusInternalServerError, errCodeUnavail, "The QR code could not be drawn.")
 	}
 	v.Step = stepEnrollTOTP
 	v.QRCode = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
@@ -244,123 +235,34 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 	return v
 }
 
-// issuer names the site in authenticator apps: the configured issuer,
-// else the host of base_url. Never the request's Host (SECURITY.md C20).
-func (h *Handler) issuer() string {
-	if h.TOTP.Issuer != "" {
-		return h.TOTP.Issuer
-	}
-	if h.baseURL != nil {
-		return h.baseURL.Hostname()
-	}
-	return ""
-}
-
-func (h *Handler) pendingKey(auth *enrollAuth) string {
-	return keyEnroll + h.keys.storeID("enroll\x00"+auth.binding())
-}
-
-// pendingSecret returns the secret shown to this flow or session, making
-// one when there is none (or it was for another user, or used up its
-// tries). Reloading the page shows the same secret until it expires.
-func (h *Handler) pendingSecret(ctx context.Context, auth *enrollAuth) (string, error) {
-	key := h.pendingKey(auth)
-	rec, err := h.store.Get(ctx, key)
-	switch {
-	case err == nil:
-		if p, err := decodeRecord[pendingEnrollment](rec.Value); err == nil && p.User == auth.user && p.Tries < maxEnrollTries {
-			if secret, err := totp.Open(h.keys.totp, p.Secret); err == nil {
-				return secret, nil
-			}
-		}
-	case !errors.Is(err, storage.ErrNotFound):
-		return "", err
-	}
-	now := h.now()
-	hour := now.Truncate(time.Hour)
-	n, err := h.store.Incr(ctx, keyThrottle+"enroll/"+h.keys.storeID(auth.user)+"/"+strconv.FormatInt(hour.Unix(), 10), 1, hour.Add(time.Hour))
-	if err != nil {
-		return "", err
-	}
-	if n > maxEnrollStarts {
-		return "", &throttledError{scope: "enroll", retryAfter: hour.Add(time.Hour).Sub(now)}
-	}
-	secret, err := totp.NewSecret()
-	if err != nil {
-		return "", err
-	}
-	sealed, err := totp.Seal(h.keys.totp, secret)
-	if err != nil {
-		return "", err
-	}
-	b, err := encodeRecord(pendingEnrollment{User: auth.user, Secret: sealed})
-	if err != nil {
-		return "", err
-	}
-	return secret, h.store.Put(ctx, key, b, now.Add(pendingEnrollTTL), false)
-}
-
-// takePending checks the first code of the pending secret. A valid code
-// consumes the pending record and returns the sealed secret and the step
-// it matched; a wrong one counts a try.
-func (h *Handler) takePending(ctx context.Context, auth *enrollAuth, code string) (sealed string, step int64, ok bool, err error) {
-	now := h.now()
-	err = h.store.Update(ctx, h.pendingKey(auth), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		sealed, step, ok = "", 0, false
-		if !found {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		p, err := decodeRecord[pendingEnrollment](cur.Value)
-		if err != nil || p.User != auth.user || p.Tries >= maxEnrollTries {
-			return nil, time.Time{}, storage.Delete, nil
-		}
-		secret, err := totp.Open(h.keys.totp, p.Secret)
-		if err != nil {
-			return nil, time.Time{}, storage.Delete, nil
-		}
-		s, match, err := h.TOTP.Verify(secret, now, code, totp.NoStep)
-		if err != nil {
-			return nil, time.Time{}, storage.Keep, err
-		}
-		if match {
-			sealed, step, ok = p.Secret, s, true
-			return nil, time.Time{}, storage.Delete, nil
-		}
-		p.Tries++
-		b, err := encodeRecord(p)
-		return b, cur.ExpiresAt, storage.Write, err
-	})
-	return sealed, step, ok, err
-}
-
 // confirmEnroll makes the shown secret the user's app once a code from it
 // is valid, and answers with new recovery codes. Replacing an app needs a
 // code of the current one (or a recovery code) first.
 func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, auth *enrollAuth, ret string) error {
 	ctx := r.Context()
-	if no := h.mayEnroll(auth); no != nil {
-		return h.render(w, r, no)
+	if no := mayEnroll(h.TOTP.Enroll, auth); no != nil {
+		return h.pages.render(w, r, no)
 	}
 	if auth.rec.TOTP != nil {
 		if ok, err := h.proveCurrent(r, auth, f.CurrentCode); err != nil {
-			return h.unavailable(w, r, "checking current factor", err)
+			return h.pages.unavailable(w, r, "checking current factor", err)
 		} else if !ok {
-			return h.enrollRetry(w, r, auth, ret, true, "The code of your current app or the recovery code is not valid.")
+			return h.pages.render(w, r, invalid(h.enrollView(r, auth, ret, true), "The code of your current app or the recovery code is not valid."))
 		}
 	}
-	sealed, step, ok, err := h.takePending(ctx, auth, f.Code)
+	sealed, step, ok, err := h.apps.take(ctx, auth.binding(), auth.user, f.Code)
 	if err != nil {
-		return h.unavailable(w, r, "checking enrollment code", err)
+		return h.pages.unavailable(w, r, "checking enrollment code", err)
 	}
 	if !ok {
-		return h.enrollRetry(w, r, auth, ret, auth.rec.TOTP != nil, "That code is not valid. Enter the code your app shows now; if the page was open for long, scan the new QR code.")
+		return h.pages.render(w, r, invalid(h.enrollView(r, auth, ret, auth.rec.TOTP != nil), "That code is not valid. Enter the code your app shows now; if the page was open for long, scan the new QR code."))
 	}
-	codes, hashes, err := h.newRecoveryCodes()
+	codes, hashes, err := newRecoveryCodes(h.RecoveryCodes, h.keys)
 	if err != nil {
-		return h.unavailable(w, r, "making recovery codes", err)
+		return h.pages.unavailable(w, r, "making recovery codes", err)
 	}
 	now := h.now()
-	err = h.updateUser(ctx, auth.user, func(rec *userRecord) (storage.Op, error) {
+	err = h.users.update(ctx, auth.user, func(rec *userRecord) (storage.Op, error) {
 		if !sameApp(rec.TOTP, auth.rec.TOTP) {
 			return storage.Keep, errFactorChanged
 		}
@@ -370,51 +272,51 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 		return storage.WriteDurable, nil
 	})
 	if errors.Is(err, errFactorChanged) {
-		return h.render(w, r, h.errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
+		return h.pages.render(w, r, errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
 	}
 	if err != nil {
-		return h.unavailable(w, r, "storing authenticator app", err)
+		return h.pages.unavailable(w, r, "storing authenticator app", err)
 	}
-	h.factorChanged(w, r, factorChange{who: auth.who(), event: authenticators.NoticeFactorAdded, factor: methodTOTP, keep: auth.session}, zap.Bool("replaced", auth.rec.TOTP != nil))
+	h.factorChanged(w, r, factorChange{who: auth.acct, event: authenticators.NoticeFactorAdded, factor: methodTOTP, keep: auth.session}, zap.Bool("replaced", auth.rec.TOTP != nil))
 	if auth.flow != nil {
 		// Enrolled during sign-in: the valid code signs the user in.
-		c, err := h.newSession(r, auth.flow.FirstFactor, auth.user, methodTOTP)
+		c, err := newSessionCookie(r, h.sessions, auth.flow.FirstFactor, auth.user, methodTOTP)
 		if err != nil {
-			return h.unavailable(w, r, "storing session", err)
+			return h.pages.unavailable(w, r, "storing session", err)
 		}
-		h.audit(r.Context(), "sign-in succeeded", zap.String("user", auth.user), zap.String("method", methodTOTP))
+		h.audit.event(r.Context(), "sign-in succeeded", zap.String("user", auth.user), zap.String("method", methodTOTP))
 		http.SetCookie(w, c)
 		http.SetCookie(w, expiredCookie(r, flowCookieName))
 	}
-	return h.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
+	return h.pages.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
 }
 
 // changeApp removes the user's app or renews their recovery codes; both
 // need a code of the app or a recovery code.
 func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth *enrollAuth, ret string) error {
 	if auth.rec.TOTP == nil || auth.flow != nil {
-		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeRequest, "No authenticator app is set up."))
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "No authenticator app is set up."))
 	}
 	remove := f.Action == actionRemove
 	if remove && h.TOTP.Enroll == totp.EnrollOff {
-		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can remove your authenticator app."))
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can remove your authenticator app."))
 	}
 	if ok, err := h.proveCurrent(r, auth, f.CurrentCode); err != nil {
-		return h.unavailable(w, r, "checking current factor", err)
+		return h.pages.unavailable(w, r, "checking current factor", err)
 	} else if !ok {
 		v := h.enrollView(r, auth, ret, false)
 		v.status, v.Error, v.Message = http.StatusUnauthorized, errCodeInvalid, "That code is not valid."
-		return h.render(w, r, v)
+		return h.pages.render(w, r, v)
 	}
 	var codes []string
 	var hashes [][]byte
 	if !remove {
 		var err error
-		if codes, hashes, err = h.newRecoveryCodes(); err != nil {
-			return h.unavailable(w, r, "making recovery codes", err)
+		if codes, hashes, err = newRecoveryCodes(h.RecoveryCodes, h.keys); err != nil {
+			return h.pages.unavailable(w, r, "making recovery codes", err)
 		}
 	}
-	err := h.updateUser(r.Context(), auth.user, func(rec *userRecord) (storage.Op, error) {
+	err := h.users.update(r.Context(), auth.user, func(rec *userRecord) (storage.Op, error) {
 		if !sameApp(rec.TOTP, auth.rec.TOTP) {
 			return storage.Keep, errFactorChanged
 		}
@@ -428,30 +330,30 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 		return storage.WriteDurable, nil
 	})
 	if errors.Is(err, errFactorChanged) {
-		return h.render(w, r, h.errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
+		return h.pages.render(w, r, errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
 	}
 	if err != nil {
-		return h.unavailable(w, r, "changing authenticator app", err)
+		return h.pages.unavailable(w, r, "changing authenticator app", err)
 	}
 	if remove {
-		h.factorChanged(w, r, factorChange{who: auth.who(), event: authenticators.NoticeFactorRemoved, factor: methodTOTP, keep: auth.session})
-		return h.render(w, r, &view{Step: stepNotice, Message: "Your authenticator app and its recovery codes were removed.", Redirect: orRoot(ret)})
+		h.factorChanged(w, r, factorChange{who: auth.acct, event: authenticators.NoticeFactorRemoved, factor: methodTOTP, keep: auth.session})
+		return h.pages.render(w, r, &view{Step: stepNotice, Message: "Your authenticator app and its recovery codes were removed.", Redirect: orRoot(ret)})
 	}
-	h.notify(r, auth.who(), authenticators.NoticeRecoveryCodesRenewed, methodRecovery)
-	return h.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
+	h.notify(r, auth.acct, authenticators.NoticeRecoveryCodesRenewed, methodRecovery, nil)
+	return h.pages.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
 }
 
 // proveCurrent checks a code of the user's app, or a recovery code, in
 // the user's lockout; a recovery code used here is spent and notified.
 func (h *Handler) proveCurrent(r *http.Request, auth *enrollAuth, input string) (bool, error) {
-	out, err := h.currentFactor(r.Context(), auth.user, input)
+	out, err := h.verifier.current(r.Context(), auth.user, input)
 	if err != nil || !out.ok {
 		return false, err
 	}
 	if out.method == methodRecovery {
-		h.notify(r, auth.who(), authenticators.NoticeRecoveryCodeUsed, methodRecovery, zap.Int("recovery_codes_left", out.recoveryLeft))
+		h.notify(r, auth.acct, authenticators.NoticeRecoveryCodeUsed, methodRecovery, nil, zap.Int("recovery_codes_left", out.recoveryLeft))
 		// The record changed; later checks compare against the new one.
-		rec, err := h.loadUser(r.Context(), auth.user)
+		rec, err := auth.acct.reload(r.Context())
 		if err != nil {
 			return false, err
 		}
@@ -460,24 +362,24 @@ func (h *Handler) proveCurrent(r *http.Request, auth *enrollAuth, input string) 
 	return true, nil
 }
 
-// enrollRetry shows the enrollment page again with an error.
-func (h *Handler) enrollRetry(w http.ResponseWriter, r *http.Request, auth *enrollAuth, ret string, replace bool, msg string) error {
-	v := h.enrollView(r, auth, ret, replace)
+// invalid marks an enrollment page shown again after a wrong code,
+// unless the page is itself a refusal.
+func invalid(v *view, msg string) *view {
 	if v.Error == "" {
 		v.status, v.Error, v.Message = http.StatusUnauthorized, errCodeInvalid, msg
 	}
-	return h.render(w, r, v)
+	return v
 }
 
 // newRecoveryCodes makes a set of recovery codes and their keyed hashes.
-func (h *Handler) newRecoveryCodes() ([]string, [][]byte, error) {
-	codes, err := totp.NewRecoveryCodes(h.RecoveryCodes)
+func newRecoveryCodes(n int, keys keyring) ([]string, [][]byte, error) {
+	codes, err := totp.NewRecoveryCodes(n)
 	if err != nil {
 		return nil, nil, err
 	}
 	hashes := make([][]byte, len(codes))
 	for i, c := range codes {
-		if hashes[i], err = totp.HashRecoveryCode(h.keys.totp, c); err != nil {
+		if hashes[i], err = totp.HashRecoveryCode(keys.totp, c); err != nil {
 			return nil, nil, fmt.Errorf("hashing recovery code: %w", err)
 		}
 	}
@@ -497,4 +399,90 @@ func orRoot(path string) string {
 		return "/"
 	}
 	return path
+}
+
+// pendingApps owns the secrets shown on enrollment pages and not yet
+// confirmed (enroll/<binding hash>), and their per-user start cap.
+type pendingApps struct {
+	store storage.Store
+	keys  keyring
+	now   func() time.Time
+	totp  *totp.Config
+}
+
+func (pa *pendingApps) key(binding string) string {
+	return keyEnroll + pa.keys.storeID("enroll\x00"+binding)
+}
+
+// secret returns the secret shown to this flow or session (binding),
+// making one when there is none (or it was for another user, or used up
+// its tries). Reloading the page shows the same secret until it expires.
+func (pa *pendingApps) secret(ctx context.Context, binding, user string) (string, error) {
+	key := pa.key(binding)
+	rec, err := pa.store.Get(ctx, key)
+	switch {
+	case err == nil:
+		if p, err := decodeRecord[pendingEnrollment](rec.Value); err == nil && p.User == user && p.Tries < maxEnrollTries {
+			if secret, err := totp.Open(pa.keys.totp, p.Secret); err == nil {
+				return secret, nil
+			}
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return "", err
+	}
+	now := pa.now()
+	hour := now.Truncate(time.Hour)
+	n, err := pa.store.Incr(ctx, keyThrottle+"enroll/"+pa.keys.storeID(user)+"/"+strconv.FormatInt(hour.Unix(), 10), 1, hour.Add(time.Hour))
+	if err != nil {
+		return "", err
+	}
+	if n > maxEnrollStarts {
+		return "", &throttledError{scope: "enroll", retryAfter: hour.Add(time.Hour).Sub(now)}
+	}
+	secret, err := totp.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	sealed, err := totp.Seal(pa.keys.totp, secret)
+	if err != nil {
+		return "", err
+	}
+	b, err := encodeRecord(pendingEnrollment{User: user, Secret: sealed})
+	if err != nil {
+		return "", err
+	}
+	return secret, pa.store.Put(ctx, key, b, now.Add(pendingEnrollTTL), false)
+}
+
+// take checks the first code of the pending secret. A valid code
+// consumes the pending record and returns the sealed secret and the step
+// it matched; a wrong one counts a try.
+func (pa *pendingApps) take(ctx context.Context, binding, user, code string) (sealed string, step int64, ok bool, err error) {
+	now := pa.now()
+	err = pa.store.Update(ctx, pa.key(binding), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		sealed, step, ok = "", 0, false
+		if !found {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		p, err := decodeRecord[pendingEnrollment](cur.Value)
+		if err != nil || p.User != user || p.Tries >= maxEnrollTries {
+			return nil, time.Time{}, storage.Delete, nil
+		}
+		secret, err := totp.Open(pa.keys.totp, p.Secret)
+		if err != nil {
+			return nil, time.Time{}, storage.Delete, nil
+		}
+		s, match, err := pa.totp.Verify(secret, now, code, totp.NoStep)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		if match {
+			sealed, step, ok = p.Secret, s, true
+			return nil, time.Time{}, storage.Delete, nil
+		}
+		p.Tries++
+		b, err := encodeRecord(p)
+		return b, cur.ExpiresAt, storage.Write, err
+	})
+	return sealed, step, ok, err
 }

@@ -9,9 +9,9 @@ import (
 // factorChange is a change to a user's factors: an app added, replaced or
 // removed, a phone number or address registered, an administrator's reset.
 type factorChange struct {
-	who    *flowState // the user, as the address lookup sees them
-	event  string     // authenticators.Notice* event
-	factor string     // the method that changed
+	who    *account // the user, as the address lookup sees them
+	event  string   // authenticators.Notice* event
+	factor string   // the method that changed
 	// keep, when set, is the session of the browser that made the change,
 	// by the method it was made with: it gets a fresh session.
 	keep *cachedSession
@@ -27,19 +27,19 @@ type factorChange struct {
 // notified and audited. Failures are logged: the change itself is done.
 func (h *Handler) factorChanged(w http.ResponseWriter, r *http.Request, c factorChange, fields ...zap.Field) {
 	ctx := r.Context()
-	user := c.who.user()
-	if err := h.revokeUserSessions(ctx, user); err != nil {
+	user := c.who.user
+	if _, err := h.sessions.revokeUser(ctx, user); err != nil {
 		h.logger.Error("ending sessions after a factor change", zap.Error(err))
 	}
 	if c.keep != nil && w != nil {
-		if cookie, err := h.newSession(r, c.keep.FirstFactor, c.keep.User, c.keep.Method); err != nil {
+		if cookie, err := newSessionCookie(r, h.sessions, c.keep.FirstFactor, c.keep.User, c.keep.Method); err != nil {
 			h.logger.Error("renewing the session after a factor change", zap.Error(err))
 		} else {
 			http.SetCookie(w, cookie)
 		}
 	}
-	if err := h.forgetDevices(ctx, user); err != nil {
+	if err := h.devices.forgetUser(ctx, user); err != nil {
 		h.logger.Error("forgetting devices after a factor change", zap.Error(err))
 	}
-	h.notifyAt(r, c.who, c.event, c.factor, c.noticeTo, fields...)
+	h.notify(r, c.who, c.event, c.factor, c.noticeTo, fields...)
 }

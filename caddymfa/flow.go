@@ -29,14 +29,25 @@ func (f *flowState) user() string {
 	return f.User
 }
 
-// readFlow returns the request's flow when its cookie is valid, fresh and
+// flows reads, starts and signs flow cookies.
+type flows struct {
+	keys keyring
+	now  func() time.Time
+}
+
+// principal is whom the flow signs in.
+func (f *flowState) principal() principal {
+	return principal{firstFactor: f.FirstFactor, user: f.user()}
+}
+
+// read returns the request's flow when its cookie is valid, fresh and
 // made for the same first-factor user.
-func (h *Handler) readFlow(r *http.Request, ff string) *flowState {
+func (fs flows) read(r *http.Request, ff string) *flowState {
 	v := readCookie(r, cookieName(r, flowCookieName))
 	if v == "" {
 		return nil
 	}
-	payload, ok := decodeSigned(h.keys.cookie, "flow", v)
+	payload, ok := decodeSigned(fs.keys.cookie, "flow", v)
 	if !ok {
 		return nil
 	}
@@ -45,7 +56,7 @@ func (h *Handler) readFlow(r *http.Request, ff string) *flowState {
 		return nil
 	}
 	issued := time.Unix(f.Issued, 0)
-	if now := h.now(); now.Sub(issued) > flowTTL || issued.After(now.Add(time.Minute)) {
+	if now := fs.now(); now.Sub(issued) > flowTTL || issued.After(now.Add(time.Minute)) {
 		return nil
 	}
 	if f.FirstFactor != ff {
@@ -54,20 +65,21 @@ func (h *Handler) readFlow(r *http.Request, ff string) *flowState {
 	return &f
 }
 
-// newFlow starts a flow with a fresh random ID; an ID is never taken from
+// start starts a flow with a fresh random ID; an ID is never taken from
 // the request (SECURITY.md E28).
-func (h *Handler) newFlow(ff, user, ret string) (*flowState, error) {
+func (fs flows) start(ff, user, ret string) (*flowState, error) {
 	id, err := randomID()
 	if err != nil {
 		return nil, err
 	}
-	return &flowState{ID: id, Issued: h.now().Unix(), FirstFactor: ff, User: user, Return: ret}, nil
+	return &flowState{ID: id, Issued: fs.now().Unix(), FirstFactor: ff, User: user, Return: ret}, nil
 }
 
-func (h *Handler) flowCookie(r *http.Request, f *flowState) (*http.Cookie, error) {
+// cookie is the signed cookie of a flow.
+func (fs flows) cookie(r *http.Request, f *flowState) (*http.Cookie, error) {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return nil, err
 	}
-	return newCookie(r, flowCookieName, signValue(h.keys.cookie, "flow", string(b)), time.Time{}), nil
+	return newCookie(r, flowCookieName, signValue(fs.keys.cookie, "flow", string(b)), time.Time{}), nil
 }

@@ -268,7 +268,7 @@ func (e *env) flowID(b *browser) string {
 		r.AddCookie(c)
 	}
 	ff, _ := canonicalUser(b.user)
-	f := e.h.readFlow(r, ff)
+	f := e.h.flows.read(r, ff)
 	if f == nil {
 		e.t.Fatal("no flow cookie")
 	}
@@ -277,7 +277,7 @@ func (e *env) flowID(b *browser) string {
 
 func (e *env) challenge(flowID string) challenge {
 	e.t.Helper()
-	rec, err := e.h.store.Get(e.t.Context(), keyChallenge+e.h.challengeID(flowID))
+	rec, err := e.h.store.Get(e.t.Context(), keyChallenge+e.h.challenges.id(challengeSlot{binding: flowID}))
 	if err != nil {
 		e.t.Fatalf("reading challenge: %v", err)
 	}

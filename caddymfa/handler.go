@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/email"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
@@ -83,13 +84,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.baseURL = u
 	}
-	if err := h.checkLinkMode(); err != nil {
+	h.methods = &methods{email: h.Email, sms: h.SMS, totp: h.TOTP, baseURL: h.baseURL, prefix: h.PathPrefix}
+	if err := h.methods.checkLinkMode(); err != nil {
 		return err
 	}
 
-	if err := h.provisionPolicy(repl); err != nil {
+	h.Policy = strings.ToLower(strings.TrimSpace(h.Policy))
+	if h.Policy == "" {
+		h.Policy = policyAlways
+	}
+	pol, err := newPolicy(h.Policy, h.TrustedNetworks, repl.ReplaceKnown(h.GeoIPDB, ""))
+	if err != nil {
 		return err
 	}
+	h.policy = pol
 
 	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails)
 	if err != nil {
@@ -114,18 +122,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.SecretKey != "" && secret == "" {
 		return fmt.Errorf("secret_key %q resolved to an empty value", h.SecretKey)
 	}
-	key, err := h.loadSecret(ctx, secret)
+	key, err := loadSecret(ctx, h.store, secret)
 	if err != nil {
 		return err
 	}
 	h.keys = newKeyring(key)
 
-	h.sessions = newSessionCache(maxCachedSessions)
 	h.pending = new(sync.WaitGroup)
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: h.markFailed, metrics: h.metrics}
+	h.wire()
+	// The delivery log reaches the challenges through h, so it follows
+	// a rewiring.
+	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: func(ctx context.Context, cid string) { h.challenges.markFailed(ctx, cid) }, metrics: h.metrics}
 	if h.Email != nil {
 		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
 			return fmt.Errorf("provisioning email: %w", err)
@@ -147,9 +157,36 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// wire builds the state services over the store, the keys, the clock
+// and the logger: Provision calls it once; a test that swaps the store,
+// the clock or the logger calls it again.
+func (h *Handler) wire() {
+	clock := h.now
+	h.audit = auditor{logger: h.logger}
+	h.lockout = &lockout{store: h.store, now: clock, failures: h.Lockout.Failures, window: time.Duration(h.Lockout.Window)}
+	h.throttle = &throttle{store: h.store, now: clock, metrics: h.metrics}
+	h.sessions = &sessions{store: h.store, keys: h.keys, now: clock, logger: h.logger, cache: newSessionCache(maxCachedSessions),
+		ttl: time.Duration(h.SessionTTL), idle: time.Duration(h.IdleTimeout)}
+	h.devices = &devices{store: h.store, keys: h.keys, now: clock, ttl: time.Duration(h.RememberDevice)}
+	h.users = &users{store: h.store, dir: h.dir, methods: h.methods, logger: h.logger}
+	h.challenges = &challenges{store: h.store, keys: h.keys, now: clock, logger: h.logger, metrics: h.metrics,
+		throttle: h.throttle, linkURL: h.methods.linkURL, pending: h.pending}
+	h.verifier = &verifier{lockout: h.lockout, challenges: h.challenges, users: h.users, sessions: h.sessions, devices: h.devices,
+		methods: h.methods, keys: h.keys, now: clock, metrics: h.metrics, logger: h.logger, audit: h.audit}
+	h.registrations = &registrations{store: h.store, keys: h.keys, now: clock}
+	h.apps = &pendingApps{store: h.store, keys: h.keys, now: clock, totp: h.TOTP}
+	h.flows = flows{keys: h.keys, now: clock}
+	h.policy.wire(h.devices, h.users, clock, h.logger, h.audit)
+	h.notices = &notices{methods: h.methods, now: clock, logger: h.logger, audit: h.audit}
+	h.pages = &pages{prefix: h.PathPrefix, methods: h.methods, keys: h.keys, logger: h.logger}
+	if h.RememberDevice > 0 {
+		h.pages.rememberDays = max(1, int(time.Duration(h.RememberDevice)/(24*time.Hour)))
+	}
+}
+
 // loadSecret returns the configured secret key, or the key generated for
 // this store on first use.
-func (h *Handler) loadSecret(ctx context.Context, configured string) ([]byte, error) {
+func loadSecret(ctx context.Context, store storage.Store, configured string) ([]byte, error) {
 	if configured != "" {
 		if len(configured) < minSecretKeyLen {
 			return nil, fmt.Errorf("secret_key is %d bytes; it must be at least %d (e.g. the output of 'openssl rand -base64 48')", len(configured), minSecretKeyLen)
@@ -157,7 +194,7 @@ func (h *Handler) loadSecret(ctx context.Context, configured string) ([]byte, er
 		return []byte(configured), nil
 	}
 	var key []byte
-	err := h.store.Update(ctx, keySecret, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	err := store.Update(ctx, keySecret, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		if found && len(cur.Value) >= minSecretKeyLen {
 			key = cur.Value
 			return nil, time.Time{}, storage.Keep, nil
@@ -206,42 +243,19 @@ func (h *Handler) Validate() error {
 		}
 		address = h.Email.Address
 	}
-	if err := h.validateTOTP(); err != nil {
+	if err := h.methods.validateTOTP(*h.User == "", h.RecoveryCodes); err != nil {
 		return err
 	}
-	if err := h.validatePolicy(); err != nil {
+	if err := h.policy.validate(*h.User == "", len(h.TrustedNetworks) > 0, h.RememberDevice); err != nil {
 		return err
 	}
-	if err := h.validateRegistration(); err != nil {
+	if err := h.methods.validateRegistration(); err != nil {
 		return err
 	}
 	for _, p := range []string{*h.User, address} {
 		if strings.Contains(p, "{http.request.header.") && !h.TrustIdentityHeaders {
 			h.logger.Warn("identity read from a request header; it is used only when the request comes from a trusted proxy (set trust_identity_headers to override)", zap.String("placeholder", p))
 		}
-	}
-	return nil
-}
-
-// validateTOTP checks the totp block and how it fits the rest.
-func (h *Handler) validateTOTP() error {
-	if h.TOTP == nil {
-		return nil
-	}
-	if err := h.TOTP.Validate(); err != nil {
-		return err
-	}
-	if h.issuer() == "" {
-		return fmt.Errorf("totp: set issuer or base_url: authenticator apps show it next to the code, and it is never taken from the request's Host")
-	}
-	if h.RecoveryCodes < totp.MinRecoveryCodes || h.RecoveryCodes > totp.MaxRecoveryCodes {
-		return fmt.Errorf("recovery_codes: %d is outside %d..%d", h.RecoveryCodes, totp.MinRecoveryCodes, totp.MaxRecoveryCodes)
-	}
-	switch {
-	case h.TOTP.Enroll == totp.EnrollFirstLogin && *h.User == "":
-		return fmt.Errorf("totp: enroll first_login trusts the first factor, but user is empty (standalone), so there is none: anyone could enroll for any name. Use enroll verified with an email block, or configure a first factor")
-	case h.TOTP.Enroll == totp.EnrollVerified && h.Email == nil && h.SMS == nil:
-		return fmt.Errorf("totp: enroll verified lets users add an app after passing another factor, but no email block is configured: add an email or sms block, or use enroll first_login or off")
 	}
 	return nil
 }
@@ -260,7 +274,7 @@ func (h *Handler) Cleanup() error {
 	if h.SMS != nil {
 		errs = append(errs, h.SMS.Cleanup())
 	}
-	if h.policy.geo != nil {
+	if h.policy != nil && h.policy.geo != nil {
 		errs = append(errs, h.policy.geo.Close())
 	}
 	return errors.Join(errs...)
@@ -275,9 +289,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	ff, ok := h.firstFactor(r, repl)
 	if !ok {
-		return h.deny(w, r)
+		return deny(h.logger, r)
 	}
-	if s, ok := h.validSession(r, ff); ok {
+	if s, ok := h.sessions.check(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host); ok {
 		repl.Set("http.auth.mfa.user", s.userValue)
 		repl.Set("http.auth.mfa.method", s.methodValue)
 		if ff == "" {
@@ -286,11 +300,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName), cookieName(r, deviceCookieName))
 		return next.ServeHTTP(w, r)
 	}
-	if method, ok := h.skipChallenge(r, ff); ok {
+	var device string
+	if h.RememberDevice > 0 {
+		device, _ = deviceToken(r, h.keys)
+	}
+	if method, ok := h.policy.skip(r.Context(), ff, clientIP(r), device); ok {
 		h.metrics.skip(method)
 		return h.passWithoutChallenge(w, r, next, repl, ff, method)
 	}
-	return h.challengeRedirect(w, r)
+	return challengeRedirect(w, r, h.PathPrefix)
 }
 
 // passWithoutChallenge lets a request through that the policy exempts
@@ -301,8 +319,7 @@ func (h *Handler) passWithoutChallenge(w http.ResponseWriter, r *http.Request, n
 	repl.Set("http.auth.mfa.user", ff)
 	repl.Set("http.auth.mfa.method", method)
 	if method != skipTrustedNetwork && method != skipNever && isNavigation(r) {
-		c, err := h.newSession(r, ff, ff, method)
-		if err != nil {
+		if c, err := newSessionCookie(r, h.sessions, ff, ff, method); err != nil {
 			h.logger.Error("storing session", zap.Error(err))
 		} else {
 			http.SetCookie(w, c)
@@ -329,7 +346,7 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 	if raw == "" {
 		return "", true
 	}
-	if !h.identityTrusted(r, raw) {
+	if !identityTrusted(r, raw, h.TrustIdentityHeaders) {
 		return "", false
 	}
 	v := resolve(repl, raw)
@@ -342,6 +359,30 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 	}
 	name, ok := canonicalUser(v)
 	return name, ok
+}
+
+// replacer is the request's replacer; an empty one when there is none,
+// which resolves no placeholder and so denies.
+func replacer(r *http.Request) *caddy.Replacer {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		return repl
+	}
+	return caddy.NewReplacer()
+}
+
+// account is the account of user, who signs in after the first-factor
+// user ff, with the address the first factor supplies (email.address,
+// second-factor mode only, trusted like the user placeholder).
+func (h *Handler) account(r *http.Request, ff, user string) *account {
+	p := principal{firstFactor: ff, user: user}
+	if ff != "" && h.Email != nil && h.Email.Address != "" && identityTrusted(r, h.Email.Address, h.TrustIdentityHeaders) {
+		if v := replacer(r).ReplaceKnown(h.Email.Address, ""); v != h.Email.Address {
+			if addr, err := email.ParseAddress(v); err == nil {
+				p.address = addr
+			}
+		}
+	}
+	return h.users.account(p)
 }
 
 // resolve expands a placeholder. The usual case, one whole placeholder
@@ -358,8 +399,8 @@ func resolve(repl *caddy.Replacer, raw string) string {
 // identityTrusted reports whether a placeholder may be resolved for this
 // request: one that reads a request header is trusted only from a trusted
 // proxy, since any client can send Remote-User (Caddy CVE-2026-30851).
-func (h *Handler) identityTrusted(r *http.Request, placeholder string) bool {
-	if h.TrustIdentityHeaders || !strings.Contains(placeholder, "{http.request.header.") {
+func identityTrusted(r *http.Request, placeholder string, trustHeaders bool) bool {
+	if trustHeaders || !strings.Contains(placeholder, "{http.request.header.") {
 		return true
 	}
 	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
@@ -367,8 +408,8 @@ func (h *Handler) identityTrusted(r *http.Request, placeholder string) bool {
 }
 
 // deny answers a request that cannot start the flow at all.
-func (h *Handler) deny(w http.ResponseWriter, r *http.Request) error {
-	if c := h.logger.Check(zapcore.DebugLevel, "denied: no first-factor user"); c != nil {
+func deny(logger *zap.Logger, r *http.Request) error {
+	if c := logger.Check(zapcore.DebugLevel, "denied: no first-factor user"); c != nil {
 		c.Write(zap.String("path", r.URL.Path))
 	}
 	return caddyhttp.Error(http.StatusUnauthorized, errors.New("mfa: no first-factor user"))
@@ -376,8 +417,8 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request) error {
 
 // challengeRedirect sends browsers to the sign-in page and everything else
 // a 401 JSON error, so scripts never receive an HTML login page.
-func (h *Handler) challengeRedirect(w http.ResponseWriter, r *http.Request) error {
-	loc := h.PathPrefix + "/?return=" + url.QueryEscape(r.URL.RequestURI())
+func challengeRedirect(w http.ResponseWriter, r *http.Request, prefix string) error {
+	loc := prefix + "/?return=" + url.QueryEscape(r.URL.RequestURI())
 	if isNavigation(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, loc, http.StatusFound)
@@ -386,23 +427,38 @@ func (h *Handler) challengeRedirect(w http.ResponseWriter, r *http.Request) erro
 	return writeJSON(w, http.StatusUnauthorized, map[string]any{
 		"error":    "mfa_required",
 		"message":  "Multi-factor authentication is required.",
-		"redirect": h.PathPrefix + "/",
+		"redirect": prefix + "/",
 	})
 }
 
 // handlerState is what Provision builds; kept apart from the JSON config.
 type handlerState struct {
-	logger   *zap.Logger
-	now      func() time.Time
-	baseURL  *url.URL
-	dir      *directory
-	store    storage.Store
-	keys     keyring
-	sessions *sessionCache
-	dlog     *deliveryLog
-	pending  *sync.WaitGroup // standalone deliveries not yet queued
-	policy   policyState
-	metrics  *metricSet
+	logger  *zap.Logger
+	now     func() time.Time
+	baseURL *url.URL
+	dir     *directory
+	store   storage.Store
+	keys    keyring
+	dlog    *deliveryLog
+	pending *sync.WaitGroup // standalone deliveries not yet queued
+	metrics *metricSet
+	methods *methods
+	policy  *policy
+
+	// The state services (wire).
+	audit         auditor
+	lockout       *lockout
+	throttle      *throttle
+	sessions      *sessions
+	devices       *devices
+	users         *users
+	challenges    *challenges
+	verifier      *verifier
+	apps          *pendingApps
+	registrations *registrations
+	notices       *notices
+	flows         flows
+	pages         *pages
 }
 
 // Interface guards

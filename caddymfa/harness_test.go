@@ -97,6 +97,7 @@ func newEnv(t *testing.T, h *Handler, outbox string) *env {
 	}
 	clock := &testClock{t: time.Now()}
 	h.now = clock.now
+	h.wire()
 	e := &env{t: t, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: clock}
 	t.Cleanup(e.close)
 	return e

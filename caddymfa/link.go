@@ -1,24 +1,16 @@
 package caddymfa
 
 import (
-	"context"
-	"crypto/hmac"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-
-	"github.com/caddymfa/caddy-mfa/authenticators/email"
-	"github.com/caddymfa/caddy-mfa/authenticators/sms"
-	"github.com/caddymfa/caddy-mfa/storage"
 )
 
 // Steps of link mode, as named in the HTTP contract.
@@ -88,91 +80,29 @@ func (k keyring) linkMAC(challengeID, token string) []byte {
 	return mac(k.code, "link", challengeID, token)
 }
 
-// linkURL is the link a message carries: base_url, path_prefix, /link and
-// the token; never built from the request's Host or X-Forwarded-* (link
-// mode needs base_url). "" for no token.
-func (h *Handler) linkURL(token string) string {
-	if token == "" || h.baseURL == nil {
-		return ""
-	}
-	u := *h.baseURL
-	u.RawQuery, u.Fragment = "", ""
-	return strings.TrimRight(u.String(), "/") + h.PathPrefix + "/link?token=" + token
-}
-
-// linkTTL is the lifetime of the links of a method in link mode, and 0
-// for a method that sends codes.
-func (h *Handler) linkTTL(method string) time.Duration {
-	var ttl, def time.Duration
-	switch {
-	case method == methodEmail && h.Email != nil && h.Email.Send == email.SendLink:
-		ttl, def = time.Duration(h.Email.LinkTTL), email.DefaultLinkTTL
-	case method == methodSMS && h.SMS != nil && h.SMS.Send == sms.SendLink:
-		ttl, def = time.Duration(h.SMS.LinkTTL), sms.DefaultLinkTTL
-	default:
-		return 0
-	}
-	if ttl <= 0 {
-		return def
-	}
-	return ttl
-}
-
-// linkMethods are the configured methods in link mode.
-func (h *Handler) linkMethods() []string {
-	var out []string
-	for _, ch := range h.channels() {
-		if h.linkTTL(ch.method) > 0 {
-			out = append(out, ch.method)
-		}
-	}
-	return out
-}
-
-// checkLinkMode refuses link mode without base_url (SECURITY.md J43): the
-// links in messages are built from it, and taking the request's Host
-// instead would let anyone who can start a sign-in send a victim a link
-// to a site of their choosing.
-func (h *Handler) checkLinkMode() error {
-	var method string
-	switch {
-	case h.baseURL != nil:
-		return nil
-	case h.Email != nil && h.Email.Send == email.SendLink:
-		method = methodEmail
-	case h.SMS != nil && h.SMS.Send == sms.SendLink:
-		method = methodSMS
-	default:
-		return nil
-	}
-	return fmt.Errorf("%s: send link needs base_url, the site's external URL (e.g. https://app.example.com): the links in messages are built from it, never from the request's Host or X-Forwarded-* headers", method)
-}
-
 // serveLink serves the landing page of a link (GET) and its confirmation
 // (POST). Neither needs the first factor: the token is what authenticates,
 // and the page may be opened on another device.
+//
+// The landing page shows a button that confirms the link. It changes
+// nothing and looks nothing up, so mail scanners that fetch links sign
+// nobody in, and it cannot tell a valid token from a wrong one. The token
+// stays on this page: no third-party resources, Referrer-Policy
+// no-referrer, and the request is left out of the access log, whose URL
+// would carry it.
 func (h *Handler) serveLink(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		return h.showLink(w, r)
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+		token := r.URL.Query().Get("token")
+		if _, ok := linkChallenge(token); !ok {
+			return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
+		}
+		return h.pages.render(w, r, &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token})
 	case http.MethodPost:
 		return h.confirmLink(w, r)
 	}
-	return h.methodNotAllowed(w, "GET, HEAD, POST")
-}
-
-// showLink shows a button that confirms the link. It changes nothing and
-// looks nothing up, so mail scanners that fetch links sign nobody in, and
-// it cannot tell a valid token from a wrong one. The token stays on this
-// page: no third-party resources, Referrer-Policy no-referrer, and the
-// request is left out of the access log, whose URL would carry it.
-func (h *Handler) showLink(w http.ResponseWriter, r *http.Request) error {
-	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-	token := r.URL.Query().Get("token")
-	if _, ok := linkChallenge(token); !ok {
-		return h.render(w, r, h.errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
-	}
-	return h.render(w, r, &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token})
+	return methodNotAllowed(w, "GET, HEAD, POST")
 }
 
 // confirmLink consumes a link token. Opened in the browser that started
@@ -183,212 +113,43 @@ func (h *Handler) showLink(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	f, formErr := readForm(r)
-	if !h.sameOrigin(r) {
-		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
+	if !sameOrigin(r, h.baseURL) {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
 	}
 	if formErr != nil {
 		return h.unreadable(w, r, "", "link", formErr)
 	}
 	if !h.keys.validCSRF("l:"+f.Token, f.CSRFToken) {
-		return h.render(w, r, h.errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Open the link again."))
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Open the link again."))
 	}
 	cid, ok := linkChallenge(f.Token)
 	if !ok {
 		h.metrics.verified(methodOther, false)
-		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
+		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
 	}
-	flow := h.linkFlow(r, cid)
-	out, err := h.verifyLink(r.Context(), cid, f.Token, flow != nil)
+	// The link was opened in the browser that asked for it when the
+	// request's flow is the one the challenge belongs to.
+	var flow *flowState
+	if ff, ok := h.firstFactor(r, replacer(r)); ok {
+		if fl := h.flows.read(r, ff); fl != nil && h.challenges.id(fl.slot()) == cid {
+			flow = fl
+		}
+	}
+	out, err := h.verifier.link(r.Context(), cid, f.Token, flow != nil)
 	if err != nil {
-		return h.unavailable(w, r, "verifying link", err)
+		return h.pages.unavailable(w, r, "verifying link", err)
 	}
 	if !out.ok {
 		if out.user != "" {
-			h.audit(r.Context(), "sign-in failed", zap.String("user", out.user), zap.String("method", out.method), zap.Bool("link", true))
+			h.audit.event(r.Context(), "sign-in failed", zap.String("user", out.user), zap.String("method", out.method), zap.Bool("link", true))
 		}
-		return h.render(w, r, h.errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
+		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
 	}
 	if flow != nil {
 		return h.signedIn(w, r, flow, out.method)
 	}
-	h.audit(r.Context(), "sign-in confirmed by link", zap.String("user", out.user), zap.String("method", out.method))
-	return h.render(w, r, &view{Step: stepLinkConfirmed, Method: out.method})
-}
-
-// linkFlow returns the request's flow when it is the one the challenge
-// cid belongs to: the link was opened in the browser that asked for it.
-func (h *Handler) linkFlow(r *http.Request, cid string) *flowState {
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if repl == nil {
-		return nil
-	}
-	ff, ok := h.firstFactor(r, repl)
-	if !ok {
-		return nil
-	}
-	flow := h.readFlow(r, ff)
-	if flow == nil || h.challengeID(flow.ID) != cid {
-		return nil
-	}
-	return flow
-}
-
-// linkOutcome is what a link confirmation came to.
-type linkOutcome struct {
-	ok           bool
-	user, method string // of the challenge the token names, if any
-}
-
-// verifyLink checks a link token against the challenge it names. As in
-// verifyFactor, the attempt counts in the user's lockout first (SECURITY.md
-// J46) and a locked user's token is never compared (A4); as in
-// verifyChallenge, the challenge's attempt count moves before the compare,
-// in the same atomic store operation that consumes the token, so a token
-// works once however often it is sent (A1-A3). here says the request comes
-// from the flow's own browser: the challenge is then used at once;
-// otherwise it becomes verified, for that browser to pick up.
-func (h *Handler) verifyLink(ctx context.Context, cid, token string, here bool) (linkOutcome, error) {
-	key := keyChallenge + cid
-	rec, err := h.store.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		h.metrics.verified(methodOther, false)
-		return linkOutcome{}, nil
-	}
-	if err != nil {
-		return linkOutcome{}, err
-	}
-	named, err := decodeRecord[challenge](rec.Value)
-	if err != nil {
-		return linkOutcome{}, err
-	}
-	out := linkOutcome{user: named.User, method: named.Method}
-	if out.user == "" {
-		h.metrics.verified(methodOther, false)
-		return linkOutcome{}, nil
-	}
-	locked, err := h.countFailure(ctx, out.user)
-	if err != nil {
-		return linkOutcome{}, err
-	}
-	limits := h.limitsFor(out.method)
-	now := h.now()
-	err = h.store.Update(ctx, key, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		out.ok = false
-		if !found {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		ch, err := decodeRecord[challenge](cur.Value)
-		if err != nil {
-			return nil, time.Time{}, storage.Keep, err
-		}
-		if ch.State != statePending || ch.LinkMAC == nil {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		ch.Attempts++
-		if ch.Attempts >= limits.MaxAttempts {
-			ch.State = stateDead
-		}
-		match := !locked && ch.User == out.user && now.Before(ch.ExpiresAt) && ch.Attempts <= limits.MaxAttempts &&
-			hmac.Equal(ch.LinkMAC, h.keys.linkMAC(cid, token))
-		expires := cur.ExpiresAt
-		if match {
-			out.ok = true
-			ch.State = stateUsed
-			if !here {
-				ch.State = stateVerified
-				ch.ExpiresAt = now.Add(linkPickup)
-				if ch.KeepUntil.Before(ch.ExpiresAt) {
-					ch.KeepUntil = ch.ExpiresAt
-				}
-				if expires.Before(ch.KeepUntil) {
-					expires = ch.KeepUntil
-				}
-			}
-		}
-		b, err := encodeRecord(ch)
-		return b, expires, storage.Write, err
-	})
-	if err != nil {
-		return linkOutcome{}, fmt.Errorf("counting link attempt: %w", err)
-	}
-	h.metrics.verified(out.method, out.ok)
-	if out.ok {
-		if err := h.clearFailures(ctx, out.user); err != nil {
-			return linkOutcome{}, fmt.Errorf("clearing failures: %w", err)
-		}
-	}
-	return out, nil
-}
-
-// pickUpLink turns the flow's challenge from verified (its link was
-// confirmed on another device) to used, once, and returns its method. A
-// user locked meanwhile does not pick it up: the challenge dies.
-func (h *Handler) pickUpLink(ctx context.Context, flow *flowState) (string, bool, error) {
-	user := flow.user()
-	if user == "" {
-		return "", false, nil
-	}
-	locked, err := h.lockedNow(ctx, user)
-	if err != nil {
-		return "", false, err
-	}
-	now := h.now()
-	var method string
-	err = h.store.Update(ctx, keyChallenge+h.challengeID(flow.ID), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		method = ""
-		if !found {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		ch, err := decodeRecord[challenge](cur.Value)
-		if err != nil {
-			return nil, time.Time{}, storage.Keep, err
-		}
-		if ch.State != stateVerified || ch.User != user || !now.Before(ch.ExpiresAt) {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		ch.State = stateUsed
-		if locked {
-			ch.State = stateDead
-		} else {
-			method = ch.Method
-		}
-		b, err := encodeRecord(ch)
-		return b, cur.ExpiresAt, storage.Write, err
-	})
-	if err != nil {
-		return "", false, fmt.Errorf("picking up linked sign-in: %w", err)
-	}
-	return method, method != "", nil
-}
-
-// lockedNow reports whether the user is locked out, without counting an
-// attempt.
-func (h *Handler) lockedNow(ctx context.Context, user string) (bool, error) {
-	rec, err := h.store.Get(ctx, keyLockout+user)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading lockout: %w", err)
-	}
-	lr, err := decodeRecord[lockRecord](rec.Value)
-	if err != nil {
-		return false, err
-	}
-	return h.now().Before(lr.LockedUntil), nil
-}
-
-// pickUpLinkSignIn signs in the browser of a flow whose link was
-// confirmed on another device, and reports whether it answered.
-func (h *Handler) pickUpLinkSignIn(w http.ResponseWriter, r *http.Request, flow *flowState) (bool, error) {
-	method, ok, err := h.pickUpLink(r.Context(), flow)
-	if err != nil {
-		return true, h.unavailable(w, r, "completing sign-in", err)
-	}
-	if !ok {
-		return false, nil
-	}
-	return true, h.signedIn(w, r, flow, method)
+	h.audit.event(r.Context(), "sign-in confirmed by link", zap.String("user", out.user), zap.String("method", out.method))
+	return h.pages.render(w, r, &view{Step: stepLinkConfirmed, Method: out.method})
 }
 
 // signedIn starts the session of a flow whose link was verified and sends
@@ -396,10 +157,10 @@ func (h *Handler) pickUpLinkSignIn(w http.ResponseWriter, r *http.Request, flow 
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, flow *flowState, method string) error {
 	dest, err := h.startSession(w, r, flow, method, false)
 	if err != nil {
-		return h.unavailable(w, r, "storing session", err)
+		return h.pages.unavailable(w, r, "storing session", err)
 	}
 	if wantsJSON(r) {
-		return h.render(w, r, &view{Step: stepDone, User: flow.user(), Method: method, Redirect: dest})
+		return h.pages.render(w, r, &view{Step: stepDone, User: flow.user(), Method: method, Redirect: dest})
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 	return nil
@@ -420,36 +181,35 @@ type statusAnswer struct {
 // browser in, as GET / would.
 func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return h.methodNotAllowed(w, "GET, HEAD")
+		return methodNotAllowed(w, "GET, HEAD")
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	ff, ok := h.firstFactor(r, repl)
+	ff, ok := h.firstFactor(r, replacer(r))
 	if !ok {
-		return writeJSON(w, http.StatusUnauthorized, h.errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+		return writeJSON(w, http.StatusUnauthorized, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
-	if _, ok := h.validSession(r, ff); ok {
+	if _, ok := requestSession(r, h.sessions, ff); ok {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusVerified, Redirect: "/"})
 	}
-	flow := h.readFlow(r, ff)
+	flow := h.flows.read(r, ff)
 	if flow == nil {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusExpired})
 	}
-	if r.Method == http.MethodGet {
-		method, ok, err := h.pickUpLink(r.Context(), flow)
+	if r.Method == http.MethodGet && len(h.methods.linkMethods()) > 0 {
+		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), flow.slot())
 		if err != nil {
-			return h.unavailable(w, r, "completing sign-in", err)
+			return h.pages.unavailable(w, r, "completing sign-in", err)
 		}
 		if ok {
 			dest, err := h.startSession(w, r, flow, method, false)
 			if err != nil {
-				return h.unavailable(w, r, "storing session", err)
+				return h.pages.unavailable(w, r, "storing session", err)
 			}
 			return writeJSON(w, http.StatusOK, statusAnswer{Status: statusVerified, Redirect: dest})
 		}
 	}
-	ch, err := h.loadChallenge(r, flow)
+	ch, err := h.challenges.load(r.Context(), h.challenges.id(flow.slot()))
 	if err != nil {
-		return h.unavailable(w, r, "reading challenge", err)
+		return h.pages.unavailable(w, r, "reading challenge", err)
 	}
 	now := h.now()
 	switch {

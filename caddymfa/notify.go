@@ -3,6 +3,7 @@ package caddymfa
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -18,31 +19,41 @@ var noticeAudit = map[string]string{
 	authenticators.NoticeRecoveryCodesRenewed: "recovery codes renewed",
 }
 
-// notify tells a user of a change to their factors: an audit line always,
+// notices tells users of changes to their factors: an audit line always,
 // and a notice by email to the address on file, or else by text message
-// to the phone on file, when such a method is configured. The notice is
+// to the phone on file, when such a method is configured. A notice is
 // queued, never waited for: it must not slow or fail the change it
 // reports.
-func (h *Handler) notify(r *http.Request, flow *flowState, event, factor string, fields ...zap.Field) {
-	h.notifyAt(r, flow, event, factor, nil, fields...)
+type notices struct {
+	methods *methods
+	now     func() time.Time
+	logger  *zap.Logger
+	audit   auditor
 }
 
-// notifyAt is notify with addresses by method that take the place of
-// those on file (the old number of a number just replaced).
-func (h *Handler) notifyAt(r *http.Request, flow *flowState, event, factor string, at map[string]string, fields ...zap.Field) {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	user := flow.user()
-	h.audit(r.Context(), noticeAudit[event], append([]zap.Field{zap.String("user", user), zap.String("factor", factor)}, fields...)...)
+// notice is one notice: what happened to which factor, where and from
+// where the change was made, and addresses by method that take the place
+// of those on file (the old number of a number just replaced).
+type notice struct {
+	event, factor string
+	site, ip      string
+	at            map[string]string
+}
+
+// send audits and sends a notice to the account's user.
+func (ns *notices) send(ctx context.Context, a *account, n notice, fields ...zap.Field) {
+	user := a.user
+	ns.audit.event(ctx, noticeAudit[n.event], append([]zap.Field{zap.String("user", user), zap.String("factor", n.factor)}, fields...)...)
 	var notifier authenticators.Notifier
 	var to string
-	for _, ch := range h.channels() {
-		n, ok := ch.sender.(authenticators.Notifier)
-		dest, override := at[ch.method]
+	for _, ch := range ns.methods.channels() {
+		nt, ok := ch.sender.(authenticators.Notifier)
+		dest, override := n.at[ch.method]
 		if !override {
-			dest = h.destinationFor(r, flow, ch.method)
+			dest = a.destination(ctx, ch.method)
 		}
 		if ok && dest != "" {
-			notifier, to = n, dest
+			notifier, to = nt, dest
 			break
 		}
 	}
@@ -54,13 +65,32 @@ func (h *Handler) notifyAt(r *http.Request, flow *flowState, event, factor strin
 	err := notifier.Notify(queueOnly, authenticators.Notice{
 		User:     user,
 		To:       to,
-		Site:     h.siteName(r),
-		Event:    event,
-		Factor:   factor,
-		Time:     h.now(),
-		ClientIP: ip,
+		Site:     n.site,
+		Event:    n.event,
+		Factor:   n.factor,
+		Time:     ns.now(),
+		ClientIP: n.ip,
 	})
 	if err != nil {
-		h.logger.Warn("security notice not sent", zap.String("user", user), zap.String("event", event), zap.Error(err))
+		ns.logger.Warn("security notice not sent", zap.String("user", user), zap.String("event", n.event), zap.Error(err))
 	}
+}
+
+// notify sends a notice of a change made by request r.
+func (h *Handler) notify(r *http.Request, a *account, event, factor string, at map[string]string, fields ...zap.Field) {
+	h.notices.send(r.Context(), a, notice{event: event, factor: factor, site: siteName(r, h.baseURL), ip: clientIP(r), at: at}, fields...)
+}
+
+// auditor writes audit events.
+type auditor struct {
+	logger *zap.Logger
+}
+
+// event writes an audit event with the client IP of the request behind
+// ctx, when it is a request to the site.
+func (a auditor) event(ctx context.Context, msg string, fields ...zap.Field) {
+	if ip, ok := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string); ok {
+		fields = append(fields, zap.String("client_ip", ip))
+	}
+	a.logger.Named("audit").Info(msg, fields...)
 }

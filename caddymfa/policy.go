@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -48,21 +47,28 @@ type knownPlace struct {
 	Seen    time.Time `json:"t"`
 }
 
-// policyState is what Provision builds for the policy.
-type policyState struct {
+// policy decides when the second factor may be skipped (policy,
+// trusted_networks, remember_device) and keeps the places users passed a
+// challenge from. It sees client addresses and device tokens, never
+// requests.
+type policy struct {
+	name    string
 	trusted []netip.Prefix
 	geo     *maxminddb.Reader
+
+	devices *devices
+	users   *users
+	now     func() time.Time
+	logger  *zap.Logger
+	audit   auditor
 }
 
-// provisionPolicy sets the policy default, parses trusted_networks and
-// opens the GeoIP database.
-func (h *Handler) provisionPolicy(repl *caddy.Replacer) error {
-	h.Policy = strings.ToLower(strings.TrimSpace(h.Policy))
-	if h.Policy == "" {
-		h.Policy = policyAlways
-	}
+// newPolicy parses trusted_networks and opens the GeoIP database at
+// geoPath ("" for none).
+func newPolicy(name string, trustedNetworks []string, geoPath string) (*policy, error) {
+	p := &policy{name: name}
 	var networks []string
-	for _, n := range h.TrustedNetworks {
+	for _, n := range trustedNetworks {
 		if n == "private_ranges" {
 			networks = append(networks, caddyhttp.PrivateRangesCIDR()...)
 		} else {
@@ -70,37 +76,42 @@ func (h *Handler) provisionPolicy(repl *caddy.Replacer) error {
 		}
 	}
 	for _, n := range networks {
-		p, err := caddyhttp.CIDRExpressionToPrefix(n)
+		pfx, err := caddyhttp.CIDRExpressionToPrefix(n)
 		if err != nil {
-			return fmt.Errorf("trusted_networks: %q: want a CIDR, an address or private_ranges: %v", n, err)
+			return nil, fmt.Errorf("trusted_networks: %q: want a CIDR, an address or private_ranges: %w", n, err)
 		}
-		h.policy.trusted = append(h.policy.trusted, p)
+		p.trusted = append(p.trusted, pfx)
 	}
-	if path := repl.ReplaceKnown(h.GeoIPDB, ""); path != "" {
-		db, err := maxminddb.Open(path)
+	if geoPath != "" {
+		db, err := maxminddb.Open(geoPath)
 		if err != nil {
-			return fmt.Errorf("geoip_db: %w", err)
+			return nil, fmt.Errorf("geoip_db: %w", err)
 		}
-		h.policy.geo = db
+		p.geo = db
 	}
-	return nil
+	return p, nil
 }
 
-// validatePolicy checks that the policy can work as configured.
-func (h *Handler) validatePolicy() error {
-	switch h.Policy {
+// wire gives the policy the services it reads.
+func (p *policy) wire(d *devices, u *users, now func() time.Time, logger *zap.Logger, audit auditor) {
+	p.devices, p.users, p.now, p.logger, p.audit = d, u, now, logger, audit
+}
+
+// validate checks that the policy can work as configured.
+func (p *policy) validate(standalone, trustedNetworks bool, rememberDevice caddy.Duration) error {
+	switch p.name {
 	case policyAlways, policyNever, policyNewIP:
 	case policyNewCountry:
-		if h.policy.geo == nil {
+		if p.geo == nil {
 			return fmt.Errorf("policy new_country needs a country database: set geoip_db to a MaxMind-format file such as GeoLite2-Country.mmdb")
 		}
 	default:
-		return fmt.Errorf("unknown policy %q (use always, never, new_ip or new_country)", h.Policy)
+		return fmt.Errorf("unknown policy %q (use always, never, new_ip or new_country)", p.name)
 	}
-	if *h.User == "" && (h.Policy != policyAlways || len(h.TrustedNetworks) > 0 || h.RememberDevice > 0) {
-		return fmt.Errorf("policy %s, trusted_networks and remember_device let a known user skip the second factor, but user is empty (standalone): there is no first factor to know the user by", h.Policy)
+	if standalone && (p.name != policyAlways || trustedNetworks || rememberDevice > 0) {
+		return fmt.Errorf("policy %s, trusted_networks and remember_device let a known user skip the second factor, but user is empty (standalone): there is no first factor to know the user by", p.name)
 	}
-	if h.RememberDevice < 0 {
+	if rememberDevice < 0 {
 		return fmt.Errorf("remember_device must be positive")
 	}
 	return nil
@@ -112,18 +123,19 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// inTrustedNetwork reports whether the client is in trusted_networks.
-func (h *Handler) inTrustedNetwork(r *http.Request) bool {
-	if len(h.policy.trusted) == 0 {
+// inTrustedNetwork reports whether the client address ip is in
+// trusted_networks.
+func (p *policy) inTrustedNetwork(ip string) bool {
+	if len(p.trusted) == 0 {
 		return false
 	}
-	addr, err := netip.ParseAddr(clientIP(r))
+	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return false
 	}
 	addr = addr.Unmap()
-	for _, p := range h.policy.trusted {
-		if p.Contains(addr) {
+	for _, pfx := range p.trusted {
+		if pfx.Contains(addr) {
 			return true
 		}
 	}
@@ -132,8 +144,8 @@ func (h *Handler) inTrustedNetwork(r *http.Request) bool {
 
 // country is the ISO code of the client's country, "" when unknown or no
 // database is configured.
-func (h *Handler) country(ip string) string {
-	if h.policy.geo == nil {
+func (p *policy) country(ip string) string {
+	if p.geo == nil {
 		return ""
 	}
 	addr, err := netip.ParseAddr(ip)
@@ -145,47 +157,47 @@ func (h *Handler) country(ip string) string {
 			ISOCode string `maxminddb:"iso_code"`
 		} `maxminddb:"country"`
 	}
-	if err := h.policy.geo.Lookup(addr.Unmap()).Decode(&rec); err != nil {
+	if err := p.geo.Lookup(addr.Unmap()).Decode(&rec); err != nil {
 		return ""
 	}
 	return rec.Country.ISOCode
 }
 
-// skipChallenge reports whether a request from the first-factor user ff
-// that has no session may go on without a challenge, and by which rule.
-// Store errors deny: the challenge is asked.
-func (h *Handler) skipChallenge(r *http.Request, ff string) (string, bool) {
+// skip reports whether a request from the first-factor user ff at the
+// client address ip, with the remembered-device token device ("" for
+// none), that has no session may go on without a challenge, and by which
+// rule. Store errors deny: the challenge is asked.
+func (p *policy) skip(ctx context.Context, ff, ip, device string) (string, bool) {
 	switch {
 	case ff == "":
 		return "", false
-	case h.inTrustedNetwork(r):
+	case p.inTrustedNetwork(ip):
 		return skipTrustedNetwork, true
-	case h.Policy == policyNever:
+	case p.name == policyNever:
 		return skipNever, true
 	}
-	if h.RememberDevice > 0 {
-		ok, err := h.rememberedDevice(r, ff)
+	if p.devices.ttl > 0 && device != "" {
+		ok, err := p.devices.remembered(ctx, device, ff)
 		if err != nil {
-			h.logger.Error("reading remembered device; asking the challenge", zap.Error(err))
+			p.logger.Error("reading remembered device; asking the challenge", zap.Error(err))
 			return "", false
 		}
 		if ok {
 			return skipDevice, true
 		}
 	}
-	if h.Policy != policyNewIP && h.Policy != policyNewCountry {
+	if p.name != policyNewIP && p.name != policyNewCountry {
 		return "", false
 	}
-	rec, err := h.loadUser(r.Context(), ff)
+	rec, err := p.users.load(ctx, ff)
 	if err != nil {
-		h.logger.Error("reading known places; asking the challenge", zap.Error(err))
+		p.logger.Error("reading known places; asking the challenge", zap.Error(err))
 		return "", false
 	}
-	ip := clientIP(r)
-	if !h.knownPlace(rec.Known, ip, h.country(ip)) {
+	if !p.knownPlace(rec.Known, ip, p.country(ip)) {
 		return "", false
 	}
-	if h.Policy == policyNewCountry {
+	if p.name == policyNewCountry {
 		return skipKnownCountry, true
 	}
 	return skipKnownIP, true
@@ -193,14 +205,14 @@ func (h *Handler) skipChallenge(r *http.Request, ff string) (string, bool) {
 
 // knownPlace reports whether the user has passed a challenge from this IP
 // (new_ip) or country (new_country) within knownFor.
-func (h *Handler) knownPlace(places []knownPlace, ip, country string) bool {
-	now := h.now()
-	for _, p := range places {
-		if now.Sub(p.Seen) >= knownFor {
+func (p *policy) knownPlace(places []knownPlace, ip, country string) bool {
+	now := p.now()
+	for _, kp := range places {
+		if now.Sub(kp.Seen) >= knownFor {
 			continue
 		}
-		if h.Policy == policyNewCountry && country != "" && p.Country == country ||
-			h.Policy == policyNewIP && p.IP == ip {
+		if p.name == policyNewCountry && country != "" && kp.Country == country ||
+			p.name == policyNewIP && kp.IP == ip {
 			return true
 		}
 	}
@@ -219,24 +231,24 @@ func rememberPlace(rec *userRecord, ip, country string, now time.Time) {
 	rec.Known = kept
 }
 
-// recordSignInPlace remembers where a challenge was passed, for new_ip and
+// recordPlace remembers where a challenge was passed, for new_ip and
 // new_country, and writes an audit line for a new place.
-func (h *Handler) recordSignInPlace(ctx context.Context, user, ip string) error {
-	if h.Policy != policyNewIP && h.Policy != policyNewCountry {
+func (p *policy) recordPlace(ctx context.Context, user, ip string) error {
+	if p.name != policyNewIP && p.name != policyNewCountry {
 		return nil
 	}
-	country := h.country(ip)
+	country := p.country(ip)
 	var isNew bool
-	err := h.updateUser(ctx, user, func(rec *userRecord) (storage.Op, error) {
-		isNew = !h.knownPlace(rec.Known, ip, country)
-		rememberPlace(rec, ip, country, h.now())
+	err := p.users.update(ctx, user, func(rec *userRecord) (storage.Op, error) {
+		isNew = !p.knownPlace(rec.Known, ip, country)
+		rememberPlace(rec, ip, country, p.now())
 		return storage.Write, nil
 	})
 	if err != nil {
 		return err
 	}
 	if isNew {
-		h.audit(ctx, "new location", zap.String("user", user), zap.String("country", country))
+		p.audit.event(ctx, "new location", zap.String("user", user), zap.String("country", country))
 	}
 	return nil
 }

@@ -128,7 +128,7 @@ func TestRememberDevice(t *testing.T) {
 	// forget drops the session cookie, as a browser restart after the
 	// session's end would.
 	forget := func(b *browser) {
-		b.e.h.sessions = newSessionCache(maxCachedSessions)
+		b.e.h.sessions.cache = newSessionCache(maxCachedSessions)
 		for _, c := range b.jar.Cookies(mustURL("http://app.test/")) {
 			if c.Name == sessionCookieName {
 				c.MaxAge = -1

@@ -174,7 +174,7 @@ func TestFactorChangeEndsOtherSessions(t *testing.T) {
 		e := totpEnv(t, "")
 		other := e.signIn("alice")
 		b, _, _ := e.enrollApp("alice")
-		e.h.sessions = newSessionCache(maxCachedSessions)
+		e.h.sessions.cache = newSessionCache(maxCachedSessions)
 		if resp := other.do(request{target: "/app"}); resp.StatusCode == http.StatusOK {
 			t.Error("another session survived adding an app")
 		}
@@ -204,7 +204,7 @@ func TestFactorChangeEndsOtherSessions(t *testing.T) {
 		if resp, v := b.postRegister(map[string]string{"action": "confirm", "code": code}); resp.StatusCode != 200 {
 			t.Fatalf("confirm: %d %v", resp.StatusCode, v)
 		}
-		e.h.sessions = newSessionCache(maxCachedSessions)
+		e.h.sessions.cache = newSessionCache(maxCachedSessions)
 		if resp := other.do(request{target: "/app"}); resp.StatusCode == http.StatusOK {
 			t.Error("another session survived the number change")
 		}

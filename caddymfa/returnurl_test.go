@@ -72,14 +72,13 @@ func FuzzDecodeSigned(f *testing.F) {
 }
 
 func FuzzSessionCookie(f *testing.F) {
-	h := &Handler{}
-	h.keys = newKeyring([]byte(strings.Repeat("s", 32)))
-	f.Add(h.sessionCookieValue([]byte(strings.Repeat("i", sessionIDLen))))
+	ss := &sessions{keys: newKeyring([]byte(strings.Repeat("s", 32)))}
+	f.Add(ss.cookieValue([]byte(strings.Repeat("i", sessionIDLen))))
 	f.Add("")
 	f.Add("%%%")
 	f.Fuzz(func(t *testing.T, v string) {
-		id, ok := h.sessionIDFromCookie(v)
-		if ok && h.sessionCookieValue([]byte(id)) != v {
+		id, ok := ss.idFromCookie(v)
+		if ok && ss.cookieValue([]byte(id)) != v {
 			t.Fatalf("accepted a non-canonical cookie %q", v)
 		}
 	})

@@ -113,12 +113,13 @@ func TestStoreErrorsDeny(t *testing.T) {
 			e := newEnv(t, h, outbox)
 			fs := &faultyStore{Store: e.h.store, err: storeErr}
 			e.h.store = fs
+			e.h.wire()
 			signedIn := e.signIn("alice")
 			b := e.browser("alice")
 			b.postJSON("/send", map[string]string{"method": "email"})
 			code := e.lastCode()
 			csrf := b.state()["csrf_token"].(string)
-			e.h.sessions = newSessionCache(maxCachedSessions) // the cache must not outlive a store failure
+			e.h.sessions.cache = newSessionCache(maxCachedSessions) // the cache must not outlive a store failure
 			fs.armed.Store(true)
 
 			resp := b.do(request{method: http.MethodPost, target: "/.mfa/verify", json: map[string]string{"code": code, "csrf_token": csrf}})
@@ -220,6 +221,7 @@ func TestCodesAreNeverStoredOrLogged(t *testing.T) {
 	e := newEnv(t, h, outbox)
 	core, logs := observer.New(zap.DebugLevel)
 	e.h.logger = zap.New(core)
+	e.h.wire()
 	var codes []string
 	for _, user := range []string{"alice", "bob"} {
 		b := e.browser(user)
@@ -368,7 +370,7 @@ func TestForgedSessionCookiesAreIgnored(t *testing.T) {
 	for name, v := range map[string]string{
 		"modified":  string(flip),
 		"truncated": val[:len(val)-2],
-		"unknown":   e.h.sessionCookieValue([]byte(strings.Repeat("x", sessionIDLen))),
+		"unknown":   e.h.sessions.cookieValue([]byte(strings.Repeat("x", sessionIDLen))),
 		"garbage":   "%%%",
 	} {
 		resp := e.serve(request{target: "/app", user: "alice", header: http.Header{"Cookie": {sessionCookieName + "=" + v}}}, nil)
@@ -417,7 +419,7 @@ func TestIdleAndAbsoluteTimeouts(t *testing.T) {
 	b = e.signIn("alice")
 	e.clock.add(50 * time.Minute)
 	b.do(request{target: "/app"})
-	e.h.sessions = newSessionCache(maxCachedSessions)
+	e.h.sessions.cache = newSessionCache(maxCachedSessions)
 	e.clock.add(50 * time.Minute)
 	if got := b.do(request{target: "/app"}).StatusCode; got != 200 {
 		t.Fatalf("active session after a cache flush: %d", got)
@@ -573,14 +575,17 @@ func TestSendCaps(t *testing.T) {
 func TestStandaloneDoesNotRevealUsers(t *testing.T) {
 	h, outbox := testConfig(t)
 	h.User = new(string)
+	h.Lockout = &Lockout{Failures: 1} // so eve's bucket locks first
 	e := newEnv(t, h, outbox)
 	// Lock eve's bucket first.
-	e.h.Lockout.Failures = 1
 	for range 2 {
 		b := e.browser("")
 		csrf := b.state()["csrf_token"].(string)
 		b.do(request{target: "/.mfa/identify", json: map[string]string{"username": "eve", "csrf_token": csrf}})
 		b.postJSON("/verify", map[string]string{"code": "000000"})
+	}
+	if locked, _ := e.h.lockout.locked(t.Context(), "eve"); !locked {
+		t.Fatal("eve is not locked")
 	}
 	shape := func(user string) (string, time.Duration) {
 		b := e.browser("")

@@ -84,20 +84,34 @@ func (c *sessionCache) removeUser(user string) {
 	})
 }
 
-// sessionIDLen is the decoded length of a session cookie: a 32-byte ID
-// and a 16-byte tag.
+// sessionIDLen is the length of a session ID in bytes; a session cookie
+// carries the ID and a 16-byte tag.
 const sessionIDLen = 32
 
-// sessionCookieValue signs a session ID for the cookie.
-func (h *Handler) sessionCookieValue(id []byte) string {
+// sessions owns the sessions (sess/<id hash>) and their per-user index
+// (usess/<user>/<id hash>): it makes, checks, ends and revokes them, and
+// keeps the ones in use in memory for the hot path. It sees cookie
+// values, never requests.
+type sessions struct {
+	store  storage.Store
+	keys   keyring
+	now    func() time.Time
+	logger *zap.Logger
+	cache  *sessionCache
+	ttl    time.Duration // absolute lifetime
+	idle   time.Duration // idle timeout
+}
+
+// cookieValue signs a session ID for the cookie.
+func (ss *sessions) cookieValue(id []byte) string {
 	var tag [16]byte
-	h.keys.sessionTag(&tag, id)
+	ss.keys.sessionTag(&tag, id)
 	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag[:]...))
 }
 
-// sessionIDFromCookie returns the session ID of a well-formed, correctly
-// signed cookie value.
-func (h *Handler) sessionIDFromCookie(v string) (string, bool) {
+// idFromCookie returns the session ID of a well-formed, correctly signed
+// cookie value.
+func (ss *sessions) idFromCookie(v string) (string, bool) {
 	if base64.RawURLEncoding.DecodedLen(len(v)) != sessionIDLen+16 {
 		return "", false
 	}
@@ -107,7 +121,7 @@ func (h *Handler) sessionIDFromCookie(v string) (string, bool) {
 		return "", false
 	}
 	var want [16]byte
-	h.keys.sessionTag(&want, buf[:sessionIDLen])
+	ss.keys.sessionTag(&want, buf[:sessionIDLen])
 	if subtle.ConstantTimeCompare(want[:], buf[sessionIDLen:]) != 1 {
 		return "", false
 	}
@@ -134,11 +148,11 @@ func hostOnly(host string) string {
 	return host
 }
 
-// validSession returns the request's session when it is valid for the
-// first-factor user ff: signed cookie, known to the store, not expired,
-// not idle, same host, same first factor (SECURITY.md D24, E27, E29).
-func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool) {
-	v := readCookie(r, cookieName(r, sessionCookieName))
+// check returns the session of a cookie value when it is valid for the
+// first-factor user ff on host (a Host header value): signed cookie,
+// known to the store, not expired, not idle, same host, same first
+// factor (SECURITY.md D24, E27, E29).
+func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSession, bool) {
 	if v == "" {
 		return nil, false
 	}
@@ -147,20 +161,20 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 	// signature was checked get in: a hit needs no HMAC. An entry is
 	// checked against the store again after sessionRecheck, so a session
 	// revoked by another handler on the same store ends within that time.
-	now := h.now()
-	s := h.sessions.get(v)
+	now := ss.now()
+	s := ss.cache.get(v)
 	if s == nil || now.Sub(s.loadedAt) >= sessionRecheck {
 		id := ""
 		if s != nil {
 			id = s.id
-		} else if id, ok = h.sessionIDFromCookie(v); !ok {
+		} else if id, ok = ss.idFromCookie(v); !ok {
 			return nil, false
 		}
-		fresh, err := h.loadSession(r.Context(), id)
+		fresh, err := ss.load(ctx, id)
 		if err != nil {
-			h.sessions.remove(v)
+			ss.cache.remove(v)
 			if !errors.Is(err, storage.ErrNotFound) {
-				h.logger.Error("loading session; denying", zap.Error(err))
+				ss.logger.Error("loading session; denying", zap.Error(err))
 			}
 			return nil, false
 		}
@@ -170,15 +184,14 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 		}
 		fresh.loadedAt = now
 		s = fresh
-		h.sessions.put(v, s)
+		ss.cache.put(v, s)
 	}
-	idle := time.Duration(h.IdleTimeout)
 	last := time.Unix(0, s.lastSeen.Load())
-	if !now.Before(s.Expires) || now.Sub(last) >= idle {
-		h.sessions.remove(v)
+	if !now.Before(s.Expires) || now.Sub(last) >= ss.idle {
+		ss.cache.remove(v)
 		return nil, false
 	}
-	if s.FirstFactor != ff || !strings.EqualFold(hostOnly(r.Host), s.Host) {
+	if s.FirstFactor != ff || !strings.EqualFold(hostOnly(host), s.Host) {
 		return nil, false
 	}
 	if now.Sub(last) > time.Second {
@@ -186,15 +199,15 @@ func (h *Handler) validSession(r *http.Request, ff string) (*cachedSession, bool
 		// session do not fight over the cache line.
 		s.lastSeen.Store(now.UnixNano())
 	}
-	if now.Sub(time.Unix(0, s.persisted.Load())) > idle/8 {
-		h.touchSession(r.Context(), s, now)
+	if now.Sub(time.Unix(0, s.persisted.Load())) > ss.idle/8 {
+		ss.touch(ctx, s, now)
 	}
 	return s, true
 }
 
-func (h *Handler) loadSession(ctx context.Context, id string) (*cachedSession, error) {
-	key := keySession + h.keys.storeID(id)
-	rec, err := h.store.Get(ctx, key)
+func (ss *sessions) load(ctx context.Context, id string) (*cachedSession, error) {
+	key := keySession + ss.keys.storeID(id)
+	rec, err := ss.store.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +221,11 @@ func (h *Handler) loadSession(ctx context.Context, id string) (*cachedSession, e
 	return s, nil
 }
 
-// touchSession records activity in the store, at most every idle/8, so
-// the idle timeout survives a restart without a write per request.
-func (h *Handler) touchSession(ctx context.Context, s *cachedSession, now time.Time) {
+// touch records activity in the store, at most every idle/8, so the idle
+// timeout survives a restart without a write per request.
+func (ss *sessions) touch(ctx context.Context, s *cachedSession, now time.Time) {
 	s.persisted.Store(now.UnixNano())
-	err := h.store.Update(ctx, s.storeKey, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	err := ss.store.Update(ctx, s.storeKey, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		if !found {
 			return nil, time.Time{}, storage.Keep, nil
 		}
@@ -225,52 +238,53 @@ func (h *Handler) touchSession(ctx context.Context, s *cachedSession, now time.T
 		return b, cur.ExpiresAt, storage.Write, err
 	})
 	if err != nil {
-		h.logger.Warn("recording session activity", zap.Error(err))
+		ss.logger.Warn("recording session activity", zap.Error(err))
 	}
 }
 
-// newSession stores a fresh session (always a new ID: SECURITY.md E28) and
-// returns its cookie.
-func (h *Handler) newSession(r *http.Request, ff, user, method string) (*http.Cookie, error) {
+// create stores a fresh session (always a new ID: SECURITY.md E28) for
+// user, who passed method after the first factor ff, bound to host; it
+// returns the cookie value and when the session expires.
+func (ss *sessions) create(ctx context.Context, ff, user, method, host string) (string, time.Time, error) {
 	raw := make([]byte, sessionIDLen)
 	if _, err := randRead(raw); err != nil {
-		return nil, err
+		return "", time.Time{}, err
 	}
 	id := string(raw)
-	now := h.now()
+	now := ss.now()
 	s := session{
 		FirstFactor: ff,
 		User:        user,
 		Method:      method,
-		Host:        requestHost(r),
+		Host:        host,
 		Created:     now,
-		Expires:     now.Add(time.Duration(h.SessionTTL)),
+		Expires:     now.Add(ss.ttl),
 		LastSeen:    now,
 	}
 	b, err := encodeRecord(s)
 	if err != nil {
-		return nil, err
+		return "", time.Time{}, err
 	}
-	storeID := h.keys.storeID(id)
-	if err := h.store.Put(r.Context(), keySession+storeID, b, s.Expires, false); err != nil {
-		return nil, err
+	storeID := ss.keys.storeID(id)
+	if err := ss.store.Put(ctx, keySession+storeID, b, s.Expires, false); err != nil {
+		return "", time.Time{}, err
 	}
-	if err := h.store.Put(r.Context(), keyUserSess+user+"/"+storeID, nil, s.Expires, false); err != nil {
-		return nil, err
+	if err := ss.store.Put(ctx, keyUserSess+user+"/"+storeID, nil, s.Expires, false); err != nil {
+		return "", time.Time{}, err
 	}
-	return newCookie(r, sessionCookieName, h.sessionCookieValue(raw), s.Expires), nil
+	return ss.cookieValue(raw), s.Expires, nil
 }
 
-// endSession revokes the request's session, if any, server-side.
-func (h *Handler) endSession(r *http.Request) (user string, err error) {
-	v := readCookie(r, cookieName(r, sessionCookieName))
-	id, ok := h.sessionIDFromCookie(v)
+// end revokes the session of a cookie value, if any, server-side, and
+// returns its user.
+func (ss *sessions) end(ctx context.Context, v string) (user string, err error) {
+	id, ok := ss.idFromCookie(v)
 	if !ok {
 		return "", nil
 	}
-	h.sessions.remove(v)
-	storeID := h.keys.storeID(id)
-	rec, err := h.store.Get(r.Context(), keySession+storeID)
+	ss.cache.remove(v)
+	storeID := ss.keys.storeID(id)
+	rec, err := ss.store.Get(ctx, keySession+storeID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", nil
 	}
@@ -279,24 +293,69 @@ func (h *Handler) endSession(r *http.Request) (user string, err error) {
 	}
 	if s, err := decodeRecord[session](rec.Value); err == nil {
 		user = s.User
-		_ = h.store.Delete(r.Context(), keyUserSess+user+"/"+storeID)
+		_ = ss.store.Delete(ctx, keyUserSess+user+"/"+storeID)
 	}
-	return user, h.store.Delete(r.Context(), keySession+storeID)
+	return user, ss.store.Delete(ctx, keySession+storeID)
 }
 
-// revokeUserSessions ends every session of a user: lockout, factor
-// changes and admin revoke (SECURITY.md E30).
-func (h *Handler) revokeUserSessions(ctx context.Context, user string) error {
-	h.sessions.removeUser(user)
+// revokeUser ends every session of a user: lockout, factor changes and
+// admin revoke (SECURITY.md E30). It returns how many there were.
+func (ss *sessions) revokeUser(ctx context.Context, user string) (int, error) {
+	ss.cache.removeUser(user)
 	prefix := keyUserSess + user + "/"
-	recs, err := h.store.List(ctx, prefix, 0, false)
+	recs, err := ss.store.List(ctx, prefix, 0, false)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, rec := range recs {
-		if err := h.store.Delete(ctx, keySession+strings.TrimPrefix(rec.Key, prefix)); err != nil {
-			return err
+		if err := ss.store.Delete(ctx, keySession+strings.TrimPrefix(rec.Key, prefix)); err != nil {
+			return len(recs), err
 		}
 	}
-	return h.store.DeletePrefix(ctx, prefix)
+	return len(recs), ss.store.DeletePrefix(ctx, prefix)
+}
+
+// ofUser lists a user's sessions (admin API); one ended meanwhile is left
+// out.
+func (ss *sessions) ofUser(ctx context.Context, user string) ([]session, error) {
+	prefix := keyUserSess + user + "/"
+	index, err := ss.store.List(ctx, prefix, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []session
+	for _, ix := range index {
+		sr, err := ss.store.Get(ctx, keySession+strings.TrimPrefix(ix.Key, prefix))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		if s, err := decodeRecord[session](sr.Value); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// newSessionCookie starts a session for the request's host and returns
+// its cookie.
+func newSessionCookie(r *http.Request, ss *sessions, ff, user, method string) (*http.Cookie, error) {
+	v, expires, err := ss.create(r.Context(), ff, user, method, requestHost(r))
+	if err != nil {
+		return nil, err
+	}
+	return newCookie(r, sessionCookieName, v, expires), nil
+}
+
+// requestSession returns the request's session when it is valid for the
+// first-factor user ff.
+func requestSession(r *http.Request, ss *sessions, ff string) (*cachedSession, bool) {
+	return ss.check(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host)
+}
+
+// requestSessionID returns the ID of the request's session cookie, if it
+// carries a well-formed, signed one; CSRF tokens of signed-in pages are
+// bound to it.
+func requestSessionID(r *http.Request, ss *sessions) string {
+	id, _ := ss.idFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+	return id
 }

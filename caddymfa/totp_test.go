@@ -380,6 +380,7 @@ func TestRecoveryCodes(t *testing.T) {
 	e := totpEnv(t, "")
 	core, logs := observer.New(zap.InfoLevel)
 	e.h.logger = zap.New(core)
+	e.h.wire()
 	b, secret, codes := e.enrollApp("alice")
 	if len(codes) != 10 {
 		t.Fatalf("%d recovery codes, want 10", len(codes))
@@ -664,6 +665,7 @@ func TestStoreErrorsDenyTOTP(t *testing.T) {
 	e.clock.add(time.Minute)
 	fs := &faultyStore{Store: e.h.store, err: errors.New("no space left on device")}
 	e.h.store = fs
+	e.h.wire()
 	b := e.browser("alice")
 	csrf := b.state()["csrf_token"].(string)
 	_, page := settings.enrollPage("")
@@ -674,7 +676,7 @@ func TestStoreErrorsDenyTOTP(t *testing.T) {
 			t.Errorf("%s with failing store: %d %v", try.method, resp.StatusCode, resp.Cookies())
 		}
 	}
-	e.h.sessions = newSessionCache(maxCachedSessions)
+	e.h.sessions.cache = newSessionCache(maxCachedSessions)
 	resp := settings.do(request{method: http.MethodPost, target: "/.mfa/enroll/totp", json: map[string]string{"action": "recovery_codes", "current_code": e.code(secret, 0), "csrf_token": page["csrf_token"].(string)}})
 	if resp.StatusCode == http.StatusOK {
 		t.Error("renewing recovery codes with a failing store succeeded")

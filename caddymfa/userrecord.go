@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -47,9 +50,20 @@ func (u *userRecord) empty() bool {
 	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0 && u.Phone == "" && u.Email == ""
 }
 
-// loadUser reads a user's record; a user with none gets the zero record.
-func (h *Handler) loadUser(ctx context.Context, user string) (userRecord, error) {
-	rec, err := h.store.Get(ctx, keyUser+user)
+// users owns the users' records (user/<name>: enrolled factors, the
+// addresses users registered, known places) and answers where a user's
+// codes go: the directory (users, users_file, allow_emails), the
+// addresses users registered, the address of the first factor.
+type users struct {
+	store   storage.Store
+	dir     *directory
+	methods *methods
+	logger  *zap.Logger
+}
+
+// load reads a user's record; a user with none gets the zero record.
+func (u *users) load(ctx context.Context, user string) (userRecord, error) {
+	rec, err := u.store.Get(ctx, keyUser+user)
 	if errors.Is(err, storage.ErrNotFound) {
 		return userRecord{}, nil
 	}
@@ -59,12 +73,12 @@ func (h *Handler) loadUser(ctx context.Context, user string) (userRecord, error)
 	return decodeRecord[userRecord](rec.Value)
 }
 
-// updateUser changes a user's record in one atomic store operation. fn
+// update changes a user's record in one atomic store operation. fn
 // edits the record and says what to do with it: Keep, Write or
 // WriteDurable (factor changes). A record left empty is deleted. fn may
 // run more than once, so it must have no side effects beyond rec.
-func (h *Handler) updateUser(ctx context.Context, user string, fn func(rec *userRecord) (storage.Op, error)) error {
-	return h.store.Update(ctx, keyUser+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+func (u *users) update(ctx context.Context, user string, fn func(rec *userRecord) (storage.Op, error)) error {
+	return u.store.Update(ctx, keyUser+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		var rec userRecord
 		if found {
 			var err error
@@ -85,4 +99,96 @@ func (h *Handler) updateUser(ctx context.Context, user string, fn func(rec *user
 		b, err := encodeRecord(rec)
 		return b, time.Time{}, op, err
 	})
+}
+
+// principal is whom a request or an operation is about: the first-factor
+// identity ("" in standalone mode and for the admin API) and the
+// canonical user it signs in. address is the email address the first
+// factor supplied (email.address), "" when there is none.
+type principal struct {
+	firstFactor string
+	user        string
+	address     string
+}
+
+// account is a principal with their record, read from the store at most
+// once, however many questions a request asks about the user.
+type account struct {
+	principal
+	users  *users
+	rec    userRecord
+	err    error
+	loaded bool
+}
+
+// account returns the account of p.
+func (u *users) account(p principal) *account {
+	return &account{principal: p, users: u}
+}
+
+// record is the user's record, read once.
+func (a *account) record(ctx context.Context) (userRecord, error) {
+	if !a.loaded {
+		a.rec, a.err = a.users.load(ctx, a.user)
+		a.loaded = true
+	}
+	return a.rec, a.err
+}
+
+// reload forgets the record read, so the next question reads it again
+// (after a change made by this request).
+func (a *account) reload(ctx context.Context) (userRecord, error) {
+	a.loaded = false
+	return a.record(ctx)
+}
+
+// registered returns the addresses the user registered themselves, when
+// registration is on for some method; a disabled user has none.
+func (a *account) registered(ctx context.Context) (userRecord, error) {
+	if !a.users.methods.registrationOn() || a.users.dir.disabled(a.user) {
+		return userRecord{}, nil
+	}
+	rec, err := a.record(ctx)
+	if err != nil {
+		return userRecord{}, err
+	}
+	return userRecord{Phone: rec.Phone, Email: rec.Email}, nil
+}
+
+// destination is where a code of this method goes for the user: the
+// address on file, or the phone number on file when its country is
+// allowed. Never an address from the request. "" when there is none.
+func (a *account) destination(ctx context.Context, method string) string {
+	reg, err := a.registered(ctx)
+	if err != nil {
+		a.users.logger.Error("reading registered addresses; sending nothing", zap.Error(err))
+		return ""
+	}
+	switch method {
+	case methodEmail:
+		if reg.Email != "" {
+			return reg.Email
+		}
+		if addr := a.users.dir.emailFor(a.user); addr != "" {
+			return addr
+		}
+		return a.address
+	case methodSMS:
+		sc := a.users.methods.sms
+		if sc == nil {
+			return ""
+		}
+		phone := reg.Phone
+		if phone == "" {
+			phone = a.users.dir.phoneFor(a.user)
+		}
+		if phone == "" {
+			return ""
+		}
+		if _, region, err := sms.ParseNumber(phone); err != nil || !sc.AllowedCountry(region) {
+			return ""
+		}
+		return phone
+	}
+	return ""
 }

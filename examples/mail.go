@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"testing"
 	"time"
 
 	"github.com/caddymfa/caddy-mfa/internal/mailtest"
@@ -54,10 +53,18 @@ func Outbox(dir string) ([]string, error) {
 	return names, nil
 }
 
+// TB is what the wait helpers need of a test (testing.TB has it), so
+// this package imports testing only in its tests.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // WaitOutbox waits until dir holds at least n messages and returns the
 // newest one, decoded. Delivery is asynchronous in standalone mode, so a
 // message may appear just after the answer that sent it.
-func WaitOutbox(t testing.TB, dir string, n int) Message {
+func WaitOutbox(t TB, dir string, n int) Message {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

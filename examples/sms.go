@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -68,7 +67,7 @@ func TextOutbox(dir string) ([]string, error) {
 
 // WaitText waits until dir holds at least n texts and returns the newest
 // one, decoded.
-func WaitText(t testing.TB, dir string, n int) Text {
+func WaitText(t TB, dir string, n int) Text {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

@@ -105,29 +105,30 @@ func TestSMTPDownGivesClearErrorAndDeadChallenge(t *testing.T) {
 		}
 		// The attempts end at about 2s and 4.2s; wait for the final failure
 		// in the log, then give the handler a second to record it.
-		waitFor(t, 15*time.Second, func() bool {
+		waitFor(t, 15*time.Second, "the final delivery failure in the log", func() bool {
 			logs, _ := os.ReadFile(logFile)
 			return strings.Contains(string(logs), `"email delivery failed"`)
 		})
 		var st map[string]any
-		waitFor(t, time.Second, func() bool {
+		waitFor(t, time.Second, "the page to say the code was not sent (a delivery that failed after the wait must not leave its challenge pending)", func() bool {
 			st = c.state()
 			return st["error"] == "delivery_failed"
 		})
-		if st["error"] != "delivery_failed" {
-			t.Fatalf("a delivery that failed after the wait left its challenge pending; the page shows %v", st)
-		}
 		if r := verify(t, c, "000000"); r.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("verify on a failed challenge: status %d, want 401", r.StatusCode)
 		}
 	})
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+// waitFor polls cond until it holds, and fails the test when timeout
+// passes first; what says what was awaited.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() && time.Now().Before(deadline) {
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }

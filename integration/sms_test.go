@@ -84,13 +84,10 @@ func smsClient(t *testing.T, user string) *client {
 func waitText(t *testing.T, tw *twiliotest.Server, n int) twiliotest.Message {
 	t.Helper()
 	var msgs []twiliotest.Message
-	waitFor(t, 15*time.Second, func() bool {
+	waitFor(t, 15*time.Second, fmt.Sprintf("the Twilio server to accept %d texts", n), func() bool {
 		msgs = tw.Messages()
 		return len(msgs) >= n
 	})
-	if len(msgs) < n {
-		t.Fatalf("the Twilio server accepted %d texts, want %d", len(msgs), n)
-	}
 	return msgs[n-1]
 }
 

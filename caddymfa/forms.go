@@ -1,0 +1,100 @@
+package caddymfa
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// form is the body of a POST, form-encoded or JSON.
+type form struct {
+	Username    string   `json:"username"`
+	Method      string   `json:"method"`
+	Code        string   `json:"code"`
+	CurrentCode string   `json:"current_code"`
+	Action      string   `json:"action"`
+	Address     string   `json:"address"`
+	Return      string   `json:"return"`
+	Remember    formFlag `json:"remember"`
+	CSRFToken   string   `json:"csrf_token"`
+	Token       string   `json:"token"` // of a link
+}
+
+// formFlag is a checkbox: in JSON true, or any non-empty string but
+// "false"; in a form, present.
+type formFlag bool
+
+func (f *formFlag) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case bool:
+		*f = formFlag(v)
+	case string:
+		*f = formFlag(v != "" && v != "false")
+	}
+	return nil
+}
+
+func readForm(r *http.Request) (form, error) {
+	var f form
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return f, err
+		}
+		if err := json.Unmarshal(body, &f); err != nil {
+			return f, fmt.Errorf("decoding JSON body: %w", err)
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return f, err
+		}
+		f = form{
+			Username:    r.PostForm.Get("username"),
+			Method:      r.PostForm.Get("method"),
+			Code:        r.PostForm.Get("code"),
+			CurrentCode: r.PostForm.Get("current_code"),
+			Action:      r.PostForm.Get("action"),
+			Address:     r.PostForm.Get("address"),
+			Return:      r.PostForm.Get("return"),
+			Remember:    formFlag(r.PostForm.Get("remember") != ""),
+			CSRFToken:   r.PostForm.Get("csrf_token"),
+			Token:       r.PostForm.Get("token"),
+		}
+	}
+	if t := r.Header.Get("X-CSRF-Token"); t != "" {
+		f.CSRFToken = t
+	}
+	return f, nil
+}
+
+// sameOrigin refuses cross-site POSTs by the browser's own signals
+// (SECURITY.md G35): Sec-Fetch-Site and Origin.
+func sameOrigin(r *http.Request, baseURL *url.URL) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		// Our pages send Referrer-Policy: no-referrer, under which
+		// browsers send "Origin: null" on their own form posts; the CSRF
+		// token still guards these.
+		return true
+	}
+	scheme := "http"
+	if isHTTPS(r) {
+		scheme = "https"
+	}
+	if strings.EqualFold(origin, scheme+"://"+r.Host) {
+		return true
+	}
+	return baseURL != nil && strings.EqualFold(origin, baseURL.Scheme+"://"+baseURL.Host)
+}

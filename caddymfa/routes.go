@@ -1,0 +1,44 @@
+package caddymfa
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// serveFlow serves the endpoints under PathPrefix.
+func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
+	setPageHeaders(w)
+	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
+	switch sub {
+	case "", "/":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return methodNotAllowed(w, "GET, HEAD")
+		}
+		return h.getStep(w, r)
+	case "/style.css":
+		return serveStyle(w, r)
+	case "/enroll/totp":
+		return h.serveEnroll(w, r)
+	case "/register/phone", "/register/email":
+		return h.serveRegister(w, r, strings.TrimPrefix(sub, "/register/"))
+	case "/link":
+		return h.serveLink(w, r)
+	case "/status":
+		return h.serveStatus(w, r)
+	case "/identify", "/send", "/resend", "/verify", "/logout":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(w, "POST")
+		}
+		return h.post(w, r, sub[1:])
+	}
+	return caddyhttp.Error(http.StatusNotFound, fmt.Errorf("no mfa endpoint %s", sub))
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) error {
+	w.Header().Set("Allow", allow)
+	return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+}

@@ -1,0 +1,283 @@
+package caddymfa
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+// post handles the POST endpoints: size limit, CSRF, then the action.
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	f, formErr := readForm(r)
+	ff, ok := h.firstFactor(r, replacer(r))
+	if !ok {
+		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+	}
+	if !sameOrigin(r, h.baseURL) {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This form was sent from another site."))
+	}
+	if formErr != nil {
+		return h.unreadable(w, r, ff, action, formErr)
+	}
+	if action == "logout" {
+		return h.logout(w, r, f)
+	}
+	flow := h.flows.read(r, ff)
+	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, f.CSRFToken) {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	switch action {
+	case "identify":
+		return h.identify(w, r, f, flow)
+	case "send", "resend":
+		return h.send(w, r, f, flow, action == "resend")
+	default:
+		return h.verifyCode(w, r, f, flow)
+	}
+}
+
+// unreadable answers a POST whose body could not be read. A verify
+// attempt still counts as a failure in the user's lockout (SECURITY.md
+// C21): an oversized or malformed body is a guess like any other.
+func (h *Handler) unreadable(w http.ResponseWriter, r *http.Request, ff, action string, err error) error {
+	if action == "verify" {
+		if flow := h.flows.read(r, ff); flow != nil && flow.user() != "" {
+			if cerr := h.verifier.unreadable(r.Context(), flow.user()); cerr != nil {
+				return h.pages.unavailable(w, r, "counting attempt", cerr)
+			}
+		}
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return h.pages.render(w, r, errorView(http.StatusRequestEntityTooLarge, errCodeRequest, "The request is too large."))
+	}
+	return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
+}
+
+// identify takes the user name in standalone mode, starts a fresh flow
+// for it and sends a code to the address on file. Every name, known or
+// not, gets the same answer (SECURITY.md H37).
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow *flowState) error {
+	if flow.FirstFactor != "" {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "You are already identified."))
+	}
+	user, ok := canonicalUser(f.Username)
+	if !ok {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter your user name or email address."))
+	}
+	next, err := h.flows.start("", user, flow.Return)
+	if err != nil {
+		return err
+	}
+	c, err := h.flows.cookie(r, next)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, c)
+	if chs := h.methods.channels(); len(chs) == 1 && h.TOTP == nil {
+		return h.sendAndShow(w, r, next, chs[0])
+	}
+	// Several methods: the visitor chooses; nothing is sent yet.
+	return h.showStep(w, r, next)
+}
+
+// send issues a code or link by the chosen method; resend replaces the
+// code of the current challenge.
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flowState, resend bool) error {
+	if flow.user() == "" {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
+	}
+	method := f.Method
+	if chs := h.methods.channels(); method == "" && len(chs) > 0 {
+		method = chs[0].method
+	}
+	ch, ok := h.methods.channel(method)
+	if !ok {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
+	}
+	if flow.FirstFactor != "" && h.account(r, flow.FirstFactor, flow.user()).destination(r.Context(), method) == "" {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNoMethod, msgNoMethod))
+	}
+	if !resend {
+		// A challenge that is over (out of attempts, undeliverable, or
+		// used) makes "send" start a fresh flow, as clearing cookies
+		// would: its failures still count in the user's lockout.
+		old, err := h.challenges.load(r.Context(), h.challenges.id(flow.slot()))
+		if err != nil {
+			return h.pages.unavailable(w, r, "reading challenge", err)
+		}
+		if old != nil && old.State != statePending {
+			if flow, err = h.flows.start(flow.FirstFactor, flow.User, flow.Return); err != nil {
+				return err
+			}
+			c, err := h.flows.cookie(r, flow)
+			if err != nil {
+				return err
+			}
+			http.SetCookie(w, c)
+		}
+	}
+	return h.sendAndShow(w, r, flow, ch)
+}
+
+// sendAndShow issues a code for the flow and answers the verify step. In
+// second-factor mode it waits for the first delivery attempt, so a
+// failure reaches the page; standalone answers never wait (SECURITY.md H37).
+func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState, ch channel) error {
+	dest := h.account(r, flow.FirstFactor, flow.user()).destination(r.Context(), ch.method)
+	sr := sendRequest{
+		slot:    flow.slot(),
+		user:    flow.user(),
+		sender:  ch.sender,
+		limits:  ch.limits,
+		ip:      clientIP(r),
+		dest:    dest,
+		site:    siteName(r, h.baseURL),
+		lang:    r.Header.Get("Accept-Language"),
+		wait:    flow.FirstFactor != "",
+		linkTTL: h.methods.linkTTL(ch.method),
+	}
+	if ch.method == methodSMS && dest != "" {
+		sr.country, sr.perCountry = phoneCountry(dest), h.SMS.PerCountryPerHour
+	}
+	if err := h.challenges.issue(r.Context(), sr); err != nil {
+		return h.pages.sendFailed(w, r, err)
+	}
+	return h.showStep(w, r, flow)
+}
+
+// verifyCode checks a code; success starts a session with a fresh ID.
+func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flow *flowState) error {
+	if flow.user() == "" {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Tell us who you are first."))
+	}
+	method := f.Method
+	if method == "" {
+		method = methodEmail
+	}
+	user := flow.user()
+	out, err := h.verifier.factor(r.Context(), user, flow.slot(), method, f.Code)
+	if err != nil {
+		return h.pages.unavailable(w, r, "verifying code", err)
+	}
+	acct := h.account(r, flow.FirstFactor, user)
+	if !out.ok {
+		h.audit.event(r.Context(), "sign-in failed", zap.String("user", user), zap.String("method", method))
+		dest := ""
+		if _, isChannel := h.methods.channel(method); isChannel && flow.FirstFactor != "" {
+			dest = acct.destination(r.Context(), method)
+		}
+		return h.pages.render(w, r, h.pages.failed(flow, acct.principal, method, dest, out.attemptsLeft))
+	}
+	dest, err := h.startSession(w, r, flow, out.method, bool(f.Remember))
+	if err != nil {
+		return h.pages.unavailable(w, r, "storing session", err)
+	}
+	if out.method == methodRecovery {
+		h.notify(r, acct, authenticators.NoticeRecoveryCodeUsed, methodRecovery, nil, zap.Int("recovery_codes_left", out.recoveryLeft))
+	}
+	if wantsJSON(r) {
+		return h.pages.render(w, r, &view{Step: stepDone, User: user, Method: out.method, Redirect: dest})
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+	return nil
+}
+
+// startSession ends a flow whose user passed a factor by method: a new
+// session cookie (always a fresh ID), the flow cookie dropped, the place
+// recorded for the policy, the device remembered when asked, the method
+// remembered. It returns where the browser goes next: the return path;
+// or first the registration the user asked for, now that they passed the
+// factor that authorizes it; or the authenticator app page for a user
+// who could set one up, or just used a recovery code.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flowState, method string, remember bool) (string, error) {
+	ctx := r.Context()
+	user := flow.user()
+	c, err := newSessionCookie(r, h.sessions, flow.FirstFactor, user, method)
+	if err != nil {
+		return "", err
+	}
+	h.audit.event(ctx, "sign-in succeeded", zap.String("user", user), zap.String("method", method))
+	http.SetCookie(w, c)
+	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	if err := h.policy.recordPlace(ctx, user, clientIP(r)); err != nil {
+		h.logger.Error("recording sign-in place", zap.Error(err))
+	}
+	if remember && h.RememberDevice > 0 && flow.FirstFactor != "" {
+		if token, expires, err := h.devices.remember(ctx, flow.FirstFactor, user); err != nil {
+			h.logger.Error("remembering device", zap.Error(err))
+		} else {
+			http.SetCookie(w, newCookie(r, deviceCookieName, signValue(h.keys.cookie, "device", token), expires))
+			h.audit.event(ctx, "device remembered", zap.String("user", user))
+		}
+	}
+	ret := orRoot(flow.Return)
+	dest := ret
+	if h.methods.severalMethods() {
+		hasApp, err := h.users.rememberMethod(ctx, user, method)
+		switch {
+		case err != nil:
+			h.logger.Error("reading user record after sign-in", zap.Error(err))
+		case h.TOTP == nil:
+		case method == methodRecovery, !hasApp && h.TOTP.Enroll != totp.EnrollOff:
+			dest = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
+		}
+	}
+	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) {
+		dest = h.PathPrefix + "/" + flow.Next + "?return=" + url.QueryEscape(ret)
+	}
+	return dest, nil
+}
+
+// rememberMethod records the method of a sign-in, preselected next time,
+// and reports whether the user has an authenticator app.
+func (u *users) rememberMethod(ctx context.Context, user, method string) (hasApp bool, err error) {
+	err = u.update(ctx, user, func(rec *userRecord) (storage.Op, error) {
+		hasApp = rec.TOTP != nil
+		if rec.LastMethod == method || method == methodRecovery {
+			return storage.Keep, nil
+		}
+		rec.LastMethod = method
+		return storage.Write, nil
+	})
+	return hasApp, err
+}
+
+// logout revokes the session server-side. The CSRF token is bound to the
+// session (or to the flow, for a page that shows both).
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form) error {
+	v := readCookie(r, cookieName(r, sessionCookieName))
+	id, ok := h.sessions.idFromCookie(v)
+	if !ok || !h.keys.validCSRF("s:"+id, f.CSRFToken) {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	user, err := h.sessions.end(r.Context(), v)
+	if err != nil {
+		h.logger.Error("revoking session", zap.Error(err))
+		return h.pages.render(w, r, errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-out failed. Try again in a minute."))
+	}
+	if token, ok := deviceToken(r, h.keys); ok {
+		if err := h.devices.forget(r.Context(), token); err != nil {
+			h.logger.Error("forgetting device", zap.Error(err))
+		}
+	}
+	h.audit.event(r.Context(), "signed out", zap.String("user", user))
+	http.SetCookie(w, expiredCookie(r, sessionCookieName))
+	http.SetCookie(w, expiredCookie(r, deviceCookieName))
+	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	if wantsJSON(r) {
+		return h.pages.render(w, r, &view{Step: "signed_out", Redirect: h.PathPrefix + "/"})
+	}
+	http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,253 @@
+package caddymfa
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/email"
+)
+
+// Steps of the flow, as named in the HTTP contract.
+const (
+	stepIdentify = "identify"
+	stepChoose   = "choose"
+	stepVerify   = "verify"
+	stepDone     = "done"
+)
+
+// Stable error codes of the HTTP contract.
+const (
+	errCodeInvalid   = "invalid_code"
+	errCodeThrottled = "throttled"
+	errCodeCSRF      = "csrf"
+	errCodeRequest   = "bad_request"
+	errCodeDelivery  = "delivery_failed"
+	errCodeUnavail   = "unavailable"
+	errCodeNoMethod  = "no_method"
+	errCodeNoUser    = "no_user"
+)
+
+// msgNoMethod tells a user with no second factor on file what to do.
+const msgNoMethod = "No second factor is set up for your account. Contact the administrator."
+
+// view is what a page or JSON answer shows.
+type view struct {
+	Step         string   `json:"step"`
+	Methods      []string `json:"methods,omitempty"`
+	Method       string   `json:"method,omitempty"`
+	Destination  string   `json:"destination,omitempty"`
+	ExpiresIn    int      `json:"expires_in,omitempty"`
+	AttemptsLeft *int     `json:"attempts_left,omitempty"`
+	CSRFToken    string   `json:"csrf_token,omitempty"`
+	Redirect     string   `json:"redirect,omitempty"`
+	User         string   `json:"user,omitempty"`
+	Error        string   `json:"error,omitempty"`
+	Message      string   `json:"message,omitempty"`
+	CanResend    bool     `json:"can_resend,omitempty"`
+	// Destinations are the masked addresses on file by method, on the
+	// choose step of second-factor mode.
+	Destinations map[string]string `json:"destinations,omitempty"`
+	// Enroll is where to set up an authenticator app, when the user may.
+	Enroll string `json:"enroll,omitempty"`
+	// Enrollment material: the QR code as a PNG data URI, the secret for
+	// typing in, grouped, and the otpauth URI they both carry.
+	QRCode     string `json:"qr_png,omitempty"`
+	Secret     string `json:"secret,omitempty"`
+	OTPAuthURI string `json:"otpauth_uri,omitempty"`
+	// NeedsCurrent asks for a code of the factor the user has now.
+	NeedsCurrent bool `json:"needs_current_code,omitempty"`
+	// RecoveryCodes are shown once, right after they are made.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+	// RecoveryLeft is how many unused recovery codes the user has.
+	RecoveryLeft *int `json:"recovery_codes_left,omitempty"`
+	// AppAdded is when the user's authenticator app was set up.
+	AppAdded string `json:"totp_added,omitempty"`
+	// Return is where the browser goes after an enrollment page.
+	Return string `json:"return,omitempty"`
+	// Continue is the next page of a registration.
+	Continue string `json:"continue,omitempty"`
+	// Register links to adding or changing an address, by kind ("phone",
+	// "email"), on the steps of a sign-in (registration during_login).
+	Register map[string]string `json:"register,omitempty"`
+	// Skip lets the user leave enrollment for later.
+	Skip bool `json:"can_skip,omitempty"`
+	// RememberDays offers "remember this device" for that many days
+	// (remember_device); send remember=true with the code.
+	RememberDays int `json:"remember_device_days,omitempty"`
+	// LinkMethods are the methods that send a sign-in link instead of a
+	// code (send link).
+	LinkMethods []string `json:"link_methods,omitempty"`
+
+	status     int
+	prefix     string
+	back       string // a link back from an enrollment page
+	retry      time.Duration
+	standalone bool
+	linkToken  string // the token of a link page, for its form
+}
+
+// pages turns what the flow found out into views and answers: the
+// verify step of a challenge, a failed verification, the answer to a
+// refused send, and the page or JSON of any view. It reads no state.
+type pages struct {
+	prefix  string
+	methods *methods
+	keys    keyring
+	logger  *zap.Logger
+	// rememberDays offers "remember this device" for that many days
+	// (remember_device); 0 is off.
+	rememberDays int
+}
+
+func errorView(status int, code, msg string) *view {
+	return &view{status: status, Error: code, Message: msg}
+}
+
+// offerRemember offers "remember this device" on a verify step of
+// second-factor mode.
+func (pg *pages) offerRemember(v *view, p principal) {
+	if pg.rememberDays > 0 && p.firstFactor != "" {
+		v.RememberDays = pg.rememberDays
+	}
+}
+
+// challenge fills v with the verify step of the flow's code, or the
+// waiting step of its link, while it can be used, and reports whether it
+// did. A challenge that is over leaves a message for the choose step.
+func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) bool {
+	if ch == nil {
+		return false
+	}
+	limits := pg.methods.limitsFor(ch.Method)
+	what := "code"
+	if ch.LinkMAC != nil {
+		what = "link"
+	}
+	switch {
+	case ch.Failed && p.firstFactor != "":
+		v.Error, v.Message = errCodeDelivery, "We could not send the "+what+". Try again later or contact the administrator."
+	case (ch.State == statePending || ch.State == stateVerified) && now.Before(ch.ExpiresAt):
+		v.Step = stepVerify
+		v.Method = ch.Method
+		v.Destination = ch.Destination
+		if p.firstFactor == "" {
+			// Standalone: show only what the visitor typed, never
+			// what is on file (that would tell who exists).
+			v.Destination = maskedIdentity(p.user)
+		}
+		v.ExpiresIn = int(ch.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
+		left := max(0, limits.MaxAttempts-ch.Attempts)
+		v.AttemptsLeft = &left
+		v.CanResend = ch.Sends < limits.MaxSends
+		if ch.LinkMAC != nil {
+			// No code to type: the page waits for the link.
+			v.Step, v.AttemptsLeft = stepLinkSent, nil
+		}
+		return true
+	case ch.State == stateDead:
+		v.Error, v.Message = errCodeInvalid, "Too many attempts for this "+what+". Send a new one to try again."
+	case ch.State == statePending || ch.State == stateVerified:
+		v.Error, v.Message = "expired", "The "+what+" has expired. Send a new one."
+	}
+	return false
+}
+
+// failed answers a failed verification. It shows only what does not
+// depend on the challenge's state (the masked address on file, attempts
+// left, a resend button while attempts remain), so wrong, expired,
+// exhausted, unknown and locked answers stay the same for the same
+// attempt count (SECURITY.md A7). dest is the address on file for
+// method.
+func (pg *pages) failed(flow *flowState, p principal, method, dest string, attemptsLeft int) *view {
+	v := errorView(http.StatusUnauthorized, errCodeInvalid, "That code is not valid.")
+	v.Step = stepVerify
+	v.Method = method
+	v.CSRFToken = pg.keys.csrfToken("f:" + flow.ID)
+	v.standalone = p.firstFactor == ""
+	pg.offerRemember(v, p)
+	ch, isChannel := pg.methods.channel(method)
+	if !isChannel {
+		// Apps and recovery codes have no per-challenge budget; the
+		// lockout, which is never revealed, bounds the guesses.
+		return v
+	}
+	v.AttemptsLeft = &attemptsLeft
+	v.CanResend = attemptsLeft > 0
+	if v.standalone {
+		v.Destination = maskedIdentity(p.user)
+	} else if dest != "" {
+		v.Destination = ch.sender.Mask(dest)
+	}
+	if attemptsLeft == 0 {
+		v.Message = "That code is not valid, and no attempts are left for it. Send a new code to try again."
+	}
+	return v
+}
+
+// maskedIdentity shows a standalone user what they typed, masked when it
+// is an email address; names that are not addresses show nothing.
+func maskedIdentity(user string) string {
+	if _, err := email.ParseAddress(user); err == nil {
+		return email.Mask(user)
+	}
+	return ""
+}
+
+// sendFailed answers a send that issue refused or could not deliver.
+func (pg *pages) sendFailed(w http.ResponseWriter, r *http.Request, err error) error {
+	var te *throttledError
+	switch {
+	case errors.As(err, &te):
+		pg.logger.Info("send throttled", zap.String("scope", te.scope))
+		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many codes were requested. Wait a while and try again.")
+		v.retry = te.retryAfter
+		return pg.render(w, r, v)
+	case errors.Is(err, errTooManySends):
+		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "No more codes can be sent for this sign-in. Start again later.")
+		v.retry = flowTTL
+		return pg.render(w, r, v)
+	case errors.Is(err, errDelivery):
+		return pg.render(w, r, errorView(http.StatusBadGateway, errCodeDelivery, "We could not send the code. Try again later or contact the administrator."))
+	}
+	return pg.unavailable(w, r, "issuing code", err)
+}
+
+// unavailable answers a request the store could not serve: it is denied
+// (fail closed), and the cause is logged.
+func (pg *pages) unavailable(w http.ResponseWriter, r *http.Request, doing string, err error) error {
+	pg.logger.Error(doing+"; denying", zap.Error(err))
+	return pg.render(w, r, errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+}
+
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// render answers with JSON or the HTML page.
+func (pg *pages) render(w http.ResponseWriter, r *http.Request, v *view) error {
+	status := v.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if v.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((v.retry+time.Second-1)/time.Second)))
+	}
+	if wantsJSON(r) {
+		return writeJSON(w, status, v)
+	}
+	v.prefix = pg.prefix
+	return writePage(w, status, v)
+}
