@@ -81,7 +81,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        template html    <file>
 //	        delivery {
 //	            workers <n>
-//	            retries <n>
+//	            retries <n>|off
 //	            wait    <duration>
 //	        }
 //	    }

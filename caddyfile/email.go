@@ -4,6 +4,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
 	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
@@ -116,8 +117,8 @@ func unmarshalEmail(d *caddyfile.Dispenser) (*email.Config, error) {
 			}
 
 		case "delivery":
-			opts, err := unmarshalDelivery(d)
-			if err != nil {
+			opts := new(delivery.Config)
+			if err := opts.UnmarshalCaddyfile(d); err != nil {
 				return nil, err
 			}
 			cfg.Delivery = opts
@@ -169,41 +170,4 @@ func unmarshalTemplate(d *caddyfile.Dispenser, seen cfargs.Once, cfg *email.Conf
 		cfg.Templates.HTMLFile = v
 	}
 	return nil
-}
-
-// unmarshalDelivery reads the delivery block of the email method.
-func unmarshalDelivery(d *caddyfile.Dispenser) (*email.DeliveryOptions, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	opts := new(email.DeliveryOptions)
-	seen := make(cfargs.Once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.Check(d, "delivery"); err != nil {
-			return nil, err
-		}
-		switch d.Val() {
-		case "workers":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Workers = n
-		case "retries":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Retries = n
-		case "wait":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Wait = v
-		default:
-			return nil, d.Errf("unrecognized delivery subdirective %q", d.Val())
-		}
-	}
-	return opts, nil
 }

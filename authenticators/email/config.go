@@ -57,7 +57,7 @@ type Config struct {
 	Templates *Templates `json:"templates,omitempty"`
 
 	// Delivery tunes the asynchronous delivery queue.
-	Delivery *DeliveryOptions `json:"delivery,omitempty"`
+	Delivery *delivery.Config `json:"delivery,omitempty"`
 
 	// Registration lets users add or change their email address,
 	// confirmed by a code to the new address, after passing another
@@ -86,19 +86,4 @@ type Templates struct {
 	TextFile string `json:"text_file,omitempty"`
 	// HTMLFile is a file holding the HTML body template.
 	HTMLFile string `json:"html_file,omitempty"`
-}
-
-// DeliveryOptions tunes the asynchronous delivery queue.
-type DeliveryOptions struct {
-	// Workers is the number of concurrent senders, each keeping its SMTP
-	// connection open between messages. Default: 2; at most 100.
-	Workers int `json:"workers,omitempty"`
-	// Retries is how many times a transient failure is retried, with
-	// exponential backoff (200ms, 400ms, 800ms...). Default: 3; a negative
-	// value turns retries off. At most 20.
-	Retries int `json:"retries,omitempty"`
-	// Wait is how long a request waits for the outcome (the first attempt
-	// and the retries that fit) before it answers "sent". Default: 5s; at
-	// most 1m.
-	Wait caddy.Duration `json:"wait,omitempty"`
 }

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
@@ -251,7 +252,7 @@ func TestConnectionReused(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"username": "mailer", "password": "pw", "ca_file": s.CAFile}),
 		From:         testFrom,
-		Delivery:     &DeliveryOptions{Workers: 1},
+		Delivery:     &delivery.Config{Workers: 1},
 	}
 	provision(t, c)
 	for i := range 2 {
@@ -274,7 +275,7 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
 		From:         testFrom,
-		Delivery:     &DeliveryOptions{Workers: 1},
+		Delivery:     &delivery.Config{Workers: 1},
 	}
 	rec := provision(t, c)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
@@ -473,7 +474,7 @@ func TestServerDownBoundedLatency(t *testing.T) {
 		c := &Config{
 			TransportRaw: smtpJSON(host, port, nil),
 			From:         testFrom,
-			Delivery:     &DeliveryOptions{Wait: caddy.Duration(wait)},
+			Delivery:     &delivery.Config{Wait: caddy.Duration(wait)},
 		}
 		rec := provision(t, c)
 		start := time.Now()
@@ -494,7 +495,7 @@ func TestServerDownBoundedLatency(t *testing.T) {
 		c := &Config{
 			TransportRaw: smtpJSON(host, port, nil),
 			From:         testFrom,
-			Delivery:     &DeliveryOptions{Wait: caddy.Duration(200 * time.Millisecond)},
+			Delivery:     &delivery.Config{Wait: caddy.Duration(200 * time.Millisecond)},
 			backoff:      time.Hour,
 		}
 		rec := provision(t, c)
@@ -523,7 +524,7 @@ func TestSlowServerTimesOut(t *testing.T) {
 		c := &Config{
 			TransportRaw: smtpJSON(host, port, opts),
 			From:         testFrom,
-			Delivery:     &DeliveryOptions{Retries: -1},
+			Delivery:     &delivery.Config{Retries: -1},
 		}
 		rec := provision(t, c)
 		start := time.Now()
@@ -683,7 +684,7 @@ func TestCleanupStopsWorkers(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
 		From:         testFrom,
-		Delivery:     &DeliveryOptions{Workers: 4},
+		Delivery:     &delivery.Config{Workers: 4},
 	}
 	provision(t, c)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
@@ -786,8 +787,8 @@ func TestValidate(t *testing.T) {
 		{"unknown field in template", Config{TransportRaw: smtpRaw, From: testFrom, Templates: &Templates{TextFile: badTmpl}}, false},
 		{"missing template file", Config{TransportRaw: smtpRaw, From: testFrom, Templates: &Templates{HTMLFile: filepath.Join(tmplDir, "none")}}, false},
 		{"good template file", Config{TransportRaw: smtpRaw, From: testFrom, Templates: &Templates{HTMLFile: goodTmpl}}, true},
-		{"too many workers", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &DeliveryOptions{Workers: 101}}, false},
-		{"wait too long", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &DeliveryOptions{Wait: caddy.Duration(2 * time.Minute)}}, false},
+		{"too many workers", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &delivery.Config{Workers: 101}}, false},
+		{"wait too long", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &delivery.Config{Wait: caddy.Duration(2 * time.Minute)}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

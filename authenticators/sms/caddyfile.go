@@ -10,6 +10,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
@@ -177,8 +178,8 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c.Throttle = t
 
 		case "delivery":
-			opts, err := unmarshalDelivery(d)
-			if err != nil {
+			opts := new(delivery.Config)
+			if err := opts.UnmarshalCaddyfile(d); err != nil {
 				return err
 			}
 			c.Delivery = opts
@@ -265,43 +266,6 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen cfargs.Once) erro
 	}
 	(*localized)[lang] = text
 	return nil
-}
-
-// unmarshalDelivery reads the delivery block.
-func unmarshalDelivery(d *caddyfile.Dispenser) (*DeliveryOptions, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	opts := new(DeliveryOptions)
-	seen := make(cfargs.Once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.Check(d, "delivery"); err != nil {
-			return nil, err
-		}
-		switch d.Val() {
-		case "workers":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Workers = n
-		case "retries":
-			n, err := cfargs.IntArg(d, true)
-			if err != nil {
-				return nil, err
-			}
-			opts.Retries = n
-		case "wait":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Wait = v
-		default:
-			return nil, d.Errf("unrecognized delivery subdirective %q", d.Val())
-		}
-	}
-	return opts, nil
 }
 
 // UnmarshalCaddyfile sets up the twilio provider from Caddyfile tokens.

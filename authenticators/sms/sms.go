@@ -160,18 +160,7 @@ func (c *Config) applyDefaults() {
 	if th.Cooldown == 0 {
 		th.Cooldown = caddy.Duration(DefaultCooldown)
 	}
-	if c.Delivery == nil {
-		c.Delivery = new(DeliveryOptions)
-	}
-	if c.Delivery.Workers == 0 {
-		c.Delivery.Workers = DefaultWorkers
-	}
-	if c.Delivery.Retries == 0 {
-		c.Delivery.Retries = DefaultRetries
-	}
-	if c.Delivery.Wait == 0 {
-		c.Delivery.Wait = caddy.Duration(DefaultWait)
-	}
+	c.Delivery = c.Delivery.WithDefaults()
 }
 
 // Validate checks the configuration without changing it. Zero values
@@ -197,16 +186,8 @@ func (c *Config) Validate() error {
 	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
 		return fmt.Errorf("sms: max_sends %d outside 1..100", c.MaxSends)
 	}
-	if d := c.Delivery; d != nil {
-		if d.Workers < 0 || d.Workers > 100 {
-			return fmt.Errorf("sms: delivery workers %d outside 1..100", d.Workers)
-		}
-		if d.Retries > 20 {
-			return fmt.Errorf("sms: delivery retries %d above 20", d.Retries)
-		}
-		if d.Wait < 0 || time.Duration(d.Wait) > time.Minute {
-			return fmt.Errorf("sms: delivery wait %s outside 0..1m", time.Duration(d.Wait))
-		}
+	if err := c.Delivery.Validate(); err != nil {
+		return fmt.Errorf("sms: %w", err)
 	}
 	seen := make(map[string]bool, len(c.AllowedCountries))
 	for _, cc := range c.AllowedCountries {

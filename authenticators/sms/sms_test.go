@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
 )
 
@@ -81,9 +82,9 @@ func TestValidate(t *testing.T) {
 		{"code ttl negative", limits(authenticators.Limits{CodeTTL: -1}), false},
 		{"max attempts 101", limits(authenticators.Limits{MaxAttempts: 101}), false},
 		{"max sends negative", limits(authenticators.Limits{MaxSends: -1}), false},
-		{"too many workers", Config{ProviderRaw: outbox, Delivery: &DeliveryOptions{Workers: 101}}, false},
-		{"too many retries", Config{ProviderRaw: outbox, Delivery: &DeliveryOptions{Retries: 21}}, false},
-		{"wait too long", Config{ProviderRaw: outbox, Delivery: &DeliveryOptions{Wait: caddy.Duration(2 * time.Minute)}}, false},
+		{"too many workers", Config{ProviderRaw: outbox, Delivery: &delivery.Config{Workers: 101}}, false},
+		{"too many retries", Config{ProviderRaw: outbox, Delivery: &delivery.Config{Retries: 21}}, false},
+		{"wait too long", Config{ProviderRaw: outbox, Delivery: &delivery.Config{Wait: caddy.Duration(2 * time.Minute)}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,7 +328,7 @@ func TestNoticeSite(t *testing.T) {
 
 func TestCleanupStopsWorkers(t *testing.T) {
 	s := twiliotest.NewServer(t)
-	c := &Config{ProviderRaw: twilioJSON(s, nil), Delivery: &DeliveryOptions{Workers: 4}}
+	c := &Config{ProviderRaw: twilioJSON(s, nil), Delivery: &delivery.Config{Workers: 4}}
 	provision(t, c, nil)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
 		t.Fatal(err)
