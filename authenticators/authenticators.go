@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // ErrDeliveryFailed wraps a permanent delivery failure: the message will not
@@ -101,42 +99,4 @@ type DeliveryResult struct {
 	Permanent   bool          `json:"permanent,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	Latency     time.Duration `json:"latency"`
-}
-
-// Limits are the per-method rules of the Curity seeds: code shape and life,
-// attempts per challenge, sends per challenge and throttle windows.
-type Limits struct {
-	// CodeLength is the number of digits of a code, 4 to 10. Default: 6.
-	CodeLength int `json:"code_length,omitempty"`
-	// CodeTTL is how long a code stays valid. Default and maximum: 10m for
-	// email.
-	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
-	// MaxAttempts is how many codes may be tried against one challenge
-	// before it dies, 1 to 100. Default: 3.
-	MaxAttempts int `json:"max_attempts,omitempty"`
-	// MaxSends is how many times one challenge may be sent (the first send
-	// plus resends). Default: 3.
-	MaxSends int `json:"max_sends,omitempty"`
-	// Throttle caps how many messages are sent per window.
-	Throttle *Throttle `json:"throttle,omitempty"`
-}
-
-// Throttle caps sends per window. Zero fields take their default; a
-// negative value turns that cap off.
-type Throttle struct {
-	// PerHour caps all sends of this method per hour. Default: 100.
-	PerHour int `json:"per_hour,omitempty"`
-	// Per5m caps all sends of this method per 5 minutes. Default: 20.
-	Per5m int `json:"per_5m,omitempty"`
-	// PerIPPerHour caps sends requested from one client IP per hour.
-	// Default: 10.
-	PerIPPerHour int `json:"per_ip_per_hour,omitempty"`
-	// PerUserPerHour caps sends to one user per hour. Default: 5.
-	PerUserPerHour int `json:"per_user_per_hour,omitempty"`
-	// PerDestinationPerHour caps sends to one destination per hour.
-	// Default: 5.
-	PerDestinationPerHour int `json:"per_destination_per_hour,omitempty"`
-	// Cooldown is the least time between two sends to one destination.
-	// Default: 30s.
-	Cooldown caddy.Duration `json:"cooldown,omitempty"`
 }

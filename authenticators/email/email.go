@@ -23,36 +23,19 @@ import (
 // Method is the method name of the email authenticator.
 const Method = "email"
 
-// Defaults applied by Provision.
-const (
-	DefaultSend        = SendCode
-	DefaultCodeLength  = 6
-	DefaultCodeTTL     = 10 * time.Minute
-	MaxCodeTTL         = 10 * time.Minute
-	DefaultLinkTTL     = 10 * time.Minute
-	MaxLinkTTL         = time.Hour
-	DefaultMaxAttempts = 3
-	DefaultMaxSends    = 3
-	DefaultWorkers     = delivery.DefaultWorkers
-	DefaultRetries     = delivery.DefaultRetries
-	DefaultWait        = delivery.DefaultWait
-)
-
 // What a message carries (Config.Send).
 const (
-	SendCode = "code"
-	SendLink = "link"
+	SendCode = authenticators.SendCode
+	SendLink = authenticators.SendLink
 )
 
-// Throttle defaults applied by Provision.
-const (
-	DefaultPerHour               = 100
-	DefaultPer5m                 = 20
-	DefaultPerIPPerHour          = 10
-	DefaultPerUserPerHour        = 5
-	DefaultPerDestinationPerHour = 5
-	DefaultCooldown              = 30 * time.Second
-)
+// DefaultLinkTTL is how long a link stays valid in link mode.
+const DefaultLinkTTL = 10 * time.Minute
+
+// defaults are where email differs from the defaults every channel shares
+// (package authenticators): a code lives 10 minutes, at most 100 messages
+// an hour and 20 in 5 minutes.
+var defaults = authenticators.Defaults{CodeTTL: 10 * time.Minute, LinkTTL: DefaultLinkTTL, PerHour: 100, Per5m: 20}
 
 // Provision applies the defaults, loads the transport module, parses the
 // templates and the sender, and starts the delivery queue. report, if not
@@ -114,71 +97,15 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 }
 
 func (c *Config) applyDefaults() {
-	if c.Send == "" {
-		c.Send = DefaultSend
-	}
-	if c.CodeLength == 0 {
-		c.CodeLength = DefaultCodeLength
-	}
-	if c.CodeTTL == 0 {
-		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
-	}
-	if c.LinkTTL == 0 {
-		c.LinkTTL = caddy.Duration(DefaultLinkTTL)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.MaxSends == 0 {
-		c.MaxSends = DefaultMaxSends
-	}
-	if c.Throttle == nil {
-		c.Throttle = new(authenticators.Throttle)
-	}
-	th := c.Throttle
-	if th.PerHour == 0 {
-		th.PerHour = DefaultPerHour
-	}
-	if th.Per5m == 0 {
-		th.Per5m = DefaultPer5m
-	}
-	if th.PerIPPerHour == 0 {
-		th.PerIPPerHour = DefaultPerIPPerHour
-	}
-	if th.PerUserPerHour == 0 {
-		th.PerUserPerHour = DefaultPerUserPerHour
-	}
-	if th.PerDestinationPerHour == 0 {
-		th.PerDestinationPerHour = DefaultPerDestinationPerHour
-	}
-	if th.Cooldown == 0 {
-		th.Cooldown = caddy.Duration(DefaultCooldown)
-	}
+	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
 	c.Delivery = c.Delivery.WithDefaults()
 }
 
 // Validate checks the configuration without changing it. Zero values
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
-	switch c.Send {
-	case "", SendCode, SendLink:
-	default:
-		return fmt.Errorf("email: send must be code or link, not %q", c.Send)
-	}
-	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
-		return fmt.Errorf("email: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
-	}
-	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
-		return fmt.Errorf("email: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
-	}
-	if c.LinkTTL < 0 || time.Duration(c.LinkTTL) > MaxLinkTTL {
-		return fmt.Errorf("email: link_ttl %s outside 0..%s", time.Duration(c.LinkTTL), MaxLinkTTL)
-	}
-	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
-		return fmt.Errorf("email: max_attempts %d outside 1..100", c.MaxAttempts)
-	}
-	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
-		return fmt.Errorf("email: max_sends %d outside 1..100", c.MaxSends)
+	if err := authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits); err != nil {
+		return fmt.Errorf("email: %w", err)
 	}
 	if err := c.Delivery.Validate(); err != nil {
 		return fmt.Errorf("email: %w", err)

@@ -19,38 +19,27 @@ import (
 // Method is the method name of the SMS authenticator.
 const Method = "sms"
 
-// Defaults applied by Provision; the limits are those of the Curity SMS
-// OTP seed.
-const (
-	DefaultSend        = SendCode
-	DefaultCodeLength  = 6
-	DefaultCodeTTL     = time.Minute
-	MaxCodeTTL         = 10 * time.Minute
-	DefaultLinkTTL     = 5 * time.Minute
-	MaxLinkTTL         = time.Hour
-	DefaultMaxAttempts = 3
-	DefaultMaxSends    = 3
-	DefaultWorkers     = delivery.DefaultWorkers
-	DefaultRetries     = delivery.DefaultRetries
-	DefaultWait        = delivery.DefaultWait
-)
-
 // What a text carries (Config.Send).
 const (
-	SendCode = "code"
-	SendLink = "link"
+	SendCode = authenticators.SendCode
+	SendLink = authenticators.SendLink
 )
 
-// Throttle defaults applied by Provision.
+// Defaults applied by Provision, where SMS differs from the defaults every
+// channel shares (package authenticators).
 const (
-	DefaultPerHour               = 50
-	DefaultPer5m                 = 10
-	DefaultPerIPPerHour          = 10
-	DefaultPerUserPerHour        = 5
-	DefaultPerDestinationPerHour = 5
-	DefaultCooldown              = 30 * time.Second
-	DefaultPerCountryPerHour     = 20
+	// DefaultLinkTTL is how long a link stays valid in link mode: a text
+	// is read at once, and opening the link and confirming takes longer
+	// than typing a code.
+	DefaultLinkTTL = 5 * time.Minute
+	// DefaultPerCountryPerHour caps the texts to one country per hour.
+	DefaultPerCountryPerHour = 20
 )
+
+// defaults are the defaults of the Curity SMS OTP seed: a code lives one
+// minute; texts cost money, so the global caps are lower than email's (50
+// an hour, 10 in 5 minutes).
+var defaults = authenticators.Defaults{CodeTTL: time.Minute, LinkTTL: DefaultLinkTTL, PerHour: 50, Per5m: 10}
 
 // Provision applies the defaults, loads the provider module, parses the
 // message texts and starts the delivery queue. report, if not nil,
@@ -114,51 +103,12 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 }
 
 func (c *Config) applyDefaults() {
-	if c.Send == "" {
-		c.Send = DefaultSend
-	}
+	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
 	if c.Message == "" {
 		c.Message = DefaultMessage
 	}
-	if c.CodeLength == 0 {
-		c.CodeLength = DefaultCodeLength
-	}
-	if c.CodeTTL == 0 {
-		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
-	}
-	if c.LinkTTL == 0 {
-		c.LinkTTL = caddy.Duration(DefaultLinkTTL)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.MaxSends == 0 {
-		c.MaxSends = DefaultMaxSends
-	}
 	if c.PerCountryPerHour == 0 {
 		c.PerCountryPerHour = DefaultPerCountryPerHour
-	}
-	if c.Throttle == nil {
-		c.Throttle = new(authenticators.Throttle)
-	}
-	th := c.Throttle
-	if th.PerHour == 0 {
-		th.PerHour = DefaultPerHour
-	}
-	if th.Per5m == 0 {
-		th.Per5m = DefaultPer5m
-	}
-	if th.PerIPPerHour == 0 {
-		th.PerIPPerHour = DefaultPerIPPerHour
-	}
-	if th.PerUserPerHour == 0 {
-		th.PerUserPerHour = DefaultPerUserPerHour
-	}
-	if th.PerDestinationPerHour == 0 {
-		th.PerDestinationPerHour = DefaultPerDestinationPerHour
-	}
-	if th.Cooldown == 0 {
-		th.Cooldown = caddy.Duration(DefaultCooldown)
 	}
 	c.Delivery = c.Delivery.WithDefaults()
 }
@@ -166,25 +116,8 @@ func (c *Config) applyDefaults() {
 // Validate checks the configuration without changing it. Zero values
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
-	switch c.Send {
-	case "", SendCode, SendLink:
-	default:
-		return fmt.Errorf("sms: send must be code or link, not %q", c.Send)
-	}
-	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
-		return fmt.Errorf("sms: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
-	}
-	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
-		return fmt.Errorf("sms: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
-	}
-	if c.LinkTTL < 0 || time.Duration(c.LinkTTL) > MaxLinkTTL {
-		return fmt.Errorf("sms: link_ttl %s outside 0..%s", time.Duration(c.LinkTTL), MaxLinkTTL)
-	}
-	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
-		return fmt.Errorf("sms: max_attempts %d outside 1..100", c.MaxAttempts)
-	}
-	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
-		return fmt.Errorf("sms: max_sends %d outside 1..100", c.MaxSends)
+	if err := authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits); err != nil {
+		return fmt.Errorf("sms: %w", err)
 	}
 	if err := c.Delivery.Validate(); err != nil {
 		return fmt.Errorf("sms: %w", err)
