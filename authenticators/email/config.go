@@ -68,8 +68,7 @@ type Config struct {
 	transport transport
 	from      *mail.Address
 	tmpl      *templates
-	queue     *delivery.Queue[*outgoing]
-	report    func(authenticators.DeliveryResult)
+	ch        *delivery.Channel[*outgoing]
 	backoff   time.Duration // first retry wait; tests shorten it
 }
 

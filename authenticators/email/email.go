@@ -14,7 +14,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/wneessen/go-mail"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -73,22 +72,11 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 		return fmt.Errorf("email: from: %w", err)
 	}
 
-	c.report = func(r authenticators.DeliveryResult) {
-		c.logResult(r)
-		if report != nil {
-			report(r)
-		}
-	}
-	c.queue, err = delivery.New(delivery.Options[*outgoing]{
-		Method:  Method,
-		Workers: c.Delivery.Workers,
-		Retries: c.Delivery.Retries,
-		Wait:    time.Duration(c.Delivery.Wait),
-		Backoff: c.backoff,
-		NewWorker: func() (delivery.Worker[*outgoing], error) {
-			return t.newWorker(c.logger)
-		},
-		Report: c.report,
+	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[*outgoing]{
+		Method:    Method,
+		Backoff:   c.backoff,
+		NewWorker: func() (delivery.Worker[*outgoing], error) { return t.newWorker(c.logger) },
+		Report:    report,
 	})
 	if err != nil {
 		return fmt.Errorf("email: %w", err)
@@ -149,9 +137,7 @@ func (c *Config) needsFrom() bool {
 // Cleanup stops the delivery workers, waiting for them, and closes their
 // SMTP connections. It is idempotent and safe after a failed Provision.
 func (c *Config) Cleanup() error {
-	if c.queue != nil {
-		c.queue.Stop()
-	}
+	c.ch.Stop()
 	return nil
 }
 
@@ -167,24 +153,20 @@ func (*Config) Mask(to string) string { return Mask(to) }
 // not arrive (an invalid address, a permanent SMTP failure, all retries
 // failed, a full queue).
 func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: email sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
-	masked := Mask(m.To)
 	to, err := ParseAddress(m.To)
 	if err != nil {
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, Mask(m.To), err)
 	}
-	masked = Mask(to)
+	masked := Mask(to)
 	secret := m.Secret()
 	msg, err := c.message(m, to, masked)
 	if err != nil {
-		err = errors.New(maskText(err.Error(), secret))
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, masked, errors.New(maskText(err.Error(), secret)))
 	}
-	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*outgoing]{
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
@@ -306,44 +288,6 @@ func unquoted(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// reportNow reports a failure found before the message reached the queue.
-// masked is the masked destination.
-func (c *Config) reportNow(challengeID, user, masked string, err error) {
-	if c.report == nil {
-		return
-	}
-	c.report(authenticators.DeliveryResult{
-		Time:        time.Now(),
-		ChallengeID: challengeID,
-		Method:      Method,
-		User:        user,
-		To:          masked,
-		Permanent:   true,
-		Error:       err.Error(),
-	})
-}
-
-// logResult logs one attempt; results carry masked addresses and error
-// texts already.
-func (c *Config) logResult(r authenticators.DeliveryResult) {
-	fields := []zap.Field{
-		zap.String("challenge_id", r.ChallengeID),
-		zap.String("to", r.To),
-		zap.Int("attempt", r.Attempt),
-		zap.Duration("latency", r.Latency),
-	}
-	switch {
-	case r.OK:
-		if ce := c.logger.Check(zap.DebugLevel, "email sent"); ce != nil {
-			ce.Write(fields...)
-		}
-	case r.Permanent:
-		c.logger.Error("email delivery failed", append(fields, zap.String("error", r.Error))...)
-	default:
-		c.logger.Warn("email delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
-	}
 }
 
 // Interface guard

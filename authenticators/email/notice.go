@@ -132,23 +132,19 @@ func parseNoticeTemplates() map[string]*templates {
 // all retries failed, a full queue). A zero n.Time stands for now; a
 // ClientIP that is not an IP address is left out.
 func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: email sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
-	masked := Mask(n.To)
 	to, err := ParseAddress(n.To)
 	if err != nil {
-		c.reportNow("", n.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", n.User, Mask(n.To), err)
 	}
-	masked = Mask(to)
+	masked := Mask(to)
 	msg, err := c.notice(n, to)
 	if err != nil {
-		err = errors.New(maskText(err.Error(), ""))
-		c.reportNow("", n.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", n.User, masked, errors.New(maskText(err.Error(), "")))
 	}
-	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*outgoing]{
 		User:    n.User,
 		To:      masked,
 		Payload: &outgoing{msg: msg, to: to},

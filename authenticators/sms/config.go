@@ -92,7 +92,6 @@ type Config struct {
 	msgs     *messages
 	linkMsgs *messages
 	allowed  []string // AllowedCountries in upper case
-	queue    *delivery.Queue[Text]
-	report   func(authenticators.DeliveryResult)
+	ch       *delivery.Channel[Text]
 	backoff  time.Duration // first retry wait; tests shorten it
 }

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -79,22 +78,11 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 	}
 	c.provider = p
 
-	c.report = func(r authenticators.DeliveryResult) {
-		c.logResult(r)
-		if report != nil {
-			report(r)
-		}
-	}
-	c.queue, err = delivery.New(delivery.Options[Text]{
-		Method:  Method,
-		Workers: c.Delivery.Workers,
-		Retries: c.Delivery.Retries,
-		Wait:    time.Duration(c.Delivery.Wait),
-		Backoff: c.backoff,
-		NewWorker: func() (delivery.Worker[Text], error) {
-			return providerWorker{p: p}, nil
-		},
-		Report: c.report,
+	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[Text]{
+		Method:    Method,
+		Backoff:   c.backoff,
+		NewWorker: func() (delivery.Worker[Text], error) { return providerWorker{p: p}, nil },
+		Report:    report,
 	})
 	if err != nil {
 		return fmt.Errorf("sms: %w", err)
@@ -150,9 +138,7 @@ func (c *Config) Validate() error {
 // and safe after a failed Provision. The provider module is cleaned up by
 // the Caddy context that loaded it.
 func (c *Config) Cleanup() error {
-	if c.queue != nil {
-		c.queue.Stop()
-	}
+	c.ch.Stop()
 	return nil
 }
 
@@ -235,13 +221,12 @@ func (c *Config) RenderLink(link, lang string) (string, error) {
 // failed, a full queue). Every attempt is reported with the number masked;
 // the code and the link's token are never reported or logged.
 func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: sms sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
 	to, masked, err := c.destination(m.To)
 	if err != nil {
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, masked, err)
 	}
 	var body string
 	if m.Code == "" && m.Link != "" {
@@ -250,11 +235,9 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		body, err = c.Render(m.Code, languageFrom(ctx))
 	}
 	if err != nil {
-		err = errors.New(maskText(err.Error(), m.Secret(), to))
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, masked, errors.New(maskText(err.Error(), m.Secret(), to)))
 	}
-	return c.queue.Deliver(ctx, delivery.Job[Text]{
+	return c.ch.Send(ctx, delivery.Job[Text]{
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
@@ -270,44 +253,6 @@ func (c *Config) destination(s string) (to, masked string, err error) {
 		return "", Mask(s), err
 	}
 	return to, Mask(to), nil
-}
-
-// reportNow reports a failure found before the message reached the queue.
-// masked is the masked destination.
-func (c *Config) reportNow(challengeID, user, masked string, err error) {
-	if c.report == nil {
-		return
-	}
-	c.report(authenticators.DeliveryResult{
-		Time:        time.Now(),
-		ChallengeID: challengeID,
-		Method:      Method,
-		User:        user,
-		To:          masked,
-		Permanent:   true,
-		Error:       err.Error(),
-	})
-}
-
-// logResult logs one attempt; results carry masked numbers and masked
-// error texts already.
-func (c *Config) logResult(r authenticators.DeliveryResult) {
-	fields := []zap.Field{
-		zap.String("challenge_id", r.ChallengeID),
-		zap.String("to", r.To),
-		zap.Int("attempt", r.Attempt),
-		zap.Duration("latency", r.Latency),
-	}
-	switch {
-	case r.OK:
-		if ce := c.logger.Check(zap.DebugLevel, "sms sent"); ce != nil {
-			ce.Write(fields...)
-		}
-	case r.Permanent:
-		c.logger.Error("sms delivery failed", append(fields, zap.String("error", r.Error))...)
-	default:
-		c.logger.Warn("sms delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
-	}
 }
 
 // Interface guard
