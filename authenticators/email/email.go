@@ -1,6 +1,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -44,18 +45,15 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 	if c.logger == nil {
 		c.logger = ctx.Logger()
 	}
-	c.applyDefaults()
+	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
+	c.Delivery = c.Delivery.WithDefaults()
 
 	if len(c.TransportRaw) == 0 {
 		return errors.New("email: a transport is required (smtp or outbox)")
 	}
-	mod, err := ctx.LoadModule(c, "TransportRaw")
+	t, err := delivery.LoadModule[transport](ctx, c, "TransportRaw", Method, "email transport")
 	if err != nil {
-		return fmt.Errorf("loading email transport: %w", err)
-	}
-	t, ok := mod.(transport)
-	if !ok {
-		return fmt.Errorf("email: module %T is not an email transport", mod)
+		return err
 	}
 	c.transport = t
 	if c.From == "" {
@@ -72,30 +70,18 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 		return fmt.Errorf("email: from: %w", err)
 	}
 
-	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[*outgoing]{
-		Method:    Method,
-		Backoff:   c.backoff,
-		NewWorker: func() (delivery.Worker[*outgoing], error) { return t.newWorker(c.logger) },
-		Report:    report,
-	})
+	newWorker := func() (delivery.Worker[*outgoing], error) { return t.newWorker(c.logger) }
+	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[*outgoing]{Method: Method, Backoff: c.backoff, NewWorker: newWorker, Report: report})
 	if err != nil {
 		return fmt.Errorf("email: %w", err)
 	}
 	return nil
 }
 
-func (c *Config) applyDefaults() {
-	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
-	c.Delivery = c.Delivery.WithDefaults()
-}
-
 // Validate checks the configuration without changing it. Zero values
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
-	if err := authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits); err != nil {
-		return fmt.Errorf("email: %w", err)
-	}
-	if err := c.Delivery.Validate(); err != nil {
+	if err := cmp.Or(authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits), c.Delivery.Validate()); err != nil {
 		return fmt.Errorf("email: %w", err)
 	}
 

@@ -1,6 +1,7 @@
 package sms
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,36 @@ const (
 // an hour, 10 in 5 minutes).
 var defaults = authenticators.Defaults{CodeTTL: time.Minute, LinkTTL: DefaultLinkTTL, PerHour: 50, Per5m: 10}
 
+// Validate checks the configuration without changing it. Zero values
+// stand for their defaults, so it may run before or after Provision.
+func (c *Config) Validate() error {
+	if err := cmp.Or(authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits), c.Delivery.Validate()); err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	seen := make(map[string]bool, len(c.AllowedCountries))
+	for _, cc := range c.AllowedCountries {
+		if !ValidCountry(cc) {
+			return fmt.Errorf("sms: allowed_countries: %q is not an ISO 3166-1 alpha-2 code with phone numbers", cc)
+		}
+		up := strings.ToUpper(cc)
+		if seen[up] {
+			return fmt.Errorf("sms: allowed_countries: %q is listed twice", cc)
+		}
+		seen[up] = true
+	}
+	if c.msgs == nil {
+		if _, err := parseMessages(c.Message, c.Messages); err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
+	}
+	if c.linkMsgs == nil {
+		if _, err := parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
+	}
+	return nil
+}
+
 // Provision applies the defaults, loads the provider module, parses the
 // message texts and starts the delivery queue. report, if not nil,
 // receives every delivery attempt (for the delivery log); it is called
@@ -68,70 +99,30 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 		c.allowed[i] = strings.ToUpper(cc)
 	}
 
-	mod, err := ctx.LoadModule(c, "ProviderRaw")
+	p, err := delivery.LoadModule[Provider](ctx, c, "ProviderRaw", Method, "sms provider")
 	if err != nil {
-		return fmt.Errorf("loading sms provider: %w", err)
-	}
-	p, ok := mod.(Provider)
-	if !ok {
-		return fmt.Errorf("sms: module %T is not an sms provider", mod)
+		return err
 	}
 	c.provider = p
 
-	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[Text]{
-		Method:    Method,
-		Backoff:   c.backoff,
-		NewWorker: func() (delivery.Worker[Text], error) { return providerWorker{p: p}, nil },
-		Report:    report,
-	})
+	newWorker := func() (delivery.Worker[Text], error) { return providerWorker{p: p}, nil }
+	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[Text]{Method: Method, Backoff: c.backoff, NewWorker: newWorker, Report: report})
 	if err != nil {
 		return fmt.Errorf("sms: %w", err)
 	}
 	return nil
 }
 
+// applyDefaults sets the zero settings to their defaults.
 func (c *Config) applyDefaults() {
 	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
+	c.Delivery = c.Delivery.WithDefaults()
 	if c.Message == "" {
 		c.Message = DefaultMessage
 	}
 	if c.PerCountryPerHour == 0 {
 		c.PerCountryPerHour = DefaultPerCountryPerHour
 	}
-	c.Delivery = c.Delivery.WithDefaults()
-}
-
-// Validate checks the configuration without changing it. Zero values
-// stand for their defaults, so it may run before or after Provision.
-func (c *Config) Validate() error {
-	if err := authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits); err != nil {
-		return fmt.Errorf("sms: %w", err)
-	}
-	if err := c.Delivery.Validate(); err != nil {
-		return fmt.Errorf("sms: %w", err)
-	}
-	seen := make(map[string]bool, len(c.AllowedCountries))
-	for _, cc := range c.AllowedCountries {
-		if !ValidCountry(cc) {
-			return fmt.Errorf("sms: allowed_countries: %q is not an ISO 3166-1 alpha-2 code with phone numbers", cc)
-		}
-		up := strings.ToUpper(cc)
-		if seen[up] {
-			return fmt.Errorf("sms: allowed_countries: %q is listed twice", cc)
-		}
-		seen[up] = true
-	}
-	if c.msgs == nil {
-		if _, err := parseMessages(c.Message, c.Messages); err != nil {
-			return fmt.Errorf("sms: %w", err)
-		}
-	}
-	if c.linkMsgs == nil {
-		if _, err := parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
-			return fmt.Errorf("sms: %w", err)
-		}
-	}
-	return nil
 }
 
 // Cleanup stops the delivery workers and waits for them. It is idempotent
