@@ -21,41 +21,50 @@ const TestUser = "(test)"
 
 // Channel is the plumbing one message method (email, sms) shares with the
 // others once it runs: its delivery queue, the report of every attempt to
-// the delivery log, and the log of every attempt. A nil *Channel is a
-// channel that was not provisioned: it sends nothing.
+// the delivery log, and the log of every attempt. A Channel that was not
+// started sends nothing.
 type Channel[T any] struct {
+	// Logger receives the log of every attempt, and is the channel's
+	// logger for what it sends through. Start uses a no-op logger when it
+	// is nil.
+	Logger *zap.Logger
+	// Backoff is the wait before the first retry; zero takes
+	// DefaultBackoff. Tests shorten it.
+	Backoff time.Duration
+
 	method string
-	logger *zap.Logger
 	queue  *Queue[T]
 	report func(authenticators.DeliveryResult)
 }
 
 // Start starts the delivery queue of opts.Method, tuned by cfg (nil or
-// zero fields take the defaults); opts.Workers, Retries and Wait are taken
-// from cfg. Every attempt is logged to logger, once, and then handed to
-// opts.Report when it is not nil (the handler's delivery log).
-func Start[T any](logger *zap.Logger, cfg *Config, opts Options[T]) (*Channel[T], error) {
-	cfg = cfg.WithDefaults()
-	if logger == nil {
-		logger = zap.NewNop()
+// zero fields take the defaults): opts.Workers, Retries and Wait are taken
+// from cfg, and opts.Backoff from c. Every attempt is logged to c.Logger,
+// once, and then handed to opts.Report when it is not nil (the handler's
+// delivery log). A Channel is started once.
+func (c *Channel[T]) Start(cfg *Config, opts Options[T]) error {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
 	}
-	c := &Channel[T]{method: opts.Method, logger: logger, report: opts.Report}
+	cfg = cfg.WithDefaults()
+	c.method, c.report = opts.Method, opts.Report
 	opts.Workers = cfg.Workers
 	opts.Retries = cfg.Retries
 	opts.Wait = time.Duration(cfg.Wait)
+	opts.Backoff = c.Backoff
 	opts.Report = c.result
 	q, err := New(opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.queue = q
-	return c, nil
+	return nil
 }
 
 // Ready returns an error wrapping authenticators.ErrDeliveryFailed and
-// ErrNotProvisioned when c is not provisioned.
+// ErrNotProvisioned when c was not started.
 func (c *Channel[T]) Ready() error {
-	if c == nil {
+	if c.queue == nil {
 		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, ErrNotProvisioned)
 	}
 	return nil
@@ -77,7 +86,7 @@ func (c *Channel[T]) Send(ctx context.Context, j Job[T]) error {
 // is the masked destination; err's text must not hold a code, a link or a
 // full destination.
 func (c *Channel[T]) Fail(challengeID, user, masked string, err error) error {
-	if c != nil {
+	if c.queue != nil {
 		c.result(authenticators.DeliveryResult{
 			Time:        time.Now(),
 			ChallengeID: challengeID,
@@ -92,9 +101,9 @@ func (c *Channel[T]) Fail(challengeID, user, masked string, err error) error {
 }
 
 // Stop stops the queue and waits for its workers; see Queue.Stop. It is
-// idempotent, and does nothing on a nil c.
+// idempotent, and does nothing on a channel that was not started.
 func (c *Channel[T]) Stop() {
-	if c != nil {
+	if c.queue != nil {
 		c.queue.Stop()
 	}
 }
@@ -119,12 +128,12 @@ func (c *Channel[T]) log(r authenticators.DeliveryResult) {
 	}
 	switch {
 	case r.OK:
-		if ce := c.logger.Check(zap.DebugLevel, c.method+" sent"); ce != nil {
+		if ce := c.Logger.Check(zap.DebugLevel, c.method+" sent"); ce != nil {
 			ce.Write(fields...)
 		}
 	case r.Permanent:
-		c.logger.Error(c.method+" delivery failed", append(fields, zap.String("error", r.Error))...)
+		c.Logger.Error(c.method+" delivery failed", append(fields, zap.String("error", r.Error))...)
 	default:
-		c.logger.Warn(c.method+" delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
+		c.Logger.Warn(c.method+" delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
 	}
 }

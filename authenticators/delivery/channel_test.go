@@ -39,8 +39,8 @@ func TestChannelLogsEachAttemptOnce(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				core, logs := observer.New(zapcore.DebugLevel)
 				h := &harness{script: tt.script}
-				ch, err := Start(zap.New(core), &Config{Workers: 1, Retries: 1}, h.options())
-				if err != nil {
+				ch := &Channel[string]{Logger: zap.New(core)}
+				if err := ch.Start(&Config{Workers: 1, Retries: 1}, h.options()); err != nil {
 					t.Fatal(err)
 				}
 				defer ch.Stop()
@@ -74,13 +74,13 @@ func TestChannelFail(t *testing.T) {
 		h := &harness{}
 		opts := h.options()
 		opts.Method = "sms"
-		ch, err := Start(zap.New(core), nil, opts)
-		if err != nil {
+		ch := &Channel[string]{Logger: zap.New(core)}
+		if err := ch.Start(nil, opts); err != nil {
 			t.Fatal(err)
 		}
 		defer ch.Stop()
 		errInvalid := errors.New("invalid number")
-		err = ch.Fail("c2", "bob", "+1*******23", errInvalid)
+		err := ch.Fail("c2", "bob", "+1*******23", errInvalid)
 		if !errors.Is(err, authenticators.ErrDeliveryFailed) || !errors.Is(err, errInvalid) {
 			t.Errorf("Fail() = %v, want it to wrap ErrDeliveryFailed and the cause", err)
 		}
@@ -106,10 +106,10 @@ func TestChannelFail(t *testing.T) {
 	})
 }
 
-// TestChannelNotProvisioned checks that a nil channel sends nothing and
-// says why.
-func TestChannelNotProvisioned(t *testing.T) {
-	var ch *Channel[string]
+// TestChannelNotStarted checks that a channel that was not started sends
+// nothing and says why.
+func TestChannelNotStarted(t *testing.T) {
+	var ch Channel[string]
 	for name, err := range map[string]error{
 		"Ready": ch.Ready(),
 		"Send":  ch.Send(t.Context(), Job[string]{Payload: "m"}),
@@ -128,8 +128,8 @@ func TestChannelNotProvisioned(t *testing.T) {
 func TestStartTakesConfig(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := &harness{script: []error{errTransient, errTransient}}
-		ch, err := Start(nil, &Config{Retries: -1}, h.options())
-		if err != nil {
+		var ch Channel[string] // no logger: a quiet one
+		if err := ch.Start(&Config{Retries: -1}, h.options()); err != nil {
 			t.Fatal(err)
 		}
 		defer ch.Stop()

@@ -1,6 +1,10 @@
 package delivery
 
-import "errors"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+)
 
 // Permanent marks err as permanent: the queue does not retry it. It returns
 // nil when err is nil.
@@ -24,3 +28,38 @@ type permanentError struct {
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// IsCertificateError reports whether err is, or wraps, a failure to verify
+// a TLS certificate: an unknown authority, a wrong host name, an expired
+// or otherwise invalid certificate. Retrying does not help.
+func IsCertificateError(err error) bool {
+	var (
+		verifyErr    *tls.CertificateVerificationError
+		authorityErr x509.UnknownAuthorityError
+		hostnameErr  x509.HostnameError
+		invalidErr   x509.CertificateInvalidError
+	)
+	return errors.As(err, &verifyErr) || errors.As(err, &authorityErr) ||
+		errors.As(err, &hostnameErr) || errors.As(err, &invalidErr)
+}
+
+// Classify prepares a failed attempt's error for the queue: text, err's
+// text with codes, links and destinations masked, becomes its message, so
+// it can go to logs and the delivery log, while errors.Is and errors.As
+// still see err; unless retry, it is marked Permanent.
+func Classify(err error, text string, retry bool) error {
+	e := &maskedError{text: text, err: err}
+	if retry {
+		return e
+	}
+	return Permanent(e)
+}
+
+// maskedError is an error whose text has the secrets in it masked.
+type maskedError struct {
+	text string
+	err  error
+}
+
+func (e *maskedError) Error() string { return e.text }
+func (e *maskedError) Unwrap() error { return e.err }

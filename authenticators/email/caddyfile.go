@@ -112,25 +112,6 @@ func (s *SMTP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// UnmarshalCaddyfile sets up the outbox transport from Caddyfile tokens.
-// Syntax:
-//
-//	outbox <dir>
-func (o *Outbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume "outbox"
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	o.Dir = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		return d.Errf("unrecognized outbox subdirective %q", d.Val())
-	}
-	return nil
-}
-
 // oneArg reads exactly one argument into dst.
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	if !d.NextArg() {

@@ -3,17 +3,12 @@ package email
 import (
 	"encoding/json"
 	"net/mail"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
-
-// TransportNamespace is the Caddy module namespace of email transports.
-const TransportNamespace = "mfa.email_transports"
 
 // Config configures the email authenticator: how mail leaves (a transport
 // module), what it says (templates) and the limits of the Curity Email OTP
@@ -64,12 +59,10 @@ type Config struct {
 	// factor. Off when absent.
 	Registration *authenticators.Registration `json:"registration,omitempty"`
 
-	logger    *zap.Logger
-	transport transport
+	transport Transport
 	from      *mail.Address
 	tmpl      *templates
-	ch        *delivery.Channel[*outgoing]
-	backoff   time.Duration // first retry wait; tests shorten it
+	ch        delivery.Channel[*Message] // its Logger and Backoff are set by tests
 }
 
 // Templates are Go text/template (subject, text) and html/template (html)

@@ -42,8 +42,8 @@ var defaults = authenticators.Defaults{CodeTTL: 10 * time.Minute, LinkTTL: Defau
 // nil, receives every delivery attempt (for the delivery log); it is called
 // from the queue's goroutines.
 func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
-	if c.logger == nil {
-		c.logger = ctx.Logger()
+	if c.ch.Logger == nil {
+		c.ch.Logger = ctx.Logger()
 	}
 	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
 	c.Delivery = c.Delivery.WithDefaults()
@@ -51,13 +51,13 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 	if len(c.TransportRaw) == 0 {
 		return errors.New("email: a transport is required (smtp or outbox)")
 	}
-	t, err := delivery.LoadModule[transport](ctx, c, "TransportRaw", Method, "email transport")
+	t, err := delivery.LoadModule[Transport](ctx, c, "TransportRaw", Method, "email transport")
 	if err != nil {
 		return err
 	}
 	c.transport = t
-	if c.From == "" {
-		c.From = t.defaultFrom()
+	if ds, ok := t.(DefaultSender); ok && c.From == "" {
+		c.From = ds.DefaultFrom()
 	}
 
 	if c.tmpl, err = loadTemplates(c.Templates); err != nil {
@@ -70,9 +70,8 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 		return fmt.Errorf("email: from: %w", err)
 	}
 
-	newWorker := func() (delivery.Worker[*outgoing], error) { return t.newWorker(c.logger) }
-	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[*outgoing]{Method: Method, Backoff: c.backoff, NewWorker: newWorker, Report: report})
-	if err != nil {
+	newWorker := func() (delivery.Worker[*Message], error) { return newWorker(t, c.ch.Logger) }
+	if err := c.ch.Start(c.Delivery, delivery.Options[*Message]{Method: Method, NewWorker: newWorker, Report: report}); err != nil {
 		return fmt.Errorf("email: %w", err)
 	}
 	return nil
@@ -111,7 +110,8 @@ func (c *Config) Validate() error {
 // needsFrom reports whether the transport has no default sender.
 func (c *Config) needsFrom() bool {
 	if c.transport != nil {
-		return c.transport.defaultFrom() == ""
+		ds, ok := c.transport.(DefaultSender)
+		return !ok || ds.DefaultFrom() == ""
 	}
 	var peek struct {
 		Transport string `json:"transport"`
@@ -147,21 +147,20 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		return c.ch.Fail(m.ChallengeID, m.User, Mask(m.To), err)
 	}
 	masked := Mask(to)
-	secret := m.Secret()
 	msg, err := c.message(m, to, masked)
 	if err != nil {
-		return c.ch.Fail(m.ChallengeID, m.User, masked, errors.New(maskText(err.Error(), secret)))
+		return c.ch.Fail(m.ChallengeID, m.User, masked, errors.New(maskText(err.Error(), m.Secret())))
 	}
-	return c.ch.Send(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*Message]{
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
-		Payload:     &outgoing{msg: msg, code: secret, to: to},
+		Payload:     msg,
 	})
 }
 
 // message renders the templates and builds the message.
-func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg, error) {
+func (c *Config) message(m authenticators.Message, to, masked string) (*Message, error) {
 	if m.Code == "" && m.Link == "" {
 		return nil, errors.New("message has no code or link")
 	}
@@ -188,13 +187,18 @@ func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg
 	if err != nil {
 		return nil, err
 	}
-	return c.newMsg(to, subject, text, html)
+	msg, err := c.newMsg(to, subject, text, html)
+	if err != nil {
+		return nil, err
+	}
+	msg.Code, msg.Link = m.Code, m.Link
+	return msg, nil
 }
 
 // newMsg builds a message to the one recipient to with a text body and an
 // HTML alternative, setting every header through go-mail, which encodes
 // header values.
-func (c *Config) newMsg(to, subject, text, html string) (*mail.Msg, error) {
+func (c *Config) newMsg(to, subject, text, html string) (*Message, error) {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(c.from)
 	if err := msg.To(to); err != nil {
@@ -212,7 +216,7 @@ func (c *Config) newMsg(to, subject, text, html string) (*mail.Msg, error) {
 	msg.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
 	msg.SetBodyString(mail.TypeTextPlain, text)
 	msg.AddAlternativeString(mail.TypeTextHTML, html)
-	return msg, nil
+	return &Message{From: c.from.Address, To: to, Subject: subject, Text: text, HTML: html, msg: msg}, nil
 }
 
 // siteName is site on one line, or "this site" when empty.

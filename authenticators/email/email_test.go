@@ -65,17 +65,17 @@ func smtpJSON(host string, port int, extra map[string]any) json.RawMessage {
 	return b
 }
 
-// provision provisions c with a quiet logger (unless c.logger is set) and
+// provision provisions c with a quiet logger (unless c.ch.Logger is set) and
 // one-millisecond backoff, and cleans it up when the test ends.
 func provision(t *testing.T, c *Config) *recorder {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	if c.logger == nil {
-		c.logger = zap.NewNop()
+	if c.ch.Logger == nil {
+		c.ch.Logger = zap.NewNop()
 	}
-	if c.backoff == 0 {
-		c.backoff = time.Millisecond
+	if c.ch.Backoff == 0 {
+		c.ch.Backoff = time.Millisecond
 	}
 	rec := new(recorder)
 	if err := c.Provision(ctx, rec.add); err != nil {
@@ -315,14 +315,13 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker, err := tr.newWorker(zap.NewNop())
+	worker, err := tr.NewWorker(zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := worker.(*smtpWorker)
 	defer w.Close()
-	out := &outgoing{msg: msg, code: testCode, to: testTo}
-	if err := w.Send(t.Context(), out); err != nil {
+	if err := w.Send(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	w.mu.Lock()
@@ -338,7 +337,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if connected {
 		t.Fatal("still connected after closeIdle")
 	}
-	if err := w.Send(t.Context(), out); err != nil {
+	if err := w.Send(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	if s.Connections() != 2 || len(s.Messages()) != 2 {
@@ -496,7 +495,7 @@ func TestServerDownBoundedLatency(t *testing.T) {
 			TransportRaw: smtpJSON(host, port, nil),
 			From:         testFrom,
 			Delivery:     &delivery.Config{Wait: caddy.Duration(200 * time.Millisecond)},
-			backoff:      time.Hour,
+			ch:           delivery.Channel[*Message]{Backoff: time.Hour},
 		}
 		rec := provision(t, c)
 		start := time.Now()
@@ -641,7 +640,7 @@ func TestTranscriptMasksCode(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"username": "mailer", "password": "pw-secret", "ca_file": s.CAFile}),
 		From:         testFrom,
-		logger:       zap.New(core),
+		ch:           delivery.Channel[*Message]{Logger: zap.New(core)},
 	}
 	provision(t, c)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
@@ -715,7 +714,7 @@ func TestCleanupStopsWorkers(t *testing.T) {
 	bad := &Config{TransportRaw: json.RawMessage(`{"transport":"smtp","host":"x","port":25}`)} // no from
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	bad.logger = zap.NewNop()
+	bad.ch.Logger = zap.NewNop()
 	if err := bad.Provision(ctx, nil); err == nil {
 		t.Fatal("Provision without from succeeded")
 	}

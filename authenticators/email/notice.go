@@ -12,8 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/wneessen/go-mail"
-
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
@@ -144,15 +142,15 @@ func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
 	if err != nil {
 		return c.ch.Fail("", n.User, masked, errors.New(maskText(err.Error(), "")))
 	}
-	return c.ch.Send(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*Message]{
 		User:    n.User,
 		To:      masked,
-		Payload: &outgoing{msg: msg, to: to},
+		Payload: msg,
 	})
 }
 
 // notice renders the templates of n's event and builds the message.
-func (c *Config) notice(n authenticators.Notice, to string) (*mail.Msg, error) {
+func (c *Config) notice(n authenticators.Notice, to string) (*Message, error) {
 	tp, ok := noticeTemplates[n.Event]
 	if !ok {
 		return nil, fmt.Errorf("unknown notice event %q", n.Event)

@@ -33,9 +33,9 @@ func (c *Config) SendTest(ctx context.Context, to, site string) error {
 	if err != nil {
 		return c.ch.Fail("", delivery.TestUser, Mask(addr), err)
 	}
-	return c.ch.Send(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*Message]{
 		User:    delivery.TestUser,
 		To:      Mask(addr),
-		Payload: &outgoing{msg: msg, to: addr},
+		Payload: msg,
 	})
 }

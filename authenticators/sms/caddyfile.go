@@ -405,19 +405,6 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// UnmarshalCaddyfile sets up the outbox provider from Caddyfile tokens.
-// Syntax:
-//
-//	outbox <dir>
-func (o *Outbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume "outbox"
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	o.Dir = d.Val()
-	return cfargs.EndLine(d, "outbox")
-}
-
 // Interface guards
 var (
 	_ caddyfile.Unmarshaler = (*Config)(nil)

@@ -2,10 +2,8 @@ package sms
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -87,11 +85,9 @@ type Config struct {
 	// absent.
 	Registration *authenticators.Registration `json:"registration,omitempty"`
 
-	logger   *zap.Logger
 	provider Provider
 	msgs     *messages
 	linkMsgs *messages
-	allowed  []string // AllowedCountries in upper case
-	ch       *delivery.Channel[Text]
-	backoff  time.Duration // first retry wait; tests shorten it
+	allowed  []string               // AllowedCountries in upper case
+	ch       delivery.Channel[Text] // its Logger and Backoff are set by tests
 }

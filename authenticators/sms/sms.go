@@ -76,8 +76,8 @@ func (c *Config) Validate() error {
 // receives every delivery attempt (for the delivery log); it is called
 // from the queue's goroutines.
 func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
-	if c.logger == nil {
-		c.logger = ctx.Logger()
+	if c.ch.Logger == nil {
+		c.ch.Logger = ctx.Logger()
 	}
 	c.applyDefaults()
 
@@ -106,8 +106,7 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 	c.provider = p
 
 	newWorker := func() (delivery.Worker[Text], error) { return providerWorker{p: p}, nil }
-	c.ch, err = delivery.Start(c.logger, c.Delivery, delivery.Options[Text]{Method: Method, Backoff: c.backoff, NewWorker: newWorker, Report: report})
-	if err != nil {
+	if err := c.ch.Start(c.Delivery, delivery.Options[Text]{Method: Method, NewWorker: newWorker, Report: report}); err != nil {
 		return fmt.Errorf("sms: %w", err)
 	}
 	return nil

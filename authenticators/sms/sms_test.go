@@ -105,7 +105,7 @@ func TestProvisionErrors(t *testing.T) {
 		"bad message":      {ProviderRaw: providerJSON("outbox", map[string]any{"dir": t.TempDir()}), Message: "no code"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c.logger = zap.NewNop()
+			c.ch.Logger = zap.NewNop()
 			if err := c.Provision(ctx, nil); err == nil {
 				t.Fatal("Provision() succeeded")
 			}

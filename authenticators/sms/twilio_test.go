@@ -277,7 +277,7 @@ func TestTwilioWaitsBoundedWhileRetrying(t *testing.T) {
 	c := &Config{
 		ProviderRaw: twilioJSON(s, nil),
 		Delivery:    &delivery.Config{Wait: caddy.Duration(200 * time.Millisecond)},
-		backoff:     time.Hour,
+		ch:          delivery.Channel[Text]{Backoff: time.Hour},
 	}
 	rec := provision(t, c, nil)
 	start := time.Now()
