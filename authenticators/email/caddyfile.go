@@ -5,7 +5,213 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
+
+// UnmarshalCaddyfile sets up the email authenticator from the tokens of
+// an email block. The dispenser is positioned before the "email" token, as
+// for any caddyfile.Unmarshaler; the mfa directive passes
+// d.NewFromNextSegment(). Syntax:
+//
+//	email {
+//		smtp <host> [<port>] [{ ... }]
+//		outbox <dir>
+//		transport <module> [<args...>] [{ ... }]   # any module in mfa.email_transports
+//		from         <address>
+//		send         code|link
+//		link_ttl     <duration>
+//		code_length  <digits>
+//		code_ttl     <duration>
+//		address      <placeholder>
+//		max_attempts <n>
+//		max_sends    <n>
+//		throttle {
+//			per_hour                 <n>|off
+//			per_5m                   <n>|off
+//			per_ip_per_hour          <n>|off
+//			per_user_per_hour        <n>|off
+//			per_destination_per_hour <n>|off
+//			cooldown                 <duration>|off
+//		}
+//		template subject <text>
+//		template text    <file>
+//		template html    <file>
+//		delivery {
+//			workers <n>
+//			retries <n>|off
+//			wait    <duration>
+//		}
+//		registration { ... }
+//	}
+//
+// Each subdirective may appear once, template once per kind; smtp, outbox
+// and transport are alternatives, whose tokens go to the transport
+// module's own unmarshaler. Counts and durations must be positive,
+// because zero means "the default" in JSON; the ranges are checked at
+// provision, so the JSON and the Caddyfile refuse the same values.
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume "email"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(cfargs.Once)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "smtp", "outbox", "transport":
+			// alternatives, so the duplicate check is on the transport as a whole
+			if c.TransportRaw != nil {
+				return d.Errf("duplicate mfa email transport %q: only one of smtp, outbox or transport may be given", d.Val())
+			}
+		case "template":
+			// checked per template kind below
+		default:
+			if err := seen.Check(d, "mfa email"); err != nil {
+				return err
+			}
+		}
+
+		switch d.Val() {
+		case "smtp", "outbox", "transport":
+			if d.Val() == "transport" && !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, TransportNamespace+"."+name)
+			if err != nil {
+				return err
+			}
+			raw, err := cfargs.ModuleJSON(d, unm, "transport", name)
+			if err != nil {
+				return err
+			}
+			c.TransportRaw = raw
+
+		case "from":
+			v, err := cfargs.OneArg(d)
+			if err != nil {
+				return err
+			}
+			c.From = v
+
+		case "send":
+			v, err := cfargs.OneArg(d)
+			if err != nil {
+				return err
+			}
+			c.Send = v
+
+		case "code_length":
+			n, err := cfargs.IntArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.CodeLength = n
+
+		case "code_ttl":
+			v, err := cfargs.DurationArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.CodeTTL = v
+
+		case "link_ttl":
+			v, err := cfargs.DurationArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.LinkTTL = v
+
+		case "address":
+			v, err := cfargs.OneArg(d)
+			if err != nil {
+				return err
+			}
+			c.Address = v
+
+		case "max_attempts":
+			n, err := cfargs.IntArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.MaxAttempts = n
+
+		case "max_sends":
+			n, err := cfargs.IntArg(d, false)
+			if err != nil {
+				return err
+			}
+			c.MaxSends = n
+
+		case "throttle":
+			t := new(authenticators.Throttle)
+			if err := t.UnmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			c.Throttle = t
+
+		case "template":
+			if err := c.unmarshalTemplate(d, seen); err != nil {
+				return err
+			}
+
+		case "delivery":
+			opts := new(delivery.Config)
+			if err := opts.UnmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			c.Delivery = opts
+
+		case "registration":
+			r := new(authenticators.Registration)
+			if err := r.UnmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			c.Registration = r
+
+		default:
+			return d.Errf("unrecognized mfa email subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalTemplate reads "template subject|text|html <value>". Each kind
+// may be given once.
+func (c *Config) unmarshalTemplate(d *caddyfile.Dispenser, seen cfargs.Once) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	kind := d.Val()
+	switch kind {
+	case "subject", "text", "html":
+	default:
+		return d.Errf("unrecognized template %q: must be subject, text or html", kind)
+	}
+	if seen["template "+kind] {
+		return d.Errf("duplicate mfa email subdirective %q", "template "+kind)
+	}
+	seen["template "+kind] = true
+
+	v, err := cfargs.OneArg(d)
+	if err != nil {
+		return err
+	}
+	if c.Templates == nil {
+		c.Templates = new(Templates)
+	}
+	switch kind {
+	case "subject":
+		c.Templates.Subject = v
+	case "text":
+		c.Templates.TextFile = v
+	case "html":
+		c.Templates.HTMLFile = v
+	}
+	return nil
+}
 
 // UnmarshalCaddyfile sets up the smtp transport from Caddyfile tokens.
 // Syntax:
@@ -126,6 +332,7 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler = (*Config)(nil)
 	_ caddyfile.Unmarshaler = (*SMTP)(nil)
 	_ caddyfile.Unmarshaler = (*Outbox)(nil)
 )
