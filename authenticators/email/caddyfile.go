@@ -1,12 +1,13 @@
 package email
 
 import (
+	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
@@ -53,129 +54,47 @@ import (
 // because zero means "the default" in JSON; the ranges are checked at
 // provision, so the JSON and the Caddyfile refuse the same values.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume "email"
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(cfargs.Once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "smtp", "outbox", "transport":
-			// alternatives, so the duplicate check is on the transport as a whole
-			if c.TransportRaw != nil {
-				return d.Errf("duplicate mfa email transport %q: only one of smtp, outbox or transport may be given", d.Val())
-			}
-		case "template":
-			// checked per template kind below
-		default:
-			if err := seen.Check(d, "mfa email"); err != nil {
-				return err
-			}
+	// smtp, outbox and transport are alternatives, checked as one; template
+	// once per kind.
+	repeatable := []string{"smtp", "outbox", "transport", "template"}
+	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration}
+	return settings.UnmarshalBlock(d, "mfa email", repeatable, c.unmarshalOwn)
+}
+
+// unmarshalOwn reads the subdirectives of the email block that the other
+// channels do not have.
+func (c *Config) unmarshalOwn(d *caddyfile.Dispenser, seen cfargs.Once) (bool, error) {
+	var err error
+	switch d.Val() {
+	case "smtp", "outbox", "transport":
+		if c.TransportRaw != nil {
+			return true, d.Errf("duplicate mfa email transport %q: only one of smtp, outbox or transport may be given", d.Val())
 		}
-
-		switch d.Val() {
-		case "smtp", "outbox", "transport":
-			if d.Val() == "transport" && !d.NextArg() {
-				return d.ArgErr()
-			}
-			name := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, TransportNamespace+"."+name)
-			if err != nil {
-				return err
-			}
-			raw, err := cfargs.ModuleJSON(d, unm, "transport", name)
-			if err != nil {
-				return err
-			}
-			c.TransportRaw = raw
-
-		case "from":
-			v, err := cfargs.OneArg(d)
-			if err != nil {
-				return err
-			}
-			c.From = v
-
-		case "send":
-			v, err := cfargs.OneArg(d)
-			if err != nil {
-				return err
-			}
-			c.Send = v
-
-		case "code_length":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.CodeLength = n
-
-		case "code_ttl":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.CodeTTL = v
-
-		case "link_ttl":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.LinkTTL = v
-
-		case "address":
-			v, err := cfargs.OneArg(d)
-			if err != nil {
-				return err
-			}
-			c.Address = v
-
-		case "max_attempts":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.MaxAttempts = n
-
-		case "max_sends":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.MaxSends = n
-
-		case "throttle":
-			t := new(authenticators.Throttle)
-			if err := t.UnmarshalCaddyfile(d); err != nil {
-				return err
-			}
-			c.Throttle = t
-
-		case "template":
-			if err := c.unmarshalTemplate(d, seen); err != nil {
-				return err
-			}
-
-		case "delivery":
-			opts := new(delivery.Config)
-			if err := opts.UnmarshalCaddyfile(d); err != nil {
-				return err
-			}
-			c.Delivery = opts
-
-		case "registration":
-			r := new(authenticators.Registration)
-			if err := r.UnmarshalCaddyfile(d); err != nil {
-				return err
-			}
-			c.Registration = r
-
-		default:
-			return d.Errf("unrecognized mfa email subdirective %q", d.Val())
-		}
+		c.TransportRaw, err = unmarshalTransport(d)
+	case "from":
+		c.From, err = cfargs.OneArg(d)
+	case "address":
+		c.Address, err = cfargs.OneArg(d)
+	case "template":
+		err = c.unmarshalTemplate(d, seen)
+	default:
+		return false, nil
 	}
-	return nil
+	return true, err
+}
+
+// unmarshalTransport reads "smtp ...", "outbox ..." or "transport <name>
+// ..." and hands the tokens from the module's name on to the module.
+func unmarshalTransport(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if d.Val() == "transport" && !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, TransportNamespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return cfargs.ModuleJSON(d, unm, "transport", name)
 }
 
 // unmarshalTemplate reads "template subject|text|html <value>". Each kind
@@ -229,105 +148,92 @@ func (c *Config) unmarshalTemplate(d *caddyfile.Dispenser, seen cfargs.Once) err
 //	}
 func (s *SMTP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume "smtp"
-	if !d.NextArg() {
-		return d.ArgErr()
+	if err := s.unmarshalAddress(d); err != nil {
+		return err
 	}
-	s.Host = d.Val()
-	if d.NextArg() {
-		port, err := strconv.Atoi(d.Val())
-		if err != nil || port < 1 || port > 65535 {
-			return d.Errf("invalid port %q", d.Val())
-		}
-		s.Port = port
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-
-	seen := make(map[string]bool)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
+		if err := seen.Check(d, "smtp"); err != nil {
+			return err
 		}
-		seen[name] = true
-		switch name {
+		var err error
+		switch name := d.Val(); name {
 		case "username":
-			if err := oneArg(d, &s.Username); err != nil {
-				return err
-			}
+			s.Username, err = cfargs.OneArg(d)
 		case "password":
-			if err := oneArg(d, &s.Password); err != nil {
-				return err
-			}
+			s.Password, err = cfargs.OneArg(d)
 		case "auth":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			switch v {
-			case "on":
-				s.Auth = new(bool)
-				*s.Auth = true
-			case "off":
-				s.Auth = new(bool)
-			default:
-				return d.Errf("auth must be on or off, not %q", v)
-			}
+			s.Auth, err = onOff(d)
 		case "tls":
-			if err := oneArg(d, &s.TLS); err != nil {
-				return err
+			s.TLS, err = cfargs.OneArg(d)
+			if modes := []string{TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone}; err == nil && !slices.Contains(modes, s.TLS) {
+				err = d.Errf("tls must be %s, %s, %s or %s, not %q", TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone, s.TLS)
 			}
-			switch s.TLS {
-			case TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone:
-			default:
-				return d.Errf("tls must be %s, %s, %s or %s, not %q",
-					TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone, s.TLS)
-			}
-		case "timeout", "idle_timeout":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < 0 {
-				return d.Errf("invalid %s %q", name, v)
-			}
-			if name == "timeout" {
-				s.Timeout = caddy.Duration(dur)
-			} else {
-				s.IdleTimeout = caddy.Duration(dur)
-			}
+		case "timeout":
+			s.Timeout, err = timeoutArg(d)
+		case "idle_timeout":
+			s.IdleTimeout, err = timeoutArg(d)
 		case "ca_file":
-			if err := oneArg(d, &s.CAFile); err != nil {
-				return err
-			}
+			s.CAFile, err = cfargs.OneArg(d)
 		case "insecure_skip_verify":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
 			s.InsecureSkipVerify = true
+			err = cfargs.EndLine(d, name)
 		case "helo":
-			if err := oneArg(d, &s.HELO); err != nil {
-				return err
-			}
+			s.HELO, err = cfargs.OneArg(d)
 		default:
 			return d.Errf("unrecognized smtp subdirective %q", name)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// oneArg reads exactly one argument into dst.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
+// unmarshalAddress reads the arguments of "smtp <host> [<port>]".
+func (s *SMTP) unmarshalAddress(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
 		return d.ArgErr()
 	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	s.Host = args[0]
+	if len(args) == 2 {
+		port, err := strconv.Atoi(args[1])
+		if err != nil || port < 1 || port > 65535 {
+			return d.Errf("invalid port %q", args[1])
+		}
+		s.Port = port
 	}
 	return nil
+}
+
+// onOff reads exactly one argument, on or off.
+func onOff(d *caddyfile.Dispenser) (*bool, error) {
+	name := d.Val()
+	v, err := cfargs.OneArg(d)
+	switch {
+	case err != nil:
+		return nil, err
+	case v != "on" && v != "off":
+		return nil, d.Errf("%s must be on or off, not %q", name, v)
+	}
+	on := v == "on"
+	return &on, nil
+}
+
+// timeoutArg reads exactly one duration that is not negative; zero takes
+// the default.
+func timeoutArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	v, err := cfargs.OneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return 0, d.Errf("invalid %s %q", name, v)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // Interface guards
