@@ -47,7 +47,8 @@ type Sender interface {
 type Notice struct {
 	// User is the canonical user name.
 	User string
-	// To is the user's destination on file (an email address).
+	// To is the user's destination on file (an email address, a phone
+	// number).
 	To string
 	// Site names the protected site, as in Message.Site; empty means
 	// "this site".
@@ -77,7 +78,8 @@ const (
 	NoticeRecoveryCodesRenewed = "recovery_codes_renewed"
 )
 
-// Notifier sends security notices; the email authenticator implements it.
+// Notifier sends security notices; the email and SMS authenticators
+// implement it.
 // Notify returns nil when the notice was sent or is still being tried, and
 // an error wrapping ErrDeliveryFailed when it will not arrive (an unknown
 // event, an invalid address, a permanent failure).

@@ -43,16 +43,20 @@ func IsCertificateError(err error) bool {
 		errors.As(err, &hostnameErr) || errors.As(err, &invalidErr)
 }
 
-// Classify prepares a failed attempt's error for the queue: text, err's
-// text with codes, links and destinations masked, becomes its message, so
-// it can go to logs and the delivery log, while errors.Is and errors.As
-// still see err; unless retry, it is marked Permanent.
+// Mask returns err with text as its message: err's text with codes,
+// links and destinations masked, so it can go to logs and the delivery
+// log, while errors.Is and errors.As still see err.
+func Mask(err error, text string) error {
+	return &maskedError{text: text, err: err}
+}
+
+// Classify prepares a failed attempt's error for the queue: err with its
+// masked text (see Mask), marked Permanent unless retry.
 func Classify(err error, text string, retry bool) error {
-	e := &maskedError{text: text, err: err}
 	if retry {
-		return e
+		return Mask(err, text)
 	}
-	return Permanent(e)
+	return Permanent(Mask(err, text))
 }
 
 // maskedError is an error whose text has the secrets in it masked.

@@ -149,7 +149,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 	masked := Mask(to)
 	msg, err := c.message(m, to, masked)
 	if err != nil {
-		return c.ch.Fail(m.ChallengeID, m.User, masked, errors.New(maskText(err.Error(), m.Secret())))
+		return c.ch.Fail(m.ChallengeID, m.User, masked, delivery.Mask(err, maskText(err.Error(), m.Secret())))
 	}
 	return c.ch.Send(ctx, delivery.Job[*Message]{
 		ChallengeID: m.ChallengeID,

@@ -2,7 +2,6 @@ package email
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"net/netip"
@@ -140,7 +139,7 @@ func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
 	masked := Mask(to)
 	msg, err := c.notice(n, to)
 	if err != nil {
-		return c.ch.Fail("", n.User, masked, errors.New(maskText(err.Error(), "")))
+		return c.ch.Fail("", n.User, masked, delivery.Mask(err, maskText(err.Error(), "")))
 	}
 	return c.ch.Send(ctx, delivery.Job[*Message]{
 		User:    n.User,

@@ -180,7 +180,7 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen cfargs.Once) erro
 	}
 	seen[key] = true
 	if _, err := parseTemplate(text); err != nil {
-		return d.Errf("%s: %v", key, err)
+		return d.Errf("%s: %w", key, err)
 	}
 	def, localized := &c.Message, &c.Messages
 	if name == "link_message" {

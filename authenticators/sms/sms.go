@@ -225,7 +225,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		body, err = c.Render(m.Code, languageFrom(ctx))
 	}
 	if err != nil {
-		return c.ch.Fail(m.ChallengeID, m.User, masked, errors.New(maskText(err.Error(), m.Secret(), to)))
+		return c.ch.Fail(m.ChallengeID, m.User, masked, delivery.Mask(err, maskText(err.Error(), m.Secret(), to)))
 	}
 	return c.ch.Send(ctx, delivery.Job[Text]{
 		ChallengeID: m.ChallengeID,

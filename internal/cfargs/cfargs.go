@@ -82,7 +82,7 @@ func ParseDuration(d *caddyfile.Dispenser, name string, allowOff bool) (caddy.Du
 	}
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {
-		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
+		return 0, d.Errf("invalid %s duration %q: %w", name, v, err)
 	}
 	if dur <= 0 {
 		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
