@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // ErrDeliveryFailed wraps a permanent delivery failure: the message will not
@@ -49,7 +47,8 @@ type Sender interface {
 type Notice struct {
 	// User is the canonical user name.
 	User string
-	// To is the user's destination on file (an email address).
+	// To is the user's destination on file (an email address, a phone
+	// number).
 	To string
 	// Site names the protected site, as in Message.Site; empty means
 	// "this site".
@@ -79,7 +78,8 @@ const (
 	NoticeRecoveryCodesRenewed = "recovery_codes_renewed"
 )
 
-// Notifier sends security notices; the email authenticator implements it.
+// Notifier sends security notices; the email and SMS authenticators
+// implement it.
 // Notify returns nil when the notice was sent or is still being tried, and
 // an error wrapping ErrDeliveryFailed when it will not arrive (an unknown
 // event, an invalid address, a permanent failure).
@@ -101,42 +101,4 @@ type DeliveryResult struct {
 	Permanent   bool          `json:"permanent,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	Latency     time.Duration `json:"latency"`
-}
-
-// Limits are the per-method rules of the Curity seeds: code shape and life,
-// attempts per challenge, sends per challenge and throttle windows.
-type Limits struct {
-	// CodeLength is the number of digits of a code, 4 to 10. Default: 6.
-	CodeLength int `json:"code_length,omitempty"`
-	// CodeTTL is how long a code stays valid. Default and maximum: 10m for
-	// email.
-	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
-	// MaxAttempts is how many codes may be tried against one challenge
-	// before it dies, 1 to 100. Default: 3.
-	MaxAttempts int `json:"max_attempts,omitempty"`
-	// MaxSends is how many times one challenge may be sent (the first send
-	// plus resends). Default: 3.
-	MaxSends int `json:"max_sends,omitempty"`
-	// Throttle caps how many messages are sent per window.
-	Throttle *Throttle `json:"throttle,omitempty"`
-}
-
-// Throttle caps sends per window. Zero fields take their default; a
-// negative value turns that cap off.
-type Throttle struct {
-	// PerHour caps all sends of this method per hour. Default: 100.
-	PerHour int `json:"per_hour,omitempty"`
-	// Per5m caps all sends of this method per 5 minutes. Default: 20.
-	Per5m int `json:"per_5m,omitempty"`
-	// PerIPPerHour caps sends requested from one client IP per hour.
-	// Default: 10.
-	PerIPPerHour int `json:"per_ip_per_hour,omitempty"`
-	// PerUserPerHour caps sends to one user per hour. Default: 5.
-	PerUserPerHour int `json:"per_user_per_hour,omitempty"`
-	// PerDestinationPerHour caps sends to one destination per hour.
-	// Default: 5.
-	PerDestinationPerHour int `json:"per_destination_per_hour,omitempty"`
-	// Cooldown is the least time between two sends to one destination.
-	// Default: 30s.
-	Cooldown caddy.Duration `json:"cooldown,omitempty"`
 }

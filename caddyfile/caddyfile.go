@@ -2,15 +2,13 @@ package caddyfile
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
-	"strings"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/email"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/caddymfa"
@@ -81,7 +79,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        template html    <file>
 //	        delivery {
 //	            workers <n>
-//	            retries <n>
+//	            retries <n>|off
 //	            wait    <duration>
 //	        }
 //	    }
@@ -118,11 +116,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // Durations use Caddy's syntax, which also accepts days ("30d"). Each
 // subdirective may appear once per block, except trusted_networks, whose
 // lines add up, and the sms message and link_message, once per language;
-// smtp, outbox and transport are alternatives. The sms block is handed
-// whole to the sms package, whose Config.UnmarshalCaddyfile gives its
-// grammar, the provider blocks included, and its errors. totp, with or
-// without a block, enables codes from authenticator apps, with defaults
-// for what it leaves out; skew 0 accepts only the current time step.
+// smtp, outbox and transport are alternatives. The email, sms and totp
+// blocks are handed whole to the UnmarshalCaddyfile method of their
+// package's Config, which gives their grammar, the transport and provider
+// blocks included, and their errors. totp, with or without a block,
+// enables codes from authenticator apps, with defaults for what it leaves
+// out; skew 0 accepts only the current time step.
 // remember_device off is the default, and private_ranges in
 // trusted_networks is kept as written for the handler to expand. The
 // dispenser must be positioned before the directive name.
@@ -257,8 +256,8 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			h.Lockout = lockout
 
 		case "email":
-			cfg, err := unmarshalEmail(d)
-			if err != nil {
+			cfg := new(email.Config)
+			if err := cfg.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
 				return nil, err
 			}
 			h.Email = cfg
@@ -271,14 +270,14 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			h.SMS = cfg
 
 		case "totp":
-			cfg, err := unmarshalTOTP(d)
-			if err != nil {
+			cfg := new(totp.Config)
+			if err := cfg.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
 				return nil, err
 			}
 			h.TOTP = cfg
 
 		case "recovery_codes":
-			n, err := rangeArg(d, totp.MinRecoveryCodes, totp.MaxRecoveryCodes)
+			n, err := cfargs.RangeArg(d, totp.MinRecoveryCodes, totp.MaxRecoveryCodes)
 			if err != nil {
 				return nil, err
 			}
@@ -306,7 +305,7 @@ func unmarshalStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	if _, ok := unm.(storage.Store); !ok {
 		return nil, d.Errf("module %s is not an mfa store; is %T", modID, unm)
 	}
-	return moduleJSON(d, unm, "backend", name)
+	return cfargs.ModuleJSON(d, unm, "backend", name)
 }
 
 // unmarshalUsers reads the users block, one user per line.
@@ -384,50 +383,4 @@ func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
 // noArgs refuses arguments and a block after the current token.
 func noArgs(d *caddyfile.Dispenser) error {
 	return cfargs.EndLine(d, d.Val())
-}
-
-// choiceArg reads exactly one argument that must be one of choices; what
-// begins the error message for any other value.
-func choiceArg(d *caddyfile.Dispenser, what string, choices ...string) (string, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return "", d.ArgErr()
-	}
-	v := d.Val()
-	if !slices.Contains(choices, v) {
-		last := len(choices) - 1
-		return "", d.Errf("%s %q: must be %s or %s", what, v, strings.Join(choices[:last], ", "), choices[last])
-	}
-	if err := cfargs.EndLine(d, name); err != nil {
-		return "", err
-	}
-	return v, nil
-}
-
-// rangeArg reads exactly one whole number from lo to hi.
-func rangeArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	v := d.Val()
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, d.Errf("invalid %s %q: must be a whole number from %d to %d", name, v, lo, hi)
-	}
-	if err := cfargs.EndLine(d, name); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-// moduleJSON encodes a guest module with its inline key, turning encoding
-// warnings into an error.
-func moduleJSON(d *caddyfile.Dispenser, val any, key, name string) (json.RawMessage, error) {
-	var warnings []caddyconfig.Warning
-	raw := caddyconfig.JSONModuleObject(val, key, name, &warnings)
-	if len(warnings) > 0 {
-		return nil, d.Errf("encoding %s %q: %s", key, name, warnings[0].Message)
-	}
-	return raw, nil
 }

@@ -183,6 +183,12 @@ func TestUnmarshal(t *testing.T) {
 			want:  `{"sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"per_country_per_hour":-1,"throttle":{"per_hour":-1,"cooldown":-1},"delivery":{"retries":-1}}}`,
 		},
 		{
+			// one delivery block for both channels: off turns retries off
+			name:  "email delivery retries off",
+			input: "mfa {\n\temail {\n\t\toutbox ./mailbox\n\t\tdelivery {\n\t\t\tworkers 1\n\t\t\tretries off\n\t\t}\n\t}\n}",
+			want:  `{"email":{"transport":{"transport":"outbox","dir":"./mailbox"},"delivery":{"workers":1,"retries":-1}}}`,
+		},
+		{
 			name:  "email registration",
 			input: "mfa {\n\temail {\n\t\toutbox ./mailbox\n\t\tregistration {\n\t\t\trequire totp sms\n\t\t\tshow_info on\n\t\t}\n\t}\n}",
 			want:  `{"email":{"transport":{"transport":"outbox","dir":"./mailbox"},"registration":{"require":["totp","sms"],"show_info":true}}}`,
@@ -396,6 +402,9 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"sms country twice", "sms {\n\tallowed_countries se SE\n}", `allowed_countries: "SE" is listed twice`, 3},
 		{"sms zero per_country_per_hour", "sms {\n\tper_country_per_hour 0\n}", `invalid per_country_per_hour "0"`, 3},
 		{"sms bad delivery retries", "sms {\n\tdelivery {\n\t\tretries none\n\t}\n}", `invalid retries "none"`, 4},
+		{"email bad delivery retries", "email {\n\tdelivery {\n\t\tretries 0\n\t}\n}", `invalid retries "0": must be a whole number of at least 1, or off`, 4},
+		{"email delivery workers off", "email {\n\tdelivery {\n\t\tworkers off\n\t}\n}", `invalid workers "off": must be a whole number of at least 1`, 4},
+		{"duplicate email delivery wait", "email {\n\tdelivery {\n\t\twait 1s\n\t\twait 2s\n\t}\n}", `duplicate delivery subdirective "wait"`, 5},
 		{"sms registration unknown method", "sms {\n\tregistration {\n\t\trequire totp voice\n\t}\n}", `registration: require: unknown method "voice"`, 4},
 		{"error after the sms block", "sms {\n\tprovider outbox ./sms-outbox\n}\nbogus", `unrecognized mfa subdirective "bogus"`, 5},
 		{"recovery_codes not a number", "recovery_codes ten", `invalid recovery_codes "ten": must be a whole number from 10 to 100`, 2},

@@ -22,17 +22,21 @@
 // checked when the handler is provisioned. "remember_device off" is the
 // default, and is left out of the JSON.
 //
-// Storage backends and email transports are guest modules; their tokens
-// are handed to the module's own Caddyfile unmarshaler, so a third-party
-// module in the mfa.storage or mfa.email_transports namespace is configured
-// the same way as the built-in ones.
+// Storage backends are guest modules; their tokens are handed to the
+// module's own Caddyfile unmarshaler, so a third-party module in the
+// mfa.storage namespace is configured the same way as the built-in ones.
 //
-// The sms block is not parsed here: its tokens, from "sms" to the closing
-// brace, go to sms.Config.UnmarshalCaddyfile, which keeps the grammar next
-// to the configuration it fills and hands "provider <name> ..." on to the
-// provider module (twilio, webhook, outbox or a third-party module in
-// mfa.sms_providers). Its errors name the line, like the ones raised here.
-// It checks a little more while parsing (the code_length range, message
-// texts and languages, country codes) and leaves the rest, a missing
-// provider or sender, credentials and the upper limits, to provision.
+// The email, sms and totp blocks are not parsed here: each block's tokens,
+// from its name to the closing brace, go to the UnmarshalCaddyfile method
+// of the configuration it fills (email.Config, sms.Config, totp.Config),
+// which keeps the grammar next to its fields, as Caddy's encode directive
+// hands its encoders' blocks to their modules. email.Config hands "smtp",
+// "outbox" and "transport <name> ..." on to the transport module, and
+// sms.Config "provider <name> ..." to the provider module, so third-party
+// modules in mfa.email_transports and mfa.sms_providers are configured the
+// same way as the built-in ones. Their errors name the line, like the ones
+// raised here. The sms block checks a little more while parsing (the
+// code_length range, message texts and languages, country codes) and
+// leaves the rest, a missing provider or sender, credentials and the upper
+// limits, to provision.
 package caddyfile

@@ -15,7 +15,7 @@ const privateRanges = "private_ranges"
 // policy fits the rest of the configuration (new_country needs geoip_db;
 // the standalone flow takes only always) is left to the handler.
 func policyArg(d *caddyfile.Dispenser) (string, error) {
-	return choiceArg(d, "unrecognized mfa policy", "always", "never", "new_ip", "new_country")
+	return cfargs.ChoiceArg(d, "unrecognized mfa policy", "always", "never", "new_ip", "new_country")
 }
 
 // geoIPArg reads "geoip_db <path>". The path may hold placeholders, which

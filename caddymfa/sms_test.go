@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
 )
@@ -144,7 +145,7 @@ func TestSMSProviderFailure(t *testing.T) {
 		{"5xx", func(s *twiliotest.Server) { s.Fail(503, 0, "Service Unavailable", -1) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e, tw := smsEnv(t, func(h *Handler) { h.SMS.Delivery = &sms.DeliveryOptions{Retries: 1} })
+			e, tw := smsEnv(t, func(h *Handler) { h.SMS.Delivery = &delivery.Config{Retries: 1} })
 			tt.fail(tw)
 			b := e.browser("alice")
 			resp := b.postJSON("/send", map[string]string{"method": "sms"})

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/caddymfa/caddy-mfa/internal/mailtest"
@@ -43,14 +44,21 @@ func ParseMessage(raw []byte) (Message, error) {
 }
 
 // Outbox lists the .eml files in dir, oldest first (the outbox transport
-// names them by time).
+// names them by time). Files being written, whose names start with a dot,
+// are left out.
 func Outbox(dir string) ([]string, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.eml"))
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(names)
-	return names, nil
+	out := names[:0]
+	for _, n := range names {
+		if !strings.HasPrefix(filepath.Base(n), ".") {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // TB is what the wait helpers need of a test (testing.TB has it), so

@@ -1,5 +1,7 @@
-// Package delivery is the asynchronous delivery queue shared by the
-// one-time-code channels (email now, SMS later).
+// Package delivery is the plumbing the message channels (email, SMS)
+// share: the delivery queue, its configuration and Caddyfile block, the
+// report and the log of every attempt, and the errors that tell a queue
+// whether to retry.
 //
 // A request hands a message to Queue.Deliver and waits a short while for the
 // outcome; a fixed pool of workers sends the messages. Each worker owns a
@@ -8,6 +10,12 @@
 // exponential backoff; failures marked with Permanent are not. Every attempt
 // is reported to a callback, which feeds the delivery log. The queue is
 // bounded: when it is full, Deliver fails at once instead of piling up work.
+//
+// A Channel wraps the queue of one method, started from its Config (the
+// delivery block): it logs each attempt once, at a level that says whether
+// it will be retried, hands it on to the handler's delivery log, and turns
+// failures found before the queue (an invalid destination) into the same
+// report and the same error as failures of the queue.
 //
 // The backoff has no jitter: the number of workers is small and fixed, so
 // synchronized retries cannot grow into a storm, and no random source is

@@ -1,11 +1,136 @@
 package email
 
 import (
+	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
+
+// UnmarshalCaddyfile sets up the email authenticator from the tokens of
+// an email block. The dispenser is positioned before the "email" token, as
+// for any caddyfile.Unmarshaler; the mfa directive passes
+// d.NewFromNextSegment(). Syntax:
+//
+//	email {
+//		smtp <host> [<port>] [{ ... }]
+//		outbox <dir>
+//		transport <module> [<args...>] [{ ... }]   # any module in mfa.email_transports
+//		from         <address>
+//		send         code|link
+//		link_ttl     <duration>
+//		code_length  <digits>
+//		code_ttl     <duration>
+//		address      <placeholder>
+//		max_attempts <n>
+//		max_sends    <n>
+//		throttle {
+//			per_hour                 <n>|off
+//			per_5m                   <n>|off
+//			per_ip_per_hour          <n>|off
+//			per_user_per_hour        <n>|off
+//			per_destination_per_hour <n>|off
+//			cooldown                 <duration>|off
+//		}
+//		template subject <text>
+//		template text    <file>
+//		template html    <file>
+//		delivery {
+//			workers <n>
+//			retries <n>|off
+//			wait    <duration>
+//		}
+//		registration { ... }
+//	}
+//
+// Each subdirective may appear once, template once per kind; smtp, outbox
+// and transport are alternatives, whose tokens go to the transport
+// module's own unmarshaler. Counts and durations must be positive,
+// because zero means "the default" in JSON; the ranges are checked at
+// provision, so the JSON and the Caddyfile refuse the same values.
+func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	// smtp, outbox and transport are alternatives, checked as one; template
+	// once per kind.
+	repeatable := []string{"smtp", "outbox", "transport", "template"}
+	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration}
+	return settings.UnmarshalBlock(d, "mfa email", repeatable, c.unmarshalOwn)
+}
+
+// unmarshalOwn reads the subdirectives of the email block that the other
+// channels do not have.
+func (c *Config) unmarshalOwn(d *caddyfile.Dispenser, seen cfargs.Once) (bool, error) {
+	var err error
+	switch d.Val() {
+	case "smtp", "outbox", "transport":
+		if c.TransportRaw != nil {
+			return true, d.Errf("duplicate mfa email transport %q: only one of smtp, outbox or transport may be given", d.Val())
+		}
+		c.TransportRaw, err = unmarshalTransport(d)
+	case "from":
+		c.From, err = cfargs.OneArg(d)
+	case "address":
+		c.Address, err = cfargs.OneArg(d)
+	case "template":
+		err = c.unmarshalTemplate(d, seen)
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// unmarshalTransport reads "smtp ...", "outbox ..." or "transport <name>
+// ..." and hands the tokens from the module's name on to the module.
+func unmarshalTransport(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if d.Val() == "transport" && !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, TransportNamespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return cfargs.ModuleJSON(d, unm, "transport", name)
+}
+
+// unmarshalTemplate reads "template subject|text|html <value>". Each kind
+// may be given once.
+func (c *Config) unmarshalTemplate(d *caddyfile.Dispenser, seen cfargs.Once) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	kind := d.Val()
+	switch kind {
+	case "subject", "text", "html":
+	default:
+		return d.Errf("unrecognized template %q: must be subject, text or html", kind)
+	}
+	if seen["template "+kind] {
+		return d.Errf("duplicate mfa email subdirective %q", "template "+kind)
+	}
+	seen["template "+kind] = true
+
+	v, err := cfargs.OneArg(d)
+	if err != nil {
+		return err
+	}
+	if c.Templates == nil {
+		c.Templates = new(Templates)
+	}
+	switch kind {
+	case "subject":
+		c.Templates.Subject = v
+	case "text":
+		c.Templates.TextFile = v
+	case "html":
+		c.Templates.HTMLFile = v
+	}
+	return nil
+}
 
 // UnmarshalCaddyfile sets up the smtp transport from Caddyfile tokens.
 // Syntax:
@@ -23,128 +148,97 @@ import (
 //	}
 func (s *SMTP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume "smtp"
-	if !d.NextArg() {
-		return d.ArgErr()
+	if err := s.unmarshalAddress(d); err != nil {
+		return err
 	}
-	s.Host = d.Val()
-	if d.NextArg() {
-		port, err := strconv.Atoi(d.Val())
-		if err != nil || port < 1 || port > 65535 {
-			return d.Errf("invalid port %q", d.Val())
-		}
-		s.Port = port
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-
-	seen := make(map[string]bool)
+	seen := make(cfargs.Once)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] {
-			return d.Errf("duplicate subdirective %q", name)
+		if err := seen.Check(d, "smtp"); err != nil {
+			return err
 		}
-		seen[name] = true
-		switch name {
+		var err error
+		switch name := d.Val(); name {
 		case "username":
-			if err := oneArg(d, &s.Username); err != nil {
-				return err
-			}
+			s.Username, err = cfargs.OneArg(d)
 		case "password":
-			if err := oneArg(d, &s.Password); err != nil {
-				return err
-			}
+			s.Password, err = cfargs.OneArg(d)
 		case "auth":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			switch v {
-			case "on":
-				s.Auth = new(bool)
-				*s.Auth = true
-			case "off":
-				s.Auth = new(bool)
-			default:
-				return d.Errf("auth must be on or off, not %q", v)
-			}
+			s.Auth, err = onOff(d)
 		case "tls":
-			if err := oneArg(d, &s.TLS); err != nil {
-				return err
+			s.TLS, err = cfargs.OneArg(d)
+			if modes := []string{TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone}; err == nil && !slices.Contains(modes, s.TLS) {
+				err = d.Errf("tls must be %s, %s, %s or %s, not %q", TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone, s.TLS)
 			}
-			switch s.TLS {
-			case TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone:
-			default:
-				return d.Errf("tls must be %s, %s, %s or %s, not %q",
-					TLSImplicit, TLSStartTLS, TLSStartTLSOptional, TLSNone, s.TLS)
-			}
-		case "timeout", "idle_timeout":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < 0 {
-				return d.Errf("invalid %s %q", name, v)
-			}
-			if name == "timeout" {
-				s.Timeout = caddy.Duration(dur)
-			} else {
-				s.IdleTimeout = caddy.Duration(dur)
-			}
+		case "timeout":
+			s.Timeout, err = timeoutArg(d)
+		case "idle_timeout":
+			s.IdleTimeout, err = timeoutArg(d)
 		case "ca_file":
-			if err := oneArg(d, &s.CAFile); err != nil {
-				return err
-			}
+			s.CAFile, err = cfargs.OneArg(d)
 		case "insecure_skip_verify":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
 			s.InsecureSkipVerify = true
+			err = cfargs.EndLine(d, name)
 		case "helo":
-			if err := oneArg(d, &s.HELO); err != nil {
-				return err
-			}
+			s.HELO, err = cfargs.OneArg(d)
 		default:
 			return d.Errf("unrecognized smtp subdirective %q", name)
 		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// UnmarshalCaddyfile sets up the outbox transport from Caddyfile tokens.
-// Syntax:
-//
-//	outbox <dir>
-func (o *Outbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume "outbox"
-	if !d.NextArg() {
+// unmarshalAddress reads the arguments of "smtp <host> [<port>]".
+func (s *SMTP) unmarshalAddress(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
 		return d.ArgErr()
 	}
-	o.Dir = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		return d.Errf("unrecognized outbox subdirective %q", d.Val())
+	s.Host = args[0]
+	if len(args) == 2 {
+		port, err := strconv.Atoi(args[1])
+		if err != nil || port < 1 || port > 65535 {
+			return d.Errf("invalid port %q", args[1])
+		}
+		s.Port = port
 	}
 	return nil
 }
 
-// oneArg reads exactly one argument into dst.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
+// onOff reads exactly one argument, on or off.
+func onOff(d *caddyfile.Dispenser) (*bool, error) {
+	name := d.Val()
+	v, err := cfargs.OneArg(d)
+	switch {
+	case err != nil:
+		return nil, err
+	case v != "on" && v != "off":
+		return nil, d.Errf("%s must be on or off, not %q", name, v)
 	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	on := v == "on"
+	return &on, nil
+}
+
+// timeoutArg reads exactly one duration that is not negative; zero takes
+// the default.
+func timeoutArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	v, err := cfargs.OneArg(d)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return 0, d.Errf("invalid %s %q", name, v)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // Interface guards
 var (
+	_ caddyfile.Unmarshaler = (*Config)(nil)
 	_ caddyfile.Unmarshaler = (*SMTP)(nil)
 	_ caddyfile.Unmarshaler = (*Outbox)(nil)
 )

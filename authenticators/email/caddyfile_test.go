@@ -1,7 +1,9 @@
 package email
 
 import (
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -126,6 +128,51 @@ func TestSMTPProvisionDefaults(t *testing.T) {
 			}
 			if err := s.Validate(); (err != nil) != tt.validErr {
 				t.Errorf("Validate() = %v, want error %v", err, tt.validErr)
+			}
+		})
+	}
+}
+
+// TestUnmarshalCaddyfileConfig reads an email block on its own, as the mfa
+// directive hands it over, and checks the JSON it fills; the directive's
+// golden files cover the rest of the grammar.
+func TestUnmarshalCaddyfileConfig(t *testing.T) {
+	tests := []struct {
+		name, input, want, wantErr string
+	}{
+		{
+			name:  "outbox and limits",
+			input: "email {\n\toutbox ./mailbox\n\tfrom \"Example <noreply@example.com>\"\n\tsend link\n\tlink_ttl 15m\n\tcode_length 8\n\tmax_sends 2\n}",
+			want:  `{"transport":{"dir":"./mailbox","transport":"outbox"},"from":"Example \u003cnoreply@example.com\u003e","send":"link","link_ttl":900000000000,"code_length":8,"max_sends":2}`,
+		},
+		{
+			name:  "smtp, throttle, templates, delivery and registration",
+			input: "email {\n\tsmtp mail.example.com 587 {\n\t\ttls starttls\n\t}\n\tthrottle {\n\t\tper_hour off\n\t}\n\ttemplate subject \"Code for {{.Site}}\"\n\ttemplate text /etc/mail.txt\n\tdelivery {\n\t\tretries off\n\t}\n\tregistration {\n\t\trequire totp\n\t}\n}",
+			want:  `{"transport":{"host":"mail.example.com","port":587,"tls":"starttls","transport":"smtp"},"throttle":{"per_hour":-1},"templates":{"subject":"Code for {{.Site}}","text_file":"/etc/mail.txt"},"delivery":{"retries":-1},"registration":{"require":["totp"]}}`,
+		},
+		{name: "bare", input: "email", want: `{}`},
+		{name: "argument", input: "email smtp", wantErr: "wrong argument count or unexpected line ending after 'smtp', at Testfile:1"},
+		{name: "two transports", input: "email {\n\toutbox a\n\tsmtp b\n}", wantErr: `duplicate mfa email transport "smtp"`},
+		{name: "template twice", input: "email {\n\ttemplate html a\n\ttemplate html b\n}", wantErr: `duplicate mfa email subdirective "template html"`},
+		{name: "unknown template", input: "email {\n\ttemplate body a\n}", wantErr: `unrecognized template "body"`},
+		{name: "unknown", input: "email {\n\tsender a\n}", wantErr: `unrecognized mfa email subdirective "sender", at Testfile:2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Config
+			err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("UnmarshalCaddyfile() = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("UnmarshalCaddyfile() = %v", err)
+			}
+			got, _ := json.Marshal(&c)
+			if string(got) != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
 			}
 		})
 	}

@@ -3,17 +3,12 @@ package email
 import (
 	"encoding/json"
 	"net/mail"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
-
-// TransportNamespace is the Caddy module namespace of email transports.
-const TransportNamespace = "mfa.email_transports"
 
 // Config configures the email authenticator: how mail leaves (a transport
 // module), what it says (templates) and the limits of the Curity Email OTP
@@ -57,20 +52,17 @@ type Config struct {
 	Templates *Templates `json:"templates,omitempty"`
 
 	// Delivery tunes the asynchronous delivery queue.
-	Delivery *DeliveryOptions `json:"delivery,omitempty"`
+	Delivery *delivery.Config `json:"delivery,omitempty"`
 
 	// Registration lets users add or change their email address,
 	// confirmed by a code to the new address, after passing another
 	// factor. Off when absent.
 	Registration *authenticators.Registration `json:"registration,omitempty"`
 
-	logger    *zap.Logger
-	transport transport
+	transport Transport
 	from      *mail.Address
 	tmpl      *templates
-	queue     *delivery.Queue[*outgoing]
-	report    func(authenticators.DeliveryResult)
-	backoff   time.Duration // first retry wait; tests shorten it
+	ch        delivery.Channel[*Message] // its Logger and Backoff are set by tests
 }
 
 // Templates are Go text/template (subject, text) and html/template (html)
@@ -86,19 +78,4 @@ type Templates struct {
 	TextFile string `json:"text_file,omitempty"`
 	// HTMLFile is a file holding the HTML body template.
 	HTMLFile string `json:"html_file,omitempty"`
-}
-
-// DeliveryOptions tunes the asynchronous delivery queue.
-type DeliveryOptions struct {
-	// Workers is the number of concurrent senders, each keeping its SMTP
-	// connection open between messages. Default: 2; at most 100.
-	Workers int `json:"workers,omitempty"`
-	// Retries is how many times a transient failure is retried, with
-	// exponential backoff (200ms, 400ms, 800ms...). Default: 3; a negative
-	// value turns retries off. At most 20.
-	Retries int `json:"retries,omitempty"`
-	// Wait is how long a request waits for the outcome (the first attempt
-	// and the retries that fit) before it answers "sent". Default: 5s; at
-	// most 1m.
-	Wait caddy.Duration `json:"wait,omitempty"`
 }

@@ -6,6 +6,19 @@
 // sender: host, port, optional authentication, TLS mode) and "outbox"
 // (development: .eml files).
 //
+// # Transports
+//
+// A transport is any module in mfa.email_transports that implements
+// Transport: Send makes one attempt to send one Message, which the package
+// has rendered and addressed (its From, To, Subject, Text and HTML, and
+// WriteTo for the whole RFC 5322 message). A third-party plugin adds a
+// transport, such as an HTTP mail API, by registering such a module,
+// optionally with a Caddyfile unmarshaler for "transport <name> ...";
+// nothing here changes. A transport that keeps a connection per delivery
+// worker, as smtp does, implements WorkerTransport too. The Config's
+// Caddyfile reader, UnmarshalCaddyfile, lives in caddyfile.go beside the
+// transports' own.
+//
 // Config also implements authenticators.Notifier: Notify sends a user a
 // security notice when their second factors change (a factor added or
 // removed, a recovery code used, recovery codes renewed). Notices carry no

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/wneessen/go-mail"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -23,61 +23,41 @@ import (
 // Method is the method name of the email authenticator.
 const Method = "email"
 
-// Defaults applied by Provision.
-const (
-	DefaultSend        = SendCode
-	DefaultCodeLength  = 6
-	DefaultCodeTTL     = 10 * time.Minute
-	MaxCodeTTL         = 10 * time.Minute
-	DefaultLinkTTL     = 10 * time.Minute
-	MaxLinkTTL         = time.Hour
-	DefaultMaxAttempts = 3
-	DefaultMaxSends    = 3
-	DefaultWorkers     = delivery.DefaultWorkers
-	DefaultRetries     = delivery.DefaultRetries
-	DefaultWait        = delivery.DefaultWait
-)
-
 // What a message carries (Config.Send).
 const (
-	SendCode = "code"
-	SendLink = "link"
+	SendCode = authenticators.SendCode
+	SendLink = authenticators.SendLink
 )
 
-// Throttle defaults applied by Provision.
-const (
-	DefaultPerHour               = 100
-	DefaultPer5m                 = 20
-	DefaultPerIPPerHour          = 10
-	DefaultPerUserPerHour        = 5
-	DefaultPerDestinationPerHour = 5
-	DefaultCooldown              = 30 * time.Second
-)
+// DefaultLinkTTL is how long a link stays valid in link mode.
+const DefaultLinkTTL = 10 * time.Minute
+
+// defaults are where email differs from the defaults every channel shares
+// (package authenticators): a code lives 10 minutes, at most 100 messages
+// an hour and 20 in 5 minutes.
+var defaults = authenticators.Defaults{CodeTTL: 10 * time.Minute, LinkTTL: DefaultLinkTTL, PerHour: 100, Per5m: 20}
 
 // Provision applies the defaults, loads the transport module, parses the
 // templates and the sender, and starts the delivery queue. report, if not
 // nil, receives every delivery attempt (for the delivery log); it is called
 // from the queue's goroutines.
 func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
-	if c.logger == nil {
-		c.logger = ctx.Logger()
+	if c.ch.Logger == nil {
+		c.ch.Logger = ctx.Logger()
 	}
-	c.applyDefaults()
+	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
+	c.Delivery = c.Delivery.WithDefaults()
 
 	if len(c.TransportRaw) == 0 {
 		return errors.New("email: a transport is required (smtp or outbox)")
 	}
-	mod, err := ctx.LoadModule(c, "TransportRaw")
+	t, err := delivery.LoadModule[Transport](ctx, c, "TransportRaw", Method, "email transport")
 	if err != nil {
-		return fmt.Errorf("loading email transport: %w", err)
-	}
-	t, ok := mod.(transport)
-	if !ok {
-		return fmt.Errorf("email: module %T is not an email transport", mod)
+		return err
 	}
 	c.transport = t
-	if c.From == "" {
-		c.From = t.defaultFrom()
+	if ds, ok := t.(DefaultSender); ok && c.From == "" {
+		c.From = ds.DefaultFrom()
 	}
 
 	if c.tmpl, err = loadTemplates(c.Templates); err != nil {
@@ -90,117 +70,18 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 		return fmt.Errorf("email: from: %w", err)
 	}
 
-	c.report = func(r authenticators.DeliveryResult) {
-		c.logResult(r)
-		if report != nil {
-			report(r)
-		}
-	}
-	c.queue, err = delivery.New(delivery.Options[*outgoing]{
-		Method:  Method,
-		Workers: c.Delivery.Workers,
-		Retries: c.Delivery.Retries,
-		Wait:    time.Duration(c.Delivery.Wait),
-		Backoff: c.backoff,
-		NewWorker: func() (delivery.Worker[*outgoing], error) {
-			return t.newWorker(c.logger)
-		},
-		Report: c.report,
-	})
-	if err != nil {
+	newWorker := func() (delivery.Worker[*Message], error) { return newWorker(t, c.ch.Logger) }
+	if err := c.ch.Start(c.Delivery, delivery.Options[*Message]{Method: Method, NewWorker: newWorker, Report: report}); err != nil {
 		return fmt.Errorf("email: %w", err)
 	}
 	return nil
 }
 
-func (c *Config) applyDefaults() {
-	if c.Send == "" {
-		c.Send = DefaultSend
-	}
-	if c.CodeLength == 0 {
-		c.CodeLength = DefaultCodeLength
-	}
-	if c.CodeTTL == 0 {
-		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
-	}
-	if c.LinkTTL == 0 {
-		c.LinkTTL = caddy.Duration(DefaultLinkTTL)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.MaxSends == 0 {
-		c.MaxSends = DefaultMaxSends
-	}
-	if c.Throttle == nil {
-		c.Throttle = new(authenticators.Throttle)
-	}
-	th := c.Throttle
-	if th.PerHour == 0 {
-		th.PerHour = DefaultPerHour
-	}
-	if th.Per5m == 0 {
-		th.Per5m = DefaultPer5m
-	}
-	if th.PerIPPerHour == 0 {
-		th.PerIPPerHour = DefaultPerIPPerHour
-	}
-	if th.PerUserPerHour == 0 {
-		th.PerUserPerHour = DefaultPerUserPerHour
-	}
-	if th.PerDestinationPerHour == 0 {
-		th.PerDestinationPerHour = DefaultPerDestinationPerHour
-	}
-	if th.Cooldown == 0 {
-		th.Cooldown = caddy.Duration(DefaultCooldown)
-	}
-	if c.Delivery == nil {
-		c.Delivery = new(DeliveryOptions)
-	}
-	if c.Delivery.Workers == 0 {
-		c.Delivery.Workers = DefaultWorkers
-	}
-	if c.Delivery.Retries == 0 {
-		c.Delivery.Retries = DefaultRetries
-	}
-	if c.Delivery.Wait == 0 {
-		c.Delivery.Wait = caddy.Duration(DefaultWait)
-	}
-}
-
 // Validate checks the configuration without changing it. Zero values
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
-	switch c.Send {
-	case "", SendCode, SendLink:
-	default:
-		return fmt.Errorf("email: send must be code or link, not %q", c.Send)
-	}
-	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
-		return fmt.Errorf("email: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
-	}
-	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
-		return fmt.Errorf("email: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
-	}
-	if c.LinkTTL < 0 || time.Duration(c.LinkTTL) > MaxLinkTTL {
-		return fmt.Errorf("email: link_ttl %s outside 0..%s", time.Duration(c.LinkTTL), MaxLinkTTL)
-	}
-	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
-		return fmt.Errorf("email: max_attempts %d outside 1..100", c.MaxAttempts)
-	}
-	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
-		return fmt.Errorf("email: max_sends %d outside 1..100", c.MaxSends)
-	}
-	if d := c.Delivery; d != nil {
-		if d.Workers < 0 || d.Workers > 100 {
-			return fmt.Errorf("email: delivery workers %d outside 1..100", d.Workers)
-		}
-		if d.Retries > 20 {
-			return fmt.Errorf("email: delivery retries %d above 20", d.Retries)
-		}
-		if d.Wait < 0 || time.Duration(d.Wait) > time.Minute {
-			return fmt.Errorf("email: delivery wait %s outside 0..1m", time.Duration(d.Wait))
-		}
+	if err := cmp.Or(authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits), c.Delivery.Validate()); err != nil {
+		return fmt.Errorf("email: %w", err)
 	}
 
 	if c.From == "" {
@@ -229,7 +110,8 @@ func (c *Config) Validate() error {
 // needsFrom reports whether the transport has no default sender.
 func (c *Config) needsFrom() bool {
 	if c.transport != nil {
-		return c.transport.defaultFrom() == ""
+		ds, ok := c.transport.(DefaultSender)
+		return !ok || ds.DefaultFrom() == ""
 	}
 	var peek struct {
 		Transport string `json:"transport"`
@@ -241,9 +123,7 @@ func (c *Config) needsFrom() bool {
 // Cleanup stops the delivery workers, waiting for them, and closes their
 // SMTP connections. It is idempotent and safe after a failed Provision.
 func (c *Config) Cleanup() error {
-	if c.queue != nil {
-		c.queue.Stop()
-	}
+	c.ch.Stop()
 	return nil
 }
 
@@ -259,33 +139,28 @@ func (*Config) Mask(to string) string { return Mask(to) }
 // not arrive (an invalid address, a permanent SMTP failure, all retries
 // failed, a full queue).
 func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: email sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
-	masked := Mask(m.To)
 	to, err := ParseAddress(m.To)
 	if err != nil {
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, Mask(m.To), err)
 	}
-	masked = Mask(to)
-	secret := m.Secret()
+	masked := Mask(to)
 	msg, err := c.message(m, to, masked)
 	if err != nil {
-		err = errors.New(maskText(err.Error(), secret))
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, masked, delivery.Mask(err, maskText(err.Error(), m.Secret())))
 	}
-	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*Message]{
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
-		Payload:     &outgoing{msg: msg, code: secret, to: to},
+		Payload:     msg,
 	})
 }
 
 // message renders the templates and builds the message.
-func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg, error) {
+func (c *Config) message(m authenticators.Message, to, masked string) (*Message, error) {
 	if m.Code == "" && m.Link == "" {
 		return nil, errors.New("message has no code or link")
 	}
@@ -312,13 +187,18 @@ func (c *Config) message(m authenticators.Message, to, masked string) (*mail.Msg
 	if err != nil {
 		return nil, err
 	}
-	return c.newMsg(to, subject, text, html)
+	msg, err := c.newMsg(to, subject, text, html)
+	if err != nil {
+		return nil, err
+	}
+	msg.Code, msg.Link = m.Code, m.Link
+	return msg, nil
 }
 
 // newMsg builds a message to the one recipient to with a text body and an
 // HTML alternative, setting every header through go-mail, which encodes
 // header values.
-func (c *Config) newMsg(to, subject, text, html string) (*mail.Msg, error) {
+func (c *Config) newMsg(to, subject, text, html string) (*Message, error) {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(c.from)
 	if err := msg.To(to); err != nil {
@@ -336,7 +216,7 @@ func (c *Config) newMsg(to, subject, text, html string) (*mail.Msg, error) {
 	msg.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
 	msg.SetBodyString(mail.TypeTextPlain, text)
 	msg.AddAlternativeString(mail.TypeTextHTML, html)
-	return msg, nil
+	return &Message{From: c.from.Address, To: to, Subject: subject, Text: text, HTML: html, msg: msg}, nil
 }
 
 // siteName is site on one line, or "this site" when empty.
@@ -398,44 +278,6 @@ func unquoted(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// reportNow reports a failure found before the message reached the queue.
-// masked is the masked destination.
-func (c *Config) reportNow(challengeID, user, masked string, err error) {
-	if c.report == nil {
-		return
-	}
-	c.report(authenticators.DeliveryResult{
-		Time:        time.Now(),
-		ChallengeID: challengeID,
-		Method:      Method,
-		User:        user,
-		To:          masked,
-		Permanent:   true,
-		Error:       err.Error(),
-	})
-}
-
-// logResult logs one attempt; results carry masked addresses and error
-// texts already.
-func (c *Config) logResult(r authenticators.DeliveryResult) {
-	fields := []zap.Field{
-		zap.String("challenge_id", r.ChallengeID),
-		zap.String("to", r.To),
-		zap.Int("attempt", r.Attempt),
-		zap.Duration("latency", r.Latency),
-	}
-	switch {
-	case r.OK:
-		if ce := c.logger.Check(zap.DebugLevel, "email sent"); ce != nil {
-			ce.Write(fields...)
-		}
-	case r.Permanent:
-		c.logger.Error("email delivery failed", append(fields, zap.String("error", r.Error))...)
-	default:
-		c.logger.Warn("email delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
-	}
 }
 
 // Interface guard

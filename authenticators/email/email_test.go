@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
@@ -64,17 +65,17 @@ func smtpJSON(host string, port int, extra map[string]any) json.RawMessage {
 	return b
 }
 
-// provision provisions c with a quiet logger (unless c.logger is set) and
+// provision provisions c with a quiet logger (unless c.ch.Logger is set) and
 // one-millisecond backoff, and cleans it up when the test ends.
 func provision(t *testing.T, c *Config) *recorder {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	if c.logger == nil {
-		c.logger = zap.NewNop()
+	if c.ch.Logger == nil {
+		c.ch.Logger = zap.NewNop()
 	}
-	if c.backoff == 0 {
-		c.backoff = time.Millisecond
+	if c.ch.Backoff == 0 {
+		c.ch.Backoff = time.Millisecond
 	}
 	rec := new(recorder)
 	if err := c.Provision(ctx, rec.add); err != nil {
@@ -251,7 +252,7 @@ func TestConnectionReused(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"username": "mailer", "password": "pw", "ca_file": s.CAFile}),
 		From:         testFrom,
-		Delivery:     &DeliveryOptions{Workers: 1},
+		Delivery:     &delivery.Config{Workers: 1},
 	}
 	provision(t, c)
 	for i := range 2 {
@@ -274,7 +275,7 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
 		From:         testFrom,
-		Delivery:     &DeliveryOptions{Workers: 1},
+		Delivery:     &delivery.Config{Workers: 1},
 	}
 	rec := provision(t, c)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
@@ -314,14 +315,13 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker, err := tr.newWorker(zap.NewNop())
+	worker, err := tr.NewWorker(zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := worker.(*smtpWorker)
 	defer w.Close()
-	out := &outgoing{msg: msg, code: testCode, to: testTo}
-	if err := w.Send(t.Context(), out); err != nil {
+	if err := w.Send(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	w.mu.Lock()
@@ -337,7 +337,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if connected {
 		t.Fatal("still connected after closeIdle")
 	}
-	if err := w.Send(t.Context(), out); err != nil {
+	if err := w.Send(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	if s.Connections() != 2 || len(s.Messages()) != 2 {
@@ -473,7 +473,7 @@ func TestServerDownBoundedLatency(t *testing.T) {
 		c := &Config{
 			TransportRaw: smtpJSON(host, port, nil),
 			From:         testFrom,
-			Delivery:     &DeliveryOptions{Wait: caddy.Duration(wait)},
+			Delivery:     &delivery.Config{Wait: caddy.Duration(wait)},
 		}
 		rec := provision(t, c)
 		start := time.Now()
@@ -494,8 +494,8 @@ func TestServerDownBoundedLatency(t *testing.T) {
 		c := &Config{
 			TransportRaw: smtpJSON(host, port, nil),
 			From:         testFrom,
-			Delivery:     &DeliveryOptions{Wait: caddy.Duration(200 * time.Millisecond)},
-			backoff:      time.Hour,
+			Delivery:     &delivery.Config{Wait: caddy.Duration(200 * time.Millisecond)},
+			ch:           delivery.Channel[*Message]{Backoff: time.Hour},
 		}
 		rec := provision(t, c)
 		start := time.Now()
@@ -523,7 +523,7 @@ func TestSlowServerTimesOut(t *testing.T) {
 		c := &Config{
 			TransportRaw: smtpJSON(host, port, opts),
 			From:         testFrom,
-			Delivery:     &DeliveryOptions{Retries: -1},
+			Delivery:     &delivery.Config{Retries: -1},
 		}
 		rec := provision(t, c)
 		start := time.Now()
@@ -640,7 +640,7 @@ func TestTranscriptMasksCode(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"username": "mailer", "password": "pw-secret", "ca_file": s.CAFile}),
 		From:         testFrom,
-		logger:       zap.New(core),
+		ch:           delivery.Channel[*Message]{Logger: zap.New(core)},
 	}
 	provision(t, c)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
@@ -683,7 +683,7 @@ func TestCleanupStopsWorkers(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
 		From:         testFrom,
-		Delivery:     &DeliveryOptions{Workers: 4},
+		Delivery:     &delivery.Config{Workers: 4},
 	}
 	provision(t, c)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
@@ -714,7 +714,7 @@ func TestCleanupStopsWorkers(t *testing.T) {
 	bad := &Config{TransportRaw: json.RawMessage(`{"transport":"smtp","host":"x","port":25}`)} // no from
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	bad.logger = zap.NewNop()
+	bad.ch.Logger = zap.NewNop()
 	if err := bad.Provision(ctx, nil); err == nil {
 		t.Fatal("Provision without from succeeded")
 	}
@@ -786,8 +786,8 @@ func TestValidate(t *testing.T) {
 		{"unknown field in template", Config{TransportRaw: smtpRaw, From: testFrom, Templates: &Templates{TextFile: badTmpl}}, false},
 		{"missing template file", Config{TransportRaw: smtpRaw, From: testFrom, Templates: &Templates{HTMLFile: filepath.Join(tmplDir, "none")}}, false},
 		{"good template file", Config{TransportRaw: smtpRaw, From: testFrom, Templates: &Templates{HTMLFile: goodTmpl}}, true},
-		{"too many workers", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &DeliveryOptions{Workers: 101}}, false},
-		{"wait too long", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &DeliveryOptions{Wait: caddy.Duration(2 * time.Minute)}}, false},
+		{"too many workers", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &delivery.Config{Workers: 101}}, false},
+		{"wait too long", Config{TransportRaw: smtpRaw, From: testFrom, Delivery: &delivery.Config{Wait: caddy.Duration(2 * time.Minute)}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

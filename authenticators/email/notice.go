@@ -2,7 +2,6 @@ package email
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"net/netip"
@@ -11,8 +10,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/wneessen/go-mail"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -132,31 +129,27 @@ func parseNoticeTemplates() map[string]*templates {
 // all retries failed, a full queue). A zero n.Time stands for now; a
 // ClientIP that is not an IP address is left out.
 func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: email sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
-	masked := Mask(n.To)
 	to, err := ParseAddress(n.To)
 	if err != nil {
-		c.reportNow("", n.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", n.User, Mask(n.To), err)
 	}
-	masked = Mask(to)
+	masked := Mask(to)
 	msg, err := c.notice(n, to)
 	if err != nil {
-		err = errors.New(maskText(err.Error(), ""))
-		c.reportNow("", n.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", n.User, masked, delivery.Mask(err, maskText(err.Error(), "")))
 	}
-	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
+	return c.ch.Send(ctx, delivery.Job[*Message]{
 		User:    n.User,
 		To:      masked,
-		Payload: &outgoing{msg: msg, to: to},
+		Payload: msg,
 	})
 }
 
 // notice renders the templates of n's event and builds the message.
-func (c *Config) notice(n authenticators.Notice, to string) (*mail.Msg, error) {
+func (c *Config) notice(n authenticators.Notice, to string) (*Message, error) {
 	tp, ok := noticeTemplates[n.Event]
 	if !ok {
 		return nil, fmt.Errorf("unknown notice event %q", n.Event)

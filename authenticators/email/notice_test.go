@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
@@ -357,7 +358,7 @@ func TestNotifyTranscriptWithoutCode(t *testing.T) {
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
 		From:         testFrom,
-		logger:       zap.New(core),
+		ch:           delivery.Channel[*Message]{Logger: zap.New(core)},
 	}
 	provision(t, c)
 	if err := c.Notify(t.Context(), testNotice(authenticators.NoticeRecoveryCodesRenewed, "recovery")); err != nil {

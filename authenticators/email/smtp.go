@@ -18,10 +18,6 @@ import (
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
-func init() {
-	caddy.RegisterModule(SMTP{})
-}
-
 // TLS modes of the smtp transport.
 const (
 	TLSImplicit         = "implicit"
@@ -188,8 +184,6 @@ func (s *SMTP) Validate() error {
 	return nil
 }
 
-func (*SMTP) defaultFrom() string { return "" }
-
 // Preferred authentication mechanisms, strongest first. go-mail's PLAIN
 // and LOGIN refuse to run without TLS (except to localhost).
 var authMechanisms = []mail.SMTPAuthType{
@@ -198,7 +192,23 @@ var authMechanisms = []mail.SMTPAuthType{
 	mail.SMTPAuthPlain, mail.SMTPAuthLogin,
 }
 
-func (s *SMTP) newWorker(logger *zap.Logger) (delivery.Worker[*outgoing], error) {
+// Send sends m over a connection of its own, closed afterwards. The
+// delivery queue sends through workers instead (NewWorker), which keep
+// their connections open between messages.
+func (s *SMTP) Send(ctx context.Context, m *Message) error {
+	w, err := s.NewWorker(s.logger)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.Send(ctx, m)
+}
+
+// NewWorker returns the state of one delivery worker: a go-mail client
+// whose connection stays open between messages and closes after
+// IdleTimeout. At debug level, logger receives the SMTP transcript with
+// the code and the addresses masked.
+func (s *SMTP) NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error) {
 	w := &smtpWorker{s: s, log: &transcript{logger: logger}}
 	opts := []mail.Option{
 		mail.WithPort(s.port),
@@ -281,8 +291,9 @@ func (w *smtpWorker) dial(ctx context.Context, network, addr string) (net.Conn, 
 
 // Send delivers one message, reusing the open connection when there is
 // one. Any failure closes the connection; the next message redials.
-func (w *smtpWorker) Send(ctx context.Context, out *outgoing) error {
-	w.log.setCode(out.code)
+func (w *smtpWorker) Send(ctx context.Context, m *Message) error {
+	secret := m.secret()
+	w.log.setCode(secret)
 	defer w.log.setCode("")
 
 	w.mu.Lock()
@@ -295,7 +306,7 @@ func (w *smtpWorker) Send(ctx context.Context, out *outgoing) error {
 
 	// Stopping the queue aborts the exchange in progress.
 	stop := context.AfterFunc(ctx, w.abort)
-	err := w.send(ctx, out, reuse)
+	err := w.send(ctx, m.msg, reuse)
 	stop()
 
 	w.mu.Lock()
@@ -307,18 +318,18 @@ func (w *smtpWorker) Send(ctx context.Context, out *outgoing) error {
 	}
 	w.mu.Unlock()
 	if err != nil {
-		return classify(err, out.code)
+		return classify(err, secret)
 	}
 	return nil
 }
 
-func (w *smtpWorker) send(ctx context.Context, out *outgoing, reuse bool) error {
+func (w *smtpWorker) send(ctx context.Context, msg *mail.Msg, reuse bool) error {
 	if !reuse {
 		if err := w.connect(ctx); err != nil {
 			return err
 		}
 	}
-	err := w.client.Send(out.msg)
+	err := w.client.Send(msg)
 	if err != nil && reuse && errors.Is(err, &mail.SendError{Reason: mail.ErrConnCheck}) {
 		// The server dropped the kept connection: redial once.
 		w.mu.Lock()
@@ -327,7 +338,7 @@ func (w *smtpWorker) send(ctx context.Context, out *outgoing, reuse bool) error 
 		if err := w.connect(ctx); err != nil {
 			return err
 		}
-		err = w.client.Send(out.msg)
+		err = w.client.Send(msg)
 	}
 	return err
 }
@@ -391,5 +402,5 @@ func (w *smtpWorker) Close() error {
 var (
 	_ caddy.Provisioner = (*SMTP)(nil)
 	_ caddy.Validator   = (*SMTP)(nil)
-	_ transport         = (*SMTP)(nil)
+	_ WorkerTransport   = (*SMTP)(nil)
 )

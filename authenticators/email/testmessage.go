@@ -2,11 +2,9 @@ package email
 
 import (
 	"context"
-	"fmt"
 	"html"
 	"time"
 
-	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
@@ -17,14 +15,12 @@ import (
 // authenticators.ErrDeliveryFailed carries the transport's answer. The
 // attempt is reported to the delivery log under the user "(test)".
 func (c *Config) SendTest(ctx context.Context, to, site string) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: email sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
-	const user = "(test)"
 	addr, err := ParseAddress(to)
 	if err != nil {
-		c.reportNow("", user, Mask(to), err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", delivery.TestUser, Mask(to), err)
 	}
 	site = siteName(site)
 	now := time.Now().UTC().Format(time.RFC1123)
@@ -35,12 +31,11 @@ func (c *Config) SendTest(ctx context.Context, to, site string) error {
 		"</title></head><body><p>" + html.EscapeString(text) + "</p></body></html>\n"
 	msg, err := c.newMsg(addr, subject, text, body)
 	if err != nil {
-		c.reportNow("", user, Mask(addr), err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", delivery.TestUser, Mask(addr), err)
 	}
-	return c.queue.Deliver(ctx, delivery.Job[*outgoing]{
-		User:    user,
+	return c.ch.Send(ctx, delivery.Job[*Message]{
+		User:    delivery.TestUser,
 		To:      Mask(addr),
-		Payload: &outgoing{msg: msg, to: addr},
+		Payload: msg,
 	})
 }

@@ -2,8 +2,6 @@ package email
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -13,46 +11,131 @@ import (
 	"github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
+	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
-// transport is what the email transport modules (smtp, outbox) implement.
-// It is unexported so that go-mail's types stay out of the package API.
-type transport interface {
-	caddy.Module
-	// newWorker returns the state of one delivery worker: an SMTP worker
-	// keeps its own connection.
-	newWorker(logger *zap.Logger) (delivery.Worker[*outgoing], error)
-	// defaultFrom is the sender used when from is not configured; empty
-	// means from is required.
-	defaultFrom() string
+func init() {
+	caddy.RegisterModule(SMTP{})
+	caddy.RegisterModule(Outbox{})
 }
 
-// outgoing is one rendered message on its way through the queue.
-type outgoing struct {
-	msg  *mail.Msg
-	code string // masked out of transcripts and errors
-	to   string // the one recipient, already validated
+// TransportNamespace is the Caddy module namespace of email transports.
+const TransportNamespace = "mfa.email_transports"
+
+// Transport sends mail. A transport is a Caddy module in the
+// mfa.email_transports namespace ("mfa.email_transports.<name>") that
+// implements this interface; it may also implement caddy.Provisioner,
+// caddy.Validator and caddy.CleanerUpper, and caddyfile.Unmarshaler for
+// the Caddyfile form "transport <name> ...". A third-party plugin adds a
+// transport (an HTTP mail API, a queue) by registering such a module;
+// nothing in this package has to change.
+//
+// Send is called from the delivery workers, possibly concurrently, so it
+// must be safe for concurrent use. It makes one attempt; the queue
+// retries. Its error decides whether the queue retries: an error wrapped
+// with Permanent, or a TLS certificate verification failure, is not
+// retried; every other error is retried with backoff. The error text goes
+// to logs and the delivery log after the code and the addresses in it are
+// masked; it must not contain credentials.
+type Transport interface {
+	Send(ctx context.Context, m *Message) error
 }
 
-// sendError carries a transport error whose text has the code and the
-// addresses masked, so it can go to logs and the delivery log.
-type sendError struct {
-	msg string
-	err error
+// DefaultSender is implemented by transports that have a sender of their
+// own, used when from is not configured (the outbox does). Without it,
+// from is required.
+type DefaultSender interface {
+	DefaultFrom() string
 }
 
-func (e *sendError) Error() string { return e.msg }
-func (e *sendError) Unwrap() error { return e.err }
+// WorkerTransport is implemented by transports that keep state for each
+// delivery worker, such as an open connection (smtp does): each worker
+// sends through its own delivery.Worker, made by NewWorker, instead of
+// through Send. The worker's errors must be masked and classified as Send
+// describes (see delivery.Classify). logger is the email authenticator's.
+type WorkerTransport interface {
+	Transport
+	NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error)
+}
+
+// Permanent marks err as permanent, so the delivery queue does not retry
+// it. It returns nil when err is nil.
+func Permanent(err error) error {
+	return delivery.Permanent(err)
+}
+
+// Message is one email on its way to a transport: rendered, with its
+// headers set, to one recipient. A transport sends it as it is: WriteTo
+// gives the whole message in RFC 5322 form, as smtp sends it; the fields
+// serve transports that build their own request, such as an HTTP mail
+// API. A message carries a code or a link: never log it whole.
+type Message struct {
+	// From is the sender's address, without display name: the envelope
+	// sender.
+	From string
+	// To is the one recipient's address, already validated by
+	// ParseAddress.
+	To string
+	// Subject is the subject line, on one line.
+	Subject string
+	// Text is the plain-text body.
+	Text string
+	// HTML is the HTML alternative of the body.
+	HTML string
+	// Code is the one-time code the message carries, for transports that
+	// take it as a field of its own; empty for link messages, notices and
+	// test messages. Never log it.
+	Code string
+	// Link is the one-time link the message carries in link mode; empty
+	// otherwise. Never log it: its token signs the user in.
+	Link string
+
+	msg *mail.Msg
+}
+
+// WriteTo writes the message in RFC 5322 form, headers and MIME body,
+// exactly as the smtp transport sends it.
+func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	return m.msg.WriteTo(w)
+}
+
+// secret is what must be masked out of transcripts and error texts: the
+// code, or the token of the link.
+func (m *Message) secret() string {
+	return authenticators.Message{Code: m.Code, Link: m.Link}.Secret()
+}
+
+// transportWorker sends through a Transport's Send, for transports that
+// keep nothing per worker.
+type transportWorker struct {
+	t Transport
+}
+
+// Send makes one attempt and masks and classifies its error.
+func (w transportWorker) Send(ctx context.Context, m *Message) error {
+	err := w.t.Send(ctx, m)
+	if err == nil {
+		return nil
+	}
+	retry := !delivery.IsPermanent(err) && !delivery.IsCertificateError(err)
+	return delivery.Classify(err, maskText(err.Error(), m.secret()), retry)
+}
+
+func (transportWorker) Close() error { return nil }
+
+// newWorker returns the state of one delivery worker of t.
+func newWorker(t Transport, logger *zap.Logger) (delivery.Worker[*Message], error) {
+	if wt, ok := t.(WorkerTransport); ok {
+		return wt.NewWorker(logger)
+	}
+	return transportWorker{t: t}, nil
+}
 
 // classify masks err's text and marks it permanent unless retrying may
-// help.
+// help (isTransient).
 func classify(err error, code string) error {
-	e := &sendError{msg: maskText(err.Error(), code), err: err}
-	if isTransient(err) {
-		return e
-	}
-	return delivery.Permanent(e)
+	return delivery.Classify(err, maskText(err.Error(), code), isTransient(err))
 }
 
 // isTransient reports whether a later attempt may succeed: connection
@@ -61,14 +144,7 @@ func classify(err error, code string) error {
 // configuration mismatches (no STARTTLS, no usable AUTH mechanism) are
 // not.
 func isTransient(err error) bool {
-	var (
-		verifyErr    *tls.CertificateVerificationError
-		authorityErr x509.UnknownAuthorityError
-		hostnameErr  x509.HostnameError
-		invalidErr   x509.CertificateInvalidError
-	)
-	if errors.As(err, &verifyErr) || errors.As(err, &authorityErr) ||
-		errors.As(err, &hostnameErr) || errors.As(err, &invalidErr) {
+	if delivery.IsCertificateError(err) {
 		return false
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -98,3 +174,6 @@ func isTransient(err error) bool {
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
+
+// Interface guard
+var _ delivery.Worker[*Message] = transportWorker{}

@@ -3,6 +3,7 @@ package sms
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
@@ -66,135 +68,63 @@ import (
 // language. Counts and durations must be positive, because zero means "the
 // default" in JSON.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume "sms"
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := make(cfargs.Once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if d.Val() != "message" && d.Val() != "link_message" { // checked per language
-			if err := seen.Check(d, "sms"); err != nil {
-				return err
-			}
+	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration}
+	// message and link_message are checked once per language
+	return settings.UnmarshalBlock(d, "sms", []string{"message", "link_message"}, c.unmarshalOwn)
+}
+
+// unmarshalOwn reads the subdirectives of the sms block that the other
+// channels do not have, and send and code_length, which it checks while
+// parsing.
+func (c *Config) unmarshalOwn(d *caddyfile.Dispenser, seen cfargs.Once) (bool, error) {
+	var err error
+	switch d.Val() {
+	case "provider":
+		c.ProviderRaw, err = unmarshalProvider(d)
+	case "message", "link_message":
+		err = c.unmarshalMessage(d, seen)
+	case "send":
+		c.Send, err = cfargs.OneArg(d)
+		if err == nil && c.Send != SendCode && c.Send != SendLink {
+			err = d.Errf("sms send must be code or link, not %q", c.Send)
 		}
-		switch d.Val() {
-		case "provider":
-			raw, err := unmarshalProvider(d)
-			if err != nil {
-				return err
-			}
-			c.ProviderRaw = raw
-
-		case "message", "link_message":
-			if err := c.unmarshalMessage(d, seen); err != nil {
-				return err
-			}
-
-		case "send":
-			v, err := cfargs.OneArg(d)
-			if err != nil {
-				return err
-			}
-			switch v {
-			case SendCode, SendLink:
-				c.Send = v
-			default:
-				return d.Errf("sms send must be code or link, not %q", v)
-			}
-
-		case "code_length":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return err
-			}
-			if n < authenticators.MinCodeLength || n > authenticators.MaxCodeLength {
-				return d.Errf("invalid code_length %d: must be from %d to %d", n, authenticators.MinCodeLength, authenticators.MaxCodeLength)
-			}
-			c.CodeLength = n
-
-		case "code_ttl":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.CodeTTL = v
-
-		case "link_ttl":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.LinkTTL = v
-
-		case "max_attempts":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.MaxAttempts = n
-
-		case "max_sends":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return err
-			}
-			c.MaxSends = n
-
-		case "allowed_countries":
-			codes := d.RemainingArgs()
-			if len(codes) == 0 {
-				return d.ArgErr()
-			}
-			if err := cfargs.EndLine(d, "allowed_countries"); err != nil {
-				return err
-			}
-			c.AllowedCountries = nil
-			for _, cc := range codes {
-				up := strings.ToUpper(cc)
-				if !ValidCountry(up) {
-					return d.Errf("allowed_countries: %q is not an ISO 3166-1 alpha-2 code with phone numbers", cc)
-				}
-				for _, prev := range c.AllowedCountries {
-					if prev == up {
-						return d.Errf("allowed_countries: %q is listed twice", cc)
-					}
-				}
-				c.AllowedCountries = append(c.AllowedCountries, up)
-			}
-
-		case "per_country_per_hour":
-			n, err := cfargs.IntArg(d, true)
-			if err != nil {
-				return err
-			}
-			c.PerCountryPerHour = n
-
-		case "throttle":
-			t := new(authenticators.Throttle)
-			if err := t.UnmarshalCaddyfile(d); err != nil {
-				return err
-			}
-			c.Throttle = t
-
-		case "delivery":
-			opts, err := unmarshalDelivery(d)
-			if err != nil {
-				return err
-			}
-			c.Delivery = opts
-
-		case "registration":
-			r := new(authenticators.Registration)
-			if err := r.UnmarshalCaddyfile(d); err != nil {
-				return err
-			}
-			c.Registration = r
-
-		default:
-			return d.Errf("unrecognized sms subdirective %q", d.Val())
+	case "code_length":
+		c.CodeLength, err = cfargs.IntArg(d, false)
+		if n := c.CodeLength; err == nil && (n < authenticators.MinCodeLength || n > authenticators.MaxCodeLength) {
+			err = d.Errf("invalid code_length %d: must be from %d to %d", n, authenticators.MinCodeLength, authenticators.MaxCodeLength)
 		}
+	case "allowed_countries":
+		c.AllowedCountries, err = unmarshalCountries(d)
+	case "per_country_per_hour":
+		c.PerCountryPerHour, err = cfargs.IntArg(d, true)
+	default:
+		return false, nil
 	}
-	return nil
+	return true, err
+}
+
+// unmarshalCountries reads "allowed_countries <CC> [<CC>...]": country
+// codes with phone numbers, each once, in upper case.
+func unmarshalCountries(d *caddyfile.Dispenser) ([]string, error) {
+	codes := d.RemainingArgs()
+	if len(codes) == 0 {
+		return nil, d.ArgErr()
+	}
+	if err := cfargs.EndLine(d, "allowed_countries"); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, cc := range codes {
+		up := strings.ToUpper(cc)
+		if !ValidCountry(up) {
+			return nil, d.Errf("allowed_countries: %q is not an ISO 3166-1 alpha-2 code with phone numbers", cc)
+		}
+		if slices.Contains(out, up) {
+			return nil, d.Errf("allowed_countries: %q is listed twice", cc)
+		}
+		out = append(out, up)
+	}
+	return out, nil
 }
 
 // unmarshalProvider reads "provider <name> [<args...>] [{ ... }]" and
@@ -250,7 +180,7 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen cfargs.Once) erro
 	}
 	seen[key] = true
 	if _, err := parseTemplate(text); err != nil {
-		return d.Errf("%s: %v", key, err)
+		return d.Errf("%s: %w", key, err)
 	}
 	def, localized := &c.Message, &c.Messages
 	if name == "link_message" {
@@ -265,43 +195,6 @@ func (c *Config) unmarshalMessage(d *caddyfile.Dispenser, seen cfargs.Once) erro
 	}
 	(*localized)[lang] = text
 	return nil
-}
-
-// unmarshalDelivery reads the delivery block.
-func unmarshalDelivery(d *caddyfile.Dispenser) (*DeliveryOptions, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	opts := new(DeliveryOptions)
-	seen := make(cfargs.Once)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := seen.Check(d, "delivery"); err != nil {
-			return nil, err
-		}
-		switch d.Val() {
-		case "workers":
-			n, err := cfargs.IntArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Workers = n
-		case "retries":
-			n, err := cfargs.IntArg(d, true)
-			if err != nil {
-				return nil, err
-			}
-			opts.Retries = n
-		case "wait":
-			v, err := cfargs.DurationArg(d, false)
-			if err != nil {
-				return nil, err
-			}
-			opts.Wait = v
-		default:
-			return nil, d.Errf("unrecognized delivery subdirective %q", d.Val())
-		}
-	}
-	return opts, nil
 }
 
 // UnmarshalCaddyfile sets up the twilio provider from Caddyfile tokens.
@@ -439,19 +332,6 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
-}
-
-// UnmarshalCaddyfile sets up the outbox provider from Caddyfile tokens.
-// Syntax:
-//
-//	outbox <dir>
-func (o *Outbox) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume "outbox"
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	o.Dir = d.Val()
-	return cfargs.EndLine(d, "outbox")
 }
 
 // Interface guards

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
 )
 
@@ -87,7 +88,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		},
 		AllowedCountries:  []string{"US", "CA", "GB", "SE"},
 		PerCountryPerHour: 30,
-		Delivery:          &DeliveryOptions{Workers: 3, Retries: -1, Wait: caddy.Duration(2 * time.Second)},
+		Delivery:          &delivery.Config{Workers: 3, Retries: -1, Wait: caddy.Duration(2 * time.Second)},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config = %+v\nwant     %+v", c, want)

@@ -2,10 +2,8 @@ package sms
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -80,35 +78,16 @@ type Config struct {
 	PerCountryPerHour int `json:"per_country_per_hour,omitempty"`
 
 	// Delivery tunes the asynchronous delivery queue.
-	Delivery *DeliveryOptions `json:"delivery,omitempty"`
+	Delivery *delivery.Config `json:"delivery,omitempty"`
 
 	// Registration lets users add or change their phone number, confirmed
 	// by a code to the new number, after passing another factor. Off when
 	// absent.
 	Registration *authenticators.Registration `json:"registration,omitempty"`
 
-	logger   *zap.Logger
 	provider Provider
 	msgs     *messages
 	linkMsgs *messages
-	allowed  []string // AllowedCountries in upper case
-	queue    *delivery.Queue[Text]
-	report   func(authenticators.DeliveryResult)
-	backoff  time.Duration // first retry wait; tests shorten it
-}
-
-// DeliveryOptions tunes the asynchronous delivery queue.
-type DeliveryOptions struct {
-	// Workers is the number of concurrent senders. Default: 2; at most
-	// 100.
-	Workers int `json:"workers,omitempty"`
-	// Retries is how many times a transient failure (5xx, 429, timeout,
-	// connection failure) is retried, with exponential backoff (200ms,
-	// 400ms, 800ms...). Default: 3; a negative value turns retries off.
-	// At most 20.
-	Retries int `json:"retries,omitempty"`
-	// Wait is how long a request waits for the outcome (the first attempt
-	// and the retries that fit) before it answers "sent". Default: 5s; at
-	// most 1m.
-	Wait caddy.Duration `json:"wait,omitempty"`
+	allowed  []string               // AllowedCountries in upper case
+	ch       delivery.Channel[Text] // its Logger and Backoff are set by tests
 }

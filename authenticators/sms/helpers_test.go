@@ -110,9 +110,9 @@ func provision(t *testing.T, c *Config, l *logs) *recorder {
 	if l != nil {
 		logger = l.logger
 	}
-	c.logger = logger
-	if c.backoff == 0 {
-		c.backoff = time.Millisecond
+	c.ch.Logger = logger
+	if c.ch.Backoff == 0 {
+		c.ch.Backoff = time.Millisecond
 	}
 	rec := new(recorder)
 	if err := c.Provision(ctx, rec.add); err != nil {
@@ -122,8 +122,6 @@ func provision(t *testing.T, c *Config, l *logs) *recorder {
 	case *Twilio:
 		p.logger = logger
 	case *Webhook:
-		p.logger = logger
-	case *Outbox:
 		p.logger = logger
 	}
 	t.Cleanup(func() { _ = c.Cleanup() })

@@ -47,20 +47,18 @@ var factorWords = map[string]string{
 // unknown event or factor, an invalid number or country, a permanent
 // provider failure, all retries failed, a full queue).
 func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: sms sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
 	to, masked, err := c.destination(n.To)
 	if err != nil {
-		c.reportNow("", n.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", n.User, masked, err)
 	}
 	body, err := noticeText(n)
 	if err != nil {
-		c.reportNow("", n.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", n.User, masked, err)
 	}
-	return c.queue.Deliver(ctx, delivery.Job[Text]{
+	return c.ch.Send(ctx, delivery.Job[Text]{
 		User:    n.User,
 		To:      masked,
 		Payload: Text{To: to, Body: body},

@@ -2,8 +2,6 @@ package sms
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -115,35 +113,15 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &se) {
 		return !se.Temporary()
 	}
-	var (
-		verifyErr    *tls.CertificateVerificationError
-		authorityErr x509.UnknownAuthorityError
-		hostnameErr  x509.HostnameError
-		invalidErr   x509.CertificateInvalidError
-	)
-	return errors.As(err, &verifyErr) || errors.As(err, &authorityErr) ||
-		errors.As(err, &hostnameErr) || errors.As(err, &invalidErr)
+	return delivery.IsCertificateError(err)
 }
 
-// sendError carries a provider error whose text has the code and the
-// numbers masked, so it can go to logs and the delivery log.
-type sendError struct {
-	msg string
-	err error
-}
-
-func (e *sendError) Error() string { return e.msg }
-func (e *sendError) Unwrap() error { return e.err }
-
-// classify masks err's text and marks it permanent when IsPermanent says
-// so; every other error is left for the queue to retry.
+// classify masks the code, the link's token and the numbers in err's text
+// and marks it permanent when IsPermanent says so; every other error is
+// left for the queue to retry.
 func classify(err error, t Text) error {
 	secret := authenticators.Message{Code: t.Code, Link: t.Link}.Secret()
-	e := &sendError{msg: maskText(err.Error(), secret, t.To), err: err}
-	if IsPermanent(err) {
-		return delivery.Permanent(e)
-	}
-	return e
+	return delivery.Classify(err, maskText(err.Error(), secret, t.To), !IsPermanent(err))
 }
 
 // providerWorker is the state of one delivery worker: providers keep their

@@ -1,6 +1,7 @@
 package sms
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -19,194 +19,33 @@ import (
 // Method is the method name of the SMS authenticator.
 const Method = "sms"
 
-// Defaults applied by Provision; the limits are those of the Curity SMS
-// OTP seed.
-const (
-	DefaultSend        = SendCode
-	DefaultCodeLength  = 6
-	DefaultCodeTTL     = time.Minute
-	MaxCodeTTL         = 10 * time.Minute
-	DefaultLinkTTL     = 5 * time.Minute
-	MaxLinkTTL         = time.Hour
-	DefaultMaxAttempts = 3
-	DefaultMaxSends    = 3
-	DefaultWorkers     = delivery.DefaultWorkers
-	DefaultRetries     = delivery.DefaultRetries
-	DefaultWait        = delivery.DefaultWait
-)
-
 // What a text carries (Config.Send).
 const (
-	SendCode = "code"
-	SendLink = "link"
+	SendCode = authenticators.SendCode
+	SendLink = authenticators.SendLink
 )
 
-// Throttle defaults applied by Provision.
+// Defaults applied by Provision, where SMS differs from the defaults every
+// channel shares (package authenticators).
 const (
-	DefaultPerHour               = 50
-	DefaultPer5m                 = 10
-	DefaultPerIPPerHour          = 10
-	DefaultPerUserPerHour        = 5
-	DefaultPerDestinationPerHour = 5
-	DefaultCooldown              = 30 * time.Second
-	DefaultPerCountryPerHour     = 20
+	// DefaultLinkTTL is how long a link stays valid in link mode: a text
+	// is read at once, and opening the link and confirming takes longer
+	// than typing a code.
+	DefaultLinkTTL = 5 * time.Minute
+	// DefaultPerCountryPerHour caps the texts to one country per hour.
+	DefaultPerCountryPerHour = 20
 )
 
-// Provision applies the defaults, loads the provider module, parses the
-// message texts and starts the delivery queue. report, if not nil,
-// receives every delivery attempt (for the delivery log); it is called
-// from the queue's goroutines.
-func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
-	if c.logger == nil {
-		c.logger = ctx.Logger()
-	}
-	c.applyDefaults()
-
-	if len(c.ProviderRaw) == 0 {
-		return errors.New("sms: a provider is required (twilio, webhook or outbox)")
-	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	var err error
-	if c.msgs, err = parseMessages(c.Message, c.Messages); err != nil {
-		return fmt.Errorf("sms: %w", err)
-	}
-	if c.linkMsgs, err = parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
-		return fmt.Errorf("sms: %w", err)
-	}
-	c.allowed = make([]string, len(c.AllowedCountries))
-	for i, cc := range c.AllowedCountries {
-		c.allowed[i] = strings.ToUpper(cc)
-	}
-
-	mod, err := ctx.LoadModule(c, "ProviderRaw")
-	if err != nil {
-		return fmt.Errorf("loading sms provider: %w", err)
-	}
-	p, ok := mod.(Provider)
-	if !ok {
-		return fmt.Errorf("sms: module %T is not an sms provider", mod)
-	}
-	c.provider = p
-
-	c.report = func(r authenticators.DeliveryResult) {
-		c.logResult(r)
-		if report != nil {
-			report(r)
-		}
-	}
-	c.queue, err = delivery.New(delivery.Options[Text]{
-		Method:  Method,
-		Workers: c.Delivery.Workers,
-		Retries: c.Delivery.Retries,
-		Wait:    time.Duration(c.Delivery.Wait),
-		Backoff: c.backoff,
-		NewWorker: func() (delivery.Worker[Text], error) {
-			return providerWorker{p: p}, nil
-		},
-		Report: c.report,
-	})
-	if err != nil {
-		return fmt.Errorf("sms: %w", err)
-	}
-	return nil
-}
-
-func (c *Config) applyDefaults() {
-	if c.Send == "" {
-		c.Send = DefaultSend
-	}
-	if c.Message == "" {
-		c.Message = DefaultMessage
-	}
-	if c.CodeLength == 0 {
-		c.CodeLength = DefaultCodeLength
-	}
-	if c.CodeTTL == 0 {
-		c.CodeTTL = caddy.Duration(DefaultCodeTTL)
-	}
-	if c.LinkTTL == 0 {
-		c.LinkTTL = caddy.Duration(DefaultLinkTTL)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.MaxSends == 0 {
-		c.MaxSends = DefaultMaxSends
-	}
-	if c.PerCountryPerHour == 0 {
-		c.PerCountryPerHour = DefaultPerCountryPerHour
-	}
-	if c.Throttle == nil {
-		c.Throttle = new(authenticators.Throttle)
-	}
-	th := c.Throttle
-	if th.PerHour == 0 {
-		th.PerHour = DefaultPerHour
-	}
-	if th.Per5m == 0 {
-		th.Per5m = DefaultPer5m
-	}
-	if th.PerIPPerHour == 0 {
-		th.PerIPPerHour = DefaultPerIPPerHour
-	}
-	if th.PerUserPerHour == 0 {
-		th.PerUserPerHour = DefaultPerUserPerHour
-	}
-	if th.PerDestinationPerHour == 0 {
-		th.PerDestinationPerHour = DefaultPerDestinationPerHour
-	}
-	if th.Cooldown == 0 {
-		th.Cooldown = caddy.Duration(DefaultCooldown)
-	}
-	if c.Delivery == nil {
-		c.Delivery = new(DeliveryOptions)
-	}
-	if c.Delivery.Workers == 0 {
-		c.Delivery.Workers = DefaultWorkers
-	}
-	if c.Delivery.Retries == 0 {
-		c.Delivery.Retries = DefaultRetries
-	}
-	if c.Delivery.Wait == 0 {
-		c.Delivery.Wait = caddy.Duration(DefaultWait)
-	}
-}
+// defaults are the defaults of the Curity SMS OTP seed: a code lives one
+// minute; texts cost money, so the global caps are lower than email's (50
+// an hour, 10 in 5 minutes).
+var defaults = authenticators.Defaults{CodeTTL: time.Minute, LinkTTL: DefaultLinkTTL, PerHour: 50, Per5m: 10}
 
 // Validate checks the configuration without changing it. Zero values
 // stand for their defaults, so it may run before or after Provision.
 func (c *Config) Validate() error {
-	switch c.Send {
-	case "", SendCode, SendLink:
-	default:
-		return fmt.Errorf("sms: send must be code or link, not %q", c.Send)
-	}
-	if c.CodeLength != 0 && (c.CodeLength < authenticators.MinCodeLength || c.CodeLength > authenticators.MaxCodeLength) {
-		return fmt.Errorf("sms: code_length %d outside %d..%d", c.CodeLength, authenticators.MinCodeLength, authenticators.MaxCodeLength)
-	}
-	if c.CodeTTL < 0 || time.Duration(c.CodeTTL) > MaxCodeTTL {
-		return fmt.Errorf("sms: code_ttl %s outside 0..%s", time.Duration(c.CodeTTL), MaxCodeTTL)
-	}
-	if c.LinkTTL < 0 || time.Duration(c.LinkTTL) > MaxLinkTTL {
-		return fmt.Errorf("sms: link_ttl %s outside 0..%s", time.Duration(c.LinkTTL), MaxLinkTTL)
-	}
-	if c.MaxAttempts != 0 && (c.MaxAttempts < 1 || c.MaxAttempts > 100) {
-		return fmt.Errorf("sms: max_attempts %d outside 1..100", c.MaxAttempts)
-	}
-	if c.MaxSends != 0 && (c.MaxSends < 1 || c.MaxSends > 100) {
-		return fmt.Errorf("sms: max_sends %d outside 1..100", c.MaxSends)
-	}
-	if d := c.Delivery; d != nil {
-		if d.Workers < 0 || d.Workers > 100 {
-			return fmt.Errorf("sms: delivery workers %d outside 1..100", d.Workers)
-		}
-		if d.Retries > 20 {
-			return fmt.Errorf("sms: delivery retries %d above 20", d.Retries)
-		}
-		if d.Wait < 0 || time.Duration(d.Wait) > time.Minute {
-			return fmt.Errorf("sms: delivery wait %s outside 0..1m", time.Duration(d.Wait))
-		}
+	if err := cmp.Or(authenticators.CheckSettings(c.Send, c.LinkTTL, &c.Limits), c.Delivery.Validate()); err != nil {
+		return fmt.Errorf("sms: %w", err)
 	}
 	seen := make(map[string]bool, len(c.AllowedCountries))
 	for _, cc := range c.AllowedCountries {
@@ -232,13 +71,64 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Provision applies the defaults, loads the provider module, parses the
+// message texts and starts the delivery queue. report, if not nil,
+// receives every delivery attempt (for the delivery log); it is called
+// from the queue's goroutines.
+func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
+	if c.ch.Logger == nil {
+		c.ch.Logger = ctx.Logger()
+	}
+	c.applyDefaults()
+
+	if len(c.ProviderRaw) == 0 {
+		return errors.New("sms: a provider is required (twilio, webhook or outbox)")
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	var err error
+	if c.msgs, err = parseMessages(c.Message, c.Messages); err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	if c.linkMsgs, err = parseLinkMessages(c.LinkMessage, c.LinkMessages); err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	c.allowed = make([]string, len(c.AllowedCountries))
+	for i, cc := range c.AllowedCountries {
+		c.allowed[i] = strings.ToUpper(cc)
+	}
+
+	p, err := delivery.LoadModule[Provider](ctx, c, "ProviderRaw", Method, "sms provider")
+	if err != nil {
+		return err
+	}
+	c.provider = p
+
+	newWorker := func() (delivery.Worker[Text], error) { return providerWorker{p: p}, nil }
+	if err := c.ch.Start(c.Delivery, delivery.Options[Text]{Method: Method, NewWorker: newWorker, Report: report}); err != nil {
+		return fmt.Errorf("sms: %w", err)
+	}
+	return nil
+}
+
+// applyDefaults sets the zero settings to their defaults.
+func (c *Config) applyDefaults() {
+	defaults.Apply(&c.Send, &c.LinkTTL, &c.Limits)
+	c.Delivery = c.Delivery.WithDefaults()
+	if c.Message == "" {
+		c.Message = DefaultMessage
+	}
+	if c.PerCountryPerHour == 0 {
+		c.PerCountryPerHour = DefaultPerCountryPerHour
+	}
+}
+
 // Cleanup stops the delivery workers and waits for them. It is idempotent
 // and safe after a failed Provision. The provider module is cleaned up by
 // the Caddy context that loaded it.
 func (c *Config) Cleanup() error {
-	if c.queue != nil {
-		c.queue.Stop()
-	}
+	c.ch.Stop()
 	return nil
 }
 
@@ -321,13 +211,12 @@ func (c *Config) RenderLink(link, lang string) (string, error) {
 // failed, a full queue). Every attempt is reported with the number masked;
 // the code and the link's token are never reported or logged.
 func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: sms sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
 	to, masked, err := c.destination(m.To)
 	if err != nil {
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, masked, err)
 	}
 	var body string
 	if m.Code == "" && m.Link != "" {
@@ -336,11 +225,9 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		body, err = c.Render(m.Code, languageFrom(ctx))
 	}
 	if err != nil {
-		err = errors.New(maskText(err.Error(), m.Secret(), to))
-		c.reportNow(m.ChallengeID, m.User, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail(m.ChallengeID, m.User, masked, delivery.Mask(err, maskText(err.Error(), m.Secret(), to)))
 	}
-	return c.queue.Deliver(ctx, delivery.Job[Text]{
+	return c.ch.Send(ctx, delivery.Job[Text]{
 		ChallengeID: m.ChallengeID,
 		User:        m.User,
 		To:          masked,
@@ -356,44 +243,6 @@ func (c *Config) destination(s string) (to, masked string, err error) {
 		return "", Mask(s), err
 	}
 	return to, Mask(to), nil
-}
-
-// reportNow reports a failure found before the message reached the queue.
-// masked is the masked destination.
-func (c *Config) reportNow(challengeID, user, masked string, err error) {
-	if c.report == nil {
-		return
-	}
-	c.report(authenticators.DeliveryResult{
-		Time:        time.Now(),
-		ChallengeID: challengeID,
-		Method:      Method,
-		User:        user,
-		To:          masked,
-		Permanent:   true,
-		Error:       err.Error(),
-	})
-}
-
-// logResult logs one attempt; results carry masked numbers and masked
-// error texts already.
-func (c *Config) logResult(r authenticators.DeliveryResult) {
-	fields := []zap.Field{
-		zap.String("challenge_id", r.ChallengeID),
-		zap.String("to", r.To),
-		zap.Int("attempt", r.Attempt),
-		zap.Duration("latency", r.Latency),
-	}
-	switch {
-	case r.OK:
-		if ce := c.logger.Check(zap.DebugLevel, "sms sent"); ce != nil {
-			ce.Write(fields...)
-		}
-	case r.Permanent:
-		c.logger.Error("sms delivery failed", append(fields, zap.String("error", r.Error))...)
-	default:
-		c.logger.Warn("sms delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
-	}
 }
 
 // Interface guard

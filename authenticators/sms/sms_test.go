@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
 )
 
@@ -81,9 +82,9 @@ func TestValidate(t *testing.T) {
 		{"code ttl negative", limits(authenticators.Limits{CodeTTL: -1}), false},
 		{"max attempts 101", limits(authenticators.Limits{MaxAttempts: 101}), false},
 		{"max sends negative", limits(authenticators.Limits{MaxSends: -1}), false},
-		{"too many workers", Config{ProviderRaw: outbox, Delivery: &DeliveryOptions{Workers: 101}}, false},
-		{"too many retries", Config{ProviderRaw: outbox, Delivery: &DeliveryOptions{Retries: 21}}, false},
-		{"wait too long", Config{ProviderRaw: outbox, Delivery: &DeliveryOptions{Wait: caddy.Duration(2 * time.Minute)}}, false},
+		{"too many workers", Config{ProviderRaw: outbox, Delivery: &delivery.Config{Workers: 101}}, false},
+		{"too many retries", Config{ProviderRaw: outbox, Delivery: &delivery.Config{Retries: 21}}, false},
+		{"wait too long", Config{ProviderRaw: outbox, Delivery: &delivery.Config{Wait: caddy.Duration(2 * time.Minute)}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +105,7 @@ func TestProvisionErrors(t *testing.T) {
 		"bad message":      {ProviderRaw: providerJSON("outbox", map[string]any{"dir": t.TempDir()}), Message: "no code"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c.logger = zap.NewNop()
+			c.ch.Logger = zap.NewNop()
 			if err := c.Provision(ctx, nil); err == nil {
 				t.Fatal("Provision() succeeded")
 			}
@@ -327,7 +328,7 @@ func TestNoticeSite(t *testing.T) {
 
 func TestCleanupStopsWorkers(t *testing.T) {
 	s := twiliotest.NewServer(t)
-	c := &Config{ProviderRaw: twilioJSON(s, nil), Delivery: &DeliveryOptions{Workers: 4}}
+	c := &Config{ProviderRaw: twilioJSON(s, nil), Delivery: &delivery.Config{Workers: 4}}
 	provision(t, c, nil)
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
 		t.Fatal(err)

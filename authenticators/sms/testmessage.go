@@ -2,9 +2,7 @@ package sms
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
@@ -15,18 +13,16 @@ import (
 // the provider's answer. The attempt is reported to the delivery log
 // under the user "(test)".
 func (c *Config) SendTest(ctx context.Context, to, site string) error {
-	if c.queue == nil {
-		return fmt.Errorf("%w: sms sender is not provisioned", authenticators.ErrDeliveryFailed)
+	if err := c.ch.Ready(); err != nil {
+		return err
 	}
-	const user = "(test)"
 	number, masked, err := c.destination(to)
 	if err != nil {
-		c.reportNow("", user, masked, err)
-		return fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		return c.ch.Fail("", delivery.TestUser, masked, err)
 	}
 	body := "Test message from " + noticeSite(site) + ": SMS delivery works."
-	return c.queue.Deliver(ctx, delivery.Job[Text]{
-		User:    user,
+	return c.ch.Send(ctx, delivery.Job[Text]{
+		User:    delivery.TestUser,
 		To:      masked,
 		Payload: Text{To: number, Body: body},
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
 )
 
@@ -244,7 +245,7 @@ func TestTwilioTimeout(t *testing.T) {
 	s.Hang(-1)
 	c := &Config{
 		ProviderRaw: twilioJSON(s, map[string]any{"timeout": timeout.String()}),
-		Delivery:    &DeliveryOptions{Retries: 1},
+		Delivery:    &delivery.Config{Retries: 1},
 	}
 	rec := provision(t, c, nil)
 	start := time.Now()
@@ -275,8 +276,8 @@ func TestTwilioWaitsBoundedWhileRetrying(t *testing.T) {
 	s.Fail(503, 20503, "Service Unavailable", -1)
 	c := &Config{
 		ProviderRaw: twilioJSON(s, nil),
-		Delivery:    &DeliveryOptions{Wait: caddy.Duration(200 * time.Millisecond)},
-		backoff:     time.Hour,
+		Delivery:    &delivery.Config{Wait: caddy.Duration(200 * time.Millisecond)},
+		ch:          delivery.Channel[Text]{Backoff: time.Hour},
 	}
 	rec := provision(t, c, nil)
 	start := time.Now()

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
 )
 
 // gateway is a local SMS gateway: it records every request and answers
@@ -211,7 +212,7 @@ func TestWebhookErrors(t *testing.T) {
 					"url":     g.URL + "/send?key=query-secret",
 					"timeout": "200ms",
 				}),
-				Delivery: &DeliveryOptions{Retries: 1},
+				Delivery: &delivery.Config{Retries: 1},
 			}
 			rec := provision(t, c, l)
 			err := c.Deliver(t.Context(), testMessage())
@@ -329,7 +330,7 @@ func TestWebhookTimeoutBounded(t *testing.T) {
 	g := newGateway(t, 0, 0, 0, 0)
 	c := &Config{
 		ProviderRaw: providerJSON("webhook", map[string]any{"url": g.URL, "timeout": "100ms"}),
-		Delivery:    &DeliveryOptions{Retries: -1},
+		Delivery:    &delivery.Config{Retries: -1},
 	}
 	rec := provision(t, c, nil)
 	start := time.Now()

@@ -1,14 +1,18 @@
 // Package cfargs reads the arguments of Caddyfile subdirectives the same
 // way in every package that parses part of the mfa directive (the
-// directive itself, the SMS block, shared blocks such as throttle), so a
-// count, a duration or "off" means the same and fails with the same
-// message everywhere.
+// directive itself, the email, sms and totp blocks, shared blocks such as
+// throttle and delivery), so a count, a duration, a choice or "off" means
+// the same and fails with the same message everywhere.
 package cfargs
 
 import (
+	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -78,7 +82,7 @@ func ParseDuration(d *caddyfile.Dispenser, name string, allowOff bool) (caddy.Du
 	}
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {
-		return 0, d.Errf("invalid %s duration %q: %v", name, v, err)
+		return 0, d.Errf("invalid %s duration %q: %w", name, v, err)
 	}
 	if dur <= 0 {
 		return 0, d.Errf("invalid %s duration %q: must be positive", name, v)
@@ -118,4 +122,50 @@ func ParseCount(d *caddyfile.Dispenser, name string, allowOff bool) (int, error)
 		return 0, d.Errf("invalid %s %q: must be a whole number of at least 1", name, v)
 	}
 	return n, nil
+}
+
+// ChoiceArg reads exactly one argument that must be one of choices; what
+// begins the error message for any other value.
+func ChoiceArg(d *caddyfile.Dispenser, what string, choices ...string) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if !slices.Contains(choices, v) {
+		last := len(choices) - 1
+		return "", d.Errf("%s %q: must be %s or %s", what, v, strings.Join(choices[:last], ", "), choices[last])
+	}
+	if err := EndLine(d, name); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// RangeArg reads exactly one whole number from lo to hi.
+func RangeArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	v := d.Val()
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, d.Errf("invalid %s %q: must be a whole number from %d to %d", name, v, lo, hi)
+	}
+	if err := EndLine(d, name); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ModuleJSON encodes a guest module with its inline key, turning encoding
+// warnings into an error.
+func ModuleJSON(d *caddyfile.Dispenser, val any, key, name string) (json.RawMessage, error) {
+	var warnings []caddyconfig.Warning
+	raw := caddyconfig.JSONModuleObject(val, key, name, &warnings)
+	if len(warnings) > 0 {
+		return nil, d.Errf("encoding %s %q: %s", key, name, warnings[0].Message)
+	}
+	return raw, nil
 }
