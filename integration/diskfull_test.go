@@ -45,7 +45,7 @@ func TestFullDiskRefusesWritesKeepsCaddyUp(t *testing.T) {
 	// clear error, never a pass; the signed-in browser keeps working.
 	for i := range 50 {
 		c := newClient(t).withBasicAuth("alice", alicePassword)
-		r := c.get("/.mfa/", "application/json") // starting a flow writes it
+		r := c.postJSON("/.mfa/send", map[string]string{"method": "email"})
 		if r.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("sign-in %d on a full disk: status %d, want 503: %s", i, r.StatusCode, r.body)
 		}
