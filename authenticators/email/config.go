@@ -62,7 +62,7 @@ type Config struct {
 	transport Transport
 	from      *mail.Address
 	tmpl      *templates
-	ch        delivery.Channel[*Message] // its Logger and Backoff are set by tests
+	ch        delivery.Channel[*Message] // queue, reports, log; tests set its Logger and Backoff
 }
 
 // Templates are Go text/template (subject, text) and html/template (html)

@@ -38,9 +38,9 @@ const DefaultLinkTTL = 10 * time.Minute
 var defaults = authenticators.Defaults{CodeTTL: 10 * time.Minute, LinkTTL: DefaultLinkTTL, PerHour: 100, Per5m: 20}
 
 // Provision applies the defaults, loads the transport module, parses the
-// templates and the sender, and starts the delivery queue. report, if not
-// nil, receives every delivery attempt (for the delivery log); it is called
-// from the queue's goroutines.
+// templates and the sender, and starts the delivery queue. Every delivery
+// attempt is logged once, by the channel, and handed to report, if not nil
+// (the delivery log); report is called from the queue's goroutines.
 func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
 	if c.ch.Logger == nil {
 		c.ch.Logger = ctx.Logger()
@@ -70,8 +70,8 @@ func (c *Config) Provision(ctx caddy.Context, report func(authenticators.Deliver
 		return fmt.Errorf("email: from: %w", err)
 	}
 
-	newWorker := func() (delivery.Worker[*Message], error) { return newWorker(t, c.ch.Logger) }
-	if err := c.ch.Start(c.Delivery, delivery.Options[*Message]{Method: Method, NewWorker: newWorker, Report: report}); err != nil {
+	worker := func() (delivery.Worker[*Message], error) { return newWorker(t, c.ch.Logger) }
+	if err := c.ch.Start(c.Delivery, delivery.Options[*Message]{Method: Method, NewWorker: worker, Report: report}); err != nil {
 		return fmt.Errorf("email: %w", err)
 	}
 	return nil

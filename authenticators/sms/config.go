@@ -89,5 +89,5 @@ type Config struct {
 	msgs     *messages
 	linkMsgs *messages
 	allowed  []string               // AllowedCountries in upper case
-	ch       delivery.Channel[Text] // its Logger and Backoff are set by tests
+	ch       delivery.Channel[Text] // queue, reports, log; tests set its Logger and Backoff
 }

@@ -72,9 +72,9 @@ func (c *Config) Validate() error {
 }
 
 // Provision applies the defaults, loads the provider module, parses the
-// message texts and starts the delivery queue. report, if not nil,
-// receives every delivery attempt (for the delivery log); it is called
-// from the queue's goroutines.
+// message texts and starts the delivery queue. Every delivery attempt is
+// logged once, by the channel, and handed to report, if not nil (the
+// delivery log); report is called from the queue's goroutines.
 func (c *Config) Provision(ctx caddy.Context, report func(authenticators.DeliveryResult)) error {
 	if c.ch.Logger == nil {
 		c.ch.Logger = ctx.Logger()
