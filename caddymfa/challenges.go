@@ -194,7 +194,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		return nil
 	}
 	if err := sr.sender.Deliver(sms.WithLanguage(ctx, sr.lang), msg); err != nil {
-		c.logger.Warn("code not delivered", zap.String("method", ch.Method), zap.String("to", masked), zap.Error(err))
+		// The channel has logged the failure.
 		c.markFailed(ctx, msg.ChallengeID)
 		return fmt.Errorf("%w: %v", errDelivery, err)
 	}

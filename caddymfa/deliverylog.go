@@ -56,12 +56,12 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 	if res.Time.IsZero() {
 		res.Time = time.Now()
 	}
-	fields := []zap.Field{zap.String("method", res.Method), zap.String("to", res.To), zap.Int("attempt", res.Attempt), zap.Bool("ok", res.OK), zap.Duration("latency", res.Latency)}
-	if res.Error != "" {
-		fields = append(fields, zap.String("error", res.Error), zap.Bool("permanent", res.Permanent))
-		l.logger.Warn("delivery attempt failed", fields...)
-	} else {
-		l.logger.Info("delivery attempt", fields...)
+	// The channel logs failures (error, or warn before a retry); a
+	// success it logs only at debug, so the info line is here.
+	if res.OK {
+		if ce := l.logger.Check(zap.InfoLevel, "delivery attempt"); ce != nil {
+			ce.Write(zap.String("method", res.Method), zap.String("to", res.To), zap.Int("attempt", res.Attempt), zap.Duration("latency", res.Latency))
+		}
 	}
 	l.metrics.delivery(res.Method, res.OK, res.Latency)
 	if !res.OK && res.Permanent && res.ChallengeID != "" && l.failed != nil {

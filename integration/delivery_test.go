@@ -88,6 +88,18 @@ func TestSMTPDownGivesClearErrorAndDeadChallenge(t *testing.T) {
 			if strings.Contains(string(logs), "alice@example.com") {
 				t.Error("the log holds the full address alice@example.com")
 			}
+			// A refusal is final at the first attempt: one line tells it.
+			if tc.name == "permanent_550" {
+				var failures []string
+				for _, line := range strings.Split(string(logs), "\n") {
+					if strings.Contains(line, "a***@e***.com") && (strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`)) {
+						failures = append(failures, line)
+					}
+				}
+				if len(failures) != 1 {
+					t.Errorf("the failed delivery is logged %d times, want once:\n%s", len(failures), strings.Join(failures, "\n"))
+				}
+			}
 		})
 	}
 
