@@ -1,0 +1,103 @@
+// Package redis is the caddy-mfa store for several Caddy nodes: the Caddy
+// module "mfa.storage.redis", which keeps challenges, counters, lockouts,
+// sessions and enrollments in Redis, so every node sees one attempt
+// budget, one lockout, one replay guard and every session.
+//
+// The Caddyfile form is
+//
+//	storage redis [redis://[user[:password]@]host[:port][/db] | rediss://...] {
+//	    username      <name>
+//	    password      <password>
+//	    db            <number>
+//	    ca_file       <path>
+//	    sentinel      <master> <address...>
+//	    key_prefix    <prefix>
+//	    timeout       <duration>
+//	    pool_size     <n>
+//	    wait_replicas <n>
+//	}
+//
+// # The client library
+//
+// The dependency is github.com/redis/go-redis/v9, Redis' own Go client: it
+// speaks ACL users, TLS and Sentinel (a failover client that follows the
+// master), pools connections, runs Lua scripts by SHA with a fallback to
+// EVAL, and is the client caddy-storage-redis already brings into many
+// Caddy builds. rueidis was the alternative for its server-assisted
+// client-side caching; measured with the benchmarks in bench_test.go
+// against a local redis-server (see BENCHMARKS.md) it gives no gain
+// worth a second client on the operations the handler makes, and the hot
+// path (a session lookup) is to be served by the handler's own per-node
+// session cache, whose revocations must reach every node within a second:
+// a cache the handler controls, rather than one inside the client.
+//
+// # Atomicity across nodes
+//
+// Every operation is one atomic step on the server:
+//
+//   - Get, Put and Delete are GET, SET (with PXAT) and DEL.
+//   - Incr is a Lua script: read, add with overflow check, write. A new
+//     counter takes the given expiry; a live one keeps its own (KEEPTTL).
+//   - Update reads the key, runs the caller's function in Go, and writes
+//     with a Lua compare-and-set that succeeds only if the key still holds
+//     the bytes that were read; otherwise it reads and runs the function
+//     again, at most 16 times, then fails with storage.ErrConflict.
+//     Updates of one key from one process take turns on an in-process
+//     lock first, so only other nodes can make an Update retry.
+//
+// # Expiry
+//
+// A record is dead from its ExpiresAt on, to the nanosecond: the exact
+// expiry is stored in the value and checked against the node's clock on
+// every read, inside the scripts too (the node passes its clock in). The
+// key also gets a Redis expiry (PXAT, rounded up to the millisecond), so
+// the server drops dead records by itself. Nodes' clocks should be kept in
+// sync (NTP), as for any shared expiry.
+//
+// # List and DeletePrefix
+//
+// Redis keeps no key order. List and DeletePrefix walk the database with
+// SCAN and a MATCH pattern in which the key's glob characters (*?[]\) are
+// escaped; they never use KEYS, which blocks the server. Their cost grows
+// with the number of keys in the database (a SCAN page looks at about 1,000
+// keys), not with the number listed, so a dedicated database (db) keeps
+// them cheap. The handler calls them only on sign-out everywhere, lockout,
+// factor changes and in the admin API.
+//
+// # Key prefix
+//
+// Every key starts with key_prefix (default "mfa/"): sites or clusters
+// with different prefixes share one Redis database without seeing each
+// other's state. A prefix must not start with another site's prefix
+// ("mfa/" and "mfa/a/"), or List and DeletePrefix on the shorter one
+// reach into the longer one.
+//
+// # Durable writes
+//
+// A durable write (an enrollment) is acknowledged once the master has
+// applied it. How much a crash can lose is the server's persistence
+// setting: a deployment needs "appendonly yes" with "appendfsync
+// everysec" (a crash of the master loses at most about a second of writes)
+// or "appendfsync always" (none, at a cost on every write). With replicas
+// (Sentinel), wait_replicas <n> makes a durable write also wait for n
+// replicas to acknowledge it (WAIT), so a failover right after it does not
+// lose it; fewer acknowledgements within the timeout fail the write, and
+// the handler reports the error.
+//
+// # Faults
+//
+// A network failure or timeout is returned as an error that wraps the
+// client's, so the handler denies (fails closed). No command is retried
+// by the client, so an attempt is never counted twice; pooled connections
+// are checked before reuse, so a restarted server serves the next call.
+// After Cleanup every method returns storage.ErrClosed.
+//
+// Stores with the same resolved configuration in one process share one
+// client and connection pool through a caddy.UsagePool, as a config
+// reload provisions the new handler before cleaning up the old one.
+//
+// The store uses single-key commands and scripts, so it runs on a
+// standalone Redis (6.2 or later, for SET PXAT and KEEPTTL) or one behind
+// Sentinel; Redis Cluster is not supported, since List and DeletePrefix
+// scan one server.
+package redis

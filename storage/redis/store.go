@@ -1,0 +1,446 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/caddymfa/caddy-mfa/storage"
+)
+
+const (
+	// maxAttempts bounds how often Update runs its function when other
+	// writers change the key between its read and its write. Writers in
+	// this process serialize per key (see keyLocks), so conflicts come
+	// from other nodes and are rare.
+	maxAttempts = 16
+
+	// scanCount is the COUNT hint of each SCAN: how many keys Redis
+	// looks at per call of List and DeletePrefix.
+	scanCount = 1000
+
+	// mgetBatch is how many keys List reads per MGET.
+	mgetBatch = 500
+
+	// keyLockSlots is the number of in-process locks that serialize
+	// Updates of keys hashing to the same slot.
+	keyLockSlots = 64
+)
+
+var (
+	// errOverflow reports a counter that would wrap around.
+	errOverflow = errors.New("counter overflow")
+	// errNotCounter reports Incr on a value that is not a counter.
+	errNotCounter = errors.New("not a counter")
+	// errEmptyKey reports an empty key, which no record has.
+	errEmptyKey = errors.New("empty key")
+)
+
+// keyLocks serialize Updates of one key within one client: Stores that
+// share a client (a config reload) then never conflict with each other, so
+// the bounded retry is spent only on other nodes.
+type keyLocks struct {
+	seed maphash.Seed
+	mu   [keyLockSlots]sync.Mutex
+}
+
+// lockFor returns the lock for a full Redis key.
+func (l *keyLocks) lockFor(key string) *sync.Mutex {
+	return &l.mu[maphash.String(l.seed, key)%keyLockSlots]
+}
+
+// doer sends a command: a client, or a pipeline.
+type doer interface {
+	Do(ctx context.Context, args ...any) *goredis.Cmd
+}
+
+// usable returns the client if the Store can serve a call: provisioned,
+// not cleaned up, ctx live, key not empty. The caller holds s.mu for
+// reading.
+func (s *Store) usable(ctx context.Context, key string, needKey bool) (*goredis.Client, error) {
+	if s.client == nil {
+		return nil, storage.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if needKey && key == "" {
+		return nil, errEmptyKey
+	}
+	return s.client.rdb, nil
+}
+
+// Get returns the live record at key, or storage.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) (storage.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, key, true)
+	if err != nil {
+		return storage.Record{}, fmt.Errorf("getting record: %w", err)
+	}
+	raw, err := rdb.Get(ctx, s.prefix+key).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return storage.Record{}, storage.ErrNotFound
+	}
+	if err != nil {
+		return storage.Record{}, fmt.Errorf("getting record: %w", err)
+	}
+	rec, found, err := s.decode(key, raw)
+	if err != nil {
+		return storage.Record{}, fmt.Errorf("getting record: %w", err)
+	}
+	if !found {
+		return storage.Record{}, storage.ErrNotFound
+	}
+	return rec, nil
+}
+
+// Put stores value at key until expiresAt (zero: no expiry). A durable put
+// waits for WaitReplicas replicas, if set (see the package doc for what
+// durable means on Redis).
+func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt time.Time, durable bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, key, true)
+	if err != nil {
+		return fmt.Errorf("putting record: %w", err)
+	}
+	stored := encodeValue(value, expiresAt)
+	set := func(c doer) *goredis.Cmd {
+		if ms := pxat(expiresAt); ms > 0 {
+			return c.Do(ctx, "SET", s.prefix+key, stored, "PXAT", ms)
+		}
+		return c.Do(ctx, "SET", s.prefix+key, stored)
+	}
+	if durable && s.WaitReplicas > 0 {
+		err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) { set(pipe) })
+	} else {
+		err = set(rdb).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("putting record: %w", err)
+	}
+	return nil
+}
+
+// Delete removes key; deleting an absent key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, key, true)
+	if err != nil {
+		return fmt.Errorf("deleting record: %w", err)
+	}
+	if err := rdb.Del(ctx, s.prefix+key).Err(); err != nil {
+		return fmt.Errorf("deleting record: %w", err)
+	}
+	return nil
+}
+
+// Update is an atomic read-modify-write of one key across every node on
+// the server: it reads the key, runs fn, and writes the result with a
+// compare-and-set script that fails if any writer changed the key since
+// the read; then it reads and runs fn again, up to maxAttempts times, and
+// gives up with storage.ErrConflict. An error from fn is returned
+// unchanged. fn runs while the key's in-process lock is held, so it must
+// not call the Store.
+func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, key, true)
+	if err != nil {
+		return fmt.Errorf("updating record: %w", err)
+	}
+	full := s.prefix + key
+	mu := s.client.locks.lockFor(full)
+	mu.Lock()
+	defer mu.Unlock()
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("updating record: %w", err)
+			}
+		}
+		raw, err := rdb.Get(ctx, full).Bytes()
+		seen := err == nil
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return fmt.Errorf("updating record: %w", err)
+		}
+		cur, found := storage.Record{Key: key}, false
+		if seen {
+			if cur, found, err = s.decode(key, raw); err != nil {
+				return fmt.Errorf("updating record: %w", err)
+			}
+		}
+		value, expiresAt, op, err := fn(cur, found)
+		if err != nil {
+			return err
+		}
+		args := []any{"0", "", "set", "", "0"}
+		if seen {
+			args[0], args[1] = "1", raw
+		}
+		switch op {
+		case storage.Keep:
+			return nil
+		case storage.Write, storage.WriteDurable:
+			args[3] = encodeValue(value, expiresAt)
+			args[4] = strconv.FormatInt(pxat(expiresAt), 10)
+		case storage.Delete:
+			if !seen {
+				return nil
+			}
+			args[2] = "del"
+		default:
+			return fmt.Errorf("updating record: unknown update op %d", op)
+		}
+		var done int64
+		if op == storage.WriteDurable && s.WaitReplicas > 0 {
+			var cmd *goredis.Cmd
+			err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) {
+				cmd = casScript.Eval(ctx, pipe, []string{full}, args...)
+			})
+			if err == nil {
+				done, err = cmd.Int64()
+			}
+		} else {
+			done, err = casScript.Run(ctx, rdb, []string{full}, args...).Int64()
+		}
+		if err != nil {
+			return fmt.Errorf("updating record: %w", err)
+		}
+		if done == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("updating record: %w", storage.ErrConflict)
+}
+
+// backoff waits a little before the attempt'th try of an Update that lost
+// to another node: a few milliseconds, growing, spread by the clock's low
+// bits so two nodes that collided do not collide again.
+func backoff(ctx context.Context, attempt int) error {
+	spread := time.Duration(time.Now().UnixNano()%1000) * time.Microsecond
+	d := time.Duration(min(attempt, 8))*time.Millisecond + spread
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Incr atomically adds delta to the counter at key and returns the new
+// value, in one Lua script on the server. A counter that does not exist or
+// has expired starts at zero and takes expiresAt; an existing counter
+// keeps its expiry. Overflow is an error and changes nothing.
+func (s *Store) Incr(ctx context.Context, key string, delta int64, expiresAt time.Time) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, key, true)
+	if err != nil {
+		return 0, fmt.Errorf("incrementing counter: %w", err)
+	}
+	now := s.now()
+	out, err := incrScript.Run(ctx, rdb, []string{s.prefix + key},
+		encodeCounter(delta),
+		strconv.FormatInt(now.Unix(), 10),
+		strconv.Itoa(now.Nanosecond()),
+		header(expiresAt),
+		strconv.FormatInt(pxat(expiresAt), 10),
+	).Text()
+	if err != nil {
+		return 0, fmt.Errorf("incrementing counter: %w", scriptError(err))
+	}
+	n, err := decodeCounter([]byte(out))
+	if err != nil {
+		return 0, fmt.Errorf("incrementing counter: %w", err)
+	}
+	return n, nil
+}
+
+// scriptError turns the errors the scripts raise into this package's.
+func scriptError(err error) error {
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return err
+	}
+	msg := rerr.Error()
+	switch {
+	case strings.Contains(msg, "mfa: counter overflow"):
+		return errOverflow
+	case strings.Contains(msg, "mfa: not a counter"):
+		return errNotCounter
+	case strings.Contains(msg, "mfa: malformed stored value"):
+		return errCorrupt
+	}
+	return err
+}
+
+// List returns up to limit live records whose keys start with prefix, in
+// key order (reverse: descending). limit <= 0 means no limit.
+//
+// Redis keeps no key order, so List walks the whole database with SCAN
+// MATCH (never KEYS, which blocks the server), sorts the matching keys and
+// reads them with MGET: its cost grows with the number of keys in the
+// database, not with the number listed. The handler lists only a user's
+// sessions and devices, on sign-out everywhere, lockout, factor changes
+// and in the admin API.
+func (s *Store) List(ctx context.Context, prefix string, limit int, reverse bool) ([]storage.Record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, prefix, false)
+	if err != nil {
+		return nil, fmt.Errorf("listing records: %w", err)
+	}
+	var keys []string
+	err = s.scan(ctx, rdb, prefix, func(page []string) error {
+		keys = append(keys, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing records: %w", err)
+	}
+	// SCAN may return a key more than once.
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if reverse {
+		slices.Reverse(keys)
+	}
+	var recs []storage.Record
+	for batch := range slices.Chunk(keys, mgetBatch) {
+		vals, err := rdb.MGet(ctx, batch...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("listing records: %w", err)
+		}
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue // deleted or expired since the scan
+			}
+			rec, found, err := s.decode(strings.TrimPrefix(batch[i], s.prefix), []byte(str))
+			if err != nil {
+				return nil, fmt.Errorf("listing records: %s: %w", batch[i], err)
+			}
+			if !found {
+				continue
+			}
+			recs = append(recs, rec)
+			if limit > 0 && len(recs) == limit {
+				return recs, nil
+			}
+		}
+	}
+	return recs, nil
+}
+
+// DeletePrefix removes every key that starts with prefix, a page of SCAN
+// at a time (never KEYS). Like List, it walks the whole database. Keys
+// written while it runs may survive.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rdb, err := s.usable(ctx, prefix, false)
+	if err != nil {
+		return fmt.Errorf("deleting prefix: %w", err)
+	}
+	err = s.scan(ctx, rdb, prefix, func(page []string) error {
+		return rdb.Unlink(ctx, page...).Err()
+	})
+	if err != nil {
+		return fmt.Errorf("deleting prefix: %w", err)
+	}
+	return nil
+}
+
+// scan calls fn with each non-empty page of the full keys that start with
+// s.prefix + prefix.
+func (s *Store) scan(ctx context.Context, rdb *goredis.Client, prefix string, fn func(page []string) error) error {
+	match := escapeGlob(s.prefix+prefix) + "*"
+	var cursor uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, next, err := rdb.Scan(ctx, cursor, match, scanCount).Result()
+		if err != nil {
+			return err
+		}
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// escapeGlob escapes the characters Redis' MATCH patterns give a meaning
+// to, so a key is matched literally.
+func escapeGlob(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := range len(s) {
+		switch c := s[i]; c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// durably runs the writes queued by queue and a WAIT in one pipeline, on
+// one connection (WAIT counts the replicas that have the connection's
+// writes), and fails unless WaitReplicas replicas acknowledged them within
+// the timeout.
+func (s *Store) durably(ctx context.Context, rdb *goredis.Client, queue func(goredis.Pipeliner)) error {
+	var wait *goredis.Cmd
+	_, err := rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+		queue(pipe)
+		// WAIT gets half the timeout, so the reply beats the read deadline.
+		wait = pipe.Do(ctx, "WAIT", s.WaitReplicas, max(s.timeout/2, time.Millisecond).Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return err
+	}
+	if n < int64(s.WaitReplicas) {
+		return fmt.Errorf("durable write acknowledged by %d of %d replicas", n, s.WaitReplicas)
+	}
+	return nil
+}
+
+// decode parses a stored value read at key; found is false when the
+// record has expired by s.now.
+func (s *Store) decode(key string, raw []byte) (storage.Record, bool, error) {
+	value, expiresAt, err := decodeValue(raw)
+	if err != nil {
+		return storage.Record{}, false, err
+	}
+	if expired(expiresAt, s.now()) {
+		return storage.Record{Key: key}, false, nil
+	}
+	return storage.Record{Key: key, Value: value, ExpiresAt: expiresAt}, true, nil
+}
