@@ -196,7 +196,7 @@ func testExpiry(t *testing.T, newStore NewStore) {
 		{"List", func() error {
 			recs, err := s.List(ctx, "", 0, false)
 			if err != nil || len(recs) != 0 {
-				return fmt.Errorf("List = %v, %v; want nothing", recs, err)
+				return fmt.Errorf("listing: %v, %v; want nothing", recs, err)
 			}
 			return nil
 		}},
@@ -212,7 +212,7 @@ func testExpiry(t *testing.T, newStore NewStore) {
 			newExp := c.Now().Add(time.Minute)
 			n, err := s.Incr(ctx, "thr/a", 1, newExp)
 			if err != nil || n != 1 {
-				return fmt.Errorf("Incr = %d, %v; want 1", n, err)
+				return fmt.Errorf("incrementing: %d, %v; want 1", n, err)
 			}
 			rec, err := s.Get(ctx, "thr/a")
 			if err != nil || !rec.ExpiresAt.Equal(newExp) {
