@@ -323,6 +323,9 @@ func newClient(cfg config) (*client, error) {
 	// makes the caller deny. go-redis checks a pooled connection before
 	// reusing it, so a restarted server costs no failed request.
 	const maxRetries = -1
+	// One dial per call: a server that refuses connections fails the call
+	// at once instead of after go-redis' five tries with backoff.
+	const dialAttempts = 1
 	disabled := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	if cfg.MasterName != "" {
 		return &client{locks: keyLocks{seed: maphash.MakeSeed()}, rdb: goredis.NewFailoverClient(&goredis.FailoverOptions{
@@ -349,6 +352,7 @@ func newClient(cfg config) (*client, error) {
 		DB:                       cfg.DB,
 		TLSConfig:                tlsConfig,
 		DialTimeout:              cfg.Timeout,
+		DialerRetries:            dialAttempts,
 		ReadTimeout:              cfg.Timeout,
 		WriteTimeout:             cfg.Timeout,
 		PoolTimeout:              cfg.Timeout,
