@@ -77,6 +77,18 @@
 // ("mfa/" and "mfa/a/"), or List and DeletePrefix on the shorter one
 // reach into the longer one.
 //
+// # Access control
+//
+// The store needs these commands and only keys under its prefix, so an
+// ACL user can be confined to them (TestLeastPrivilegeACL runs the
+// conformance suite as this user):
+//
+//	user caddy on >password resetkeys ~mfa/* -@all +get +set +del +unlink +mget +scan +eval +evalsha +wait +ping +select +hello +auth
+//
+// With Sentinel, username and password (and TLS, with ca_file) apply to
+// the master and replicas, and TLS to the sentinels too; the sentinels
+// themselves are reached without credentials.
+//
 // # Durable writes
 //
 // A durable write (an enrollment) is acknowledged once the master has

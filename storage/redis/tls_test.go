@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/internal/redistest"
 	"github.com/caddymfa/caddy-mfa/storage"
+	"github.com/caddymfa/caddy-mfa/storage/storetest"
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -80,5 +81,27 @@ func TestTLSWithACLUser(t *testing.T) {
 				t.Errorf("took %v to fail", d)
 			}
 		})
+	}
+}
+
+// leastACL is the documented least-privilege ACL rule of the store's user
+// (see doc.go), with "~test*" for the tests' key prefixes.
+const leastACL = "user caddy on >pw resetkeys ~test* -@all +get +set +del +unlink +mget +scan +eval +evalsha +wait +ping +select +hello +auth"
+
+func TestLeastPrivilegeACL(t *testing.T) {
+	srv := redistest.Start(t, "user default off", leastACL)
+	storetest.Run(t, func(tb testing.TB, now func() time.Time) storage.Store {
+		s := &Store{URL: "redis://caddy:pw@" + srv.Addr, KeyPrefix: uniquePrefix()}
+		if now != nil {
+			s.now = now
+		}
+		return provision(tb, s)
+	})
+
+	// Keys outside the user's pattern are refused: the ACL confines the
+	// store to its prefix.
+	s := provision(t, &Store{URL: "redis://caddy:pw@" + srv.Addr, KeyPrefix: "other/"})
+	if err := s.Put(context.Background(), "k", []byte("v"), time.Time{}, false); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("Put outside the ACL's keys: err = %v, want NOPERM", err)
 	}
 }
