@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net"
 	"net/url"
 	"os"
@@ -121,7 +120,7 @@ var clients = caddy.NewUsagePool()
 // client is the pooled value: a go-redis client and its connection pool.
 type client struct {
 	rdb   *goredis.Client
-	locks keyLocks
+	locks *keyLocks
 }
 
 // Destruct closes the client's connections. The usage pool calls it when
@@ -328,7 +327,7 @@ func newClient(cfg config) (*client, error) {
 	const dialAttempts = 1
 	disabled := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	if cfg.MasterName != "" {
-		return &client{locks: keyLocks{seed: maphash.MakeSeed()}, rdb: goredis.NewFailoverClient(&goredis.FailoverOptions{
+		return &client{locks: newKeyLocks(), rdb: goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName:            cfg.MasterName,
 			SentinelAddrs:         cfg.Sentinels,
 			Username:              cfg.Username,
@@ -345,7 +344,7 @@ func newClient(cfg config) (*client, error) {
 			DisableIdentity:       true,
 		})}, nil
 	}
-	return &client{locks: keyLocks{seed: maphash.MakeSeed()}, rdb: goredis.NewClient(&goredis.Options{
+	return &client{locks: newKeyLocks(), rdb: goredis.NewClient(&goredis.Options{
 		Addr:                     cfg.Addr,
 		Username:                 cfg.Username,
 		Password:                 cfg.Password,

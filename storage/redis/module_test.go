@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -304,6 +306,31 @@ func TestServerHangingTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Get took %v, want about the 300ms timeout", d)
 	}
+
+	t.Run("a caller queued behind a hanging Update gives up with its context", func(t *testing.T) {
+		keep := func(storage.Record, bool) ([]byte, time.Time, storage.Op, error) {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		first := make(chan error, 1)
+		go func() { first <- s.Update(ctx, "k", keep) }()
+		slot := s.client.locks.slots[maphash.String(s.client.locks.seed, s.prefix+"k")%keyLockSlots]
+		for len(slot) == 0 {
+			runtime.Gosched()
+		}
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := s.Update(short, "k", keep); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("queued Update: err = %v, want DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d > 250*time.Millisecond {
+			t.Errorf("queued Update took %v, want about 50ms", d)
+		}
+		if err := <-first; err == nil {
+			t.Error("the Update on the hanging server succeeded")
+		}
+	})
+
 	srv.Resume()
 	if _, err := s.Get(ctx, "k"); err != nil {
 		t.Errorf("Get after the server answers again: %v", err)

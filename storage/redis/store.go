@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,15 +45,32 @@ var (
 
 // keyLocks serialize Updates of one key within one client: Stores that
 // share a client (a config reload) then never conflict with each other, so
-// the bounded retry is spent only on other nodes.
+// the bounded retry is spent only on other nodes. A slot is a channel of
+// one, so a caller waiting behind an Update on a slow server gives up when
+// its context ends.
 type keyLocks struct {
-	seed maphash.Seed
-	mu   [keyLockSlots]sync.Mutex
+	seed  maphash.Seed
+	slots [keyLockSlots]chan struct{}
 }
 
-// lockFor returns the lock for a full Redis key.
-func (l *keyLocks) lockFor(key string) *sync.Mutex {
-	return &l.mu[maphash.String(l.seed, key)%keyLockSlots]
+func newKeyLocks() *keyLocks {
+	l := &keyLocks{seed: maphash.MakeSeed()}
+	for i := range l.slots {
+		l.slots[i] = make(chan struct{}, 1)
+	}
+	return l
+}
+
+// lock takes the lock of a full Redis key and returns its unlock, or
+// ctx's error.
+func (l *keyLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	slot := l.slots[maphash.String(l.seed, key)%keyLockSlots]
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // doer sends a command: a client, or a pipeline.
@@ -160,9 +176,11 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		return fmt.Errorf("updating record: %w", err)
 	}
 	full := s.prefix + key
-	mu := s.client.locks.lockFor(full)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.client.locks.lock(ctx, full)
+	if err != nil {
+		return fmt.Errorf("updating record: %w", err)
+	}
+	defer unlock()
 	for attempt := range maxAttempts {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {
