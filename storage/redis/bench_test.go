@@ -89,3 +89,39 @@ func BenchmarkPut(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkList lists a user's 10 sessions in a database that holds many
+// other keys: List walks the whole database with SCAN, so its cost grows
+// with the database, not with the records listed.
+func BenchmarkList(b *testing.B) {
+	ctx := context.Background()
+	srv := redistest.Start(b)
+	s := newStore(b, srv, nil)
+	raw := rawClient(b, srv)
+	for _, total := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("keys=%d", total), func(b *testing.B) {
+			pipe := raw.Pipeline()
+			for i := range total {
+				pipe.Set(ctx, fmt.Sprintf("%ssess/%07d", s.prefix, i), encodeValue([]byte("s"), time.Time{}), 0)
+				if pipe.Len() == 1000 {
+					if _, err := pipe.Exec(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for i := range 10 {
+				pipe.Set(ctx, fmt.Sprintf("%susess/alice/%d", s.prefix, i), encodeValue([]byte("s"), time.Time{}), 0)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				recs, err := s.List(ctx, "usess/alice/", 0, false)
+				if err != nil || len(recs) != 10 {
+					b.Fatalf("List = %d records, %v", len(recs), err)
+				}
+			}
+		})
+	}
+}
