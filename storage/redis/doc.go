@@ -40,7 +40,8 @@
 //
 // Every operation is one atomic step on the server:
 //
-//   - Get, Put and Delete are GET, SET (with PXAT) and DEL.
+//   - Get is a GET. Put and Delete are Lua scripts: SET (with PXAT) or
+//     DEL, and the record's entries in the store's indexes (below).
 //   - Incr is a Lua script: read, add with overflow check, write. A new
 //     counter takes the given expiry; a live one keeps its own (KEEPTTL).
 //   - Update reads the key, runs the caller's function in Go, and writes
@@ -61,21 +62,29 @@
 //
 // # List and DeletePrefix
 //
-// Redis keeps no key order. List and DeletePrefix walk the database with
-// SCAN and a MATCH pattern in which the key's glob characters (*?[]\) are
-// escaped; they never use KEYS, which blocks the server. Their cost grows
-// with the number of keys in the database (a SCAN page looks at about 1,000
-// keys), not with the number listed, so a dedicated database (db) keeps
-// them cheap. The handler calls them only on sign-out everywhere, lockout,
-// factor changes and in the admin API.
+// Redis keeps no key order, so the store keeps its own: every write script
+// also adds the key to a sorted set under the prefix (the key index, all
+// scores 0, so ZRANGE BYLEX ranges are prefix ranges in byte order), and
+// keys that expire to a second sorted set scored by expiry. List reads its
+// prefix's range of the key index a page at a time and the records with
+// MGET; DeletePrefix removes a page of keys and their entries per script
+// call. Neither uses KEYS or SCAN, so their cost grows with the records
+// listed or deleted, not with the database: listing a user's ten sessions
+// takes the same 0.15 ms among 1,000 or 100,000 other keys (BenchmarkList),
+// where a SCAN took 59 ms among 100,000. The price is two sorted-set
+// entries per key (about 100 bytes each, more with long keys) and a few
+// sorted-set operations per write. Redis drops an expired record but not
+// its entries: each write also sweeps up to four entries whose expiry is
+// more than 10 s past, so the indexes shrink as fast as they grow.
 //
 // # Key prefix
 //
-// Every key starts with key_prefix (default "mfa/"): sites or clusters
-// with different prefixes share one Redis database without seeing each
-// other's state. A prefix must not start with another site's prefix
-// ("mfa/" and "mfa/a/"), or List and DeletePrefix on the shorter one
-// reach into the longer one.
+// Every key starts with key_prefix (default "mfa/"), and so do the two
+// indexes (the prefix, then a NUL byte: keys starting with NUL are
+// reserved). Sites or clusters with different prefixes share one Redis
+// database without seeing each other's state. A prefix must not start
+// with another site's prefix ("mfa/" and "mfa/a/"), or the two sites'
+// keys can collide.
 //
 // # Access control
 //
@@ -83,7 +92,7 @@
 // ACL user can be confined to them (TestLeastPrivilegeACL runs the
 // conformance suite as this user):
 //
-//	user caddy on >password resetkeys ~mfa/* -@all +get +set +del +unlink +mget +scan +eval +evalsha +wait +ping +select +hello +auth
+//	user caddy on >password resetkeys ~mfa/* -@all +get +set +del +exists +mget +zadd +zrem +zrange +eval +evalsha +wait +ping +select +hello +auth
 //
 // With Sentinel, username and password (and TLS, with ca_file) apply to
 // the master and replicas, and TLS to the sentinels too; the sentinels
@@ -113,8 +122,8 @@
 // client and connection pool through a caddy.UsagePool, as a config
 // reload provisions the new handler before cleaning up the old one.
 //
-// The store uses single-key commands and scripts, so it runs on a
-// standalone Redis (6.2 or later, for SET PXAT and KEEPTTL) or one behind
-// Sentinel; Redis Cluster is not supported, since List and DeletePrefix
-// scan one server.
+// The store runs on a standalone Redis (6.2 or later, for SET PXAT and
+// KEEPTTL) or one behind Sentinel. Redis Cluster is not supported: a
+// write script touches the record and the prefix's indexes, which Cluster
+// would place on different nodes.
 package redis

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,12 +21,19 @@ const (
 	// from other nodes and are rare.
 	maxAttempts = 16
 
-	// scanCount is the COUNT hint of each SCAN: how many keys Redis
-	// looks at per call of List and DeletePrefix.
-	scanCount = 1000
-
-	// mgetBatch is how many keys List reads per MGET.
+	// mgetBatch is how many keys List reads from the key index and then
+	// with one MGET, and DeletePrefix removes per script call.
 	mgetBatch = 500
+
+	// sweepMargin is how long after its expiry (by the node's clock) a
+	// record is swept from the indexes, so that neither clock skew
+	// between nodes nor the server's millisecond rounding can sweep a
+	// record that is still live somewhere.
+	sweepMargin = 10 * time.Second
+
+	// reservedPrefix starts the store's own keys (its indexes) under the
+	// key prefix; no record key may start with it.
+	reservedPrefix = "\x00"
 
 	// keyLockSlots is the number of in-process locks that serialize
 	// Updates of keys hashing to the same slot.
@@ -41,6 +47,8 @@ var (
 	errNotCounter = errors.New("not a counter")
 	// errEmptyKey reports an empty key, which no record has.
 	errEmptyKey = errors.New("empty key")
+	// errReservedKey reports a key in the store's own namespace.
+	errReservedKey = errors.New("keys starting with NUL are reserved")
 )
 
 // keyLocks serialize Updates of one key within one client: Stores that
@@ -73,11 +81,6 @@ func (l *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 	}
 }
 
-// doer sends a command: a client, or a pipeline.
-type doer interface {
-	Do(ctx context.Context, args ...any) *goredis.Cmd
-}
-
 // usable returns the client if the Store can serve a call: provisioned,
 // not cleaned up, ctx live, key not empty. The caller holds s.mu for
 // reading.
@@ -90,6 +93,9 @@ func (s *Store) usable(ctx context.Context, key string, needKey bool) (*goredis.
 	}
 	if needKey && key == "" {
 		return nil, errEmptyKey
+	}
+	if needKey && strings.HasPrefix(key, reservedPrefix) {
+		return nil, errReservedKey
 	}
 	return s.client.rdb, nil
 }
@@ -129,17 +135,11 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt tim
 	if err != nil {
 		return fmt.Errorf("putting record: %w", err)
 	}
-	stored := encodeValue(value, expiresAt)
-	set := func(c doer) *goredis.Cmd {
-		if ms := pxat(expiresAt); ms > 0 {
-			return c.Do(ctx, "SET", s.prefix+key, stored, "PXAT", ms)
-		}
-		return c.Do(ctx, "SET", s.prefix+key, stored)
-	}
+	keys, args := s.writeArgs(key, encodeValue(value, expiresAt), strconv.FormatInt(pxat(expiresAt), 10))
 	if durable && s.WaitReplicas > 0 {
-		err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) { set(pipe) })
+		err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) { putScript.Eval(ctx, pipe, keys, args...) })
 	} else {
-		err = set(rdb).Err()
+		err = putScript.Run(ctx, rdb, keys, args...).Err()
 	}
 	if err != nil {
 		return fmt.Errorf("putting record: %w", err)
@@ -155,7 +155,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("deleting record: %w", err)
 	}
-	if err := rdb.Del(ctx, s.prefix+key).Err(); err != nil {
+	keys, args := s.writeArgs(key)
+	if err := deleteScript.Run(ctx, rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("deleting record: %w", err)
 	}
 	return nil
@@ -202,21 +203,21 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		if err != nil {
 			return err
 		}
-		args := []any{"0", "", "set", "", "0"}
+		keys, args := s.writeArgs(key, "0", "", "set", "", "0")
 		if seen {
-			args[0], args[1] = "1", raw
+			args[3], args[4] = "1", raw
 		}
 		switch op {
 		case storage.Keep:
 			return nil
 		case storage.Write, storage.WriteDurable:
-			args[3] = encodeValue(value, expiresAt)
-			args[4] = strconv.FormatInt(pxat(expiresAt), 10)
+			args[6] = encodeValue(value, expiresAt)
+			args[7] = strconv.FormatInt(pxat(expiresAt), 10)
 		case storage.Delete:
 			if !seen {
 				return nil
 			}
-			args[2] = "del"
+			args[5] = "del"
 		default:
 			return fmt.Errorf("updating record: unknown update op %d", op)
 		}
@@ -224,13 +225,13 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		if op == storage.WriteDurable && s.WaitReplicas > 0 {
 			var cmd *goredis.Cmd
 			err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) {
-				cmd = casScript.Eval(ctx, pipe, []string{full}, args...)
+				cmd = casScript.Eval(ctx, pipe, keys, args...)
 			})
 			if err == nil {
 				done, err = cmd.Int64()
 			}
 		} else {
-			done, err = casScript.Run(ctx, rdb, []string{full}, args...).Int64()
+			done, err = casScript.Run(ctx, rdb, keys, args...).Int64()
 		}
 		if err != nil {
 			return fmt.Errorf("updating record: %w", err)
@@ -270,13 +271,14 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, expiresAt tim
 		return 0, fmt.Errorf("incrementing counter: %w", err)
 	}
 	now := s.now()
-	out, err := incrScript.Run(ctx, rdb, []string{s.prefix + key},
+	keys, args := s.writeArgs(key,
 		encodeCounter(delta),
 		strconv.FormatInt(now.Unix(), 10),
 		strconv.Itoa(now.Nanosecond()),
 		header(expiresAt),
 		strconv.FormatInt(pxat(expiresAt), 10),
-	).Text()
+	)
+	out, err := incrScript.Run(ctx, rdb, keys, args...).Text()
 	if err != nil {
 		return 0, fmt.Errorf("incrementing counter: %w", scriptError(err))
 	}
@@ -308,12 +310,11 @@ func scriptError(err error) error {
 // List returns up to limit live records whose keys start with prefix, in
 // key order (reverse: descending). limit <= 0 means no limit.
 //
-// Redis keeps no key order, so List walks the whole database with SCAN
-// MATCH (never KEYS, which blocks the server), sorts the matching keys and
-// reads them with MGET: its cost grows with the number of keys in the
-// database, not with the number listed. The handler lists only a user's
-// sessions and devices, on sign-out everywhere, lockout, factor changes
-// and in the admin API.
+// Redis keeps no key order, so the store keeps its own: every write adds
+// the key to a sorted set (the key index) in the same script. List reads
+// the index's range for the prefix (ZRANGE BYLEX), a page at a time, and
+// the records with MGET: its cost grows with the records listed, not with
+// the database, and it never scans the keyspace.
 func (s *Store) List(ctx context.Context, prefix string, limit int, reverse bool) ([]storage.Record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -321,34 +322,39 @@ func (s *Store) List(ctx context.Context, prefix string, limit int, reverse bool
 	if err != nil {
 		return nil, fmt.Errorf("listing records: %w", err)
 	}
-	var keys []string
-	err = s.scan(ctx, rdb, prefix, func(page []string) error {
-		keys = append(keys, page...)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing records: %w", err)
-	}
-	// SCAN may return a key more than once.
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	if reverse {
-		slices.Reverse(keys)
-	}
+	lo, hi := lexRange(prefix)
 	var recs []storage.Record
-	for batch := range slices.Chunk(keys, mgetBatch) {
-		vals, err := rdb.MGet(ctx, batch...).Result()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("listing records: %w", err)
+		}
+		page := goredis.ZRangeArgs{Key: s.keysIndex(), Start: lo, Stop: hi, ByLex: true, Count: mgetBatch}
+		if reverse {
+			page.Start, page.Stop, page.Rev = hi, lo, true
+		}
+		members, err := rdb.ZRangeArgs(ctx, page).Result()
+		if err != nil {
+			return nil, fmt.Errorf("listing records: %w", err)
+		}
+		if len(members) == 0 {
+			return recs, nil
+		}
+		full := make([]string, len(members))
+		for i, m := range members {
+			full[i] = s.prefix + m
+		}
+		vals, err := rdb.MGet(ctx, full...).Result()
 		if err != nil {
 			return nil, fmt.Errorf("listing records: %w", err)
 		}
 		for i, v := range vals {
 			str, ok := v.(string)
 			if !ok {
-				continue // deleted or expired since the scan
+				continue // expired: the server dropped it, a sweep will unindex it
 			}
-			rec, found, err := s.decode(strings.TrimPrefix(batch[i], s.prefix), []byte(str))
+			rec, found, err := s.decode(members[i], []byte(str))
 			if err != nil {
-				return nil, fmt.Errorf("listing records: %s: %w", batch[i], err)
+				return nil, fmt.Errorf("listing records: %q: %w", members[i], err)
 			}
 			if !found {
 				continue
@@ -358,13 +364,22 @@ func (s *Store) List(ctx context.Context, prefix string, limit int, reverse bool
 				return recs, nil
 			}
 		}
+		if len(members) < mgetBatch {
+			return recs, nil
+		}
+		// The next page starts after the last key of this one.
+		last := "(" + members[len(members)-1]
+		if reverse {
+			hi = last
+		} else {
+			lo = last
+		}
 	}
-	return recs, nil
 }
 
-// DeletePrefix removes every key that starts with prefix, a page of SCAN
-// at a time (never KEYS). Like List, it walks the whole database. Keys
-// written while it runs may survive.
+// DeletePrefix removes every key that starts with prefix, with its index
+// entries, up to mgetBatch keys per script call. Keys written while it
+// runs may survive.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -372,57 +387,61 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 	if err != nil {
 		return fmt.Errorf("deleting prefix: %w", err)
 	}
-	err = s.scan(ctx, rdb, prefix, func(page []string) error {
-		return rdb.Unlink(ctx, page...).Err()
-	})
-	if err != nil {
-		return fmt.Errorf("deleting prefix: %w", err)
-	}
-	return nil
-}
-
-// scan calls fn with each non-empty page of the full keys that start with
-// s.prefix + prefix.
-func (s *Store) scan(ctx context.Context, rdb *goredis.Client, prefix string, fn func(page []string) error) error {
-	match := escapeGlob(s.prefix+prefix) + "*"
-	var cursor uint64
+	lo, hi := lexRange(prefix)
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("deleting prefix: %w", err)
 		}
-		page, next, err := rdb.Scan(ctx, cursor, match, scanCount).Result()
+		n, err := deletePrefixScript.Run(ctx, rdb, []string{s.keysIndex(), s.expiryIndex()},
+			lo, hi, s.prefix, mgetBatch).Int()
 		if err != nil {
-			return err
+			return fmt.Errorf("deleting prefix: %w", err)
 		}
-		if len(page) > 0 {
-			if err := fn(page); err != nil {
-				return err
-			}
-		}
-		if next == 0 {
+		if n < mgetBatch {
 			return nil
 		}
-		cursor = next
 	}
 }
 
-// escapeGlob escapes the characters Redis' MATCH patterns give a meaning
-// to, so a key is matched literally.
-func escapeGlob(s string) string {
-	if !strings.ContainsAny(s, `*?[]\`) {
-		return s
+// keysIndex is the Redis key of the sorted set of the store's keys.
+func (s *Store) keysIndex() string { return s.prefix + reservedPrefix + "keys" }
+
+// expiryIndex is the Redis key of the sorted set of the store's keys
+// scored by their expiry.
+func (s *Store) expiryIndex() string { return s.prefix + reservedPrefix + "expiry" }
+
+// writeArgs returns the KEYS and ARGV of a write script on key (see
+// luaIndex), with args after the common arguments.
+func (s *Store) writeArgs(key string, args ...any) ([]string, []any) {
+	sweepBefore := s.now().Add(-sweepMargin).UnixMilli()
+	return []string{s.prefix + key, s.keysIndex(), s.expiryIndex()},
+		append([]any{key, s.prefix, strconv.FormatInt(sweepBefore, 10)}, args...)
+}
+
+// lexRange returns the ZRANGE BYLEX bounds of the keys that start with
+// prefix.
+func lexRange(prefix string) (lo, hi string) {
+	lo, hi = "["+prefix, "+"
+	if prefix == "" {
+		lo = "-"
 	}
-	var b strings.Builder
-	for i := range len(s) {
-		switch c := s[i]; c {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
+	if end, ok := prefixEnd(prefix); ok {
+		hi = "(" + end
+	}
+	return lo, hi
+}
+
+// prefixEnd returns the smallest string greater than every string that
+// starts with p, or false if there is none (p empty or all 0xff).
+func prefixEnd(p string) (string, bool) {
+	end := []byte(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return string(end[:i+1]), true
 		}
 	}
-	return b.String()
+	return "", false
 }
 
 // durably runs the writes queued by queue and a WAIT in one pipeline, on

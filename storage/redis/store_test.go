@@ -14,6 +14,7 @@ import (
 	"github.com/caddymfa/caddy-mfa/internal/redistest"
 	"github.com/caddymfa/caddy-mfa/storage"
 	"github.com/caddymfa/caddy-mfa/storage/storetest"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // TestConformance runs the behaviour every store shares (storage/storetest)
@@ -481,21 +482,6 @@ func TestGlobCharactersMatchLiterally(t *testing.T) {
 	}
 }
 
-func TestEscapeGlob(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"user/alice", "user/alice"},
-		{"*", `\*`},
-		{`a?b[c]d\e`, `a\?b\[c\]d\\e`},
-		{"ü^-", "ü^-"},
-	}
-	for _, tt := range tests {
-		if got := escapeGlob(tt.in); got != tt.want {
-			t.Errorf("escapeGlob(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestListReadsInBatches(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
@@ -523,6 +509,132 @@ func TestListReadsInBatches(t *testing.T) {
 		if len(recs) != tt.count || recs[0].Key != tt.first {
 			t.Errorf("List(limit %d, reverse %v) = %d records from %q; want %d from %q",
 				tt.limit, tt.reverse, len(recs), recs[0].Key, tt.count, tt.first)
+		}
+	}
+}
+
+// indexed returns the keys in s's key index and in its expiry index.
+func indexed(t *testing.T, raw *goredis.Client, s *Store) (keys, expiring []string) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := raw.ZRange(ctx, s.keysIndex(), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiring, err = raw.ZRange(ctx, s.expiryIndex(), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, expiring
+}
+
+func TestIndexFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
+	c := storetest.NewClock()
+	s := newStore(t, srv, c.Now)
+	later := c.Now().Add(time.Hour)
+	write := func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		return []byte("u"), later, storage.Write, nil
+	}
+	del := func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		return nil, time.Time{}, storage.Delete, nil
+	}
+
+	steps := []struct {
+		name         string
+		do           func() error
+		keys, expiry []string
+	}{
+		{"put without expiry", func() error { return s.Put(ctx, "a", []byte("v"), time.Time{}, false) }, []string{"a"}, nil},
+		{"put with expiry", func() error { return s.Put(ctx, "b", []byte("v"), later, false) }, []string{"a", "b"}, []string{"b"}},
+		{"expiry removed by a rewrite", func() error { return s.Put(ctx, "b", []byte("v"), time.Time{}, false) }, []string{"a", "b"}, nil},
+		{"incr", func() error { _, err := s.Incr(ctx, "c", 1, later); return err }, []string{"a", "b", "c"}, []string{"c"}},
+		{"update write", func() error { return s.Update(ctx, "d", write) }, []string{"a", "b", "c", "d"}, []string{"c", "d"}},
+		{"update delete", func() error { return s.Update(ctx, "d", del) }, []string{"a", "b", "c"}, []string{"c"}},
+		{"delete", func() error { return s.Delete(ctx, "c") }, []string{"a", "b"}, nil},
+		{"put already expired", func() error { return s.Put(ctx, "e", []byte("v"), c.Now().Add(-time.Hour), false) }, []string{"a", "b"}, nil},
+		{"delete prefix", func() error { return s.DeletePrefix(ctx, "a") }, []string{"b"}, nil},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		keys, expiry := indexed(t, raw, s)
+		if !slices.Equal(keys, st.keys) || !slices.Equal(expiry, st.expiry) {
+			t.Errorf("after %s: indexes %q %q, want %q %q", st.name, keys, expiry, st.keys, st.expiry)
+		}
+	}
+
+	t.Run("reserved keys", func(t *testing.T) {
+		if err := s.Put(ctx, "\x00keys", []byte("v"), time.Time{}, false); !errors.Is(err, errReservedKey) {
+			t.Errorf("Put on the index's key: err = %v, want errReservedKey", err)
+		}
+	})
+}
+
+func TestSweepDropsDeadIndexEntries(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
+	c := storetest.NewClock()
+	s := newStore(t, srv, c.Now)
+	const dead = 10
+	for i := range dead {
+		if err := s.Put(ctx, fmt.Sprintf("chal/%d", i), []byte("v"), c.Now().Add(time.Minute), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, "user/alice", []byte("v"), time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the sweep margin after their expiry, the dead records keep
+	// their entries: a node whose clock is behind may still see them live.
+	c.Advance(time.Minute + sweepMargin/2)
+	if err := s.Put(ctx, "sess/1", []byte("v"), time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := indexed(t, raw, s); len(keys) != dead+2 {
+		t.Fatalf("%d keys indexed, want %d", len(keys), dead+2)
+	}
+
+	// Past the margin, each write sweeps a few: three writes sweep ten.
+	c.Advance(sweepMargin)
+	for i := range 3 {
+		if _, err := s.Incr(ctx, "thr/x", 1, time.Time{}); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	keys, expiry := indexed(t, raw, s)
+	if want := []string{"sess/1", "thr/x", "user/alice"}; !slices.Equal(keys, want) || len(expiry) != 0 {
+		t.Errorf("indexes after the sweep: %q %q, want %q and none expiring", keys, expiry, want)
+	}
+	if n, err := raw.Exists(ctx, s.prefix+"chal/0").Result(); err != nil || n != 0 {
+		t.Errorf("a swept record is still stored (%d, %v)", n, err)
+	}
+}
+
+func TestListSkipsRecordsTheServerDropped(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	raw := rawClient(t, srv)
+	s := newStore(t, srv, nil)
+	for _, k := range []string{"usess/alice/1", "usess/alice/2", "usess/alice/3"} {
+		if err := s.Put(ctx, k, []byte("v"), time.Time{}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server drops a record (its TTL ran out) but its index entry
+	// stays until a sweep.
+	if err := raw.Del(ctx, s.prefix+"usess/alice/2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{0, 2} {
+		recs, err := s.List(ctx, "usess/alice/", limit, false)
+		if err != nil || len(recs) != 2 || recs[0].Key != "usess/alice/1" || recs[1].Key != "usess/alice/3" {
+			t.Errorf("List(limit %d) = %v, %v; want usess/alice/1 and 3", limit, recs, err)
 		}
 	}
 }

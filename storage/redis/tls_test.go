@@ -86,7 +86,7 @@ func TestTLSWithACLUser(t *testing.T) {
 
 // leastACL is the documented least-privilege ACL rule of the store's user
 // (see doc.go), with "~test*" for the tests' key prefixes.
-const leastACL = "user caddy on >pw resetkeys ~test* -@all +get +set +del +unlink +mget +scan +eval +evalsha +wait +ping +select +hello +auth"
+const leastACL = "user caddy on >pw resetkeys ~test* -@all +get +set +del +exists +mget +zadd +zrem +zrange +eval +evalsha +wait +ping +select +hello +auth"
 
 func TestLeastPrivilegeACL(t *testing.T) {
 	srv := redistest.Start(t, "user default off", leastACL)
