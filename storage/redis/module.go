@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -164,6 +165,9 @@ type config struct {
 // down later.
 func (s *Store) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
+	routeClientLog.Do(func() {
+		goredis.SetLogger(clientLogger{s.logger.Named("go-redis").WithOptions(zap.WithCaller(false))})
+	})
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -399,6 +403,27 @@ func (s *Store) Cleanup() error {
 		}
 	}
 	return err
+}
+
+// routeClientLog sends go-redis' own log lines (a failed dial, a
+// reconnect) to Caddy's logger, at debug level, once per process: go-redis
+// has one process-wide logger, which otherwise prints plain lines to
+// stderr, one per failed call while Redis is down. The store's errors,
+// which the handler logs, say the same.
+var routeClientLog sync.Once
+
+// clientLogger is go-redis' logger interface on zap.
+type clientLogger struct {
+	l *zap.Logger
+}
+
+func (c clientLogger) Printf(_ context.Context, format string, v ...any) {
+	if !c.l.Core().Enabled(zapcore.DebugLevel) {
+		return
+	}
+	if ce := c.l.Check(zapcore.DebugLevel, strings.TrimSpace(fmt.Sprintf(format, v...))); ce != nil {
+		ce.Write()
+	}
 }
 
 // Interface guards

@@ -247,6 +247,9 @@ func TestCleanupDuringUse(t *testing.T) {
 	wg.Wait()
 }
 
+// TestServerDownFailsClosedAndRecovers is the store's part of SECURITY.md
+// M60: with Redis down every call fails quickly with an error (the caller
+// denies), and the same Store serves again once Redis is back.
 func TestServerDownFailsClosedAndRecovers(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t, "appendonly yes", "appendfsync always")

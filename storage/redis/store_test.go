@@ -67,6 +67,8 @@ func TestTwoNodesSeeEachOthersWrites(t *testing.T) {
 	}
 }
 
+// TestConcurrentIncrAcrossNodes is the store's part of SECURITY.md M59:
+// attempts counted on two nodes add up exactly, so there is one budget.
 func TestConcurrentIncrAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	a, b := twoNodes(t, redistest.Start(t))
