@@ -71,9 +71,9 @@
 // call. Neither uses KEYS or SCAN, so their cost grows with the records
 // listed or deleted, not with the database: listing a user's ten sessions
 // takes the same 0.15 ms among 1,000 or 100,000 other keys (BenchmarkList),
-// where a SCAN took 59 ms among 100,000. The price is two sorted-set
-// entries per key (about 100 bytes each, more with long keys) and a few
-// sorted-set operations per write. Redis drops an expired record but not
+// where a SCAN took 59 ms among 100,000. The price is a sorted-set entry
+// per key and one more per expiring key (about 100 bytes each, more with
+// long keys) and a few sorted-set operations per write. Redis drops an expired record but not
 // its entries: each write also sweeps up to four entries whose expiry is
 // more than 10 s past, so the indexes shrink as fast as they grow.
 //
