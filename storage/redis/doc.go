@@ -117,8 +117,8 @@
 // by the client, so an attempt is never counted twice; pooled connections
 // are checked before reuse, so a restarted server serves the next call.
 // After Cleanup every method returns storage.ErrClosed. go-redis' own log
-// lines go to Caddy's log at debug level (go-redis has one logger per
-// process; the first Store provisioned sets it).
+// lines go to Caddy's default log at debug level (go-redis has one logger
+// per process; the first Store provisioned sets it).
 //
 // Stores with the same resolved configuration in one process share one
 // client and connection pool through a caddy.UsagePool, as a config

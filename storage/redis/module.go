@@ -166,7 +166,9 @@ type config struct {
 func (s *Store) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	routeClientLog.Do(func() {
-		goredis.SetLogger(clientLogger{s.logger.Named("go-redis").WithOptions(zap.WithCaller(false))})
+		// Caddy's default logger outlives every config; a Store's logger
+		// belongs to the config that provisioned it.
+		goredis.SetLogger(clientLogger{caddy.Log().Named("mfa.storage.redis.client").WithOptions(zap.WithCaller(false))})
 	})
 	if s.now == nil {
 		s.now = time.Now
