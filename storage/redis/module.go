@@ -64,16 +64,18 @@ type Store struct {
 
 	// CAFile is a PEM file of the certificate authorities that sign the
 	// server's certificate. It turns TLS on (also for Sentinel). Default:
-	// the system's roots, and TLS only with a rediss:// URL.
+	// the system's roots, and TLS only with a rediss:// URL. Placeholders
+	// are resolved at provision.
 	CAFile string `json:"ca_file,omitempty"`
 
 	// Sentinel connects through Redis Sentinel, which names the current
-	// master. Exclusive with URL.
+	// master. Exclusive with URL. Placeholders in the master name and the
+	// addresses are resolved at provision.
 	Sentinel *Sentinel `json:"sentinel,omitempty"`
 
 	// KeyPrefix starts every key the store writes, so several sites or
 	// clusters can share one database without seeing each other's state.
-	// Default: "mfa/".
+	// Placeholders are resolved at provision. Default: "mfa/".
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
 	// Timeout bounds dialing the server and each read and write, so a
@@ -248,7 +250,9 @@ func (s *Store) resolve() (config, error) {
 		if len(s.Sentinel.Addresses) == 0 {
 			return config{}, errors.New("redis store: sentinel needs at least one sentinel address")
 		}
-		cfg.MasterName = s.Sentinel.MasterName
+		if cfg.MasterName, err = resolve("sentinel master name", s.Sentinel.MasterName); err != nil {
+			return config{}, err
+		}
 		for _, a := range s.Sentinel.Addresses {
 			a, err := resolve("sentinel address", a)
 			if err != nil {

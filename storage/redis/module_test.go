@@ -31,6 +31,8 @@ func TestProvisionResolves(t *testing.T) {
 	t.Setenv("MFA_TEST_REDIS_URL", "redis://bob:fromurl@10.0.0.1:6380/3")
 	t.Setenv("MFA_TEST_REDIS_PASSWORD", "s3cret")
 	t.Setenv("MFA_TEST_REDIS_PREFIX", "site1/")
+	t.Setenv("MFA_TEST_REDIS_MASTER", "mymaster")
+	t.Setenv("MFA_TEST_REDIS_SENTINEL", "s2:26379")
 
 	tests := []struct {
 		name     string
@@ -63,7 +65,7 @@ func TestProvisionResolves(t *testing.T) {
 		},
 		{
 			name:     "sentinel",
-			store:    &Store{Sentinel: &Sentinel{MasterName: "mymaster", Addresses: []string{"s1:26379", "s2:26379"}}, DB: 1},
+			store:    &Store{Sentinel: &Sentinel{MasterName: "{env.MFA_TEST_REDIS_MASTER}", Addresses: []string{"s1:26379", "{env.MFA_TEST_REDIS_SENTINEL}"}}, DB: 1},
 			want:     config{MasterName: "mymaster", Sentinels: []string{"s1:26379", "s2:26379"}, DB: 1, Timeout: defaultTimeout},
 			location: "redis+sentinel://mymaster@s1:26379,s2:26379/1?key_prefix=mfa%2F",
 		},
