@@ -155,9 +155,14 @@ type config struct {
 	DB           int           `json:"db"`
 	TLS          bool          `json:"tls,omitempty"`
 	CAFile       string        `json:"ca_file,omitempty"`
+	CAPEM        []byte        `json:"ca_pem,omitempty"` // read at provision, so a reload sees a changed file
 	Timeout      time.Duration `json:"timeout"`
 	PoolSize     int           `json:"pool_size,omitempty"`
 	WaitReplicas int           `json:"wait_replicas,omitempty"`
+
+	// prefix is the key prefix: not part of the pool key, since stores
+	// with different prefixes share a client.
+	prefix string
 }
 
 // Provision resolves the configuration and connects, or takes a reference
@@ -199,6 +204,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	}
 	s.client = val.(*client)
 	s.poolKey = poolKey
+	s.prefix = cfg.prefix
 	s.timeout = cfg.Timeout
 	s.location = location(cfg, s.prefix)
 	if c := s.logger.Check(zapcore.DebugLevel, "opened mfa store"); c != nil {
@@ -207,7 +213,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// resolve turns the module's fields into a config and sets s.prefix.
+// resolve turns the module's fields into a config.
 func (s *Store) resolve() (config, error) {
 	repl := caddy.NewReplacer()
 	resolve := func(name, v string) (string, error) {
@@ -295,14 +301,17 @@ func (s *Store) resolve() (config, error) {
 		if cfg.CAFile, err = resolve("ca_file", s.CAFile); err != nil {
 			return config{}, err
 		}
+		if cfg.CAPEM, err = os.ReadFile(cfg.CAFile); err != nil {
+			return config{}, fmt.Errorf("redis store: reading ca_file: %w", err)
+		}
 		cfg.TLS = true
 	}
-	s.prefix = defaultKeyPrefix
+	cfg.prefix = defaultKeyPrefix
 	if s.KeyPrefix != "" {
-		if s.prefix, err = resolve("key_prefix", s.KeyPrefix); err != nil {
+		if cfg.prefix, err = resolve("key_prefix", s.KeyPrefix); err != nil {
 			return config{}, err
 		}
-		if s.prefix == "" {
+		if cfg.prefix == "" {
 			return config{}, errors.New("redis store: key_prefix resolved to nothing")
 		}
 	}
@@ -316,12 +325,8 @@ func newClient(cfg config) (*client, error) {
 	if cfg.TLS {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("redis store: reading ca_file: %w", err)
-			}
 			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
+			if !pool.AppendCertsFromPEM(cfg.CAPEM) {
 				return nil, fmt.Errorf("redis store: ca_file %s holds no PEM certificate", cfg.CAFile)
 			}
 			tlsConfig.RootCAs = pool

@@ -32,6 +32,8 @@ func TestProvisionResolves(t *testing.T) {
 	t.Setenv("MFA_TEST_REDIS_PASSWORD", "s3cret")
 	t.Setenv("MFA_TEST_REDIS_PREFIX", "site1/")
 	t.Setenv("MFA_TEST_REDIS_MASTER", "mymaster")
+	ca := redistest.NewTLSFiles(t).CA
+	t.Setenv("MFA_TEST_REDIS_CA", ca)
 	t.Setenv("MFA_TEST_REDIS_SENTINEL", "s2:26379")
 
 	tests := []struct {
@@ -59,8 +61,8 @@ func TestProvisionResolves(t *testing.T) {
 		},
 		{
 			name:     "ca_file turns tls on",
-			store:    &Store{URL: "redis://h:1/0", CAFile: "/etc/ca.pem"},
-			want:     config{Addr: "h:1", TLS: true, CAFile: "/etc/ca.pem", Timeout: defaultTimeout},
+			store:    &Store{URL: "redis://h:1/0", CAFile: "{env.MFA_TEST_REDIS_CA}"},
+			want:     config{Addr: "h:1", TLS: true, CAFile: ca, Timeout: defaultTimeout},
 			location: "rediss://h:1/0?key_prefix=mfa%2F",
 		},
 		{
@@ -80,14 +82,18 @@ func TestProvisionResolves(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Errorf("config = %+v\nwant     %+v", got, tt.want)
-			}
-			if loc := location(got, s.prefix); loc != tt.location {
+			if loc := location(got, got.prefix); loc != tt.location {
 				t.Errorf("location = %q, want %q", loc, tt.location)
 			}
-			if strings.Contains(location(got, s.prefix), "s3cret") {
+			if strings.Contains(location(got, got.prefix), "s3cret") {
 				t.Error("the location holds the password")
+			}
+			if (got.CAFile != "") != (len(got.CAPEM) > 0) {
+				t.Errorf("ca_file %q was read as %d bytes", got.CAFile, len(got.CAPEM))
+			}
+			got.prefix, got.CAPEM = "", nil
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("config = %+v\nwant     %+v", got, tt.want)
 			}
 		})
 	}
