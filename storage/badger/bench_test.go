@@ -10,7 +10,7 @@ import (
 
 func BenchmarkGet(b *testing.B) {
 	ctx := context.Background()
-	s := newStore(b, nil)
+	s := newStore(b)
 	const keys = 1000
 	for i := range keys {
 		if err := s.Put(ctx, fmt.Sprintf("sess/%04d", i), make([]byte, 200), time.Now().Add(time.Hour), false); err != nil {
@@ -31,7 +31,7 @@ func BenchmarkIncr(b *testing.B) {
 	ctx := context.Background()
 	exp := time.Now().Add(time.Hour)
 	b.Run("one key", func(b *testing.B) {
-		s := newStore(b, nil)
+		s := newStore(b)
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := s.Incr(ctx, "thr/hot", 1, exp); err != nil {
@@ -40,7 +40,7 @@ func BenchmarkIncr(b *testing.B) {
 		}
 	})
 	b.Run("one key parallel", func(b *testing.B) {
-		s := newStore(b, nil)
+		s := newStore(b)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -57,7 +57,7 @@ func BenchmarkPut(b *testing.B) {
 	ctx := context.Background()
 	for _, durable := range []bool{false, true} {
 		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
-			s := newStore(b, nil)
+			s := newStore(b)
 			value := make([]byte, 500)
 			b.ReportAllocs()
 			i := 0
@@ -76,7 +76,7 @@ func BenchmarkPut(b *testing.B) {
 // shared (group commit).
 func BenchmarkDurablePutParallel(b *testing.B) {
 	ctx := context.Background()
-	s := newStore(b, nil)
+	s := newStore(b)
 	b.SetParallelism(16) // 32 writers on two cores
 	b.ReportAllocs()
 	var n atomic.Int64

@@ -16,12 +16,12 @@ import (
 // Incr) with storage.ErrNoSpace; reads and deletes go on (a sign-out or a
 // revocation still works); writes resume on their own once space returns.
 func TestLowSpaceRefusesWritesKeepsReads(t *testing.T) {
-	c := newClock()
-	s := newStore(t, c)
+	now := time.Now()
+	s := newStore(t)
 	free := uint64(1 << 30)
-	s.db.space = &freeSpace{dir: s.dir, now: c.Now, statf: func(string) (uint64, error) { return free, nil }}
+	s.db.space = &freeSpace{dir: s.dir, now: func() time.Time { return now }, statf: func(string) (uint64, error) { return free, nil }}
 	ctx := t.Context()
-	exp := c.Now().Add(time.Hour)
+	exp := now.Add(time.Hour)
 	if err := s.Put(ctx, "sess/a", []byte("a"), exp, false); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestLowSpaceRefusesWritesKeepsReads(t *testing.T) {
 
 	refusedBefore := testutil.ToFloat64(writesRefused)
 	free = DefaultMinFree - 1
-	c.Advance(spaceCheckEvery)
+	now = now.Add(spaceCheckEvery)
 	writes := map[string]func() error{
 		"put":     func() error { return s.Put(ctx, "sess/c", []byte("c"), exp, false) },
 		"durable": func() error { return s.Put(ctx, "user/c", []byte("c"), time.Time{}, true) },
@@ -62,7 +62,7 @@ func TestLowSpaceRefusesWritesKeepsReads(t *testing.T) {
 
 	// Space returns: within one check interval, writes work again.
 	free = DefaultMinFree
-	c.Advance(spaceCheckEvery)
+	now = now.Add(spaceCheckEvery)
 	for name, write := range writes {
 		if err := write(); err != nil {
 			t.Errorf("%s after space returned: %v", name, err)
