@@ -291,7 +291,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return deny(h.logger, r)
 	}
-	if s, ok := h.sessions.check(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host); ok {
+	s, ok, err := h.sessions.checkErr(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host)
+	if err != nil {
+		// The store is down: deny without asking a signed-in user to sign
+		// in again (SECURITY.md A9).
+		return h.pages.render(w, r, errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
+	}
+	if ok {
 		repl.Set("http.auth.mfa.user", s.userValue)
 		repl.Set("http.auth.mfa.method", s.methodValue)
 		if ff == "" {

@@ -20,8 +20,11 @@ import (
 const maxCachedSessions = 10000
 
 // sessionRecheck is how long a cached session is trusted before the store
-// is asked again.
-const sessionRecheck = 5 * time.Second
+// is asked again: the bound on how long a revocation (sign-out, lockout,
+// admin revoke, factor change) takes to reach another handler or, on a
+// shared store such as Redis, another Caddy node. One store read per
+// active session per second costs nothing on the hot path.
+const sessionRecheck = time.Second
 
 // cachedSession is a session as the hot path sees it. lastSeen moves in
 // memory on every request; the store learns of it only when it has moved by
@@ -153,8 +156,16 @@ func hostOnly(host string) string {
 // known to the store, not expired, not idle, same host, same first
 // factor (SECURITY.md D24, E27, E29).
 func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSession, bool) {
+	s, ok, _ := ss.checkErr(ctx, v, ff, host)
+	return s, ok
+}
+
+// checkErr is check, and also returns the store error that made it deny,
+// so the protected path can answer 503 rather than ask a signed-in user to
+// sign in again while the store is down.
+func (ss *sessions) checkErr(ctx context.Context, v, ff, host string) (*cachedSession, bool, error) {
 	if v == "" {
-		return nil, false
+		return nil, false, nil
 	}
 	var ok bool
 	// The cache is keyed by the exact cookie value, and only values whose
@@ -168,15 +179,16 @@ func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSessi
 		if s != nil {
 			id = s.id
 		} else if id, ok = ss.idFromCookie(v); !ok {
-			return nil, false
+			return nil, false, nil
 		}
 		fresh, err := ss.load(ctx, id)
 		if err != nil {
 			ss.cache.remove(v)
-			if !errors.Is(err, storage.ErrNotFound) {
-				ss.logger.Error("loading session; denying", zap.Error(err))
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, false, nil
 			}
-			return nil, false
+			ss.logger.Error("loading session; denying", zap.Error(err))
+			return nil, false, err
 		}
 		if s != nil {
 			fresh.lastSeen.Store(max(fresh.lastSeen.Load(), s.lastSeen.Load()))
@@ -189,10 +201,10 @@ func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSessi
 	last := time.Unix(0, s.lastSeen.Load())
 	if !now.Before(s.Expires) || now.Sub(last) >= ss.idle {
 		ss.cache.remove(v)
-		return nil, false
+		return nil, false, nil
 	}
 	if s.FirstFactor != ff || !strings.EqualFold(hostOnly(host), s.Host) {
-		return nil, false
+		return nil, false, nil
 	}
 	if now.Sub(last) > time.Second {
 		// Written at most once a second, so parallel requests of one
@@ -202,7 +214,7 @@ func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSessi
 	if now.Sub(time.Unix(0, s.persisted.Load())) > ss.idle/8 {
 		ss.touch(ctx, s, now)
 	}
-	return s, true
+	return s, true, nil
 }
 
 func (ss *sessions) load(ctx context.Context, id string) (*cachedSession, error) {
