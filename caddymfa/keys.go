@@ -25,6 +25,10 @@ type keyring struct {
 	csrf        []byte // derives CSRF tokens
 	store       []byte // hashes session IDs into store keys
 	totp        []byte // master key of TOTP secrets and recovery-code hashes
+
+	// codeMACs, csrfMACs and storeMACs pool the HMAC states of the keys
+	// a sign-in uses a dozen times, so each use allocates only its result.
+	codeMACs, csrfMACs, storeMACs *macPool
 }
 
 func newKeyring(secret []byte) keyring {
@@ -34,7 +38,7 @@ func newKeyring(secret []byte) keyring {
 		return m.Sum(nil)
 	}
 	cookie := derive("cookie")
-	return keyring{
+	k := keyring{
 		sessionMACs: &sync.Pool{New: func() any { return hmac.New(sha256.New, cookie) }},
 		cookie:      cookie,
 		code:        derive("code"),
@@ -42,6 +46,44 @@ func newKeyring(secret []byte) keyring {
 		store:       derive("store"),
 		totp:        derive("totp"),
 	}
+	k.codeMACs, k.csrfMACs, k.storeMACs = newMACPool(k.code), newMACPool(k.csrf), newMACPool(k.store)
+	return k
+}
+
+// macPool hands out HMAC-SHA256 states keyed with one key, each with a
+// buffer to join the message in.
+type macPool struct {
+	pool sync.Pool
+}
+
+type pooledMAC struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newMACPool(key []byte) *macPool {
+	p := new(macPool)
+	p.pool.New = func() any { return &pooledMAC{h: hmac.New(sha256.New, key), buf: make([]byte, 0, 256)} }
+	return p
+}
+
+// sum appends HMAC-SHA256(key, parts joined by NUL) to dst.
+func (p *macPool) sum(dst []byte, parts ...string) []byte {
+	m := p.pool.Get().(*pooledMAC)
+	m.h.Reset()
+	m.buf = m.buf[:0]
+	for i, part := range parts {
+		if i > 0 {
+			m.buf = append(m.buf, 0)
+		}
+		m.buf = append(m.buf, part...)
+	}
+	m.h.Write(m.buf)
+	dst = m.h.Sum(dst)
+	if cap(m.buf) <= 4096 {
+		p.pool.Put(m)
+	}
+	return dst
 }
 
 // sessionTag writes the tag of a session ID into dst (16 bytes).
@@ -55,34 +97,24 @@ func (k keyring) sessionTag(dst *[16]byte, id []byte) {
 	k.sessionMACs.Put(m)
 }
 
-// mac returns HMAC-SHA256(key, parts joined by NUL).
-func mac(key []byte, parts ...string) []byte {
-	m := hmac.New(sha256.New, key)
-	for i, p := range parts {
-		if i > 0 {
-			m.Write([]byte{0})
-		}
-		m.Write([]byte(p))
-	}
-	return m.Sum(nil)
-}
-
 // codeMAC is what the store keeps instead of a code: the code never rests
 // anywhere in plain text. The challenge ID is mixed in, so a code issued for
 // one challenge never matches another.
 func (k keyring) codeMAC(challengeID, code string) []byte {
-	return mac(k.code, challengeID, code)
+	return k.codeMACs.sum(nil, challengeID, code)
 }
 
 // storeID turns a bearer secret (a session ID) into the key it is stored
 // under, so a copy of the database yields no usable cookie.
 func (k keyring) storeID(secret string) string {
-	return hex.EncodeToString(mac(k.store, secret)[:20])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(k.storeMACs.sum(sum[:0], secret)[:20])
 }
 
 // csrfToken binds a CSRF token to a flow or session ID.
 func (k keyring) csrfToken(boundTo string) string {
-	return base64.RawURLEncoding.EncodeToString(mac(k.csrf, boundTo)[:24])
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(k.csrfMACs.sum(sum[:0], boundTo)[:24])
 }
 
 func (k keyring) validCSRF(boundTo, token string) bool {

@@ -77,7 +77,7 @@ func linkChallenge(token string) (string, bool) {
 // linkMAC is what the store keeps instead of a link token, bound to its
 // challenge like codeMAC.
 func (k keyring) linkMAC(challengeID, token string) []byte {
-	return mac(k.code, "link", challengeID, token)
+	return k.codeMACs.sum(nil, "link", challengeID, token)
 }
 
 // serveLink serves the landing page of a link (GET) and its confirmation
