@@ -1,6 +1,7 @@
 package caddymfa
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,12 +17,29 @@ import (
 // methodSMS is the method of codes by text message.
 const methodSMS = "sms"
 
-// channel is a method that sends a code to an address on file: what sends
-// it and under which limits.
+// channel is a method that sends a code or link to an address on file,
+// built once at provision from its block: what sends it, under which
+// limits, whether it sends links and for how long, whether users may
+// register an address for it, and how such an address is checked. The
+// handler asks the channel, never which method it is.
 type channel struct {
 	method string
 	sender authenticators.Sender
 	limits authenticators.Limits
+	// linkTTL is the lifetime of a link in link mode, 0 in code mode.
+	linkTTL time.Duration
+	// registration is nil when users may not register an address.
+	registration *authenticators.Registration
+	// checkAddress validates an address a user wants to register: the
+	// canonical form, or what is wrong with it in words for the page.
+	checkAddress func(input string) (address, problem string)
+	// country is the region of a destination, for a per-country cap of
+	// perCountry sends an hour ("" and 0 when the channel has none).
+	country    func(dest string) string
+	perCountry int
+	// deliverable reports whether an address on file may be used (an SMS
+	// number in an allowed country); nil: every address.
+	deliverable func(dest string) bool
 }
 
 // phoneCountry is the region of an E.164 number, for the per-country cap.
@@ -33,36 +51,98 @@ func phoneCountry(number string) string {
 	return region
 }
 
+// countryOf returns the region of dest and the cap for it, if the channel
+// has a per-country cap.
+func (ch channel) countryOf(dest string) (string, int) {
+	if ch.country == nil || dest == "" {
+		return "", 0
+	}
+	return ch.country(dest), ch.perCountry
+}
+
+// emailChannel and smsChannel build the channels of the configured
+// blocks; this is the one place that knows how they differ.
+func emailChannel(c *email.Config) *channel {
+	ch := &channel{method: methodEmail, sender: c, limits: c.Limits, registration: c.Registration}
+	if c.Send == email.SendLink {
+		ch.linkTTL = cmp.Or(time.Duration(c.LinkTTL), email.DefaultLinkTTL)
+	}
+	ch.checkAddress = func(input string) (string, string) {
+		addr, err := email.ParseAddress(input)
+		if err != nil {
+			return "", "Enter a valid email address."
+		}
+		return addr, ""
+	}
+	return ch
+}
+
+func smsChannel(c *sms.Config) *channel {
+	ch := &channel{method: methodSMS, sender: c, limits: c.Limits, registration: c.Registration,
+		country: phoneCountry, perCountry: c.PerCountryPerHour}
+	ch.deliverable = func(number string) bool {
+		_, region, err := sms.ParseNumber(number)
+		return err == nil && c.AllowedCountry(region)
+	}
+	if c.Send == sms.SendLink {
+		ch.linkTTL = cmp.Or(time.Duration(c.LinkTTL), sms.DefaultLinkTTL)
+	}
+	ch.checkAddress = func(input string) (string, string) {
+		number, _, err := c.CheckNumber(input)
+		if errors.Is(err, sms.ErrCountryNotAllowed) {
+			return "", "Codes cannot be sent to numbers in that country."
+		}
+		if err != nil {
+			return "", "Enter the number in international form, starting with + and the country code."
+		}
+		return number, ""
+	}
+	return ch
+}
+
 // methods are the configured authenticators as the flow sees them: the
-// message channels and their limits, link mode, registration, the
-// issuer of authenticator apps. Provision builds it from the config; it
-// holds no state.
+// message channels, email first, and the issuer of authenticator apps.
+// newMethods builds it at provision; it holds no state.
 type methods struct {
-	email   *email.Config
-	sms     *sms.Config
+	list    []*channel
 	totp    *totp.Config
 	baseURL *url.URL
 	prefix  string
 }
 
+func newMethods(e *email.Config, s *sms.Config, t *totp.Config, baseURL *url.URL, prefix string) *methods {
+	m := &methods{totp: t, baseURL: baseURL, prefix: prefix}
+	m.build(e, s)
+	return m
+}
+
+// build makes the channels of the blocks. Provision calls it again once
+// the blocks are provisioned, so the channels carry their defaults.
+func (m *methods) build(e *email.Config, s *sms.Config) {
+	m.list = nil
+	if e != nil {
+		m.list = append(m.list, emailChannel(e))
+	}
+	if s != nil {
+		m.list = append(m.list, smsChannel(s))
+	}
+}
+
 // channel returns the configured message method of that name.
 func (m *methods) channel(method string) (channel, bool) {
-	switch {
-	case method == methodEmail && m.email != nil:
-		return channel{methodEmail, m.email, m.email.Limits}, true
-	case method == methodSMS && m.sms != nil:
-		return channel{methodSMS, m.sms, m.sms.Limits}, true
+	for _, ch := range m.list {
+		if ch.method == method {
+			return *ch, true
+		}
 	}
 	return channel{}, false
 }
 
 // channels are the configured message methods, email first.
 func (m *methods) channels() []channel {
-	var out []channel
-	for _, name := range []string{methodEmail, methodSMS} {
-		if ch, ok := m.channel(name); ok {
-			out = append(out, ch)
-		}
+	out := make([]channel, len(m.list))
+	for i, ch := range m.list {
+		out[i] = *ch
 	}
 	return out
 }
@@ -76,12 +156,17 @@ func (m *methods) limitsFor(method string) authenticators.Limits {
 // severalMethods reports whether a user may have more than one method, so
 // the one used last is worth remembering.
 func (m *methods) severalMethods() bool {
-	return m.totp != nil || len(m.channels()) > 1
+	return m.totp != nil || len(m.list) > 1
 }
 
 // registrationOn reports whether users may register an address.
 func (m *methods) registrationOn() bool {
-	return m.sms != nil && m.sms.Registration != nil || m.email != nil && m.email.Registration != nil
+	for _, ch := range m.list {
+		if ch.registration != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // linkURL is the link a message carries: base_url, path_prefix, /link and
@@ -99,26 +184,15 @@ func (m *methods) linkURL(token string) string {
 // linkTTL is the lifetime of the links of a method in link mode, and 0
 // for a method that sends codes.
 func (m *methods) linkTTL(method string) time.Duration {
-	var ttl, def time.Duration
-	switch {
-	case method == methodEmail && m.email != nil && m.email.Send == email.SendLink:
-		ttl, def = time.Duration(m.email.LinkTTL), email.DefaultLinkTTL
-	case method == methodSMS && m.sms != nil && m.sms.Send == sms.SendLink:
-		ttl, def = time.Duration(m.sms.LinkTTL), sms.DefaultLinkTTL
-	default:
-		return 0
-	}
-	if ttl <= 0 {
-		return def
-	}
-	return ttl
+	ch, _ := m.channel(method)
+	return ch.linkTTL
 }
 
 // linkMethods are the configured methods in link mode.
 func (m *methods) linkMethods() []string {
 	var out []string
-	for _, ch := range m.channels() {
-		if m.linkTTL(ch.method) > 0 {
+	for _, ch := range m.list {
+		if ch.linkTTL > 0 {
 			out = append(out, ch.method)
 		}
 	}
@@ -130,18 +204,15 @@ func (m *methods) linkMethods() []string {
 // instead would let anyone who can start a sign-in send a victim a link
 // to a site of their choosing.
 func (m *methods) checkLinkMode() error {
-	var method string
-	switch {
-	case m.baseURL != nil:
-		return nil
-	case m.email != nil && m.email.Send == email.SendLink:
-		method = methodEmail
-	case m.sms != nil && m.sms.Send == sms.SendLink:
-		method = methodSMS
-	default:
+	if m.baseURL != nil {
 		return nil
 	}
-	return fmt.Errorf("%s: send link needs base_url, the site's external URL (e.g. https://app.example.com): the links in messages are built from it, never from the request's Host or X-Forwarded-* headers", method)
+	for _, ch := range m.list {
+		if ch.linkTTL > 0 {
+			return fmt.Errorf("%s: send link needs base_url, the site's external URL (e.g. https://app.example.com): the links in messages are built from it, never from the request's Host or X-Forwarded-* headers", ch.method)
+		}
+	}
+	return nil
 }
 
 // issuer names the site in authenticator apps: the configured issuer,
@@ -158,13 +229,8 @@ func (m *methods) issuer() string {
 
 // registration returns the registration settings of a method, if on.
 func (m *methods) registration(method string) *authenticators.Registration {
-	switch {
-	case method == methodSMS && m.sms != nil:
-		return m.sms.Registration
-	case method == methodEmail && m.email != nil:
-		return m.email.Registration
-	}
-	return nil
+	ch, _ := m.channel(method)
+	return ch.registration
 }
 
 // requiredFor are the methods that authorize registering for method: the
@@ -176,7 +242,7 @@ func (m *methods) requiredFor(method string) []string {
 	if m.totp != nil {
 		return []string{methodTOTP}
 	}
-	for _, ch := range m.channels() {
+	for _, ch := range m.list {
 		if ch.method != method {
 			return []string{ch.method}
 		}
@@ -187,8 +253,9 @@ func (m *methods) requiredFor(method string) []string {
 // validateRegistration refuses a registration that no other factor can
 // authorize: it would let one factor replace the other.
 func (m *methods) validateRegistration() error {
-	for _, method := range []string{methodSMS, methodEmail} {
-		if m.registration(method) == nil {
+	for _, ch := range m.list {
+		method := ch.method
+		if ch.registration == nil {
 			continue
 		}
 		req := m.requiredFor(method)
@@ -226,24 +293,11 @@ func (m *methods) registerLinks(ret string) map[string]string {
 // returns the address in canonical form, or what is wrong with it in
 // words for the page.
 func (m *methods) checkNewAddress(method, input string) (address, problem string) {
-	switch method {
-	case methodSMS:
-		number, _, err := m.sms.CheckNumber(input)
-		if errors.Is(err, sms.ErrCountryNotAllowed) {
-			return "", "Codes cannot be sent to numbers in that country."
-		}
-		if err != nil {
-			return "", "Enter the number in international form, starting with + and the country code."
-		}
-		return number, ""
-	case methodEmail:
-		addr, err := email.ParseAddress(input)
-		if err != nil {
-			return "", "Enter a valid email address."
-		}
-		return addr, ""
+	ch, ok := m.channel(method)
+	if !ok {
+		return "", "Unknown method."
 	}
-	return "", "Unknown method."
+	return ch.checkAddress(input)
 }
 
 // validateTOTP checks the totp block and how it fits the rest.
@@ -263,7 +317,7 @@ func (m *methods) validateTOTP(standalone bool, recoveryCodes int) error {
 	switch {
 	case m.totp.Enroll == totp.EnrollFirstLogin && standalone:
 		return fmt.Errorf("totp: enroll first_login trusts the first factor, but user is empty (standalone), so there is none: anyone could enroll for any name. Use enroll verified with an email block, or configure a first factor")
-	case m.totp.Enroll == totp.EnrollVerified && m.email == nil && m.sms == nil:
+	case m.totp.Enroll == totp.EnrollVerified && len(m.list) == 0:
 		return fmt.Errorf("totp: enroll verified lets users add an app after passing another factor, but no email block is configured: add an email or sms block, or use enroll first_login or off")
 	}
 	return nil

@@ -84,7 +84,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.baseURL = u
 	}
-	h.methods = &methods{email: h.Email, sms: h.SMS, totp: h.TOTP, baseURL: h.baseURL, prefix: h.PathPrefix}
+	h.methods = newMethods(h.Email, h.SMS, h.TOTP, h.baseURL, h.PathPrefix)
 	if err := h.methods.checkLinkMode(); err != nil {
 		return err
 	}
@@ -146,6 +146,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("provisioning sms: %w", err)
 		}
 	}
+	h.methods.build(h.Email, h.SMS)
 	if h.TOTP != nil {
 		h.TOTP.ApplyDefaults()
 		h.TOTP.Issuer = repl.ReplaceKnown(h.TOTP.Issuer, "")

@@ -206,9 +206,7 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 	}
 	sr := sendRequest{slot: rp.slot, user: user, sender: ch.sender, limits: ch.limits, ip: clientIP(r), dest: address,
 		site: siteName(r, h.baseURL), lang: r.Header.Get("Accept-Language"), wait: true}
-	if method == methodSMS {
-		sr.country, sr.perCountry = phoneCountry(address), h.SMS.PerCountryPerHour
-	}
+	sr.country, sr.perCountry = ch.countryOf(address)
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
 		return h.pages.sendFailed(w, r, err)
 	}

@@ -56,7 +56,7 @@ func newServices(t *testing.T, modify ...func(*Handler)) *services {
 		policy:  &policy{name: policyAlways},
 	}
 	h.baseURL, _ = url.Parse("https://mfa.example.com")
-	h.methods = &methods{email: h.Email, sms: h.SMS, totp: h.TOTP, baseURL: h.baseURL, prefix: "/.mfa"}
+	h.methods = newMethods(h.Email, h.SMS, h.TOTP, h.baseURL, "/.mfa")
 	h.wire()
 	return &services{h: h, store: store, clock: clock}
 }

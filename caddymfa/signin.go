@@ -147,9 +147,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		wait:    flow.FirstFactor != "",
 		linkTTL: h.methods.linkTTL(ch.method),
 	}
-	if ch.method == methodSMS && dest != "" {
-		sr.country, sr.perCountry = phoneCountry(dest), h.SMS.PerCountryPerHour
-	}
+	sr.country, sr.perCountry = ch.countryOf(dest)
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
 		return h.pages.sendFailed(w, r, err)
 	}

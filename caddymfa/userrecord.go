@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -174,8 +173,8 @@ func (a *account) destination(ctx context.Context, method string) string {
 		}
 		return a.address
 	case methodSMS:
-		sc := a.users.methods.sms
-		if sc == nil {
+		ch, ok := a.users.methods.channel(methodSMS)
+		if !ok {
 			return ""
 		}
 		phone := reg.Phone
@@ -185,7 +184,7 @@ func (a *account) destination(ctx context.Context, method string) string {
 		if phone == "" {
 			return ""
 		}
-		if _, region, err := sms.ParseNumber(phone); err != nil || !sc.AllowedCountry(region) {
+		if ch.deliverable != nil && !ch.deliverable(phone) {
 			return ""
 		}
 		return phone
