@@ -23,6 +23,9 @@ const (
 	stepRegisterInfo     = "register_info"
 	stepRegisterVerify   = "register_verify"
 	stepRegisterRequired = "register_required"
+	// stepConfirmRequired asks a session made by a policy exemption to
+	// pass a factor before it changes the authenticator app.
+	stepConfirmRequired = "confirm_required"
 
 	actionSend = "send"
 
@@ -65,11 +68,13 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	ret, _ = safeReturnPath(ret, h.PathPrefix)
 	required := h.methods.requiredFor(method)
 	s, signedIn := requestSession(r, h.sessions, ff)
-	if !signedIn || !slices.Contains(required, s.Method) || h.now().Sub(s.Created) >= enrollFreshness {
+	// A required factor passed in this session's lifetime, recently;
+	// never a policy exemption (SECURITY.md N61).
+	if !signedIn || !slices.Contains(required, s.Method) || !s.factorWithin(h.now(), enrollFreshness) {
 		if post {
 			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with "+strings.Join(required, " or ")+" first."))
 		}
-		return h.registerRequired(w, r, ff, kind, ret, required)
+		return h.confirmFirst(w, r, ff, "register/"+kind, kind, ret, required)
 	}
 	id := requestSessionID(r, h.sessions)
 	rp := &regPage{
@@ -150,9 +155,15 @@ func (rs *registrations) drop(ctx context.Context, s challengeSlot) error {
 	return rs.store.Delete(ctx, rs.key(s))
 }
 
-// registerRequired asks the user to pass a required factor first; the
-// flow remembers to come back here afterwards.
-func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, kind, ret string, required []string) error {
+// factorMethods are the methods that verify a factor, any of which
+// confirms a session made by a policy exemption.
+var factorMethods = []string{methodTOTP, methodEmail, methodSMS, methodRecovery}
+
+// confirmFirst asks the user to pass a required factor before the change
+// of their "what" (phone, email, authenticator app); the flow remembers
+// to come back to next (register/phone, enroll/totp) afterwards.
+func (h *Handler) confirmFirst(w http.ResponseWriter, r *http.Request, ff, next, what, ret string, required []string) error {
+	kind := what
 	if ff == "" {
 		v := errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then change your "+kind+".")
 		v.Redirect = h.PathPrefix + "/"
@@ -165,7 +176,7 @@ func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, k
 			return err
 		}
 	}
-	flow.Next = "register/" + kind
+	flow.Next = next
 	if ret != "" {
 		flow.Return = ret
 	}
@@ -178,8 +189,15 @@ func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, k
 	if err != nil {
 		return h.pages.unavailable(w, r, "reading user record", err)
 	}
-	v := &view{Step: stepRegisterRequired, User: flow.user(), CSRFToken: h.keys.csrfToken("f:" + flow.ID), status: http.StatusForbidden,
+	step := stepRegisterRequired
+	if !strings.HasPrefix(next, "register/") {
+		step = stepConfirmRequired
+	}
+	v := &view{Step: step, User: flow.user(), CSRFToken: h.keys.csrfToken("f:" + flow.ID), status: http.StatusForbidden,
 		Error: errCodeNotAllowed, Message: "To change your " + kind + ", first confirm it's you with " + strings.Join(required, " or ") + "."}
+	if step == stepConfirmRequired {
+		v.Message = "To change your " + kind + ", first confirm it's you with a code."
+	}
 	for _, m := range opts.methods {
 		if slices.Contains(required, m) {
 			v.Methods = append(v.Methods, m)
