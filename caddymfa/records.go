@@ -50,6 +50,11 @@ type challenge struct {
 	KeepUntil time.Time `json:"k"`
 	// Failed holds a permanent delivery failure to show the user.
 	Failed bool `json:"f,omitempty"`
+	// Address is, for the registration of an address, the one the
+	// current code was sent to, written with the code in one update:
+	// confirming the code registers this address or none (SECURITY.md
+	// N62).
+	Address string `json:"ad,omitempty"`
 }
 
 // session is a sign-in: a verified factor, or a policy exemption (a

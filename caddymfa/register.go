@@ -36,7 +36,9 @@ const (
 var registerKinds = map[string]string{"phone": methodSMS, "email": methodEmail}
 
 // pendingRegistration is the address a user asked to register, waiting
-// for the code sent to it.
+// for the code sent to it, written once that code is out. It says where
+// to return and what the page shows; the address registered is the one
+// the challenge holds with the code (challenge.Address).
 type pendingRegistration struct {
 	User    string `json:"u"`
 	Method  string `json:"m"`
@@ -219,16 +221,20 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 			status: http.StatusBadRequest, Error: errCodeRequest, Message: problem}
 		return h.pages.render(w, r, v)
 	}
-	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {
-		return h.pages.unavailable(w, r, "storing registration", err)
-	}
+	// The challenge keeps the address with its code, in one update, so
+	// only the address that received the code can be confirmed; a send
+	// that is refused (a cap, the cooldown, max_sends) or fails changes
+	// nothing that was pending (SECURITY.md N62).
 	sr := sendRequest{slot: rp.slot, user: user, sender: ch.sender, limits: ch.limits, ip: clientIP(r), dest: address,
-		site: siteName(r, h.baseURL), lang: r.Header.Get("Accept-Language"), wait: true}
+		site: siteName(r, h.baseURL), lang: r.Header.Get("Accept-Language"), wait: true, bind: true}
 	if method == methodSMS {
 		sr.country, sr.perCountry = phoneCountry(address), h.SMS.PerCountryPerHour
 	}
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
 		return h.pages.sendFailed(w, r, err)
+	}
+	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {
+		return h.pages.unavailable(w, r, "storing registration", err)
 	}
 	limits := ch.limits
 	left := limits.MaxAttempts
@@ -264,12 +270,17 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 			Destination: ch.sender.Mask(pending.Address), AttemptsLeft: &left, status: http.StatusUnauthorized, Error: errCodeInvalid, Message: "That code is not valid."}
 		return h.pages.render(w, r, v)
 	}
+	// The address the code was sent to, never one stored beside it.
+	address := out.address
+	if address == "" {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
+	}
 	old := map[string]string{method: rp.acct.destination(ctx, method)}
 	err = h.users.update(ctx, user, func(u *userRecord) (storage.Op, error) {
 		if method == methodSMS {
-			u.Phone = pending.Address
+			u.Phone = address
 		} else {
-			u.Email = pending.Address
+			u.Email = address
 		}
 		return storage.WriteDurable, nil
 	})
@@ -282,10 +293,10 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 	// reaches the user first; the record is read again, after the change.
 	who := h.account(r, rp.acct.firstFactor, user)
 	h.factorChanged(w, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: method, keep: s, noticeTo: old},
-		zap.String("address", ch.sender.Mask(pending.Address)))
+		zap.String("address", ch.sender.Mask(address)))
 	dest := orRoot(ret)
 	if wantsJSON(r) {
-		return h.pages.render(w, r, &view{Step: stepDone, User: user, Method: method, Destination: ch.sender.Mask(pending.Address), Redirect: dest})
+		return h.pages.render(w, r, &view{Step: stepDone, User: user, Method: method, Destination: ch.sender.Mask(address), Redirect: dest})
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 	return nil
