@@ -163,6 +163,29 @@ func TestExemptionIsNotAFactor(t *testing.T) {
 			if user := u.(map[string]any); user["totp"] == nil || user["recovery_codes_left"] != float64(10) {
 				t.Errorf("the app changed: %v", user)
 			}
+
+			// The refusal offers a code; passing one comes back to the
+			// app's page, where the change is then accepted.
+			c := exempt()
+			if v := getJSON(t, c, "/.mfa/enroll/totp", http.StatusForbidden); v["step"] != "confirm_required" || len(strs(v["methods"])) == 0 {
+				t.Fatalf("enrollment page: %v", v)
+			}
+			if st := c.state(); st["step"] != "choose" {
+				t.Fatalf("the sign-in page while confirming: %v, want the choose step", st)
+			}
+			seen := len(srv.Messages())
+			if r := c.postJSON("/.mfa/send", map[string]string{"method": "email"}); r.StatusCode != http.StatusOK {
+				t.Fatalf("send: %d %s", r.StatusCode, r.body)
+			}
+			r = c.postJSON("/.mfa/verify", map[string]string{"method": "email", "code": emailCodeAfter(t, srv, seen)})
+			if v := r.json(t); r.StatusCode != http.StatusOK || v["redirect"] != "/.mfa/enroll/totp?return=%2F" {
+				t.Fatalf("verify: %d %v, want the way back to the app's page", r.StatusCode, v)
+			}
+			v = getJSON(t, c, "/.mfa/enroll/totp", http.StatusOK)
+			r = c.postJSON("/.mfa/enroll/totp", map[string]string{"action": "recovery_codes", "current_code": totpref.Code(secret, time.Now(), 0), "csrf_token": v["csrf_token"].(string)})
+			if v := r.json(t); r.StatusCode != http.StatusOK || v["step"] != "recovery_codes" {
+				t.Errorf("new recovery codes from an emailed code's session: %d %v", r.StatusCode, v)
+			}
 		})
 	}
 }
