@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -468,18 +469,17 @@ func (a *AdminAPI) log(w http.ResponseWriter, r *http.Request, h *Handler) error
 		}
 		limit = n
 	}
+	f, err := readLogFilter(q)
+	if err != nil {
+		return err
+	}
 	entries, err := h.dlog.entries(r.Context(), 0)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "reading delivery log: %v", err)
 	}
-	user := q.Get("user")
-	if user != "" {
-		user, _ = canonicalUser(user)
-	}
-	failed := q.Get("failed") == "true"
 	out := []authenticators.DeliveryResult{}
 	for _, e := range entries {
-		if (user != "" && e.User != user) || (q.Get("method") != "" && e.Method != q.Get("method")) || (failed && e.OK) {
+		if (f.user != "" && e.User != f.user) || (f.method != "" && e.Method != f.method) || (f.failed && e.OK) {
 			continue
 		}
 		if out = append(out, e); len(out) == limit {
@@ -487,6 +487,41 @@ func (a *AdminAPI) log(w http.ResponseWriter, r *http.Request, h *Handler) error
 		}
 	}
 	return writeAdminJSON(w, out)
+}
+
+// logFilter is what GET /mfa/log keeps: "" or false keeps all.
+type logFilter struct {
+	user, method string
+	failed       bool
+}
+
+// readLogFilter reads the filters of GET /mfa/log. A filter that does not
+// parse is refused (SECURITY.md N64): dropping it would answer with every
+// user's entries.
+func readLogFilter(q url.Values) (logFilter, error) {
+	var f logFilter
+	if q.Has("user") {
+		user, ok := canonicalUser(q.Get("user"))
+		if !ok {
+			return f, adminError(http.StatusBadRequest, "invalid user name %q", q.Get("user"))
+		}
+		f.user = user
+	}
+	if q.Has("method") {
+		switch f.method = q.Get("method"); f.method {
+		case methodEmail, methodSMS:
+		default:
+			return f, adminError(http.StatusBadRequest, "method must be email or sms")
+		}
+	}
+	if q.Has("failed") {
+		b, err := strconv.ParseBool(q.Get("failed"))
+		if err != nil {
+			return f, adminError(http.StatusBadRequest, "failed must be true or false")
+		}
+		f.failed = b
+	}
+	return f, nil
 }
 
 // adminAudit writes the audit event of an administrator's action, with the

@@ -84,6 +84,8 @@ type sendRequest struct {
 	wait bool
 	// linkTTL, when set, sends a link of that lifetime instead of a code.
 	linkTTL time.Duration
+	// bind records dest in the challenge with the code (registration).
+	bind bool
 }
 
 // issue sends a new code for the slot's challenge. A challenge that exists
@@ -144,6 +146,10 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		}
 		ch.Sends++
 		ch.Destination = masked
+		ch.Address = ""
+		if sr.bind {
+			ch.Address = sr.dest
+		}
 		ch.State = statePending
 		if ch.Attempts >= sr.limits.MaxAttempts {
 			ch.State = stateDead
@@ -245,6 +251,9 @@ type verifyOutcome struct {
 	method       string
 	// recoveryLeft is how many recovery codes remain after one was used.
 	recoveryLeft int
+	// address is, for a registration, the address the matched code was
+	// sent to.
+	address string
 }
 
 // verifyCode checks a code against the slot's challenge. The challenge's
@@ -279,7 +288,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 			hmac.Equal(ch.CodeMAC, c.keys.codeMAC(s.binding, code))
 		if match {
 			ch.State = stateUsed
-			out = verifyOutcome{ok: true, method: ch.Method}
+			out = verifyOutcome{ok: true, method: ch.Method, address: ch.Address}
 		}
 		b, err := encodeRecord(ch)
 		return b, cur.ExpiresAt, storage.Write, err

@@ -79,9 +79,13 @@
 //     address from the request. The directory (users.go) holds the users
 //     of the config and allow_emails.
 //   - pendingApps (enroll.go, enroll/) and registrations (register.go,
-//     reg/): what waits for its first code.
+//     reg/): what waits for its first code. The address a registration
+//     confirms is the one its challenge holds with the code.
 //   - policy (policy.go): when the challenge may be skipped, and the
-//     places users passed it from.
+//     places users passed it from. Every address it sees, like the per-IP
+//     caps and the audit lines, comes from clientIP (clientaddr.go): the
+//     connection, or behind trusted_proxies the rightmost forwarded entry
+//     that is not a trusted proxy, never one the client wrote.
 //   - notices (notify.go): security notices and audit lines for changes
 //     to a user's factors; factorchange.go applies a change (sessions
 //     end, devices are forgotten, the user is told).
@@ -99,8 +103,12 @@
 // code), and the keyed hashes of the unused recovery codes. Who may add
 // an app is the enroll policy:
 //
-//   - verified: a session made less than 15 minutes ago, i.e. a user who
-//     just passed another factor (the emailed code);
+//   - verified: a session made by a factor less than 15 minutes ago, i.e.
+//     a user who just passed another factor (the emailed code). A session
+//     made by a policy exemption (a known place, a remembered device)
+//     passed no factor (session.factorWithin, records.go): it may neither
+//     add nor change an app, nor register an address, and is asked for a
+//     code first (confirmFirst, register.go);
 //   - first_login: during sign-in, after the first factor alone, for a
 //     user who has no app yet (trust on first use); never in standalone
 //     mode, which has no first factor;

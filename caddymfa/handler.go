@@ -98,6 +98,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.policy = pol
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.TrustedProxiesStrict == 0 &&
+		(len(h.TrustedNetworks) > 0 || h.Policy == policyNewIP || h.Policy == policyNewCountry) {
+		h.logger.Warn("trusted_networks and the places of policy new_ip and new_country use the connection's address or, behind trusted_proxies, the rightmost X-Forwarded-For entry that is not a trusted proxy; without trusted_proxies_strict, Caddy's client_ip in access logs is the leftmost entry, which the client writes, and may differ")
+	}
 
 	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails)
 	if err != nil {

@@ -187,7 +187,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return writeJSON(w, http.StatusUnauthorized, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
-	if _, ok := requestSession(r, h.sessions, ff); ok {
+	if _, ok := h.pageSession(r, ff); ok {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusVerified, Redirect: "/"})
 	}
 	flow := h.flows.read(r, ff)

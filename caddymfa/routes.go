@@ -12,6 +12,7 @@ import (
 // serveFlow serves the endpoints under PathPrefix.
 func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 	setPageHeaders(w)
+	clientIP(r) // decided once, so audit lines carry the same address
 	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
 	switch sub {
 	case "", "/":

@@ -231,7 +231,8 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 			dest = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
 		}
 	}
-	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) {
+	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) ||
+		flow.Next == "enroll/totp" && h.TOTP != nil && isFactor(method) {
 		dest = h.PathPrefix + "/" + flow.Next + "?return=" + url.QueryEscape(ret)
 	}
 	return dest, nil

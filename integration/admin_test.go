@@ -275,3 +275,41 @@ func TestAdminEnrollsWhenEnrollOff(t *testing.T) {
 		t.Errorf("protected page after the app: %v %v", ok, h)
 	}
 }
+
+// TestAdminInputsRefusedNotWidened (SECURITY.md N64): a delivery-log
+// filter that does not parse is refused with 400, by the API and by
+// "caddy mfa log", instead of being dropped, which would answer with
+// everyone's entries.
+func TestAdminInputsRefusedNotWidened(t *testing.T) {
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	startCaddy(t, site{
+		basicAuth: bcryptHash(t, alicePassword),
+		upstream:  up.addr(),
+		mfa: `		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		users {
+			alice email alice@example.com
+		}
+		email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+			` + relaxedThrottle + `
+		}`,
+	}.caddyfile())
+	signIn(t, newClient(t).withBasicAuth("alice", alicePassword), srv, 1)
+	if status, v := admin(t, http.MethodGet, "/mfa/log", ""); status != 200 || len(v.([]any)) == 0 {
+		t.Fatalf("the log is empty after a sign-in: %d %v", status, v)
+	}
+	for _, q := range []string{"user=a%2Fb", "user=", "user=%00", "method=carrier-pigeon", "failed=maybe", "limit=0", "limit=x"} {
+		if status, v := admin(t, http.MethodGet, "/mfa/log?"+q, ""); status != http.StatusBadRequest {
+			t.Errorf("GET /mfa/log?%s: %d %v, want 400", q, status, v)
+		}
+	}
+	if status, v := admin(t, http.MethodGet, "/mfa/log?user=Alice&method=email&failed=false", ""); status != 200 || len(v.([]any)) == 0 {
+		t.Errorf("valid filters: %d %v", status, v)
+	}
+	if out, err := mfaCLI(t, "log", "--user", "a/b"); err == nil || strings.Contains(out, "alice") {
+		t.Errorf("caddy mfa log --user a/b: %v: %s", err, out)
+	}
+}
