@@ -234,17 +234,20 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 // userReport is what the admin API shows of a user. It holds no secret:
 // no session ID, no TOTP secret, no recovery code.
 type userReport struct {
-	User              string          `json:"user"`
-	Email             string          `json:"email,omitempty"`
-	Phone             string          `json:"phone,omitempty"`
-	RegisteredEmail   string          `json:"registered_email,omitempty"`
-	RegisteredPhone   string          `json:"registered_phone,omitempty"`
-	TOTP              *totpReport     `json:"totp,omitempty"`
-	RecoveryCodesLeft int             `json:"recovery_codes_left"`
-	LastMethod        string          `json:"last_method,omitempty"`
-	KnownPlaces       []knownPlace    `json:"known_places,omitempty"`
-	Failures          int             `json:"failures"`
-	LockedUntil       *time.Time      `json:"locked_until,omitempty"`
+	User              string       `json:"user"`
+	Email             string       `json:"email,omitempty"`
+	Phone             string       `json:"phone,omitempty"`
+	RegisteredEmail   string       `json:"registered_email,omitempty"`
+	RegisteredPhone   string       `json:"registered_phone,omitempty"`
+	TOTP              *totpReport  `json:"totp,omitempty"`
+	RecoveryCodesLeft int          `json:"recovery_codes_left"`
+	LastMethod        string       `json:"last_method,omitempty"`
+	KnownPlaces       []knownPlace `json:"known_places,omitempty"`
+	Failures          int          `json:"failures"`
+	LockedUntil       *time.Time   `json:"locked_until,omitempty"`
+	// NetworkLocks are the user's failures and locks per client network
+	// (standalone mode).
+	NetworkLocks      []networkLock   `json:"network_locks,omitempty"`
 	Sessions          []sessionReport `json:"sessions"`
 	RememberedDevices int             `json:"remembered_devices"`
 }
@@ -276,7 +279,7 @@ func (a *AdminAPI) user(w http.ResponseWriter, r *http.Request, h *Handler, user
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "%v", err)
 	}
-	rep.Failures, rep.LockedUntil = lock.Failures, lock.LockedUntil
+	rep.Failures, rep.LockedUntil, rep.NetworkLocks = lock.Failures, lock.LockedUntil, lock.Networks
 	sessions, err := h.sessions.ofUser(ctx, user)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "listing sessions: %v", err)

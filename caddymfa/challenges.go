@@ -144,6 +144,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		}
 		ch.Sends++
 		ch.Destination = masked
+		ch.Unsent = sr.dest == ""
 		ch.State = statePending
 		if ch.Attempts >= sr.limits.MaxAttempts {
 			ch.State = stateDead

@@ -50,6 +50,15 @@ type challenge struct {
 	KeepUntil time.Time `json:"k"`
 	// Failed holds a permanent delivery failure to show the user.
 	Failed bool `json:"f,omitempty"`
+	// Unsent: nothing was sent for this challenge (no address on file),
+	// so a guess at it counts in no lockout.
+	Unsent bool `json:"n,omitempty"`
+}
+
+// delivered reports whether a challenge has a code or link out there to
+// guess: pending, sent, and not failed. A nil challenge has none.
+func (ch *challenge) delivered() bool {
+	return ch != nil && ch.State == statePending && !ch.Unsent && !ch.Failed
 }
 
 // session is a verified sign-in.

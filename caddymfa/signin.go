@@ -52,7 +52,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 func (h *Handler) unreadable(w http.ResponseWriter, r *http.Request, ff, action string, err error) error {
 	if action == "verify" {
 		if flow := h.flows.read(r, ff); flow != nil && flow.user() != "" {
-			if cerr := h.verifier.unreadable(r.Context(), flow.user()); cerr != nil {
+			if cerr := h.verifier.unreadable(r.Context(), flow.user(), h.guessNetwork(r)); cerr != nil {
 				return h.pages.unavailable(w, r, "counting attempt", cerr)
 			}
 		}
@@ -166,7 +166,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		method = methodEmail
 	}
 	user := flow.user()
-	out, err := h.verifier.factor(r.Context(), user, flow.slot(), method, f.Code)
+	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}

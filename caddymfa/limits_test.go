@@ -1,0 +1,261 @@
+package caddymfa
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// standaloneEnv is a standalone handler (no first factor) over the test
+// users, with no send caps.
+func standaloneEnv(t *testing.T, lock *Lockout) *env {
+	t.Helper()
+	h, outbox := testConfig(t)
+	h.User = new(string)
+	h.Lockout = lock
+	return newEnv(t, h, outbox)
+}
+
+// identifyFrom starts a standalone sign-in of name from ip and, when a
+// code goes out, waits for it to be delivered (sent counts the messages
+// expected in the outbox by then; 0 waits for nothing).
+func (e *env) identifyFrom(name, ip string, sent int) *browser {
+	e.t.Helper()
+	b := e.browser("")
+	b.ip = ip
+	csrf, _ := b.state()["csrf_token"].(string)
+	resp := b.do(request{method: http.MethodPost, target: "/.mfa/identify", json: map[string]string{"username": name, "csrf_token": csrf}})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("identify %s from %s: status %d", name, ip, resp.StatusCode)
+	}
+	if sent > 0 {
+		e.h.pending.Wait()
+		waitFor(e.t.(*testing.T), func() bool { return len(e.outboxFiles()) >= sent })
+	}
+	return b
+}
+
+// guess posts a code and returns the status.
+func (b *browser) guess(code string) int {
+	b.e.t.Helper()
+	resp := b.postJSON("/verify", map[string]string{"code": code})
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// SECURITY.md L54: a guess at a challenge with no delivered code (a user
+// without an address, a send that was refused) is refused and counts in
+// no lockout, in both modes; it still counts in the challenge, so the
+// answer is the one any wrong code gets.
+func TestGuessWithoutDeliveredCodeNotCounted(t *testing.T) {
+	t.Run("standalone, no address", func(t *testing.T) {
+		e := standaloneEnv(t, &Lockout{Failures: 1})
+		b := e.identifyFrom("carol", "203.0.113.5", 0)
+		left := []any{}
+		for range 3 {
+			resp := b.postJSON("/verify", map[string]string{"code": "000000"})
+			st := decodeJSON(t, resp)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("guess: status %d", resp.StatusCode)
+			}
+			left = append(left, st["attempts_left"])
+		}
+		if rep, _ := e.h.lockout.report(t.Context(), "carol"); rep.Failures != 0 || len(rep.Networks) != 0 {
+			t.Fatalf("guesses at a code never sent counted: %+v", rep)
+		}
+		if left[0] == left[1] {
+			t.Errorf("attempts_left did not move (%v): an unsent challenge must answer like a sent one", left)
+		}
+	})
+	t.Run("second factor, nothing sent", func(t *testing.T) {
+		h, outbox := testConfig(t)
+		h.Lockout = &Lockout{Failures: 1}
+		e := newEnv(t, h, outbox)
+		b := e.browser("alice")
+		for range 5 {
+			if got := b.guess("000000"); got != http.StatusUnauthorized {
+				t.Fatalf("guess: status %d", got)
+			}
+		}
+		if locked, _ := e.h.lockout.locked(t.Context(), "alice", ""); locked {
+			t.Fatal("alice locked by guesses at a code she was never sent")
+		}
+		// She signs in as usual.
+		e.signIn("alice")
+	})
+	t.Run("standalone, send refused", func(t *testing.T) {
+		h, outbox := testConfig(t)
+		h.User = new(string)
+		h.Lockout = &Lockout{Failures: 1}
+		h.Email.Throttle.PerIPPerHour = 1
+		e := newEnv(t, h, outbox)
+		e.identifyFrom("bob", "203.0.113.5", 1)
+		b := e.browser("")
+		b.ip = "203.0.113.5"
+		csrf, _ := b.state()["csrf_token"].(string)
+		resp := b.do(request{method: http.MethodPost, target: "/.mfa/identify", json: map[string]string{"username": "alice", "csrf_token": csrf}})
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("second identify from the address: status %d, want 429", resp.StatusCode)
+		}
+		for range 5 {
+			b.guess("000000")
+		}
+		if rep, _ := e.h.lockout.report(t.Context(), "alice"); rep.Failures != 0 || len(rep.Networks) != 0 {
+			t.Fatalf("guesses after a refused send counted: %+v", rep)
+		}
+	})
+}
+
+// SECURITY.md L54: in standalone mode an attacker guessing from one
+// network locks that network out for the user, not the user: she signs
+// in from her own network, and her session lives on.
+func TestStandaloneLockoutStaysInTheGuessersNetwork(t *testing.T) {
+	e := standaloneEnv(t, &Lockout{Failures: 3, Window: caddy.Duration(15 * time.Minute)})
+	const home, attacker = "198.51.100.7", "203.0.113.9"
+	sent := 0
+	// alice signs in from home.
+	sent++
+	alice := e.identifyFrom("alice", home, sent)
+	if got := alice.guess(e.lastCode()); got != http.StatusOK {
+		t.Fatalf("alice's sign-in: status %d", got)
+	}
+	// The attacker names alice from many addresses of one /24, again and
+	// again, and guesses.
+	for i := range 6 {
+		sent++
+		b := e.identifyFrom("alice", "203.0.113."+strconv.Itoa(10+i), sent)
+		for range 3 {
+			b.guess("000000")
+		}
+	}
+	if locked, _ := e.h.lockout.locked(t.Context(), "alice", clientNetwork(attacker)); !locked {
+		t.Fatal("the attacker's network is not locked out")
+	}
+	// Locked out there: even the right code fails from that network.
+	sent++
+	b := e.identifyFrom("alice", attacker, sent)
+	if got := b.guess(e.lastCode()); got != http.StatusUnauthorized {
+		t.Fatalf("right code from the locked network: status %d, want 401", got)
+	}
+	if !alice.signedIn() {
+		t.Fatal("alice's session ended by a lockout an unauthenticated client caused")
+	}
+	sent++
+	again := e.identifyFrom("alice", home, sent)
+	if got := again.guess(e.lastCode()); got != http.StatusOK {
+		t.Fatalf("alice signing in from home after the attack: status %d", got)
+	}
+	rep, err := e.h.lockout.report(t.Context(), "alice")
+	if err != nil || len(rep.Networks) != 1 || rep.Networks[0].Network != "203.0.113.0/24" || rep.Networks[0].LockedUntil == nil {
+		t.Fatalf("report: %+v %v", rep, err)
+	}
+}
+
+// SECURITY.md L54: the user-wide cap bounds guessing spread over many
+// networks; a locked network's attempts do not count user-wide.
+func TestStandaloneUserWideLockBoundsDistributedGuessing(t *testing.T) {
+	e := standaloneEnv(t, &Lockout{Failures: 2, UserFailures: 6})
+	sent := 0
+	// One network, locked after 2 failures: its further guesses are not
+	// compared and do not count user-wide.
+	for range 3 {
+		sent++
+		b := e.identifyFrom("alice", "203.0.113.1", sent)
+		for range 3 {
+			b.guess("000000")
+		}
+	}
+	if rep, _ := e.h.lockout.report(t.Context(), "alice"); rep.Failures != 2 || rep.LockedUntil != nil {
+		t.Fatalf("after one network: %+v, want 2 user-wide failures", rep)
+	}
+	// Guesses from three more networks reach the user-wide cap.
+	for i := range 3 {
+		sent++
+		b := e.identifyFrom("alice", "10.0."+strconv.Itoa(i)+".1", sent)
+		b.guess("000000")
+		b.guess("000000")
+	}
+	sent++
+	b := e.identifyFrom("alice", "192.0.2.77", sent)
+	if got := b.guess(e.lastCode()); got != http.StatusUnauthorized {
+		t.Fatalf("right code over the user-wide cap: status %d, want 401", got)
+	}
+	rep, _ := e.h.lockout.report(t.Context(), "alice")
+	if rep.LockedUntil == nil {
+		t.Fatalf("not locked user-wide: %+v", rep)
+	}
+	if want := e.clock.now().Add(24 * time.Hour); !rep.LockedUntil.Equal(want) {
+		t.Errorf("user-wide lock until %v, want %v (the default user window)", rep.LockedUntil, want)
+	}
+	// The administrator ends every lock of the user at once.
+	if err := e.h.lockout.unlock(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := e.h.lockout.report(t.Context(), "alice"); rep.Failures != 0 || len(rep.Networks) != 0 {
+		t.Fatalf("after unlock: %+v", rep)
+	}
+}
+
+// Second-factor mode keeps one count per user: the lock that the
+// password holder's guesses cause ends her sessions.
+func TestSecondFactorLockoutStillEndsSessions(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.Lockout = &Lockout{Failures: 2}
+	e := newEnv(t, h, outbox)
+	alice := e.signIn("alice")
+	b := e.browser("alice")
+	if resp := b.postJSON("/send", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("send: %d", resp.StatusCode)
+	}
+	for range 3 {
+		b.guess("000000")
+	}
+	if alice.signedIn() {
+		t.Fatal("the lock in second-factor mode did not end the session")
+	}
+}
+
+func TestClientNetwork(t *testing.T) {
+	tests := map[string]string{
+		"203.0.113.9":         "203.0.113.0/24",
+		"::ffff:203.0.113.9":  "203.0.113.0/24",
+		"2001:db8:1:2ff::1":   "2001:db8:1:200::/56",
+		"fe80::1%eth0":        "fe80::/56",
+		"not an address":      "unknown",
+		"":                    "unknown",
+		"2001:db8:1:2ff:ab::": "2001:db8:1:200::/56",
+	}
+	for in, want := range tests {
+		if got := clientNetwork(in); got != want {
+			t.Errorf("clientNetwork(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The user-wide count of standalone mode survives the user's own
+// sign-ins, so it bounds the guesses per window however often she signs
+// in; her network's count starts again.
+func TestStandaloneSuccessKeepsUserWideCount(t *testing.T) {
+	l, _ := newTestLockout(t, 3)
+	l.perNetwork, l.userFailures, l.userWindow = true, 10, 24*time.Hour
+	ctx := t.Context()
+	const home, away = "198.51.100.0/24", "203.0.113.0/24"
+	l.count(ctx, "alice", away)
+	l.count(ctx, "alice", away)
+	l.count(ctx, "alice", home)
+	if err := l.clear(ctx, "alice", home); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := l.report(ctx, "alice")
+	if rep.Failures != 3 {
+		t.Fatalf("user-wide failures %d after her success, want 3", rep.Failures)
+	}
+	if len(rep.Networks) != 1 || rep.Networks[0].Network != away || rep.Networks[0].Failures != 2 {
+		t.Fatalf("networks after her success: %+v, want only %s with 2", rep.Networks, away)
+	}
+}
