@@ -145,6 +145,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		ch.Sends++
 		ch.Destination = masked
 		ch.Unsent = sr.dest == ""
+		ch.CoolKey = destKey
 		ch.State = statePending
 		if ch.Attempts >= sr.limits.MaxAttempts {
 			ch.State = stateDead
@@ -258,6 +259,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 	code, wellFormed := authenticators.NormalizeCode(input, limits.CodeLength)
 	now := c.now()
 	var out verifyOutcome
+	var cool string
 	err := c.store.Update(ctx, keyChallenge+c.id(s), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		out = verifyOutcome{}
 		if !found {
@@ -281,12 +283,16 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 		if match {
 			ch.State = stateUsed
 			out = verifyOutcome{ok: true, method: ch.Method}
+			cool = ch.CoolKey
 		}
 		b, err := encodeRecord(ch)
 		return b, cur.ExpiresAt, storage.Write, err
 	})
 	if err != nil {
 		return verifyOutcome{}, fmt.Errorf("counting challenge attempt: %w", err)
+	}
+	if out.ok {
+		c.throttle.endCooldown(ctx, cool)
 	}
 	return out, nil
 }
@@ -300,6 +306,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, limits authenticators.Limits, here, locked bool) (bool, error) {
 	now := c.now()
 	var ok bool
+	var cool string
 	err := c.store.Update(ctx, keyChallenge+cid, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		ok = false
 		if !found {
@@ -321,6 +328,7 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 		expires := cur.ExpiresAt
 		if match {
 			ok = true
+			cool = ch.CoolKey
 			ch.State = stateUsed
 			if !here {
 				ch.State = stateVerified
@@ -338,6 +346,9 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 	})
 	if err != nil {
 		return false, fmt.Errorf("counting link attempt: %w", err)
+	}
+	if ok {
+		c.throttle.endCooldown(ctx, cool)
 	}
 	return ok, nil
 }

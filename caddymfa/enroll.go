@@ -208,7 +208,7 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
-		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started. Wait a while and try again.")
+		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started.")
 		no.retry = te.retryAfter
 		return no
 	case err != nil:

@@ -1,6 +1,7 @@
 package caddymfa
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
@@ -257,5 +258,47 @@ func TestStandaloneSuccessKeepsUserWideCount(t *testing.T) {
 	}
 	if len(rep.Networks) != 1 || rep.Networks[0].Network != away || rep.Networks[0].Failures != 2 {
 		t.Fatalf("networks after her success: %+v, want only %s with 2", rep.Networks, away)
+	}
+}
+
+// SECURITY.md L58: refused sends count toward no cap. alice's sends over
+// her per-user cap are refused and take back their count in the per-IP
+// cap, so bob, from the same address, still gets his code; every 429
+// says how long to wait.
+func TestRefusedSendsCountTowardNoCap(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.Email.Throttle.PerUserPerHour = 2
+	h.Email.Throttle.PerIPPerHour = 3
+	h.Users = append(h.Users, UserEntry{Name: "erin", Email: "erin@example.net"})
+	e := newEnv(t, h, outbox)
+	e.clock.set(e.clock.now().Truncate(time.Hour).Add(time.Minute))
+	var got []int
+	for range 6 {
+		resp := e.browser("alice").postJSON("/send", nil)
+		st := decodeJSON(t, resp)
+		got = append(got, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			wait := resp.Header.Get("Retry-After")
+			if wait != "3540" || st["retry_after"] != float64(3540) || st["message"] != "Too many codes were requested. Try again in 59 minutes." {
+				t.Fatalf("429: Retry-After %q, answer %v", wait, st)
+			}
+		}
+	}
+	if fmt.Sprint(got) != "[200 200 429 429 429 429]" {
+		t.Fatalf("alice's sends: %v", got)
+	}
+	if resp := e.browser("bob").postJSON("/send", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's send from the same address: status %d, want 200 (refused sends must not count)", resp.StatusCode)
+	}
+	if resp := e.browser("erin").postJSON("/send", nil); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a fourth send from the address: status %d, want 429", resp.StatusCode)
+	}
+}
+
+func TestWaitText(t *testing.T) {
+	for secs, want := range map[int]string{0: "1 second", 1: "1 second", 25: "25 seconds", 89: "89 seconds", 90: "2 minutes", 3540: "59 minutes", 5399: "90 minutes", 5400: "2 hours", 86400: "24 hours"} {
+		if got := waitText(secs); got != want {
+			t.Errorf("waitText(%d) = %q, want %q", secs, got, want)
+		}
 	}
 }

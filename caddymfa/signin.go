@@ -151,9 +151,31 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		sr.country, sr.perCountry = phoneCountry(dest), h.SMS.PerCountryPerHour
 	}
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
+		var te *throttledError
+		if errors.As(err, &te) {
+			if v, ok := h.stillLive(r, flow); ok {
+				// Too soon for a new code: stay on the code form, with the
+				// code already sent, and say when to ask again.
+				h.logger.Info("send throttled", zap.String("scope", te.scope))
+				v.status, v.Error, v.retry = http.StatusTooManyRequests, errCodeThrottled, te.retryAfter
+				v.Message = "The code already sent still works; a new one cannot be sent yet."
+				return h.pages.render(w, r, v)
+			}
+		}
 		return h.pages.sendFailed(w, r, err)
 	}
 	return h.showStep(w, r, flow)
+}
+
+// stillLive returns the verify step of the flow's challenge when it can
+// still be used (its code or link works), for an answer that keeps the
+// user on it.
+func (h *Handler) stillLive(r *http.Request, flow *flowState) (*view, bool) {
+	v, err := h.stepView(r, flow)
+	if err != nil || (v.Step != stepVerify && v.Step != stepLinkSent) || v.Error != "" {
+		return nil, false
+	}
+	return v, true
 }
 
 // verifyCode checks a code; success starts a session with a fresh ID.

@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -40,8 +41,10 @@ type windowCap struct {
 // per hour and per 5 minutes, client IP, user, destination) and the
 // per-destination cooldown (SECURITY.md I39), and the extra caps (the
 // per-country cap of SMS, against SMS pumping). It counts before it
-// checks, so concurrent requests cannot overshoot a cap.
-func (t *throttle) checkSendCaps(ctx context.Context, method string, lim *authenticators.Throttle, ip, user, destKey string, extra ...windowCap) error {
+// checks, so concurrent requests cannot overshoot a cap; a refused send
+// takes its counts back, so refused requests count toward no cap
+// (SECURITY.md L58) and waiting out the given time is enough.
+func (t *throttle) checkSendCaps(ctx context.Context, method string, lim *authenticators.Throttle, ip, user, destKey string, extra ...windowCap) (err error) {
 	now := t.now()
 	caps := append([]windowCap{
 		{"global_hour", "h/" + method, lim.PerHour, time.Hour},
@@ -50,6 +53,22 @@ func (t *throttle) checkSendCaps(ctx context.Context, method string, lim *authen
 		{"user", "user/" + method + "/" + user, lim.PerUserPerHour, time.Hour},
 		{"destination", "dest/" + destKey, lim.PerDestinationPerHour, time.Hour},
 	}, extra...)
+	type counted struct {
+		key string
+		end time.Time
+	}
+	var done []counted
+	defer func() {
+		var te *throttledError
+		if !errors.As(err, &te) {
+			return
+		}
+		for _, c := range done {
+			// Best effort: a count that stays only makes the cap
+			// stricter until its window ends.
+			_, _ = t.store.Incr(ctx, c.key, -1, c.end)
+		}
+	}()
 	for _, c := range caps {
 		if c.limit <= 0 {
 			continue
@@ -61,6 +80,7 @@ func (t *throttle) checkSendCaps(ctx context.Context, method string, lim *authen
 		if err != nil {
 			return fmt.Errorf("counting %s throttle: %w", c.scope, err)
 		}
+		done = append(done, counted{key, end})
 		if n > int64(c.limit) {
 			t.metrics.throttle(c.scope)
 			return &throttledError{scope: c.scope, retryAfter: end.Sub(now)}
@@ -84,4 +104,14 @@ func (t *throttle) checkSendCaps(ctx context.Context, method string, lim *authen
 		}
 	}
 	return nil
+}
+
+// endCooldown ends the send cooldown of destKey: its code was used, so a
+// sign-in that follows (sign out, sign in again) may send at once.
+func (t *throttle) endCooldown(ctx context.Context, destKey string) {
+	if destKey == "" {
+		return
+	}
+	// Best effort: a cooldown that stays ends by itself.
+	_ = t.store.Delete(ctx, keyThrottle+"cool/"+destKey)
 }

@@ -3,7 +3,10 @@ package integration
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
 // standaloneFrom starts a standalone sign-in of username from a fresh
@@ -65,5 +68,83 @@ func TestStandaloneAttackerCannotLockOutUser(t *testing.T) {
 	}
 	if _, ok := protected(t, again, "/"); !ok {
 		t.Fatal("bob's new session does not reach the upstream")
+	}
+}
+
+// defaultLimitsSite is alice behind basic_auth with an emailed code and
+// the default send caps (a 30 s cooldown, 5 codes per user an hour).
+func defaultLimitsSite(t *testing.T, srv *smtptest.Server, up *upstream) string {
+	return site{
+		basicAuth: bcryptHash(t, alicePassword),
+		upstream:  up.addr(),
+		mfa: `		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		users {
+			alice email alice@example.com
+		}
+		email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+		}`,
+	}.caddyfile()
+}
+
+// TestSignOutAndInThreeTimesWithinAMinute (SECURITY.md L58): with the
+// default caps, a user who signs out and in again three times in a row
+// is never made to wait: a used code ends its cooldown.
+func TestSignOutAndInThreeTimesWithinAMinute(t *testing.T) {
+	srv, up := newSMTP(t), newUpstream(t)
+	startCaddy(t, defaultLimitsSite(t, srv, up))
+	c := newClient(t).withBasicAuth("alice", alicePassword)
+	for i := 1; i <= 4; i++ {
+		signIn(t, c, srv, i)
+		if _, ok := protected(t, c, "/page"); !ok {
+			t.Fatalf("sign-in %d does not reach the upstream", i)
+		}
+		st := c.state()
+		if r := c.postJSON("/.mfa/logout", map[string]string{"csrf_token": st["csrf_token"].(string)}); r.StatusCode != http.StatusOK {
+			t.Fatalf("sign-out %d: status %d: %s", i, r.StatusCode, r.body)
+		}
+	}
+}
+
+// TestResendTooSoonKeepsTheCode (SECURITY.md L58): asking for a new code
+// within the cooldown answers 429 with the wait (Retry-After, retry_after,
+// "Try again in ... seconds" on the page), keeps the user on the code
+// form, and the code already sent still works.
+func TestResendTooSoonKeepsTheCode(t *testing.T) {
+	srv, up := newSMTP(t), newUpstream(t)
+	startCaddy(t, defaultLimitsSite(t, srv, up))
+	c := newClient(t).withBasicAuth("alice", alicePassword)
+	code := sendCode(t, c, srv, 1)
+
+	r := c.postJSON("/.mfa/resend", map[string]string{"method": "email"})
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("resend within the cooldown: status %d: %s", r.StatusCode, r.body)
+	}
+	v := r.json(t)
+	wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	if wait < 1 || wait > 30 || v["retry_after"] != float64(wait) || v["step"] != "verify" || v["error"] != "throttled" {
+		t.Fatalf("Retry-After %q, answer %v: want the verify step with retry_after", r.Header.Get("Retry-After"), v)
+	}
+	if msg, _ := v["message"].(string); !strings.Contains(msg, "Try again in "+strconv.Itoa(wait)+" seconds") {
+		t.Errorf("message %q does not say how long to wait", msg)
+	}
+
+	// The page: the same, with the code form.
+	page := c.get("/.mfa/", "text/html")
+	f := form(t, page.body, "/.mfa/resend")
+	r = c.postForm("/.mfa/resend", f.values)
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("resend form: status %d", r.StatusCode)
+	}
+	if body := string(r.body); !strings.Contains(body, "Try again in ") || !strings.Contains(body, `name="code"`) {
+		t.Errorf("the page does not keep the code form and say how long to wait:\n%s", body)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("%d messages sent, want 1", n)
+	}
+	if r := verify(t, c, code); r.StatusCode != http.StatusOK {
+		t.Fatalf("the code already sent: status %d: %s", r.StatusCode, r.body)
 	}
 }
