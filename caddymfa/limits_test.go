@@ -1,8 +1,11 @@
 package caddymfa
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -300,5 +303,58 @@ func TestWaitText(t *testing.T) {
 		if got := waitText(secs); got != want {
 			t.Errorf("waitText(%d) = %q, want %q", secs, got, want)
 		}
+	}
+}
+
+// adminCall runs one admin API request against e's handler and decodes
+// the JSON answer.
+func (e *env) adminCall(method, path string) map[string]any {
+	e.t.Helper()
+	r := httptest.NewRequest(method, "http://localhost:2019"+path+"?site="+url.QueryEscape(storeLocation(e.h.store)), nil)
+	w := httptest.NewRecorder()
+	if err := new(AdminAPI).serve(w, r); err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		e.t.Fatalf("%s %s: %v: %s", method, path, err, w.Body.Bytes())
+	}
+	return v
+}
+
+// SECURITY.md L58: the administrator sees a user's active throttles with
+// their expiry, and unlock clears them with the lockout.
+func TestAdminShowsAndClearsThrottles(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.Email.Throttle.PerUserPerHour = 2
+	h.Email.Throttle.Cooldown = caddy.Duration(30 * time.Second)
+	e := newEnv(t, h, outbox)
+	for _, want := range []int{200, 200, 429} {
+		e.clock.add(31 * time.Second)
+		if resp := e.browser("alice").postJSON("/send", nil); resp.StatusCode != want {
+			t.Fatalf("send: status %d, want %d", resp.StatusCode, want)
+		}
+	}
+	v := e.adminCall(http.MethodGet, "/mfa/users/alice")
+	scopes := map[string]any{}
+	for _, th := range v["throttles"].([]any) {
+		m := th.(map[string]any)
+		scopes[m["scope"].(string)] = m["count"]
+		if m["expires"] == nil {
+			t.Errorf("throttle without expiry: %v", m)
+		}
+	}
+	if scopes["user/email"] != float64(2) {
+		t.Fatalf("throttles %v, want user/email with 2 sends", v["throttles"])
+	}
+	if _, ok := scopes["cooldown"]; !ok {
+		t.Errorf("throttles %v, want the cooldown of alice's address", v["throttles"])
+	}
+	e.adminCall(http.MethodPost, "/mfa/users/alice/unlock")
+	if v := e.adminCall(http.MethodGet, "/mfa/users/alice"); len(v["throttles"].([]any)) != 0 {
+		t.Fatalf("throttles after unlock: %v", v["throttles"])
+	}
+	if resp := e.browser("alice").postJSON("/send", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("send after unlock: status %d", resp.StatusCode)
 	}
 }

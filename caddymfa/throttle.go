@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -114,4 +115,75 @@ func (t *throttle) endCooldown(ctx context.Context, destKey string) {
 	}
 	// Best effort: a cooldown that stays ends by itself.
 	_ = t.store.Delete(ctx, keyThrottle+"cool/"+destKey)
+}
+
+// throttleReport is one active throttle of a user, for the admin API.
+type throttleReport struct {
+	Scope   string    `json:"scope"`
+	Count   int64     `json:"count,omitempty"` // sends counted; none for a cooldown
+	Expires time.Time `json:"expires"`
+}
+
+// userThrottle names what of the throttle store belongs to one user: the
+// store ID of the user name and the destination keys of their addresses
+// (as challenges.issue builds them).
+type userThrottle struct {
+	userID   string
+	destKeys []string
+}
+
+// prefixes lists the store key prefixes of the user's throttles, with the
+// scope each reports as.
+func (u userThrottle) prefixes() [][2]string {
+	var ps [][2]string
+	for _, m := range []string{methodEmail, methodSMS} {
+		ps = append(ps, [2]string{"user/" + m, keyThrottle + "user/" + m + "/" + u.userID + "/"})
+	}
+	ps = append(ps, [2]string{"enroll", keyThrottle + "enroll/" + u.userID + "/"})
+	for _, d := range u.destKeys {
+		ps = append(ps, [2]string{"destination", keyThrottle + "dest/" + d + "/"}, [2]string{"cooldown", keyThrottle + "cool/" + d})
+	}
+	return ps
+}
+
+// report lists the user's active throttles with their expiry.
+func (t *throttle) report(ctx context.Context, u userThrottle) ([]throttleReport, error) {
+	out := []throttleReport{}
+	for _, p := range u.prefixes() {
+		recs, err := t.store.List(ctx, p[1], 0, false)
+		if err != nil {
+			return nil, fmt.Errorf("listing throttles: %w", err)
+		}
+		for _, r := range recs {
+			rep := throttleReport{Scope: p[0], Expires: r.ExpiresAt}
+			if p[0] != "cooldown" {
+				if len(r.Value) != 8 {
+					continue
+				}
+				rep.Count = int64(binary.BigEndian.Uint64(r.Value))
+			} else if r.Key != p[1] {
+				continue // the cooldown of another destination sharing the prefix
+			}
+			out = append(out, rep)
+		}
+	}
+	return out, nil
+}
+
+// clearUser ends the user's own throttles: per-user caps, setups, and the
+// caps and cooldowns of the user's addresses (admin unlock). Caps per
+// client address and site-wide ones stay.
+func (t *throttle) clearUser(ctx context.Context, u userThrottle) error {
+	for _, p := range u.prefixes() {
+		var err error
+		if p[0] == "cooldown" {
+			err = t.store.Delete(ctx, p[1])
+		} else {
+			err = t.store.DeletePrefix(ctx, p[1])
+		}
+		if err != nil {
+			return fmt.Errorf("clearing throttles: %w", err)
+		}
+	}
+	return nil
 }

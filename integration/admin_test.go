@@ -102,6 +102,9 @@ func TestAdminAPIAndCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &user); err != nil {
 		t.Fatalf("users output: %v: %s", err, out)
 	}
+	if _, ok := user["throttles"].([]any); !ok {
+		t.Errorf("users alice shows no throttles: %s", out)
+	}
 	if user["user"] != "alice" || user["email"] != "alice@example.com" || len(user["sessions"].([]any)) != 1 {
 		t.Errorf("users alice: %s", out)
 	}
