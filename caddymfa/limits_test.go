@@ -358,3 +358,30 @@ func TestAdminShowsAndClearsThrottles(t *testing.T) {
 		t.Fatalf("send after unlock: status %d", resp.StatusCode)
 	}
 }
+
+// SECURITY.md L58, H37: messages tell the truth. With a first factor an
+// undelivered code says so; in standalone mode an undelivered code and a
+// used-up one read the same generic words, never "too many attempts".
+func TestChallengeMessagesTellTheTruth(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	now := e.clock.now()
+	failed := &challenge{Method: methodEmail, State: stateDead, Failed: true, ExpiresAt: now.Add(time.Minute)}
+	exhausted := &challenge{Method: methodEmail, State: stateDead, Attempts: 3, ExpiresAt: now.Add(time.Minute)}
+	msg := func(ch *challenge, p principal) string {
+		v := &view{}
+		e.h.pages.challenge(ch, p, now, v)
+		return v.Error + ": " + v.Message
+	}
+	second := principal{firstFactor: "alice", user: "alice"}
+	if got := msg(failed, second); got != "delivery_failed: The code could not be delivered. Try again later or contact the administrator." {
+		t.Errorf("second factor, failed delivery: %q", got)
+	}
+	standalone := principal{user: "alice"}
+	want := "invalid_code: That code can't be used. Ask for a new one."
+	for name, ch := range map[string]*challenge{"failed": failed, "exhausted": exhausted} {
+		if got := msg(ch, standalone); got != want {
+			t.Errorf("standalone, %s: %q, want %q", name, got, want)
+		}
+	}
+}

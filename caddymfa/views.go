@@ -134,7 +134,11 @@ func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) b
 	}
 	switch {
 	case ch.Failed && p.firstFactor != "":
-		v.Error, v.Message = errCodeDelivery, "We could not send the "+what+". Try again later or contact the administrator."
+		v.Error, v.Message = errCodeDelivery, "The "+what+" could not be delivered. Try again later or contact the administrator."
+	case ch.State == stateDead && p.firstFactor == "":
+		// Standalone: a failed delivery and a used-up code read the
+		// same, as known and unknown names must (SECURITY.md H37).
+		v.Error, v.Message = errCodeInvalid, "That "+what+" can't be used. Ask for a new one."
 	case (ch.State == statePending || ch.State == stateVerified) && now.Before(ch.ExpiresAt):
 		v.Step = stepVerify
 		v.Method = ch.Method
@@ -216,7 +220,7 @@ func (pg *pages) sendFailed(w http.ResponseWriter, r *http.Request, err error) e
 		v.retry = flowTTL
 		return pg.render(w, r, v)
 	case errors.Is(err, errDelivery):
-		return pg.render(w, r, errorView(http.StatusBadGateway, errCodeDelivery, "We could not send the code. Try again later or contact the administrator."))
+		return pg.render(w, r, errorView(http.StatusBadGateway, errCodeDelivery, "The code could not be delivered. Try again later or contact the administrator."))
 	}
 	return pg.unavailable(w, r, "issuing code", err)
 }
