@@ -385,3 +385,129 @@ func TestChallengeMessagesTellTheTruth(t *testing.T) {
 		}
 	}
 }
+
+// identifyAs posts identify for name from ip in a fresh browser and
+// returns the answer's shape: status, body without the CSRF token and the
+// echo of the name, Retry-After, and cookie names.
+func (e *env) identifyAs(name, ip string) (int, string) {
+	e.t.Helper()
+	b := e.browser("")
+	b.ip = ip
+	csrf, _ := b.state()["csrf_token"].(string)
+	resp := b.do(request{method: http.MethodPost, target: "/.mfa/identify", json: map[string]string{"username": name, "csrf_token": csrf}})
+	st := decodeJSON(e.t, resp)
+	delete(st, "csrf_token")
+	delete(st, "user")
+	delete(st, "destination") // the masked echo of what was typed
+	var cookies []string
+	for _, c := range resp.Cookies() {
+		cookies = append(cookies, c.Name)
+	}
+	return resp.StatusCode, fmt.Sprint(resp.StatusCode, st, resp.Header.Get("Retry-After"), cookies)
+}
+
+// SECURITY.md L55: names that get no message do not use up the
+// site-wide caps. 1,000 made-up names from 10 addresses, with the default
+// caps: each address is refused after its own 10, and alice, from her
+// own address, still gets her code.
+func TestMadeUpNamesDoNotDrainCaps(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.User = new(string)
+	h.Email.Throttle = nil // the defaults
+	e := newEnv(t, h, outbox)
+	e.clock.set(e.clock.now().Truncate(time.Hour).Add(time.Minute))
+	ok := 0
+	for i := range 1000 {
+		if status, _ := e.identifyAs(fmt.Sprintf("nobody%d", i), fmt.Sprintf("203.0.%d.7", i%10)); status == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != 100 {
+		t.Errorf("%d made-up names answered 200, want 10 per address", ok)
+	}
+	b := e.identifyFrom("alice", "198.51.100.7", 1)
+	if got := b.guess(e.lastCode()); got != http.StatusOK {
+		t.Fatalf("alice's sign-in after the made-up names: status %d", got)
+	}
+}
+
+// SECURITY.md L55: in standalone mode a client cannot use up a user's
+// sends from another network; the user-wide cap (3 times the per-user
+// cap) bounds the mail one user is sent.
+func TestStandaloneSendCapsPerNetwork(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.User = new(string)
+	h.Email.Throttle.PerUserPerHour = 2
+	h.Email.Throttle.PerDestinationPerHour = 2
+	e := newEnv(t, h, outbox)
+	e.clock.set(e.clock.now().Truncate(time.Hour).Add(time.Minute))
+	statuses := func(ip string, n int) string {
+		var got []int
+		for range n {
+			s, _ := e.identifyAs("alice", ip)
+			got = append(got, s)
+		}
+		return fmt.Sprint(got)
+	}
+	if got := statuses("203.0.113.1", 3); got != "[200 200 429]" {
+		t.Fatalf("from the attacker's network: %v", got)
+	}
+	if got := statuses("198.51.100.7", 1); got != "[200]" {
+		t.Fatalf("alice from her network: %v", got)
+	}
+	waitFor(t, func() bool { return len(e.outboxFiles()) == 3 })
+	// Two more networks reach the user-wide cap of 6.
+	statuses("192.0.2.1", 2)
+	statuses("10.1.1.1", 1)
+	if got := statuses("10.9.9.9", 1); got != "[429]" {
+		t.Fatalf("over the user-wide cap: %v", got)
+	}
+	e.h.pending.Wait()
+	waitFor(t, func() bool { return len(e.outboxFiles()) == 6 })
+}
+
+// SECURITY.md L56, H37: no limit tells whether a name exists or whether
+// two names share an address. The same sequences for a known pair (alice,
+// alice@example.com: one address) and an unknown one give the same
+// statuses, bodies, Retry-After and cookies; what belongs to the address
+// is refused silently.
+func TestNoOracleInLimits(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.User = new(string)
+	h.AllowEmails = []string{"*@example.com"}
+	h.Email.Throttle = nil // the defaults: a 30 s cooldown, 5 an hour per user and address
+	e := newEnv(t, h, outbox)
+	start := e.clock.now().Truncate(time.Hour).Add(time.Minute)
+	run := func(name, email, ip string) []string {
+		e.clock.set(start) // both runs see the same clock
+		var answers []string
+		step := func(who string) {
+			_, shape := e.identifyAs(who, ip)
+			answers = append(answers, shape)
+		}
+		// name, then its address at once, then the name again within the
+		// cooldown; then, a cooldown apart, both names again and again.
+		step(name)
+		step(email)
+		step(name)
+		for range 6 {
+			e.clock.add(31 * time.Second)
+			step(name)
+			step(email)
+		}
+		return answers
+	}
+	known := run("alice", "alice@example.com", "198.51.100.1")
+	unknown := run("zed", "zed@elsewhere.example", "198.51.100.2")
+	for i := range known {
+		if known[i] != unknown[i] {
+			t.Errorf("answer %d differs:\nknown:   %s\nunknown: %s", i, known[i], unknown[i])
+		}
+	}
+	e.h.pending.Wait()
+	// alice's address got mail, but no more than its cap of 5.
+	waitFor(t, func() bool { return len(e.outboxFiles()) >= 1 })
+	if n := len(e.outboxFiles()); n > 5 {
+		t.Errorf("alice's address got %d messages, over its cap of 5", n)
+	}
+}

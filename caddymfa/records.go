@@ -53,9 +53,9 @@ type challenge struct {
 	// Unsent: nothing was sent for this challenge (no address on file),
 	// so a guess at it counts in no lockout.
 	Unsent bool `json:"n,omitempty"`
-	// CoolKey names the send cooldown this challenge started; a used
-	// code ends it, so signing in again needs no wait.
-	CoolKey string `json:"ck,omitempty"`
+	// CoolKeys name the send cooldowns this challenge started; a used
+	// code ends them, so signing in again needs no wait.
+	CoolKeys []string `json:"ck,omitempty"`
 }
 
 // delivered reports whether a challenge has a code or link out there to

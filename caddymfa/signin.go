@@ -141,6 +141,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		sender:  ch.sender,
 		limits:  ch.limits,
 		ip:      clientIP(r),
+		network: h.guessNetwork(r),
 		dest:    dest,
 		site:    siteName(r, h.baseURL),
 		lang:    r.Header.Get("Accept-Language"),
