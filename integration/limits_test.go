@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -146,5 +147,91 @@ func TestResendTooSoonKeepsTheCode(t *testing.T) {
 	}
 	if r := verify(t, c, code); r.StatusCode != http.StatusOK {
 		t.Fatalf("the code already sent: status %d: %s", r.StatusCode, r.body)
+	}
+}
+
+// standaloneDefaultsSite is the standalone site of standaloneSite with the
+// default send caps, behind the trusted local proxy, with alice known.
+func standaloneDefaultsSite(t *testing.T, srv *smtptest.Server, up *upstream) string {
+	return site{
+		global:   trustLocalProxy,
+		upstream: up.addr(),
+		mfa: `		user ""
+		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		users {
+			alice email alice@example.com
+		}
+		allow_emails *@example.com
+		email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+		}`,
+	}.caddyfile()
+}
+
+// TestMadeUpNamesLeaveKnownUserSignIn (SECURITY.md L55): 1,000 made-up
+// names from 10 addresses, with the default caps, leave alice's sign-in
+// working.
+func TestMadeUpNamesLeaveKnownUserSignIn(t *testing.T) {
+	srv, up := newSMTP(t), newUpstream(t)
+	startCaddy(t, standaloneDefaultsSite(t, srv, up))
+	ok := 0
+	for i := range 1000 {
+		c := newClient(t)
+		c.header.Set("X-Forwarded-For", "203.0."+strconv.Itoa(i%10)+".9")
+		if r := c.postJSON("/.mfa/identify", map[string]string{"username": "nobody" + strconv.Itoa(i)}); r.StatusCode == http.StatusOK {
+			ok++
+		}
+	}
+	if ok != 100 {
+		t.Errorf("%d made-up names answered 200, want 10 per address", ok)
+	}
+	alice := standaloneFrom(t, "alice", "198.51.100.7")
+	if r := verify(t, alice, waitMessage(t, srv, 1).code(t)); r.StatusCode != http.StatusOK {
+		t.Fatalf("alice's sign-in: status %d: %s", r.StatusCode, r.body)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("%d messages sent, want alice's only", n)
+	}
+}
+
+// TestKnownAndUnknownPairsAnswerAlike (SECURITY.md L56, H37): the same
+// sequence for a known name and address (alice, alice@example.com) and
+// for an unknown pair gives the same statuses, bodies and headers.
+func TestKnownAndUnknownPairsAnswerAlike(t *testing.T) {
+	srv, up := newSMTP(t), newUpstream(t)
+	startCaddy(t, standaloneDefaultsSite(t, srv, up))
+	run := func(name, email, ip string) []string {
+		var out []string
+		for _, who := range []string{name, email, name, email} {
+			c := newClient(t)
+			c.header.Set("X-Forwarded-For", ip)
+			r := c.postJSON("/.mfa/identify", map[string]string{"username": who})
+			v := r.json(t)
+			delete(v, "csrf_token")
+			delete(v, "user")
+			delete(v, "destination")
+			delete(v, "expires_in")
+			// Retry-After, and the message that says it, may differ by
+			// the second the clock moved between the runs.
+			retry, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+			delete(v, "retry_after")
+			delete(v, "message")
+			out = append(out, fmt.Sprint(r.StatusCode, v, retry/5, cookieNames(r)))
+		}
+		return out
+	}
+	known := run("alice", "alice@example.com", "198.51.100.1")
+	unknown := run("zed", "zed@elsewhere.example", "198.51.100.2")
+	for i := range known {
+		if known[i] != unknown[i] {
+			t.Errorf("answer %d differs:\nknown:   %s\nunknown: %s", i, known[i], unknown[i])
+		}
+	}
+	// The address right after the name: today's sign-in, not a wait that
+	// would tell they are one user.
+	if !strings.HasPrefix(known[1], "200 ") {
+		t.Errorf("alice@example.com right after alice: %s, want 200", known[1])
 	}
 }
