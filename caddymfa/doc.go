@@ -62,6 +62,12 @@
 //     pickUp completes a link confirmed on another device. A challenge
 //     belongs to a challengeSlot: a sign-in flow, or a session
 //     registering an address.
+//   - throttle (throttle.go, thr/): the send caps and cooldowns. A
+//     refused send takes its counts back; a name that gets no message
+//     uses up no site-wide cap; in standalone mode the caps of users and
+//     addresses count per client network, and what belongs to the address
+//     on file is refused silently, so no limit tells who exists. A used
+//     code ends its cooldowns. The admin API reports and clears a user's.
 //   - verifier (verify.go): the one count-compare-clear path. Every
 //     verification, whatever the method (emailed or texted codes, links,
 //     authenticator apps, recovery codes), goes through verifier.run,
