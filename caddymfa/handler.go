@@ -359,9 +359,9 @@ func (h *Handler) standalone() bool {
 	return h.User != nil && *h.User == ""
 }
 
-// guessNetwork is the client network a verification counts in, in
-// standalone mode; "" in second-factor mode, where failures count per
-// user (lockout.go).
+// guessNetwork is the client network that verifications and sends count
+// in, in standalone mode; "" in second-factor mode, where failures and
+// caps count per user (lockout.go, throttle.go).
 func (h *Handler) guessNetwork(r *http.Request) string {
 	if !h.standalone() {
 		return ""
