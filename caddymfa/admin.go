@@ -235,19 +235,24 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 // userReport is what the admin API shows of a user. It holds no secret:
 // no session ID, no TOTP secret, no recovery code.
 type userReport struct {
-	User              string          `json:"user"`
-	Email             string          `json:"email,omitempty"`
-	Phone             string          `json:"phone,omitempty"`
-	RegisteredEmail   string          `json:"registered_email,omitempty"`
-	RegisteredPhone   string          `json:"registered_phone,omitempty"`
-	TOTP              *totpReport     `json:"totp,omitempty"`
-	RecoveryCodesLeft int             `json:"recovery_codes_left"`
-	LastMethod        string          `json:"last_method,omitempty"`
-	KnownPlaces       []knownPlace    `json:"known_places,omitempty"`
-	Failures          int             `json:"failures"`
-	LockedUntil       *time.Time      `json:"locked_until,omitempty"`
-	Sessions          []sessionReport `json:"sessions"`
-	RememberedDevices int             `json:"remembered_devices"`
+	User              string       `json:"user"`
+	Email             string       `json:"email,omitempty"`
+	Phone             string       `json:"phone,omitempty"`
+	RegisteredEmail   string       `json:"registered_email,omitempty"`
+	RegisteredPhone   string       `json:"registered_phone,omitempty"`
+	TOTP              *totpReport  `json:"totp,omitempty"`
+	RecoveryCodesLeft int          `json:"recovery_codes_left"`
+	LastMethod        string       `json:"last_method,omitempty"`
+	KnownPlaces       []knownPlace `json:"known_places,omitempty"`
+	Failures          int          `json:"failures"`
+	LockedUntil       *time.Time   `json:"locked_until,omitempty"`
+	// NetworkLocks are the user's failures and locks per client network
+	// (standalone mode).
+	NetworkLocks []networkLock `json:"network_locks,omitempty"`
+	// Throttles are the user's active send caps and cooldowns.
+	Throttles         []throttleReport `json:"throttles"`
+	Sessions          []sessionReport  `json:"sessions"`
+	RememberedDevices int              `json:"remembered_devices"`
 }
 
 type totpReport struct {
@@ -277,7 +282,10 @@ func (a *AdminAPI) user(w http.ResponseWriter, r *http.Request, h *Handler, user
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "%v", err)
 	}
-	rep.Failures, rep.LockedUntil = lock.Failures, lock.LockedUntil
+	rep.Failures, rep.LockedUntil, rep.NetworkLocks = lock.Failures, lock.LockedUntil, lock.Networks
+	if rep.Throttles, err = h.throttle.report(ctx, h.userThrottle(user, rec)); err != nil {
+		return adminError(http.StatusServiceUnavailable, "%v", err)
+	}
 	sessions, err := h.sessions.ofUser(ctx, user)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "listing sessions: %v", err)
@@ -328,6 +336,13 @@ func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler
 		return a.enroll(w, r, h, user, who)
 	case "unlock":
 		if err := h.lockout.unlock(ctx, user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
+		}
+		rec, err := h.users.load(ctx, user)
+		if err != nil {
+			return adminError(http.StatusServiceUnavailable, "reading user record: %v", err)
+		}
+		if err := h.throttle.clearUser(ctx, h.userThrottle(user, rec)); err != nil {
 			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
 		}
 		adminAudit(h, r, "admin: user unlocked", zap.String("user", user))
@@ -532,3 +547,15 @@ func adminAudit(h *Handler, r *http.Request, msg string, fields ...zap.Field) {
 
 // Interface guards
 var _ caddy.AdminRouter = (*AdminAPI)(nil)
+
+// userThrottle names the throttles of user: their name and the addresses
+// on file, in the directory or registered.
+func (h *Handler) userThrottle(user string, rec userRecord) userThrottle {
+	u := userThrottle{userID: h.keys.storeID(user), destKeys: []string{"u:" + h.keys.storeID(user)}}
+	for _, d := range []string{h.dir.emailFor(user), h.dir.phoneFor(user), rec.Email, rec.Phone} {
+		if d != "" {
+			u.destKeys = append(u.destKeys, h.keys.storeID(d))
+		}
+	}
+	return u
+}

@@ -50,9 +50,11 @@
 // Handler.wire builds them at provision, over the store, the keys and
 // the clock:
 //
-//   - lockout (lockout.go, lock/<user>): consecutive failures per
-//     canonical user across every method; count, clear, locked, report
-//     and unlock.
+//   - lockout (lockout.go, lock/<user>, and lock/<user>/<network> in
+//     standalone mode): consecutive failures per canonical user across
+//     every method, and in standalone mode per user and client network
+//     (IPv4 /24, IPv6 /56) under a higher user-wide cap; count, clear,
+//     locked, report and unlock.
 //   - challenges (challenges.go, chal/<id>): the codes and links sent to
 //     users. issue applies the send caps (throttle.go, thr/) and
 //     max_sends and hands the message to delivery; verifyCode and
@@ -60,13 +62,21 @@
 //     pickUp completes a link confirmed on another device. A challenge
 //     belongs to a challengeSlot: a sign-in flow, or a session
 //     registering an address.
+//   - throttle (throttle.go, thr/): the send caps and cooldowns. A
+//     refused send takes its counts back; a name that gets no message
+//     uses up no site-wide cap; in standalone mode the caps of users and
+//     addresses count per client network, and what belongs to the address
+//     on file is refused silently, so no limit tells who exists. A used
+//     code ends its cooldowns. The admin API reports and clears a user's.
 //   - verifier (verify.go): the one count-compare-clear path. Every
 //     verification, whatever the method (emailed or texted codes, links,
 //     authenticator apps, recovery codes), goes through verifier.run,
 //     which counts the attempt in the user's lockout before anything is
 //     compared, never compares for a locked user, and clears the count on
-//     success. The attempt that locks a user ends their sessions and
-//     forgets their devices.
+//     success. A guess at a challenge with no delivered code counts in no
+//     lockout. In second-factor mode the attempt that locks a user ends
+//     their sessions and forgets their devices; in standalone mode, where
+//     anybody can cause a lock, it ends nothing.
 //   - sessions (session.go, sess/ and the index usess/<user>/): create,
 //     check (with the in-memory cache of the hot path), end, revoke a
 //     user's, list them for the admin API.

@@ -223,7 +223,7 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
-		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started. Wait a while and try again.")
+		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started.")
 		no.retry = te.retryAfter
 		return no
 	case err != nil:
@@ -364,7 +364,7 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 // proveCurrent checks a code of the user's app, or a recovery code, in
 // the user's lockout; a recovery code used here is spent and notified.
 func (h *Handler) proveCurrent(r *http.Request, auth *enrollAuth, input string) (bool, error) {
-	out, err := h.verifier.current(r.Context(), auth.user, input)
+	out, err := h.verifier.current(r.Context(), auth.user, h.guessNetwork(r), input)
 	if err != nil || !out.ok {
 		return false, err
 	}

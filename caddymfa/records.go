@@ -55,6 +55,18 @@ type challenge struct {
 	// confirming the code registers this address or none (SECURITY.md
 	// N62).
 	Address string `json:"ad,omitempty"`
+	// Unsent: nothing was sent for this challenge (no address on file),
+	// so a guess at it counts in no lockout.
+	Unsent bool `json:"n,omitempty"`
+	// CoolKeys name the send cooldowns this challenge started; a used
+	// code ends them, so signing in again needs no wait.
+	CoolKeys []string `json:"ck,omitempty"`
+}
+
+// delivered reports whether a challenge has a code or link out there to
+// guess: pending, sent, and not failed. A nil challenge has none.
+func (ch *challenge) delivered() bool {
+	return ch != nil && ch.State == statePending && !ch.Unsent && !ch.Failed
 }
 
 // session is a sign-in: a verified factor, or a policy exemption (a

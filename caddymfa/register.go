@@ -257,7 +257,7 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
 	}
 	ret := pending.Return
-	out, err := h.verifier.factor(ctx, user, rp.slot, method, f.Code)
+	out, err := h.verifier.factor(ctx, user, h.guessNetwork(r), rp.slot, method, f.Code)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}

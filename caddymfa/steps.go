@@ -44,7 +44,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	}
 	if r.Method == http.MethodGet && len(h.methods.linkMethods()) > 0 {
 		// A link confirmed on another device: this GET signs in.
-		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), flow.slot())
+		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), h.guessNetwork(r), flow.slot())
 		if err != nil {
 			return h.pages.unavailable(w, r, "completing sign-in", err)
 		}
