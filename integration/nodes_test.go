@@ -1,14 +1,13 @@
 package integration
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -210,9 +209,27 @@ func (nd *node) kill() {
 	}
 }
 
+// adminGet GETs path on the node's admin endpoint and decodes the JSON
+// object it answers.
+func (nd *node) adminGet(t *testing.T, path string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(nd.admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("node %s: GET %s: status %d: %v", nd.name, path, resp.StatusCode, err)
+	}
+	return v
+}
+
+// log returns the last 40 lines of the node's log.
 func (nd *node) log() string {
 	b, _ := os.ReadFile(filepath.Join(nd.dir, "caddy.log"))
-	return string(b)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-40):], "\n")
 }
 
 // on returns a copy of c that sends its requests to nd; the copy shares
@@ -312,7 +329,3 @@ func nodeMFA(srv *smtptest.Server, storage string) string {
 			enroll verified
 		}`
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-var _ = context.Background

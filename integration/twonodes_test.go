@@ -76,12 +76,150 @@ func TestTwoNodesOneRedis(t *testing.T) {
 			t.Errorf("B refused the session %v after sign-out on A, want within 1 s (and the time of a request)", took)
 		}
 	})
-}
 
-var (
-	_ = bytes.NewReader
-	_ = json.Marshal
-	_ sync.Mutex
-	_ atomic.Int64
-	_ = totpref.Code
-)
+	t.Run("attempts and lockout", func(t *testing.T) {
+		c := newClient(t).withBasicAuth("carol", alicePassword)
+		to := "carol@example.com"
+		seen := messagesTo(srv, to)
+		if r := c.on(a).postJSON("/.mfa/send", map[string]string{"method": "email"}); r.StatusCode != http.StatusOK {
+			t.Fatalf("send: status %d: %s", r.StatusCode, r.body)
+		}
+		code := codeTo(t, srv, to, seen)
+		csrf := c.on(a).state()["csrf_token"].(string)
+
+		// 500 wrong codes at once on one challenge, alternating nodes.
+		const n = 500
+		wrong := otherCode(code)
+		body, _ := json.Marshal(map[string]string{"method": "email", "code": wrong, "csrf_token": csrf})
+		hc := &http.Client{Jar: c.hc.Jar, Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+		defer hc.CloseIdleConnections()
+		var (
+			wg       sync.WaitGroup
+			start    = make(chan struct{})
+			mu       sync.Mutex
+			statuses = map[int]int{}
+			errs     = map[string]int{}
+			left     = map[int]int{}
+			failures atomic.Int64
+		)
+		for i := range n {
+			nd := nodes[i%2]
+			wg.Go(func() {
+				<-start
+				req, _ := http.NewRequest(http.MethodPost, nd.url+"/.mfa/verify", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json")
+				req.SetBasicAuth("carol", alicePassword)
+				resp, err := hc.Do(req)
+				if err != nil {
+					failures.Add(1)
+					return
+				}
+				defer resp.Body.Close()
+				var v struct {
+					Error        string `json:"error"`
+					AttemptsLeft *int   `json:"attempts_left"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&v)
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				errs[v.Error]++
+				if v.AttemptsLeft != nil {
+					left[*v.AttemptsLeft]++
+				}
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		t.Logf("answers to %d concurrent wrong codes: statuses %v, errors %v, attempts_left %v, transport failures %d",
+			n, statuses, errs, left, failures.Load())
+		if failures.Load() > 0 {
+			t.Fatalf("%d requests failed in transport", failures.Load())
+		}
+		// Every answer is the same invalid_code (SECURITY.md A7); each
+		// compare leaves a distinct count, so 2 and 1 appear at most once.
+		if statuses[http.StatusUnauthorized] != n || left[2] > 1 || left[1] > 1 {
+			t.Fatalf("answers: statuses %v, attempts_left %v; want %d times 401, attempts_left 2 and 1 at most once", statuses, left, n)
+		}
+
+		// One lockout for both nodes: it counts every attempt before any
+		// compare until it locks, and "lockout 3" locks on the fourth, so
+		// the 500 attempts left exactly 4 failures and a lock, whichever
+		// node is asked.
+		for _, nd := range nodes {
+			v := nd.adminGet(t, "/mfa/users/carol")
+			if v["failures"] != float64(4) || v["locked_until"] == nil {
+				t.Fatalf("node %s: carol after the wrong codes: failures %v, locked_until %v; want 4 and a lockout", nd.name, v["failures"], v["locked_until"])
+			}
+		}
+		// The right code no longer signs her in, on either node.
+		for _, nd := range nodes {
+			if r := verify(t, c.on(nd), code); r.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("node %s: the right code after the lockout: status %d, want 401: %s", nd.name, r.StatusCode, r.body)
+			}
+			if _, ok := protected(t, c.on(nd), "/"); ok {
+				t.Fatalf("node %s: the upstream was reached", nd.name)
+			}
+		}
+	})
+
+	t.Run("totp enrolled on one node, replay guard on both", func(t *testing.T) {
+		c := newClient(t).withBasicAuth("bob", alicePassword)
+		nodeSignIn(t, c.on(a), srv, "bob")
+		page := enrollPage(t, c.on(a), "/.mfa/enroll/totp", nil).view(t, http.StatusOK)
+		if page.Secret == "" {
+			t.Fatalf("the enrollment page on A shows no secret: %+v", page)
+		}
+		t0 := time.Now()
+		enrollCode := totpref.Code(page.Secret, t0, 0)
+		r := c.on(a).postJSON("/.mfa/enroll/totp", map[string]string{"action": "confirm", "code": enrollCode, "return": "/", "csrf_token": page.CSRFToken})
+		if v := r.view(t, http.StatusOK); v.Step != "recovery_codes" {
+			t.Fatalf("confirming the app on A: step %q: %s", v.Step, r.body)
+		}
+		bobOn := func(nd *node) *client { return newClient(t).withBasicAuth("bob", alicePassword).on(nd) }
+		refusedOn := func(nd *node, what, code string) {
+			t.Helper()
+			fresh := bobOn(nd)
+			r := verifyWith(t, fresh, "totp", code)
+			if v := r.view(t, http.StatusUnauthorized); v.Error != "invalid_code" {
+				t.Fatalf("node %s: %s: error %q, want invalid_code: %s", nd.name, what, v.Error, r.body)
+			}
+			if _, ok := protected(t, fresh, "/"); ok {
+				t.Fatalf("node %s: %s: the upstream was reached", nd.name, what)
+			}
+		}
+		// The code that confirmed the app on A is spent on B too.
+		refusedOn(b, "the code used on A", enrollCode)
+		// The app enrolled on A signs bob in on B ...
+		next := totpref.Code(page.Secret, t0, 1)
+		onB := bobOn(b)
+		if v := verifyWith(t, onB, "totp", next).view(t, http.StatusOK); v.Step != "done" {
+			t.Fatalf("sign-in on B with the app enrolled on A: step %q", v.Step)
+		}
+		if h, ok := protected(t, onB, "/"); !ok || h.Get("X-Mfa-Method") != "totp" {
+			t.Fatalf("after signing in on B with the app: upstream reached %v, X-Mfa-Method %q", ok, h.Get("X-Mfa-Method"))
+		}
+		// ... and the code B took is spent on A.
+		refusedOn(a, "the code used on B", next)
+	})
+
+	t.Run("throttles add up", func(t *testing.T) {
+		// per_user_per_hour 4: two sends on each node use dave's budget.
+		for i := range 4 {
+			nd := nodes[i%2]
+			c := newClient(t).withBasicAuth("dave", alicePassword).on(nd)
+			if r := c.postJSON("/.mfa/send", map[string]string{"method": "email"}); r.StatusCode != http.StatusOK {
+				t.Fatalf("send %d on %s: status %d: %s", i+1, nd.name, r.StatusCode, r.body)
+			}
+		}
+		for _, nd := range nodes {
+			c := newClient(t).withBasicAuth("dave", alicePassword).on(nd)
+			r := c.postJSON("/.mfa/send", map[string]string{"method": "email"})
+			if r.StatusCode != http.StatusTooManyRequests || r.json(t)["error"] != "throttled" {
+				t.Fatalf("fifth send on %s: status %d, want 429 throttled: %s", nd.name, r.StatusCode, r.body)
+			}
+			checkRetryAfter(t, r)
+		}
+	})
+}
