@@ -223,3 +223,139 @@ func TestTwoNodesOneRedis(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoNodesRedisDown stops Redis under load on two nodes: once a node's
+// cached session is older than the one-second bound, nothing gets through
+// (503, never 200), a session the node has not cached is refused at once,
+// the flow answers 503 with the JSON error "unavailable", and both nodes
+// serve again by themselves once Redis is back (SECURITY.md A9).
+func TestTwoNodesRedisDown(t *testing.T) {
+	r := redistest.Start(t, "appendonly yes", "appendfsync always")
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	nodes := startNodes(t, 2, nodeSite{upstream: up, mfa: nodeMFA(srv, "storage redis redis://"+r.Addr)})
+	a, b := nodes[0], nodes[1]
+
+	alice := newClient(t).withBasicAuth("alice", alicePassword)
+	nodeSignIn(t, alice.on(a), srv, "alice")
+	// erin signs in on A only: B has never cached her session.
+	erin := newClient(t).withBasicAuth("erin", alicePassword)
+	nodeSignIn(t, erin.on(a), srv, "erin")
+
+	// Load: alice's session on both nodes, back to back.
+	type answer struct {
+		start, end time.Time
+		status     int
+	}
+	var (
+		mu      sync.Mutex
+		answers []answer
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+	)
+	hc := &http.Client{Jar: alice.hc.Jar, Timeout: 10 * time.Second}
+	for w := range 4 {
+		nd := nodes[w%2]
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				req, _ := http.NewRequest(http.MethodGet, nd.url+"/load", nil)
+				req.Header.Set("Accept", "application/json")
+				req.SetBasicAuth("alice", alicePassword)
+				status := 0
+				if resp, err := hc.Do(req); err == nil {
+					status = resp.StatusCode
+					resp.Body.Close()
+				}
+				mu.Lock()
+				answers = append(answers, answer{start, time.Now(), status})
+				mu.Unlock()
+			}
+		})
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopLoad()
+
+	time.Sleep(300 * time.Millisecond)
+	r.Kill()
+	down := time.Now()
+
+	// A session B has not seen, and the flow, fail closed at once.
+	if st := erin.on(b).get("/", "application/json"); st.StatusCode != http.StatusServiceUnavailable || st.json(t)["error"] != "unavailable" {
+		t.Fatalf("erin's session on B with Redis down: status %d, want 503 unavailable: %s", st.StatusCode, st.body)
+	}
+	if st := erin.on(b).get("/", "text/html"); st.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(st.body, []byte("unavailable")) {
+		t.Fatalf("erin's session on B with Redis down, as a page: status %d, want 503: %s", st.StatusCode, st.body)
+	}
+	fresh := newClient(t).withBasicAuth("bob", alicePassword).on(a)
+	if st := fresh.get("/.mfa/", "application/json"); st.StatusCode != http.StatusServiceUnavailable || st.json(t)["error"] != "unavailable" {
+		t.Fatalf("the sign-in page with Redis down: status %d, want 503 unavailable: %s", st.StatusCode, st.body)
+	}
+
+	time.Sleep(2500 * time.Millisecond)
+	restarting := time.Now()
+	r.Restart()
+	restarted := time.Now()
+
+	// Both nodes serve alice again by themselves.
+	for _, nd := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if st := alice.on(nd).get("/", "application/json"); st.StatusCode == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s does not serve alice 10 s after Redis came back", nd.name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("served again %v after Redis restarted", time.Since(restarted).Round(time.Millisecond))
+	// erin's session, made before the outage, survived it (AOF).
+	if _, ok := protected(t, erin.on(b), "/"); !ok {
+		t.Fatal("erin's session did not survive the Redis restart")
+	}
+
+	stopLoad()
+	counts := map[string]map[int]int{"before": {}, "within 1 s": {}, "down": {}, "restarting": {}, "after": {}}
+	// The bound is one second after the last store read that can have
+	// succeeded (Kill returns once Redis has exited); requests started
+	// later than that and answered before Redis was started again must
+	// all fail closed.
+	bound := down.Add(time.Second + 50*time.Millisecond)
+	for _, an := range answers {
+		phase := "before"
+		switch {
+		case an.start.After(restarted):
+			phase = "after"
+		case an.end.After(restarting):
+			phase = "restarting"
+		case an.start.After(bound):
+			phase = "down"
+		case an.start.After(down):
+			phase = "within 1 s"
+		}
+		counts[phase][an.status]++
+	}
+	t.Logf("answers by phase: %v", counts)
+	for status, n := range counts["down"] {
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("%d requests with Redis down answered %d, want only 503", n, status)
+		}
+	}
+	if counts["down"][http.StatusServiceUnavailable] == 0 {
+		t.Error("no request ran while Redis was down")
+	}
+	for phase, byStatus := range counts {
+		for status, n := range byStatus {
+			if status != http.StatusOK && status != http.StatusServiceUnavailable {
+				t.Errorf("%s: %d requests answered %d", phase, n, status)
+			}
+		}
+	}
+}
