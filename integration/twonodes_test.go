@@ -2,12 +2,17 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/caddymfa/caddy-mfa/internal/redistest"
 	"github.com/caddymfa/caddy-mfa/internal/totpref"
@@ -357,5 +362,91 @@ func TestTwoNodesRedisDown(t *testing.T) {
 				t.Errorf("%s: %d requests answered %d", phase, n, status)
 			}
 		}
+	}
+}
+
+// TestTwoNodesSentinelFailover enrolls an app on node A through a Redis
+// master behind Sentinel (wait_replicas 1), kills the master, and once
+// Sentinel has promoted the replica both nodes find the app: the failover
+// lost no enrollment, and the nodes followed the new master by
+// themselves.
+func TestTwoNodesSentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	master := redistest.Start(t, "appendonly yes")
+	replica := redistest.Start(t, "appendonly yes", "replicaof 127.0.0.1 "+strconv.Itoa(master.Port))
+	sentinel := redistest.StartSentinel(t,
+		"sentinel monitor mymaster 127.0.0.1 "+strconv.Itoa(master.Port)+" 1",
+		"sentinel down-after-milliseconds mymaster 1000",
+		"sentinel failover-timeout mymaster 10000",
+	)
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sentinel.Addr, DisableIdentity: true})
+	t.Cleanup(func() { sc.Close() })
+	// The sentinel must know the replica in sync before it can promote it.
+	waitFor(t, 20*time.Second, "the sentinel to know the replica", func() bool {
+		replicas, err := sc.Replicas(ctx, "mymaster").Result()
+		if err != nil {
+			return false
+		}
+		for _, r := range replicas {
+			if r["port"] == strconv.Itoa(replica.Port) && r["master-link-status"] == "ok" && !strings.Contains(r["flags"], "down") {
+				return true
+			}
+		}
+		return false
+	})
+
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	nodes := startNodes(t, 2, nodeSite{upstream: up, mfa: nodeMFA(srv, `storage redis {
+			sentinel mymaster `+sentinel.Addr+`
+			wait_replicas 1
+		}`)})
+	a, b := nodes[0], nodes[1]
+
+	c := newClient(t).withBasicAuth("bob", alicePassword)
+	nodeSignIn(t, c.on(a), srv, "bob")
+	page := enrollPage(t, c.on(a), "/.mfa/enroll/totp", nil).view(t, http.StatusOK)
+	t0 := time.Now()
+	r := c.on(a).postJSON("/.mfa/enroll/totp", map[string]string{"action": "confirm", "code": totpref.Code(page.Secret, t0, 0), "return": "/", "csrf_token": page.CSRFToken})
+	if v := r.view(t, http.StatusOK); v.Step != "recovery_codes" {
+		t.Fatalf("confirming the app on A: step %q: %s", v.Step, r.body)
+	}
+
+	master.Kill()
+	killed := time.Now()
+	waitFor(t, 30*time.Second, "the sentinel to promote the replica", func() bool {
+		addr, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
+		return err == nil && addr[1] == strconv.Itoa(replica.Port)
+	})
+	t.Logf("replica promoted %v after the master was killed", time.Since(killed).Round(time.Millisecond))
+
+	// Both nodes follow the new master by themselves; the app enrolled
+	// before the failover is there.
+	for _, nd := range nodes {
+		var user map[string]any
+		waitFor(t, 30*time.Second, "node "+nd.name+" to read from the new master", func() bool {
+			resp, err := http.Get(nd.admin + "/mfa/users/bob")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&user) == nil
+		})
+		if user["totp"] == nil {
+			t.Fatalf("node %s, after the failover: bob has no app: %v", nd.name, user)
+		}
+	}
+	t.Logf("both nodes read from the new master %v after the master was killed", time.Since(killed).Round(time.Millisecond))
+	// A sign-in writes durably, and with wait_replicas 1 that needs a
+	// replica, which the failover used up: the sign-in fails closed
+	// until one is back, rather than acknowledge a write a second
+	// failover could lose.
+	fresh := newClient(t).withBasicAuth("bob", alicePassword).on(b)
+	r = verifyWith(t, fresh, "totp", totpref.Code(page.Secret, t0, 1))
+	if r.StatusCode != http.StatusServiceUnavailable || r.json(t)["error"] != "unavailable" {
+		t.Fatalf("node B, sign-in without a replica for wait_replicas 1: status %d, want 503 unavailable: %s", r.StatusCode, r.body)
+	}
+	if _, ok := protected(t, fresh, "/"); ok {
+		t.Fatal("node B let bob through")
 	}
 }
