@@ -90,6 +90,14 @@ type config struct {
 	redis       string
 }
 
+// storeName is the store the tool runs Caddy on: badger or redis.
+func (c config) storeName() string {
+	if c.redis != "" {
+		return "redis"
+	}
+	return "badger"
+}
+
 // storage returns the storage directive's arguments: the Redis URL of
 // -redis, or a Badger directory.
 func (c config) storage(badgerDir string) string {
@@ -214,7 +222,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		if idle, err = settledRSS(ctx, p.pid()); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "# caddy %s, pid %d; idle RSS: plain site %.1f MB, mfa site (Badger open) %.1f MB\n", bin, p.pid(), mb(plain), mb(idle))
+		fmt.Fprintf(out, "# caddy %s, pid %d; idle RSS: plain site %.1f MB, mfa site (store open: %s) %.1f MB\n", bin, p.pid(), mb(plain), c.storeName(), mb(idle))
 		defer func() {
 			if retErr != nil {
 				fmt.Fprintf(os.Stderr, "caddy's log ends:\n%s\n", p.logTail())
