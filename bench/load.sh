@@ -6,8 +6,12 @@
 # only by the mfa handler. The script signs in once through the HTTP
 # contract, then loads both sites with wrk in alternating rounds.
 #
-# Needs: go, curl, wrk (apt-get install -y wrk).
-# Usage: bench/load.sh [rounds] [seconds-per-round] [connections]
+# Needs: go, curl, wrk (apt-get install -y wrk); redis-server for the
+# redis store.
+# Usage: bench/load.sh [rounds] [seconds-per-round] [connections] [store]
+# where store is badger (the default) or redis: the script then starts a
+# redis-server on 127.0.0.1:9103 (AOF on, appendfsync everysec, as the
+# README asks of a deployment) and the mfa site keeps its state there.
 # The last line's ratio is mfa throughput over plain throughput, summed
 # over all rounds.
 set -euo pipefail
@@ -15,13 +19,29 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 secs=${2:-5}
 conns=${3:-32}
-for tool in curl wrk; do
+store=${4:-badger}
+tools="curl wrk"
+case $store in
+badger) ;;
+redis) tools="$tools redis-server redis-cli" ;;
+*) echo "store: badger or redis" >&2; exit 2 ;;
+esac
+for tool in $tools; do
 	command -v "$tool" >/dev/null || { echo "bench/load.sh needs $tool" >&2; exit 1; }
 done
 
 work=$(mktemp -d)
-trap 'kill "${caddy_pid:-0}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${caddy_pid:-0}" "${redis_pid:-0}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/caddy" ./cmd/caddy
+storage="badger $work/mfa"
+if [ "$store" = redis ]; then
+	redis-server --bind 127.0.0.1 --port 9103 --dir "$work" --save '' \
+		--appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+		--logfile "$work/redis.log" &
+	redis_pid=$!
+	for _ in $(seq 100); do [ "$(redis-cli -p 9103 ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+	storage="redis redis://127.0.0.1:9103"
+fi
 
 cat >"$work/Caddyfile" <<CADDY
 {
@@ -38,7 +58,7 @@ cat >"$work/Caddyfile" <<CADDY
 	mfa {
 		user ""
 		allow_emails *@example.com
-		storage badger $work/mfa
+		storage $storage
 		email {
 			outbox $work/mailbox
 		}

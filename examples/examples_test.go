@@ -19,13 +19,14 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
+	"github.com/caddymfa/caddy-mfa/internal/redistest"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
 
 // tested names the examples that have a sign-in test below; TestEveryExample
 // fails when a folder is added without one.
-var tested = []string{"basic-auth-smtp", "quickstart", "remember", "sms-outbox", "sms-twilio", "standalone", "totp"}
+var tested = []string{"basic-auth-smtp", "quickstart", "redis", "remember", "sms-outbox", "sms-twilio", "standalone", "totp"}
 
 func TestEveryExample(t *testing.T) {
 	if got := Names(); !slices.Equal(got, tested) {
@@ -374,6 +375,89 @@ var (
 )
 
 // view is the JSON answer of the flow endpoints.
+// TestRedis runs examples/redis on a Redis started with the example's
+// redis.conf (AOF, noeviction, a least-privilege user for Caddy whose
+// password comes from REDIS_PASSWORD). Alice signs in on one
+// node; the example started again in a fresh directory, as another node
+// with nothing of its own, lets her session through. With Redis stopped
+// the site fails closed with 503, and it serves again by itself once Redis
+// is back.
+func TestRedis(t *testing.T) {
+	conf, err := os.ReadFile(filepath.Join("redis", "redis.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(conf), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	rds := redistest.Start(t, lines...)
+	t.Setenv("REDIS_PASSWORD", "change-me")
+	opts := Options{Rewrite: func(cfg map[string]any) {
+		Walk(cfg, func(obj map[string]any) {
+			if obj["backend"] == "redis" {
+				if obj["url"] != "redis://127.0.0.1:6379" || obj["username"] != "caddy" {
+					t.Errorf("redis store is %v, the test expects redis://127.0.0.1:6379 as caddy", obj)
+				}
+				obj["url"] = "redis://" + rds.Addr
+			}
+		})
+	}}
+	const site = "http://localhost:8080"
+	node1 := Start(t, "redis", opts)
+	c := node1.Client()
+
+	resp := do(t, c, get(t, site+"/.mfa/", "alice", "alice", "application/json"))
+	var v view
+	decode(t, resp, http.StatusOK, &v)
+	resp = do(t, c, postJSON(t, site+"/.mfa/send", map[string]string{"method": "email", "csrf_token": v.CSRFToken}))
+	decode(t, resp, http.StatusOK, &v)
+	msg := WaitOutbox(t, filepath.Join(node1.Dir, "mailbox"), 1)
+	resp = do(t, c, postJSON(t, site+"/.mfa/verify", map[string]string{"method": "email", "code": msg.Code, "csrf_token": v.CSRFToken}))
+	decode(t, resp, http.StatusOK, &v)
+	if v.Step != "done" {
+		t.Fatalf("verify: %+v, want done", v)
+	}
+
+	// Another node: the same Caddyfile in a fresh directory, with the
+	// browser's cookies.
+	node2 := Start(t, "redis", opts)
+	c2 := node2.Client()
+	u, _ := url.Parse(site)
+	c2.Jar.SetCookies(u, c.Jar.Cookies(u))
+	hello := "Hello alice, you passed MFA (email)."
+	resp = do(t, c2, get(t, site+"/", "alice", "alice", "application/json"))
+	if body := wantStatus(t, resp, http.StatusOK); body != hello {
+		t.Fatalf("the session on another node: %q, want %q", body, hello)
+	}
+
+	// Redis down: past the one-second cache, nothing gets through.
+	rds.Stop()
+	time.Sleep(1100 * time.Millisecond)
+	resp = do(t, c2, get(t, site+"/", "alice", "alice", "application/json"))
+	decode(t, resp, http.StatusServiceUnavailable, &v)
+	if v.Error != "unavailable" {
+		t.Fatalf("Redis down: %+v, want the error unavailable", v)
+	}
+	rds.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp = do(t, c2, get(t, site+"/", "alice", "alice", "application/json"))
+		if resp.StatusCode == http.StatusOK {
+			wantStatus(t, resp, http.StatusOK)
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("10 s after Redis came back the site answers %d: %s\n%s", resp.StatusCode, b, rds.Log())
+		}
+		resp.Body.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 type view struct {
 	Step         string   `json:"step"`
 	Methods      []string `json:"methods"`

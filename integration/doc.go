@@ -5,4 +5,10 @@
 // Badger store in a temporary directory. Caddy listens on fixed ports
 // (admin 2999, HTTP 9080), so the tests of this package never run in
 // parallel with each other.
+//
+// The tests named TestTwoNodes... run several Caddy nodes instead: real
+// "caddy run" processes built once per test binary from ./cmd/caddy, on
+// free ports, sharing one Redis (internal/redistest) and the SMTP server
+// (nodes_test.go holds the plumbing). They need redis-server (and
+// redis-sentinel); without it they are skipped, or fail on CI.
 package integration

@@ -199,6 +199,7 @@ type client struct {
 	user     string
 	password string
 	header   http.Header // sent with every request
+	base     string      // the site's URL; siteURL when empty
 }
 
 func newClient(t *testing.T) *client {
@@ -258,7 +259,11 @@ func (c *client) do(req *http.Request) *response {
 
 func (c *client) newRequest(method, path string, body io.Reader) *http.Request {
 	c.t.Helper()
-	req, err := http.NewRequest(method, siteURL+path, body)
+	base := c.base
+	if base == "" {
+		base = siteURL
+	}
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}

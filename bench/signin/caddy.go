@@ -24,7 +24,7 @@ type siteConfig struct {
 	sitePort  int
 	adminAddr string // host:port of Caddy's admin endpoint
 	smtpAddr  string // host:port of the tool's SMTP server (email)
-	storage   string // Badger directory
+	storage   string // the storage directive's arguments: "badger <dir>" or "redis <url>"
 	domain    string // allow_emails *@<domain>
 	workers   int    // email delivery workers; 0 for the default
 }
@@ -55,7 +55,7 @@ func caddyfile(c siteConfig) string {
 		fmt.Fprintf(&b, `	mfa {
 		user ""
 		allow_emails *@%s
-		storage badger %s
+		storage %s
 		lockout 100 1m
 		email {
 			smtp %s %s {
@@ -78,7 +78,7 @@ func caddyfile(c siteConfig) string {
 		fmt.Fprintf(&b, `	mfa {
 		user ""
 		allow_emails *@%s
-		storage badger %s
+		storage %s
 		lockout 100 1m
 		totp {
 			issuer "Sign-in bench"

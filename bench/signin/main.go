@@ -87,6 +87,24 @@ type config struct {
 	keep        bool
 	workers     int
 	printConfig bool
+	redis       string
+}
+
+// storeName is the store the tool runs Caddy on: badger or redis.
+func (c config) storeName() string {
+	if c.redis != "" {
+		return "redis"
+	}
+	return "badger"
+}
+
+// storage returns the storage directive's arguments: the Redis URL of
+// -redis, or a Badger directory.
+func (c config) storage(badgerDir string) string {
+	if c.redis != "" {
+		return "redis " + c.redis
+	}
+	return "badger " + badgerDir
 }
 
 func parseFlags(args []string) (config, error) {
@@ -108,6 +126,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of Caddy during the last round to this file (needs the admin endpoint)")
 	fs.IntVar(&c.profileSecs, "profile-seconds", 10, "length of the -profile")
 	fs.IntVar(&c.workers, "workers", 0, "email delivery workers in the Caddyfile (default: Caddy's default, 2)")
+	fs.StringVar(&c.redis, "redis", "", "keep Caddy's state in the Redis at this URL (redis://127.0.0.1:6379) instead of Badger; the tool flushes nothing, so use an empty database")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Caddyfile, Caddy's log, Badger)")
 	fs.BoolVar(&c.printConfig, "print-config", false, "print the Caddyfile the tool would start Caddy with, and exit")
 	if err := fs.Parse(args); err != nil {
@@ -159,7 +178,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 	}
 	if c.printConfig {
 		fmt.Fprint(out, caddyfile(siteConfig{method: c.method, sitePort: 8080, adminAddr: "127.0.0.1:2019",
-			smtpAddr: "127.0.0.1:2525", storage: "/tmp/mfa-bench", domain: c.domain, workers: c.workers}))
+			smtpAddr: "127.0.0.1:2525", storage: c.storage("/tmp/mfa-bench"), domain: c.domain, workers: c.workers}))
 		return nil
 	}
 
@@ -194,7 +213,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 			return fmt.Errorf("measuring a plain Caddy: %w", err)
 		}
 		var idle int64
-		p, tt, err := startTarget(ctx, bin, filepath.Join(dir, "mfa"), siteConfig{method: c.method, domain: c.domain, workers: c.workers}, mail)
+		p, tt, err := startTarget(ctx, bin, filepath.Join(dir, "mfa"), siteConfig{method: c.method, domain: c.domain, workers: c.workers, storage: c.storage(filepath.Join(dir, "mfa", "badger"))}, mail)
 		if err != nil {
 			return err
 		}
@@ -203,7 +222,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		if idle, err = settledRSS(ctx, p.pid()); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "# caddy %s, pid %d; idle RSS: plain site %.1f MB, mfa site (Badger open) %.1f MB\n", bin, p.pid(), mb(plain), mb(idle))
+		fmt.Fprintf(out, "# caddy %s, pid %d; idle RSS: plain site %.1f MB, mfa site (store open: %s) %.1f MB\n", bin, p.pid(), mb(plain), c.storeName(), mb(idle))
 		defer func() {
 			if retErr != nil {
 				fmt.Fprintf(os.Stderr, "caddy's log ends:\n%s\n", p.logTail())
@@ -272,7 +291,10 @@ func startTarget(ctx context.Context, bin, dir string, sc siteConfig, mail *mail
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, target{}, err
 	}
-	sc.sitePort, sc.adminAddr, sc.storage = site, fmt.Sprintf("127.0.0.1:%d", admin), filepath.Join(dir, "badger")
+	sc.sitePort, sc.adminAddr = site, fmt.Sprintf("127.0.0.1:%d", admin)
+	if sc.storage == "" {
+		sc.storage = "badger " + filepath.Join(dir, "badger")
+	}
 	if mail != nil {
 		sc.smtpAddr = mail.addr
 	}

@@ -90,7 +90,7 @@ func startInProcess(t *testing.T, method string, mail *mailServer) target {
 		t.Fatal(err1, err2)
 	}
 	sc := siteConfig{method: method, sitePort: site, adminAddr: fmt.Sprintf("127.0.0.1:%d", admin),
-		smtpAddr: mail.addr, storage: filepath.Join(t.TempDir(), "badger"), domain: "example.com"}
+		smtpAddr: mail.addr, storage: "badger " + filepath.Join(t.TempDir(), "badger"), domain: "example.com"}
 	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile(sc)), nil)
 	if err != nil {
 		t.Fatalf("adapting the Caddyfile: %v\n%s", err, caddyfile(sc))
@@ -127,7 +127,7 @@ func TestCaddyfileAdapts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := tc.sc
-			sc.sitePort, sc.adminAddr, sc.smtpAddr, sc.storage, sc.domain = 8080, "127.0.0.1:2019", "127.0.0.1:2525", "/tmp/x", "example.com"
+			sc.sitePort, sc.adminAddr, sc.smtpAddr, sc.storage, sc.domain = 8080, "127.0.0.1:2019", "127.0.0.1:2525", "badger /tmp/x", "example.com"
 			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile(sc)), nil); err != nil {
 				t.Errorf("%v\n%s", err, caddyfile(sc))
 			}

@@ -94,6 +94,14 @@
 //
 //	user caddy on >password resetkeys ~mfa/* -@all +get +set +del +exists +mget +zadd +zrem +zrange +eval +evalsha +wait +ping +select +hello +auth
 //
+// Keep the default user on, with a password of its own (requirepass),
+// when the server writes an AOF: Redis 7.0 to 7.2, and later versions
+// without the fix of redis/redis#14541, replay the AOF's transactions as
+// the default user, and this store's scripts reach the AOF as
+// transactions, so with that user off or restricted a restart of Redis
+// silently drops their writes (examples/redis/redis.conf, whose test
+// restarts Redis).
+//
 // With Sentinel, username and password (and TLS, with ca_file) apply to
 // the master and replicas, and TLS to the sentinels too; the sentinels
 // themselves are reached without credentials.
