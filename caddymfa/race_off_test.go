@@ -1,0 +1,5 @@
+//go:build !race
+
+package caddymfa
+
+const raceEnabled = false
