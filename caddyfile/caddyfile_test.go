@@ -300,7 +300,7 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"unknown storage module", "storage nosuch /tmp", "mfa.storage.nosuch", 2},
 		{"storage not a store", "storage test_not_a_store", "module mfa.storage.test_not_a_store is not an mfa store", 2},
 		{"users with argument", "users alice {\n}", "after 'alice'", 2},
-		{"unknown user option", "users {\n\talice mail alice@example.com\n}", `unrecognized option "mail" for mfa user "alice"`, 3},
+		{"unknown user option", "users {\n\talice mail alice@example.com\n}", `unrecognized mfa user "alice" subdirective "mail"; did you mean "email"?`, 3},
 		{"user email without value", "users {\n\talice email\n}", "after 'email'", 3},
 		{"duplicate user option", "users {\n\talice email a@example.com email b@example.com\n}", `duplicate mfa user "alice" subdirective "email"`, 3},
 		{"duplicate user", "users {\n\talice\n\talice disabled\n}", `duplicate mfa user "alice"`, 4},
@@ -412,6 +412,20 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"recovery_codes too many", "recovery_codes 101", `invalid recovery_codes "101"`, 2},
 		{"recovery_codes without value", "recovery_codes", "after 'recovery_codes'", 2},
 		{"duplicate recovery_codes", "recovery_codes 10\nrecovery_codes 20", `duplicate mfa subdirective "recovery_codes"`, 3},
+		// "did you mean" in the mfa block and in every block below it.
+		{"typo in mfa", "sesion_ttl 1h", `unrecognized mfa subdirective "sesion_ttl"; did you mean "session_ttl"?`, 2},
+		{"typo in a user line", "users {\n\talice emial alice@example.com\n}", `unrecognized mfa user "alice" subdirective "emial"; did you mean "email"?`, 3},
+		{"typo in email", "email {\n\tcode_tll 5m\n}", `unrecognized mfa email subdirective "code_tll"; did you mean "code_ttl"?`, 3},
+		{"typo in smtp", "email {\n\tsmtp smtp.example.com {\n\t\tpasword x\n\t}\n}", `unrecognized smtp subdirective "pasword"; did you mean "password"?`, 4},
+		{"typo in throttle", "email {\n\tthrottle {\n\t\tper_hours 5\n\t}\n}", `unrecognized throttle subdirective "per_hours"; did you mean "per_hour"?`, 4},
+		{"typo in delivery", "email {\n\tdelivery {\n\t\tworker 2\n\t}\n}", `unrecognized delivery subdirective "worker"; did you mean "workers"?`, 4},
+		{"typo in sms", "sms {\n\tallowed_countris US\n}", `unrecognized sms subdirective "allowed_countris"; did you mean "allowed_countries"?`, 3},
+		{"typo in twilio", "sms {\n\tprovider twilio {\n\t\tauth_tokn x\n\t}\n}", `unrecognized twilio subdirective "auth_tokn"; did you mean "auth_token"?`, 4},
+		{"typo in webhook", "sms {\n\tprovider webhook https://sms.example {\n\t\tformatt json\n\t}\n}", `unrecognized webhook subdirective "formatt"; did you mean "format"?`, 4},
+		{"typo in registration", "sms {\n\tregistration {\n\t\tduring_logn on\n\t}\n}", `unrecognized registration subdirective "during_logn"; did you mean "during_login"?`, 4},
+		{"typo in totp", "totp {\n\tisuer Example\n}", `unrecognized mfa totp subdirective "isuer"; did you mean "issuer"?`, 3},
+		{"typo in storage badger", "storage badger /tmp/x {\n\tmin_fre 1GiB\n}", `unrecognized storage badger subdirective "min_fre"; did you mean "min_free"?`, 3},
+		{"typo in storage redis", "storage redis {\n\tkey_prefx a/\n}", `unrecognized storage redis subdirective "key_prefx"; did you mean "key_prefix"?`, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
