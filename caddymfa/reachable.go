@@ -27,5 +27,16 @@ func (h *Handler) checkReachable() error {
 		return nil
 	}
 	sort.Strings(names)
-	return fmt.Errorf("users: user %q has no email or phone to send a code to, and no authenticator app can be set up without a totp block: add an address, a totp block, or mark the user disabled", names[0])
+	return fmt.Errorf("%s: user %q has no email or phone to send a code to, and no authenticator app can be set up without a totp block: add an address, a totp block, or mark the user disabled", h.userSource(names[0]), names[0])
+}
+
+// userSource names where the canonical user came from: "users", or
+// "users_file <file>".
+func (h *Handler) userSource(name string) string {
+	for _, u := range h.Users {
+		if c, _ := canonicalUser(u.Name); c == name {
+			return "users"
+		}
+	}
+	return "users_file " + h.UsersFile
 }

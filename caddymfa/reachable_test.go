@@ -29,7 +29,7 @@ func TestUserWithoutAddressIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.UsersFile = file
-		}, `user "yann" has no email or phone`},
+		}, `users.json: user "yann" has no email or phone`},
 		{"phone only", func(h *Handler) { h.Users = append(h.Users, UserEntry{Name: "zoe", Phone: "+12015550111"}) }, ""},
 		{"email only", func(h *Handler) { h.Users = append(h.Users, UserEntry{Name: "zoe", Email: "zoe@example.com"}) }, ""},
 		{"disabled", func(h *Handler) { h.Users = append(h.Users, UserEntry{Name: "zoe", Disabled: true}) }, ""},
@@ -62,6 +62,43 @@ func TestUserWithoutAddressIsRefused(t *testing.T) {
 			case tt.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Errors about a user name where the user came from: users or users_file.
+func TestUserErrorsNameTheirSource(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(file, []byte(`[{"name": "yann", "phone": "12"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(h *Handler)
+		want   string
+	}{
+		{"bad email in users", func(h *Handler) { h.Users = []UserEntry{{Name: "x", Email: "not an address"}} }, `users: user "x": email: `},
+		{"twice in users", func(h *Handler) { h.Users = []UserEntry{{Name: "x", Email: "x@example.com"}, {Name: "X"}} }, `users: user "X" is listed twice`},
+		{"bad phone in users_file", func(h *Handler) { h.UsersFile = file }, `users_file ` + file + `: user "yann": phone: `},
+		{"invalid name in users_file", func(h *Handler) {
+			f := filepath.Join(t.TempDir(), "u.json")
+			if err := os.WriteFile(f, []byte(`[{"name": "a@example.com"}, {"name": " "}]`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h.UsersFile = f
+		}, `: user 2: invalid name " "`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, _ := testConfig(t)
+			tt.change(h)
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := h.Provision(ctx)
+			_ = h.Cleanup()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
