@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -367,26 +368,55 @@ func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
 	return users, nil
 }
 
-// unmarshalLockout reads "lockout <failures> <window>".
+// unmarshalLockout reads "lockout <failures> <window>", with an optional
+// block holding "user_wide <failures> <window>": the user-wide cap of
+// standalone mode, where the first two count per client network.
 func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
-	if !d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	failures, err := cfargs.ParseCount(d, "lockout failures", false)
+	failures, window, err := lockoutArgs(d, "lockout")
 	if err != nil {
 		return nil, err
 	}
-	if !d.NextArg() {
+	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	window, err := cfargs.ParseDuration(d, "lockout window", false)
+	lock := &caddymfa.Lockout{Failures: failures, Window: window}
+	seen := cfargs.Once{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.Check(d, "lockout"); err != nil {
+			return nil, err
+		}
+		switch d.Val() {
+		case "user_wide":
+			if lock.UserFailures, lock.UserWindow, err = lockoutArgs(d, "user_wide"); err != nil {
+				return nil, err
+			}
+			if err := cfargs.EndLine(d, "user_wide"); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("unknown lockout subdirective %q", d.Val())
+		}
+	}
+	return lock, nil
+}
+
+// lockoutArgs reads "<failures> <window>" after name.
+func lockoutArgs(d *caddyfile.Dispenser, name string) (int, caddy.Duration, error) {
+	if !d.NextArg() {
+		return 0, 0, d.ArgErr()
+	}
+	failures, err := cfargs.ParseCount(d, name+" failures", false)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	if err := cfargs.EndLine(d, "lockout"); err != nil {
-		return nil, err
+	if !d.NextArg() {
+		return 0, 0, d.ArgErr()
 	}
-	return &caddymfa.Lockout{Failures: failures, Window: window}, nil
+	window, err := cfargs.ParseDuration(d, name+" window", false)
+	if err != nil {
+		return 0, 0, err
+	}
+	return failures, window, nil
 }
 
 // noArgs refuses arguments and a block after the current token.

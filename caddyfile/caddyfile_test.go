@@ -136,6 +136,11 @@ func TestUnmarshal(t *testing.T) {
 			want:  `{"lockout":{"failures":10,"window":900000000000}}`,
 		},
 		{
+			name:  "lockout user_wide",
+			input: "mfa {\n\tlockout 10 15m {\n\t\tuser_wide 50 12h\n\t}\n}",
+			want:  `{"lockout":{"failures":10,"window":900000000000,"user_failures":50,"user_window":43200000000000}}`,
+		},
+		{
 			name:  "throttle off",
 			input: "mfa {\n\temail {\n\t\tthrottle {\n\t\t\tper_hour off\n\t\t\tper_ip_per_hour 3\n\t\t\tcooldown off\n\t\t}\n\t}\n}",
 			want:  `{"email":{"throttle":{"per_hour":-1,"per_ip_per_hour":3,"cooldown":-1}}}`,
@@ -296,6 +301,10 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"lockout bad failures", "lockout ten 15m", `invalid lockout failures "ten"`, 2},
 		{"lockout zero failures", "lockout 0 15m", `invalid lockout failures "0"`, 2},
 		{"lockout bad window", "lockout 5 soon", `invalid lockout window duration "soon"`, 2},
+		{"lockout unknown subdirective", "lockout 5 15m {\n\tglobal 5 1h\n}", `unknown lockout subdirective "global"`, 3},
+		{"lockout user_wide twice", "lockout 5 15m {\n\tuser_wide 50 1h\n\tuser_wide 60 1h\n}", `duplicate lockout subdirective "user_wide"`, 4},
+		{"lockout user_wide one argument", "lockout 5 15m {\n\tuser_wide 50\n}", "after '50'", 3},
+		{"lockout user_wide bad window", "lockout 5 15m {\n\tuser_wide 50 later\n}", `invalid user_wide window duration "later"`, 3},
 		{"storage without backend", "storage", "after 'storage'", 2},
 		{"unknown storage module", "storage nosuch /tmp", "mfa.storage.nosuch", 2},
 		{"storage not a store", "storage test_not_a_store", "module mfa.storage.test_not_a_store is not an mfa store", 2},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,19 +235,24 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 // userReport is what the admin API shows of a user. It holds no secret:
 // no session ID, no TOTP secret, no recovery code.
 type userReport struct {
-	User              string          `json:"user"`
-	Email             string          `json:"email,omitempty"`
-	Phone             string          `json:"phone,omitempty"`
-	RegisteredEmail   string          `json:"registered_email,omitempty"`
-	RegisteredPhone   string          `json:"registered_phone,omitempty"`
-	TOTP              *totpReport     `json:"totp,omitempty"`
-	RecoveryCodesLeft int             `json:"recovery_codes_left"`
-	LastMethod        string          `json:"last_method,omitempty"`
-	KnownPlaces       []knownPlace    `json:"known_places,omitempty"`
-	Failures          int             `json:"failures"`
-	LockedUntil       *time.Time      `json:"locked_until,omitempty"`
-	Sessions          []sessionReport `json:"sessions"`
-	RememberedDevices int             `json:"remembered_devices"`
+	User              string       `json:"user"`
+	Email             string       `json:"email,omitempty"`
+	Phone             string       `json:"phone,omitempty"`
+	RegisteredEmail   string       `json:"registered_email,omitempty"`
+	RegisteredPhone   string       `json:"registered_phone,omitempty"`
+	TOTP              *totpReport  `json:"totp,omitempty"`
+	RecoveryCodesLeft int          `json:"recovery_codes_left"`
+	LastMethod        string       `json:"last_method,omitempty"`
+	KnownPlaces       []knownPlace `json:"known_places,omitempty"`
+	Failures          int          `json:"failures"`
+	LockedUntil       *time.Time   `json:"locked_until,omitempty"`
+	// NetworkLocks are the user's failures and locks per client network
+	// (standalone mode).
+	NetworkLocks []networkLock `json:"network_locks,omitempty"`
+	// Throttles are the user's active send caps and cooldowns.
+	Throttles         []throttleReport `json:"throttles"`
+	Sessions          []sessionReport  `json:"sessions"`
+	RememberedDevices int              `json:"remembered_devices"`
 }
 
 type totpReport struct {
@@ -276,7 +282,10 @@ func (a *AdminAPI) user(w http.ResponseWriter, r *http.Request, h *Handler, user
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "%v", err)
 	}
-	rep.Failures, rep.LockedUntil = lock.Failures, lock.LockedUntil
+	rep.Failures, rep.LockedUntil, rep.NetworkLocks = lock.Failures, lock.LockedUntil, lock.Networks
+	if rep.Throttles, err = h.throttle.report(ctx, h.userThrottle(user, rec)); err != nil {
+		return adminError(http.StatusServiceUnavailable, "%v", err)
+	}
 	sessions, err := h.sessions.ofUser(ctx, user)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "listing sessions: %v", err)
@@ -327,6 +336,13 @@ func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler
 		return a.enroll(w, r, h, user, who)
 	case "unlock":
 		if err := h.lockout.unlock(ctx, user); err != nil {
+			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
+		}
+		rec, err := h.users.load(ctx, user)
+		if err != nil {
+			return adminError(http.StatusServiceUnavailable, "reading user record: %v", err)
+		}
+		if err := h.throttle.clearUser(ctx, h.userThrottle(user, rec)); err != nil {
 			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
 		}
 		adminAudit(h, r, "admin: user unlocked", zap.String("user", user))
@@ -468,18 +484,17 @@ func (a *AdminAPI) log(w http.ResponseWriter, r *http.Request, h *Handler) error
 		}
 		limit = n
 	}
+	f, err := readLogFilter(q)
+	if err != nil {
+		return err
+	}
 	entries, err := h.dlog.entries(r.Context(), 0)
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "reading delivery log: %v", err)
 	}
-	user := q.Get("user")
-	if user != "" {
-		user, _ = canonicalUser(user)
-	}
-	failed := q.Get("failed") == "true"
 	out := []authenticators.DeliveryResult{}
 	for _, e := range entries {
-		if (user != "" && e.User != user) || (q.Get("method") != "" && e.Method != q.Get("method")) || (failed && e.OK) {
+		if (f.user != "" && e.User != f.user) || (f.method != "" && e.Method != f.method) || (f.failed && e.OK) {
 			continue
 		}
 		if out = append(out, e); len(out) == limit {
@@ -487,6 +502,41 @@ func (a *AdminAPI) log(w http.ResponseWriter, r *http.Request, h *Handler) error
 		}
 	}
 	return writeAdminJSON(w, out)
+}
+
+// logFilter is what GET /mfa/log keeps: "" or false keeps all.
+type logFilter struct {
+	user, method string
+	failed       bool
+}
+
+// readLogFilter reads the filters of GET /mfa/log. A filter that does not
+// parse is refused (SECURITY.md N64): dropping it would answer with every
+// user's entries.
+func readLogFilter(q url.Values) (logFilter, error) {
+	var f logFilter
+	if q.Has("user") {
+		user, ok := canonicalUser(q.Get("user"))
+		if !ok {
+			return f, adminError(http.StatusBadRequest, "invalid user name %q", q.Get("user"))
+		}
+		f.user = user
+	}
+	if q.Has("method") {
+		switch f.method = q.Get("method"); f.method {
+		case methodEmail, methodSMS:
+		default:
+			return f, adminError(http.StatusBadRequest, "method must be email or sms")
+		}
+	}
+	if q.Has("failed") {
+		b, err := strconv.ParseBool(q.Get("failed"))
+		if err != nil {
+			return f, adminError(http.StatusBadRequest, "failed must be true or false")
+		}
+		f.failed = b
+	}
+	return f, nil
 }
 
 // adminAudit writes the audit event of an administrator's action, with the
@@ -497,3 +547,15 @@ func adminAudit(h *Handler, r *http.Request, msg string, fields ...zap.Field) {
 
 // Interface guards
 var _ caddy.AdminRouter = (*AdminAPI)(nil)
+
+// userThrottle names the throttles of user: their name and the addresses
+// on file, in the directory or registered.
+func (h *Handler) userThrottle(user string, rec userRecord) userThrottle {
+	u := userThrottle{userID: h.keys.storeID(user), destKeys: []string{"u:" + h.keys.storeID(user)}}
+	for _, d := range []string{h.dir.emailFor(user), h.dir.phoneFor(user), rec.Email, rec.Phone} {
+		if d != "" {
+			u.destKeys = append(u.destKeys, h.keys.storeID(d))
+		}
+	}
+	return u
+}

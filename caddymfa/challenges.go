@@ -71,9 +71,12 @@ type sendRequest struct {
 	sender authenticators.Sender
 	limits authenticators.Limits
 	ip     string
-	dest   string // the address on file; "" when the user has none
-	site   string
-	lang   string // Accept-Language, for localized text messages
+	// network is the client network in standalone mode ("" with a first
+	// factor): caps of users and addresses count per network there.
+	network string
+	dest    string // the address on file; "" when the user has none
+	site    string
+	lang    string // Accept-Language, for localized text messages
 	// country and perCountry: the destination's country and its cap per
 	// hour, against SMS pumping; perCountry 0 is no cap.
 	country    string
@@ -84,6 +87,8 @@ type sendRequest struct {
 	wait bool
 	// linkTTL, when set, sends a link of that lifetime instead of a code.
 	linkTTL time.Duration
+	// bind records dest in the challenge with the code (registration).
+	bind bool
 }
 
 // issue sends a new code for the slot's challenge. A challenge that exists
@@ -94,19 +99,27 @@ type sendRequest struct {
 func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 	user := sr.user
 	cid := c.id(sr.slot)
-	destKey := "u:" + c.keys.storeID(user)
+	sc := sendCheck{method: sr.sender.Method(), lim: sr.limits.Throttle, ip: sr.ip, userID: c.keys.storeID(user), network: sr.network}
 	if sr.dest != "" {
-		destKey = c.keys.storeID(sr.dest)
+		sc.destKey = c.keys.storeID(sr.dest)
 	}
-	var extra []windowCap
 	if sr.country != "" {
-		extra = append(extra, windowCap{"country", "country/" + sr.sender.Method() + "/" + sr.country, sr.perCountry, time.Hour})
+		sc.extra = append(sc.extra, windowCap{"country", "country/" + sr.sender.Method() + "/" + sr.country, sr.perCountry, time.Hour})
 	}
-	if err := c.throttle.checkSendCaps(ctx, sr.sender.Method(), sr.limits.Throttle, sr.ip, c.keys.storeID(user), destKey, extra...); err != nil {
+	send, err := c.throttle.checkSendCaps(ctx, sc)
+	if err != nil {
 		return err
 	}
+	coolKeys := []string{"u:" + sc.userID}
+	if sc.destKey != "" {
+		coolKeys = append(coolKeys, sc.destKey)
+	}
+	if !send {
+		// Nothing goes out (no address, or a silent cap of the
+		// address): the same records, no message.
+		sr.dest = ""
+	}
 	var code, token string
-	var err error
 	ttl := time.Duration(sr.limits.CodeTTL)
 	if sr.linkTTL > 0 {
 		token, err = newLinkToken(cid)
@@ -144,6 +157,12 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		}
 		ch.Sends++
 		ch.Destination = masked
+		ch.Address = ""
+		if sr.bind {
+			ch.Address = sr.dest
+		}
+		ch.Unsent = sr.dest == ""
+		ch.CoolKeys = coolKeys
 		ch.State = statePending
 		if ch.Attempts >= sr.limits.MaxAttempts {
 			ch.State = stateDead
@@ -245,6 +264,9 @@ type verifyOutcome struct {
 	method       string
 	// recoveryLeft is how many recovery codes remain after one was used.
 	recoveryLeft int
+	// address is, for a registration, the address the matched code was
+	// sent to.
+	address string
 }
 
 // verifyCode checks a code against the slot's challenge. The challenge's
@@ -257,6 +279,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 	code, wellFormed := authenticators.NormalizeCode(input, limits.CodeLength)
 	now := c.now()
 	var out verifyOutcome
+	var cool []string
 	err := c.store.Update(ctx, keyChallenge+c.id(s), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		out = verifyOutcome{}
 		if !found {
@@ -279,13 +302,17 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 			hmac.Equal(ch.CodeMAC, c.keys.codeMAC(s.binding, code))
 		if match {
 			ch.State = stateUsed
-			out = verifyOutcome{ok: true, method: ch.Method}
+			out = verifyOutcome{ok: true, method: ch.Method, address: ch.Address}
+			cool = ch.CoolKeys
 		}
 		b, err := encodeRecord(ch)
 		return b, cur.ExpiresAt, storage.Write, err
 	})
 	if err != nil {
 		return verifyOutcome{}, fmt.Errorf("counting challenge attempt: %w", err)
+	}
+	if out.ok {
+		c.throttle.endCooldown(ctx, cool)
 	}
 	return out, nil
 }
@@ -299,6 +326,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, limits authenticators.Limits, here, locked bool) (bool, error) {
 	now := c.now()
 	var ok bool
+	var cool []string
 	err := c.store.Update(ctx, keyChallenge+cid, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		ok = false
 		if !found {
@@ -320,6 +348,7 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 		expires := cur.ExpiresAt
 		if match {
 			ok = true
+			cool = ch.CoolKeys
 			ch.State = stateUsed
 			if !here {
 				ch.State = stateVerified
@@ -337,6 +366,9 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 	})
 	if err != nil {
 		return false, fmt.Errorf("counting link attempt: %w", err)
+	}
+	if ok {
+		c.throttle.endCooldown(ctx, cool)
 	}
 	return ok, nil
 }

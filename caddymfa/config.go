@@ -125,12 +125,24 @@ type UserEntry struct {
 	Disabled bool `json:"disabled,omitempty"`
 }
 
-// Lockout is the per-user failure limit.
+// Lockout is the failure limit. In second-factor mode it counts per
+// user. In standalone mode, where anybody can name a user, Failures and
+// Window count per user and client network (IPv4 /24, IPv6 /56), and
+// UserFailures and UserWindow bound the failures of a user from all
+// networks together.
 type Lockout struct {
-	// Failures is how many consecutive failures lock the user, 1 to 100.
+	// Failures is how many consecutive failures lock the user (in
+	// standalone mode: the user, from one client network), 1 to 100.
 	// Default: 10.
 	Failures int `json:"failures,omitempty"`
 	// Window is how long failures are remembered and the lock lasts.
 	// Default: 15m.
 	Window caddy.Duration `json:"window,omitempty"`
+	// UserFailures is, in standalone mode, how many consecutive failures
+	// from all networks together lock the user everywhere, Failures to
+	// 100. Default: 100.
+	UserFailures int `json:"user_failures,omitempty"`
+	// UserWindow is, in standalone mode, how long the user-wide failures
+	// are remembered and the user-wide lock lasts. Default: 24h.
+	UserWindow caddy.Duration `json:"user_window,omitempty"`
 }

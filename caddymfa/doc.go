@@ -54,9 +54,11 @@
 // Handler.wire builds them at provision, over the store, the keys and
 // the clock:
 //
-//   - lockout (lockout.go, lock/<user>): consecutive failures per
-//     canonical user across every method; count, clear, locked, report
-//     and unlock.
+//   - lockout (lockout.go, lock/<user>, and lock/<user>/<network> in
+//     standalone mode): consecutive failures per canonical user across
+//     every method, and in standalone mode per user and client network
+//     (IPv4 /24, IPv6 /56) under a higher user-wide cap; count, clear,
+//     locked, report and unlock.
 //   - challenges (challenges.go, chal/<id>): the codes and links sent to
 //     users. issue applies the send caps (throttle.go, thr/) and
 //     max_sends and hands the message to delivery; verifyCode and
@@ -64,13 +66,21 @@
 //     pickUp completes a link confirmed on another device. A challenge
 //     belongs to a challengeSlot: a sign-in flow, or a session
 //     registering an address.
+//   - throttle (throttle.go, thr/): the send caps and cooldowns. A
+//     refused send takes its counts back; a name that gets no message
+//     uses up no site-wide cap; in standalone mode the caps of users and
+//     addresses count per client network, and what belongs to the address
+//     on file is refused silently, so no limit tells who exists. A used
+//     code ends its cooldowns. The admin API reports and clears a user's.
 //   - verifier (verify.go): the one count-compare-clear path. Every
 //     verification, whatever the method (emailed or texted codes, links,
 //     authenticator apps, recovery codes), goes through verifier.run,
 //     which counts the attempt in the user's lockout before anything is
 //     compared, never compares for a locked user, and clears the count on
-//     success. The attempt that locks a user ends their sessions and
-//     forgets their devices.
+//     success. A guess at a challenge with no delivered code counts in no
+//     lockout. In second-factor mode the attempt that locks a user ends
+//     their sessions and forgets their devices; in standalone mode, where
+//     anybody can cause a lock, it ends nothing.
 //   - sessions (session.go, sess/ and the index usess/<user>/): create,
 //     check (with the in-memory cache of the hot path), end, revoke a
 //     user's, list them for the admin API.
@@ -83,9 +93,13 @@
 //     address from the request. The directory (users.go) holds the users
 //     of the config and allow_emails.
 //   - pendingApps (enroll.go, enroll/) and registrations (register.go,
-//     reg/): what waits for its first code.
+//     reg/): what waits for its first code. The address a registration
+//     confirms is the one its challenge holds with the code.
 //   - policy (policy.go): when the challenge may be skipped, and the
-//     places users passed it from.
+//     places users passed it from. Every address it sees, like the per-IP
+//     caps and the audit lines, comes from clientIP (clientaddr.go): the
+//     connection, or behind trusted_proxies the rightmost forwarded entry
+//     that is not a trusted proxy, never one the client wrote.
 //   - notices (notify.go): security notices and audit lines for changes
 //     to a user's factors; factorchange.go applies a change (sessions
 //     end, devices are forgotten, the user is told).
@@ -103,8 +117,12 @@
 // code), and the keyed hashes of the unused recovery codes. Who may add
 // an app is the enroll policy:
 //
-//   - verified: a session made less than 15 minutes ago, i.e. a user who
-//     just passed another factor (the emailed code);
+//   - verified: a session made by a factor less than 15 minutes ago, i.e.
+//     a user who just passed another factor (the emailed code). A session
+//     made by a policy exemption (a known place, a remembered device)
+//     passed no factor (session.factorWithin, records.go): it may neither
+//     add nor change an app, nor register an address, and is asked for a
+//     code first (confirmFirst, register.go);
 //   - first_login: during sign-in, after the first factor alone, for a
 //     user who has no app yet (trust on first use); never in standalone
 //     mode, which has no first factor;

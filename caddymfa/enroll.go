@@ -68,9 +68,16 @@ type enrollAuth struct {
 	flow      *flowState // set for an enrollment during sign-in
 	sessionID string     // set for an enrollment from a session
 	session   *cachedSession
-	fresh     bool       // the session's sign-in is recent
+	fresh     bool       // the session was made by a factor passed recently
 	acct      *account   // the user, as the address lookup sees them
 	rec       userRecord // the user's record when the request came
+}
+
+// exempt reports whether the authority is a session made by a policy
+// exemption (a remembered device, a known place), which proves no factor
+// and so may not change one (SECURITY.md N61).
+func (a *enrollAuth) exempt() bool {
+	return a.session != nil && !isFactor(a.session.Method)
 }
 
 // binding names the flow or session a pending secret and the CSRF token
@@ -111,6 +118,12 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	ret, _ = safeReturnPath(ret, h.PathPrefix)
 	if auth.flow != nil {
 		ret = auth.flow.Return
+	}
+	if auth.exempt() {
+		if post {
+			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app."))
+		}
+		return h.confirmFirst(w, r, ff, "enroll/totp", "authenticator app", ret, factorMethods)
 	}
 	if !post {
 		return h.pages.render(w, r, h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != ""))
@@ -154,7 +167,7 @@ func (h *Handler) readPage(w http.ResponseWriter, r *http.Request) (f form, ff s
 func (h *Handler) enrollAuthority(r *http.Request, ff string) (*enrollAuth, error) {
 	var auth *enrollAuth
 	if s, ok := requestSession(r, h.sessions, ff); ok {
-		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: requestSessionID(r, h.sessions), session: s, fresh: h.now().Sub(s.Created) < enrollFreshness}
+		auth = &enrollAuth{user: s.User, ff: s.FirstFactor, sessionID: requestSessionID(r, h.sessions), session: s, fresh: s.factorWithin(h.now(), enrollFreshness)}
 	} else if flow := h.flows.read(r, ff); flow != nil && flow.FirstFactor != "" && h.TOTP.Enroll == totp.EnrollFirstLogin {
 		auth = &enrollAuth{user: flow.user(), ff: flow.FirstFactor, flow: flow}
 	} else {
@@ -180,6 +193,8 @@ func mayEnroll(enroll string, auth *enrollAuth) *view {
 	switch {
 	case enroll == totp.EnrollOff:
 		return errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can set up an authenticator app for your account.")
+	case auth.exempt():
+		return errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app.")
 	case auth.flow == nil && auth.rec.TOTP == nil && !auth.fresh:
 		return errorView(http.StatusForbidden, errCodeNotAllowed, "For your security, sign out and sign in again to set up an authenticator app.")
 	}
@@ -208,7 +223,7 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
-		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started. Wait a while and try again.")
+		no := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many setups were started.")
 		no.retry = te.retryAfter
 		return no
 	case err != nil:
@@ -297,6 +312,9 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 	if auth.rec.TOTP == nil || auth.flow != nil {
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "No authenticator app is set up."))
 	}
+	if auth.exempt() {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app."))
+	}
 	remove := f.Action == actionRemove
 	if remove && h.TOTP.Enroll == totp.EnrollOff {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can remove your authenticator app."))
@@ -346,7 +364,7 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 // proveCurrent checks a code of the user's app, or a recovery code, in
 // the user's lockout; a recovery code used here is spent and notified.
 func (h *Handler) proveCurrent(r *http.Request, auth *enrollAuth, input string) (bool, error) {
-	out, err := h.verifier.current(r.Context(), auth.user, input)
+	out, err := h.verifier.current(r.Context(), auth.user, h.guessNetwork(r), input)
 	if err != nil || !out.ok {
 		return false, err
 	}

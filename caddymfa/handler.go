@@ -34,9 +34,12 @@ const (
 	defaultIdleTimeout = time.Hour
 	defaultLockouts    = 10
 	defaultLockWindow  = 15 * time.Minute
-	maxLockouts        = 100
-	flowTTL            = 30 * time.Minute
-	maxBody            = 64 << 10
+	// In standalone mode: the user-wide lockout, over all networks.
+	defaultUserLockouts   = 100
+	defaultUserLockWindow = 24 * time.Hour
+	maxLockouts           = 100
+	flowTTL               = 30 * time.Minute
+	maxBody               = 64 << 10
 )
 
 // CaddyModule returns the Caddy module information.
@@ -77,6 +80,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Lockout.Window == 0 {
 		h.Lockout.Window = caddy.Duration(defaultLockWindow)
 	}
+	if h.Lockout.UserFailures == 0 {
+		h.Lockout.UserFailures = max(defaultUserLockouts, h.Lockout.Failures)
+	}
+	if h.Lockout.UserWindow == 0 {
+		h.Lockout.UserWindow = caddy.Duration(max(defaultUserLockWindow, time.Duration(h.Lockout.Window)))
+	}
 	if h.BaseURL != "" {
 		u, err := url.Parse(h.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
@@ -98,6 +107,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.policy = pol
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.TrustedProxiesStrict == 0 &&
+		(len(h.TrustedNetworks) > 0 || h.Policy == policyNewIP || h.Policy == policyNewCountry) {
+		h.logger.Warn("trusted_networks and the places of policy new_ip and new_country use the connection's address or, behind trusted_proxies, the rightmost X-Forwarded-For entry that is not a trusted proxy; without trusted_proxies_strict, Caddy's client_ip in access logs is the leftmost entry, which the client writes, and may differ")
+	}
 
 	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails)
 	if err != nil {
@@ -164,7 +177,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) wire() {
 	clock := h.now
 	h.audit = auditor{logger: h.logger}
-	h.lockout = &lockout{store: h.store, now: clock, failures: h.Lockout.Failures, window: time.Duration(h.Lockout.Window)}
+	h.lockout = &lockout{store: h.store, now: clock, failures: h.Lockout.Failures, window: time.Duration(h.Lockout.Window),
+		perNetwork: h.standalone(), userFailures: h.Lockout.UserFailures, userWindow: time.Duration(h.Lockout.UserWindow)}
 	h.throttle = &throttle{store: h.store, now: clock, metrics: h.metrics}
 	h.sessions = &sessions{store: h.store, keys: h.keys, now: clock, logger: h.logger, cache: newSessionCache(maxCachedSessions),
 		ttl: time.Duration(h.SessionTTL), idle: time.Duration(h.IdleTimeout)}
@@ -216,6 +230,12 @@ func loadSecret(ctx context.Context, store storage.Store, configured string) ([]
 func (h *Handler) Validate() error {
 	if h.Lockout.Failures < 1 || h.Lockout.Failures > maxLockouts {
 		return fmt.Errorf("lockout: %d failures is outside 1..%d", h.Lockout.Failures, maxLockouts)
+	}
+	if h.Lockout.UserFailures < h.Lockout.Failures || h.Lockout.UserFailures > maxLockouts {
+		return fmt.Errorf("lockout: %d user-wide failures is outside %d..%d (the failures per network up to the ceiling)", h.Lockout.UserFailures, h.Lockout.Failures, maxLockouts)
+	}
+	if time.Duration(h.Lockout.UserWindow) < time.Duration(h.Lockout.Window) {
+		return fmt.Errorf("lockout: the user-wide window must be at least the window")
 	}
 	if time.Duration(h.Lockout.Window) <= 0 {
 		return fmt.Errorf("lockout: window must be positive")
@@ -345,6 +365,22 @@ func (h *Handler) passWithoutChallenge(w http.ResponseWriter, r *http.Request, n
 // isNavigation reports whether a browser is loading a page.
 func isNavigation(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// standalone reports whether the handler asks visitors who they are
+// (user ""), rather than taking the user from a first factor.
+func (h *Handler) standalone() bool {
+	return h.User != nil && *h.User == ""
+}
+
+// guessNetwork is the client network that verifications and sends count
+// in, in standalone mode; "" in second-factor mode, where failures and
+// caps count per user (lockout.go, throttle.go).
+func (h *Handler) guessNetwork(r *http.Request) string {
+	if !h.standalone() {
+		return ""
+	}
+	return clientNetwork(clientIP(r))
 }
 
 // firstFactor returns the canonical first-factor user: "" in standalone

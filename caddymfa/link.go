@@ -135,7 +135,7 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 			flow = fl
 		}
 	}
-	out, err := h.verifier.link(r.Context(), cid, f.Token, flow != nil)
+	out, err := h.verifier.link(r.Context(), cid, f.Token, h.guessNetwork(r), flow != nil)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying link", err)
 	}
@@ -187,7 +187,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return writeJSON(w, http.StatusUnauthorized, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
-	if _, ok := requestSession(r, h.sessions, ff); ok {
+	if _, ok := h.pageSession(r, ff); ok {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusVerified, Redirect: "/"})
 	}
 	flow := h.flows.read(r, ff)
@@ -195,7 +195,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusExpired})
 	}
 	if r.Method == http.MethodGet && len(h.methods.linkMethods()) > 0 {
-		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), flow.slot())
+		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), h.guessNetwork(r), flow.slot())
 		if err != nil {
 			return h.pages.unavailable(w, r, "completing sign-in", err)
 		}

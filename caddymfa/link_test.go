@@ -480,7 +480,7 @@ func TestLinkWrongTokensCount(t *testing.T) {
 		e.browser("").confirmLink(flipLast(token))
 		b.postJSON("/verify", map[string]string{"method": "email", "code": "000000"})
 		b.postJSON("/verify", map[string]string{"method": "email", "code": "000000"})
-		if locked, _ := e.h.lockout.locked(t.Context(), "alice"); !locked {
+		if locked, _ := e.h.lockout.locked(t.Context(), "alice", ""); !locked {
 			t.Fatal("alice is not locked")
 		}
 		resp, v := e.browser("").confirmLink(token)
@@ -500,7 +500,7 @@ func TestLinkWrongTokensCount(t *testing.T) {
 		e.browser("").confirmLink(flipLast(token))
 		other.postJSON("/verify", map[string]string{"method": "email", "code": "000000"})
 		other.postJSON("/verify", map[string]string{"method": "email", "code": "000000"})
-		if locked, _ := e.h.lockout.locked(t.Context(), "alice"); !locked {
+		if locked, _ := e.h.lockout.locked(t.Context(), "alice", ""); !locked {
 			t.Fatal("alice is not locked")
 		}
 		if _, v := b.status(); v["status"] != statusExpired || b.signedIn() {

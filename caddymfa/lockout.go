@@ -4,20 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
-// lockout is the per-user failure limit (SECURITY.md A4, J46): it owns
-// the lock/<user> records. Every verification counts in it before
-// anything is compared (verifier.run), a success clears it, and the
-// admin API reports and ends it.
+// lockout is the failure limit (SECURITY.md A4, J46, L54): it owns the
+// lock/<user> records. Every verification counts in it before anything
+// is compared (verifier.run), a success clears it, and the admin API
+// reports and ends it.
+//
+// In second-factor mode the guesser holds the user's password, so one
+// count per user locks them everywhere. In standalone mode anybody can
+// name a user, so failures count per user and client network
+// (lock/<user>/<network>, see clientNetwork): guessing from one network
+// locks that network out for that user, and a higher user-wide cap
+// (lock/<user>, over a longer window, not reset by successes) bounds
+// guessing spread over many networks.
 type lockout struct {
 	store    storage.Store
 	now      func() time.Time
-	failures int           // consecutive failures that lock
+	failures int           // consecutive failures that lock (per network in standalone mode)
 	window   time.Duration // how long failures are remembered and a lock lasts
+	// perNetwork is standalone mode: failures and window apply per
+	// client network, userFailures and userWindow to the user as a whole.
+	perNetwork   bool
+	userFailures int
+	userWindow   time.Duration
 }
 
 // lockRecord counts a user's consecutive failures.
@@ -30,15 +45,77 @@ type lockRecord struct {
 type lockReport struct {
 	Failures    int
 	LockedUntil *time.Time // nil when not locked
+	// Networks are the client networks with failures (standalone mode).
+	Networks []networkLock
 }
 
-// count counts a verification attempt as a failure before its code is
-// compared, in one atomic step, and reports whether the user is locked
-// (then the code must not be compared at all) and whether this attempt
-// locked them. A success later clears the count (clear).
-func (l *lockout) count(ctx context.Context, user string) (locked, justLocked bool, err error) {
+// networkLock is the lockout of one user from one client network.
+type networkLock struct {
+	Network     string     `json:"network"`
+	Failures    int        `json:"failures"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+}
+
+// clientNetwork is the network a standalone lockout counts a client in:
+// the /24 of an IPv4 address, the /56 of an IPv6 one (what one household
+// or one small hosting customer usually holds). An address that does not
+// parse counts in one shared network.
+func clientNetwork(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "unknown"
+	}
+	addr = addr.Unmap().WithZone("")
+	bits := 56
+	if addr.Is4() {
+		bits = 24
+	}
+	pfx, err := addr.Prefix(bits)
+	if err != nil {
+		return "unknown"
+	}
+	return pfx.String()
+}
+
+// lockKeys returns the keys an attempt from network counts in, with
+// their limits: the user's own record, and in standalone mode the
+// record of the user and network first.
+func (l *lockout) lockKeys(user, network string) []lockCounter {
+	if !l.perNetwork || network == "" {
+		return []lockCounter{{keyLockout + user, l.failures, l.window}}
+	}
+	return []lockCounter{
+		{keyLockout + user + "/" + network, l.failures, l.window},
+		{keyLockout + user, l.userFailures, l.userWindow},
+	}
+}
+
+type lockCounter struct {
+	key      string
+	failures int
+	window   time.Duration
+}
+
+// count counts a verification attempt from network as a failure before
+// its code is compared, in one atomic step per record, and reports
+// whether the user is locked for that network (then the code must not
+// be compared at all) and whether this attempt locked them. An attempt
+// refused by the network's lock does not count user-wide, so one network
+// adds at most failures+1 to the user-wide count per window. A success
+// later clears the count (clear). network is "" in second-factor mode.
+func (l *lockout) count(ctx context.Context, user, network string) (locked, justLocked bool, err error) {
+	for _, c := range l.lockKeys(user, network) {
+		locked, justLocked, err = l.countOne(ctx, c)
+		if err != nil || locked {
+			return locked, justLocked, err
+		}
+	}
+	return false, false, nil
+}
+
+func (l *lockout) countOne(ctx context.Context, c lockCounter) (locked, justLocked bool, err error) {
 	now := l.now()
-	err = l.store.Update(ctx, keyLockout+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	err = l.store.Update(ctx, c.key, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		locked, justLocked = false, false
 		var rec lockRecord
 		if found {
@@ -55,69 +132,105 @@ func (l *lockout) count(ctx context.Context, user string) (locked, justLocked bo
 			rec = lockRecord{} // an expired lock starts a fresh count
 		}
 		rec.Fails++
-		if rec.Fails > l.failures {
-			rec.LockedUntil = now.Add(l.window)
+		if rec.Fails > c.failures {
+			rec.LockedUntil = now.Add(c.window)
 			locked, justLocked = true, true
 		}
 		b, err := encodeRecord(rec)
-		return b, now.Add(l.window), storage.Write, err
+		return b, now.Add(c.window), storage.Write, err
 	})
 	return locked, justLocked, err
 }
 
-// clear resets the consecutive-failure count after a success. A lock set
-// meanwhile stays.
-func (l *lockout) clear(ctx context.Context, user string) error {
-	return l.store.Update(ctx, keyLockout+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		if !found {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		rec, err := decodeRecord[lockRecord](cur.Value)
+// clear resets the consecutive-failure count of a user (in standalone
+// mode: of the user and network) after a success. A lock set meanwhile
+// stays. The user-wide count of standalone mode is not reset by the
+// user's own sign-ins, so it bounds the guesses of any window
+// (userFailures per userWindow), however often she signs in.
+func (l *lockout) clear(ctx context.Context, user, network string) error {
+	for _, c := range l.lockKeys(user, network)[:1] {
+		err := l.store.Update(ctx, c.key, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+			if !found {
+				return nil, time.Time{}, storage.Keep, nil
+			}
+			rec, err := decodeRecord[lockRecord](cur.Value)
+			if err != nil {
+				return nil, time.Time{}, storage.Keep, err
+			}
+			if l.now().Before(rec.LockedUntil) {
+				return nil, time.Time{}, storage.Keep, nil
+			}
+			return nil, time.Time{}, storage.Delete, nil
+		})
 		if err != nil {
-			return nil, time.Time{}, storage.Keep, err
+			return err
 		}
-		if l.now().Before(rec.LockedUntil) {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		return nil, time.Time{}, storage.Delete, nil
-	})
-}
-
-// locked reports whether the user is locked out, without counting an
-// attempt.
-func (l *lockout) locked(ctx context.Context, user string) (bool, error) {
-	rec, found, err := l.read(ctx, user)
-	if err != nil || !found {
-		return false, err
 	}
-	return l.now().Before(rec.LockedUntil), nil
+	return nil
 }
 
-// report reads a user's failures and lock for the admin API. A record
+// locked reports whether the user is locked out for network, without
+// counting an attempt.
+func (l *lockout) locked(ctx context.Context, user, network string) (bool, error) {
+	for _, c := range l.lockKeys(user, network) {
+		rec, found, err := l.read(ctx, c.key)
+		if err != nil {
+			return false, err
+		}
+		if found && l.now().Before(rec.LockedUntil) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// report reads a user's failures and locks for the admin API. A record
 // that does not decode reports nothing.
 func (l *lockout) report(ctx context.Context, user string) (lockReport, error) {
-	rec, found, err := l.read(ctx, user)
-	if errors.Is(err, errBadRecord) || !found {
-		return lockReport{}, nil
-	}
-	if err != nil {
+	rep := lockReport{Networks: []networkLock{}}
+	rec, found, err := l.read(ctx, keyLockout+user)
+	switch {
+	case errors.Is(err, errBadRecord):
+	case err != nil:
 		return lockReport{}, err
+	case found:
+		rep.Failures = rec.Fails
+		if l.now().Before(rec.LockedUntil) {
+			until := rec.LockedUntil
+			rep.LockedUntil = &until
+		}
 	}
-	rep := lockReport{Failures: rec.Fails}
-	if l.now().Before(rec.LockedUntil) {
-		until := rec.LockedUntil
-		rep.LockedUntil = &until
+	prefix := keyLockout + user + "/"
+	recs, err := l.store.List(ctx, prefix, 0, false)
+	if err != nil {
+		return lockReport{}, fmt.Errorf("listing network lockouts: %w", err)
+	}
+	for _, r := range recs {
+		lr, err := decodeRecord[lockRecord](r.Value)
+		if err != nil {
+			continue
+		}
+		nl := networkLock{Network: strings.TrimPrefix(r.Key, prefix), Failures: lr.Fails}
+		if l.now().Before(lr.LockedUntil) {
+			until := lr.LockedUntil
+			nl.LockedUntil = &until
+		}
+		rep.Networks = append(rep.Networks, nl)
 	}
 	return rep, nil
 }
 
-// unlock ends a lockout and forgets the failures (admin API).
+// unlock ends a user's lockouts, user-wide and per network, and forgets
+// the failures (admin API).
 func (l *lockout) unlock(ctx context.Context, user string) error {
+	if err := l.store.DeletePrefix(ctx, keyLockout+user+"/"); err != nil {
+		return err
+	}
 	return l.store.Delete(ctx, keyLockout+user)
 }
 
-func (l *lockout) read(ctx context.Context, user string) (lockRecord, bool, error) {
-	rec, err := l.store.Get(ctx, keyLockout+user)
+func (l *lockout) read(ctx context.Context, key string) (lockRecord, bool, error) {
+	rec, err := l.store.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return lockRecord{}, false, nil
 	}

@@ -18,28 +18,28 @@ func TestLockoutCountLocksAfterTheLimit(t *testing.T) {
 	l, clock := newTestLockout(t, 3)
 	ctx := t.Context()
 	for i := 1; i <= 3; i++ {
-		locked, just, err := l.count(ctx, "alice")
+		locked, just, err := l.count(ctx, "alice", "")
 		if err != nil || locked || just {
 			t.Fatalf("attempt %d: locked %v, just %v, err %v", i, locked, just, err)
 		}
 	}
-	if locked, just, _ := l.count(ctx, "alice"); !locked || !just {
+	if locked, just, _ := l.count(ctx, "alice", ""); !locked || !just {
 		t.Fatalf("attempt 4: locked %v, just %v; want the lock", locked, just)
 	}
-	if locked, just, _ := l.count(ctx, "alice"); !locked || just {
+	if locked, just, _ := l.count(ctx, "alice", ""); !locked || just {
 		t.Fatalf("attempt 5: locked %v, just %v; want locked, not newly", locked, just)
 	}
-	if locked, _ := l.locked(ctx, "alice"); !locked {
+	if locked, _ := l.locked(ctx, "alice", ""); !locked {
 		t.Fatal("locked: false during the lock")
 	}
-	if locked, _ := l.locked(ctx, "bob"); locked {
+	if locked, _ := l.locked(ctx, "bob", ""); locked {
 		t.Fatal("bob is locked by alice's failures")
 	}
 	clock.add(15 * time.Minute)
-	if locked, _ := l.locked(ctx, "alice"); locked {
+	if locked, _ := l.locked(ctx, "alice", ""); locked {
 		t.Fatal("still locked after the window")
 	}
-	if locked, just, _ := l.count(ctx, "alice"); locked || just {
+	if locked, just, _ := l.count(ctx, "alice", ""); locked || just {
 		t.Fatal("an expired lock did not start a fresh count")
 	}
 }
@@ -48,21 +48,21 @@ func TestLockoutCountLocksAfterTheLimit(t *testing.T) {
 func TestLockoutClear(t *testing.T) {
 	l, _ := newTestLockout(t, 2)
 	ctx := t.Context()
-	l.count(ctx, "alice")
-	l.count(ctx, "alice")
-	if err := l.clear(ctx, "alice"); err != nil {
+	l.count(ctx, "alice", "")
+	l.count(ctx, "alice", "")
+	if err := l.clear(ctx, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
 	if rep, _ := l.report(ctx, "alice"); rep.Failures != 0 {
 		t.Fatalf("after clear: %d failures", rep.Failures)
 	}
 	for range 3 {
-		l.count(ctx, "alice")
+		l.count(ctx, "alice", "")
 	}
-	if err := l.clear(ctx, "alice"); err != nil {
+	if err := l.clear(ctx, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	if locked, _ := l.locked(ctx, "alice"); !locked {
+	if locked, _ := l.locked(ctx, "alice", ""); !locked {
 		t.Fatal("clear ended a lock")
 	}
 }
@@ -74,11 +74,11 @@ func TestLockoutReportAndUnlock(t *testing.T) {
 	if rep, err := l.report(ctx, "alice"); err != nil || rep.Failures != 0 || rep.LockedUntil != nil {
 		t.Fatalf("no record: %+v %v", rep, err)
 	}
-	l.count(ctx, "alice")
+	l.count(ctx, "alice", "")
 	if rep, _ := l.report(ctx, "alice"); rep.Failures != 1 || rep.LockedUntil != nil {
 		t.Fatalf("one failure: %+v", rep)
 	}
-	l.count(ctx, "alice")
+	l.count(ctx, "alice", "")
 	rep, _ := l.report(ctx, "alice")
 	if want := clock.now().Add(15 * time.Minute); rep.Failures != 2 || rep.LockedUntil == nil || !rep.LockedUntil.Equal(want) {
 		t.Fatalf("locked: %+v, want until %v", rep, want)
@@ -86,7 +86,7 @@ func TestLockoutReportAndUnlock(t *testing.T) {
 	if err := l.unlock(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if locked, _ := l.locked(ctx, "alice"); locked {
+	if locked, _ := l.locked(ctx, "alice", ""); locked {
 		t.Fatal("unlock left the lock")
 	}
 }

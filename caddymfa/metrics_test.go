@@ -59,7 +59,7 @@ func (s series) value(t testing.TB, g prometheus.Gatherer) float64 {
 }
 
 // TestMetricsCountTheFlow runs sign-ins through the handler and reads the
-// metrics from the registry Caddy serves on /metrics: one code sent and
+// metrics from the registry Caddy serves on /metrics: two codes sent and
 // delivered, a wrong and a right code, a resend within the cooldown, and
 // a user locked after three wrong codes.
 func TestMetricsCountTheFlow(t *testing.T) {
@@ -73,10 +73,10 @@ func TestMetricsCountTheFlow(t *testing.T) {
 		series series
 		want   float64
 	}{
-		{series{"caddy_mfa_challenges_sent_total", map[string]string{"method": "email"}}, 1},
-		{series{"caddy_mfa_delivery_attempts_total", map[string]string{"method": "email", "result": "ok"}}, 1},
+		{series{"caddy_mfa_challenges_sent_total", map[string]string{"method": "email"}}, 2},
+		{series{"caddy_mfa_delivery_attempts_total", map[string]string{"method": "email", "result": "ok"}}, 2},
 		{series{"caddy_mfa_delivery_attempts_total", map[string]string{"method": "email", "result": "failed"}}, 0},
-		{series{"caddy_mfa_delivery_duration_seconds", map[string]string{"method": "email"}}, 1},
+		{series{"caddy_mfa_delivery_duration_seconds", map[string]string{"method": "email"}}, 2},
 		{series{"caddy_mfa_verifications_total", map[string]string{"method": "email", "result": "success"}}, 1},
 		{series{"caddy_mfa_verifications_total", map[string]string{"method": "email", "result": "failure"}}, 4},
 		{series{"caddy_mfa_throttled_total", map[string]string{"scope": "cooldown"}}, 1},
@@ -101,12 +101,19 @@ func TestMetricsCountTheFlow(t *testing.T) {
 	if resp := alice.postJSON("/verify", map[string]string{"code": code}); resp.StatusCode != http.StatusOK {
 		t.Fatalf("right code: status %d", resp.StatusCode)
 	}
-	// Another sign-in of alice's within the cooldown of her address.
-	if resp := e.browser("alice").postJSON("/send", nil); resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("send within the cooldown: status %d, want 429", resp.StatusCode)
-	}
-	// bob: the third wrong code is over the limit of 2 and locks him.
+	// bob: the third wrong code at a code he was sent is over the limit
+	// of 2 and locks him (guesses at a code never sent count in no
+	// lockout).
 	bob := e.browser("bob")
+	if resp := bob.postJSON("/send", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's send: status %d", resp.StatusCode)
+	}
+	// A new code for bob within the cooldown of his address. (A used
+	// code ends its cooldown, so a second sign-in of alice's would not
+	// do.)
+	if resp := bob.postJSON("/resend", nil); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("resend within the cooldown: status %d, want 429", resp.StatusCode)
+	}
 	for range 3 {
 		if resp := bob.postJSON("/verify", map[string]string{"code": "000000"}); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("bob's guess: status %d", resp.StatusCode)

@@ -87,10 +87,16 @@ type auditor struct {
 }
 
 // event writes an audit event with the client IP of the request behind
-// ctx, when it is a request to the site.
+// ctx, when it is a request to the site: the address clientIP decided
+// on, or Caddy's when the request did not come through a trusted proxy
+// (then both are the connection's).
 func (a auditor) event(ctx context.Context, msg string, fields ...zap.Field) {
-	if ip, ok := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string); ok {
+	if ip, ok := caddyhttp.GetVar(ctx, clientIPVar).(string); ok {
 		fields = append(fields, zap.String("client_ip", ip))
+	} else if fromProxy, _ := caddyhttp.GetVar(ctx, caddyhttp.TrustedProxyVarKey).(bool); !fromProxy {
+		if ip, ok := caddyhttp.GetVar(ctx, caddyhttp.ClientIPVarKey).(string); ok {
+			fields = append(fields, zap.String("client_ip", ip))
+		}
 	}
 	a.logger.Named("audit").Info(msg, fields...)
 }

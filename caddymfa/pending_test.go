@@ -13,15 +13,16 @@ import (
 	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
 
-// Send caps count before they check (a send refused by the cooldown still
-// counts), per window; the cooldown holds a destination for its time.
+// Send caps count per window, a refused send counts toward no cap, and
+// the cooldown holds a destination for its time.
 func TestThrottleSendCaps(t *testing.T) {
 	s := newServices(t)
 	th := s.h.throttle
 	ctx := t.Context()
 	lim := &authenticators.Throttle{PerUserPerHour: 3, Cooldown: caddy.Duration(time.Minute)}
 	send := func(dest string) error {
-		return th.checkSendCaps(ctx, methodEmail, lim, "192.0.2.1", "alice", dest)
+		_, err := th.checkSendCaps(ctx, sendCheck{method: methodEmail, lim: lim, ip: "192.0.2.1", userID: "alice", destKey: dest})
+		return err
 	}
 	if err := send("d1"); err != nil {
 		t.Fatal(err)
@@ -30,14 +31,17 @@ func TestThrottleSendCaps(t *testing.T) {
 	if err := send("d1"); !errors.As(err, &te) || te.scope != "cooldown" || te.retryAfter != time.Minute {
 		t.Fatalf("second send to d1 within the cooldown: %v", err)
 	}
-	if err := send("d2"); err != nil {
-		t.Fatalf("another destination: %v", err)
+	// The refused send was taken back: two more fit in the hour.
+	for _, d := range []string{"d2", "d3"} {
+		if err := send(d); err != nil {
+			t.Fatalf("send to %s: %v", d, err)
+		}
 	}
-	if err := send("d3"); !errors.As(err, &te) || te.scope != "user" {
+	if err := send("d4"); !errors.As(err, &te) || te.scope != "user" {
 		t.Fatalf("fourth send of the hour: %v", err)
 	}
 	s.clock.add(time.Hour)
-	if err := send("d3"); err != nil {
+	if err := send("d4"); err != nil {
 		t.Fatalf("next hour: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package caddymfa
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -115,12 +114,6 @@ func (p *policy) validate(standalone, trustedNetworks bool, rememberDevice caddy
 		return fmt.Errorf("remember_device must be positive")
 	}
 	return nil
-}
-
-// clientIP is the request's client address, as Caddy's client_ip.
-func clientIP(r *http.Request) string {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	return ip
 }
 
 // inTrustedNetwork reports whether the client address ip is in

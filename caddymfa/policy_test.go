@@ -173,13 +173,22 @@ func TestRememberDevice(t *testing.T) {
 		t.Errorf("forged device cookie let through: %q", method)
 	}
 
-	// A factor change forgets it.
-	resp, page := b.enrollPage("")
+	// The remembered device's session is no factor: it cannot add an
+	// app (SECURITY.md N61).
+	if resp, _ := b.enrollPage(""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("enrollment page from a remembered device's session: %d", resp.StatusCode)
+	}
+
+	// A factor change, made with an emailed code in another browser,
+	// forgets it.
+	e.clock.add(time.Minute)
+	c := e.signInFrom("alice", "", false)
+	resp, page := c.enrollPage("")
 	if resp.StatusCode != 200 {
 		t.Fatalf("enrollment page: %d", resp.StatusCode)
 	}
 	secret := page["secret"].(string)
-	b.postEnroll(map[string]string{"code": e.code(secret, 0)})
+	c.postEnroll(map[string]string{"code": e.code(secret, 0)})
 	forget(b)
 	if _, method := b.page(""); method != "" {
 		t.Errorf("device still remembered after adding an app: %q", method)

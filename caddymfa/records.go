@@ -50,9 +50,28 @@ type challenge struct {
 	KeepUntil time.Time `json:"k"`
 	// Failed holds a permanent delivery failure to show the user.
 	Failed bool `json:"f,omitempty"`
+	// Address is, for the registration of an address, the one the
+	// current code was sent to, written with the code in one update:
+	// confirming the code registers this address or none (SECURITY.md
+	// N62).
+	Address string `json:"ad,omitempty"`
+	// Unsent: nothing was sent for this challenge (no address on file),
+	// so a guess at it counts in no lockout.
+	Unsent bool `json:"n,omitempty"`
+	// CoolKeys name the send cooldowns this challenge started; a used
+	// code ends them, so signing in again needs no wait.
+	CoolKeys []string `json:"ck,omitempty"`
 }
 
-// session is a verified sign-in.
+// delivered reports whether a challenge has a code or link out there to
+// guess: pending, sent, and not failed. A nil challenge has none.
+func (ch *challenge) delivered() bool {
+	return ch != nil && ch.State == statePending && !ch.Unsent && !ch.Failed
+}
+
+// session is a sign-in: a verified factor, or a policy exemption (a
+// remembered device, a known place). Method records which; only the
+// verification of a factor counts as one (SECURITY.md N61).
 type session struct {
 	// FirstFactor is the first-factor user the session was made for ("" in
 	// standalone mode); every request must present the same one.
@@ -63,6 +82,28 @@ type session struct {
 	Created     time.Time `json:"c"`
 	Expires     time.Time `json:"e"`
 	LastSeen    time.Time `json:"l"`
+}
+
+// isFactor reports whether a session method is the verification of a
+// factor: an emailed or texted code or link, an app code, a recovery
+// code. The methods of policy exemptions (known_ip, known_country,
+// remembered_device, trusted_network, policy_never), and any method this
+// version does not know, are not.
+func isFactor(method string) bool {
+	switch method {
+	case methodEmail, methodSMS, methodTOTP, methodRecovery:
+		return true
+	}
+	return false
+}
+
+// factorWithin reports whether the session was made by passing a factor
+// less than window before now. A session made by a policy exemption
+// never was, however fresh: only a factor passed in the session's
+// lifetime gives the privileges of one (adding an app, registering an
+// address, changing a factor).
+func (s *session) factorWithin(now time.Time, window time.Duration) bool {
+	return isFactor(s.Method) && now.Sub(s.Created) < window
 }
 
 // maxRecord bounds the size of a record the decoders accept.

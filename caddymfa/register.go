@@ -23,6 +23,9 @@ const (
 	stepRegisterInfo     = "register_info"
 	stepRegisterVerify   = "register_verify"
 	stepRegisterRequired = "register_required"
+	// stepConfirmRequired asks a session made by a policy exemption to
+	// pass a factor before it changes the authenticator app.
+	stepConfirmRequired = "confirm_required"
 
 	actionSend = "send"
 
@@ -33,7 +36,9 @@ const (
 var registerKinds = map[string]string{"phone": methodSMS, "email": methodEmail}
 
 // pendingRegistration is the address a user asked to register, waiting
-// for the code sent to it.
+// for the code sent to it, written once that code is out. It says where
+// to return and what the page shows; the address registered is the one
+// the challenge holds with the code (challenge.Address).
 type pendingRegistration struct {
 	User    string `json:"u"`
 	Method  string `json:"m"`
@@ -65,11 +70,13 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	ret, _ = safeReturnPath(ret, h.PathPrefix)
 	required := h.methods.requiredFor(method)
 	s, signedIn := requestSession(r, h.sessions, ff)
-	if !signedIn || !slices.Contains(required, s.Method) || h.now().Sub(s.Created) >= enrollFreshness {
+	// A required factor passed in this session's lifetime, recently;
+	// never a policy exemption (SECURITY.md N61).
+	if !signedIn || !slices.Contains(required, s.Method) || !s.factorWithin(h.now(), enrollFreshness) {
 		if post {
 			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with "+strings.Join(required, " or ")+" first."))
 		}
-		return h.registerRequired(w, r, ff, kind, ret, required)
+		return h.confirmFirst(w, r, ff, "register/"+kind, kind, ret, required)
 	}
 	id := requestSessionID(r, h.sessions)
 	rp := &regPage{
@@ -150,9 +157,15 @@ func (rs *registrations) drop(ctx context.Context, s challengeSlot) error {
 	return rs.store.Delete(ctx, rs.key(s))
 }
 
-// registerRequired asks the user to pass a required factor first; the
-// flow remembers to come back here afterwards.
-func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, kind, ret string, required []string) error {
+// factorMethods are the methods that verify a factor, any of which
+// confirms a session made by a policy exemption.
+var factorMethods = []string{methodTOTP, methodEmail, methodSMS, methodRecovery}
+
+// confirmFirst asks the user to pass a required factor before the change
+// of their "what" (phone, email, authenticator app); the flow remembers
+// to come back to next (register/phone, enroll/totp) afterwards.
+func (h *Handler) confirmFirst(w http.ResponseWriter, r *http.Request, ff, next, what, ret string, required []string) error {
+	kind := what
 	if ff == "" {
 		v := errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then change your "+kind+".")
 		v.Redirect = h.PathPrefix + "/"
@@ -165,7 +178,7 @@ func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, k
 			return err
 		}
 	}
-	flow.Next = "register/" + kind
+	flow.Next = next
 	if ret != "" {
 		flow.Return = ret
 	}
@@ -178,8 +191,15 @@ func (h *Handler) registerRequired(w http.ResponseWriter, r *http.Request, ff, k
 	if err != nil {
 		return h.pages.unavailable(w, r, "reading user record", err)
 	}
-	v := &view{Step: stepRegisterRequired, User: flow.user(), CSRFToken: h.keys.csrfToken("f:" + flow.ID), status: http.StatusForbidden,
+	step := stepRegisterRequired
+	if !strings.HasPrefix(next, "register/") {
+		step = stepConfirmRequired
+	}
+	v := &view{Step: step, User: flow.user(), CSRFToken: h.keys.csrfToken("f:" + flow.ID), status: http.StatusForbidden,
 		Error: errCodeNotAllowed, Message: "To change your " + kind + ", first confirm it's you with " + strings.Join(required, " or ") + "."}
+	if step == stepConfirmRequired {
+		v.Message = "To change your " + kind + ", first confirm it's you with a code."
+	}
 	for _, m := range opts.methods {
 		if slices.Contains(required, m) {
 			v.Methods = append(v.Methods, m)
@@ -201,14 +221,18 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 			status: http.StatusBadRequest, Error: errCodeRequest, Message: problem}
 		return h.pages.render(w, r, v)
 	}
-	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {
-		return h.pages.unavailable(w, r, "storing registration", err)
-	}
+	// The challenge keeps the address with its code, in one update, so
+	// only the address that received the code can be confirmed; a send
+	// that is refused (a cap, the cooldown, max_sends) or fails changes
+	// nothing that was pending (SECURITY.md N62).
 	sr := sendRequest{slot: rp.slot, user: user, sender: ch.sender, limits: ch.limits, ip: clientIP(r), dest: address,
-		site: siteName(r, h.baseURL), lang: r.Header.Get("Accept-Language"), wait: true}
+		site: siteName(r, h.baseURL), lang: r.Header.Get("Accept-Language"), wait: true, bind: true}
 	sr.country, sr.perCountry = ch.countryOf(address)
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
 		return h.pages.sendFailed(w, r, err)
+	}
+	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {
+		return h.pages.unavailable(w, r, "storing registration", err)
 	}
 	limits := ch.limits
 	left := limits.MaxAttempts
@@ -233,7 +257,7 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
 	}
 	ret := pending.Return
-	out, err := h.verifier.factor(ctx, user, rp.slot, method, f.Code)
+	out, err := h.verifier.factor(ctx, user, h.guessNetwork(r), rp.slot, method, f.Code)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}
@@ -244,12 +268,17 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 			Destination: ch.sender.Mask(pending.Address), AttemptsLeft: &left, status: http.StatusUnauthorized, Error: errCodeInvalid, Message: "That code is not valid."}
 		return h.pages.render(w, r, v)
 	}
+	// The address the code was sent to, never one stored beside it.
+	address := out.address
+	if address == "" {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
+	}
 	old := map[string]string{method: rp.acct.destination(ctx, method)}
 	err = h.users.update(ctx, user, func(u *userRecord) (storage.Op, error) {
 		if method == methodSMS {
-			u.Phone = pending.Address
+			u.Phone = address
 		} else {
-			u.Email = pending.Address
+			u.Email = address
 		}
 		return storage.WriteDurable, nil
 	})
@@ -262,10 +291,10 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 	// reaches the user first; the record is read again, after the change.
 	who := h.account(r, rp.acct.firstFactor, user)
 	h.factorChanged(w, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: method, keep: s, noticeTo: old},
-		zap.String("address", ch.sender.Mask(pending.Address)))
+		zap.String("address", ch.sender.Mask(address)))
 	dest := orRoot(ret)
 	if wantsJSON(r) {
-		return h.pages.render(w, r, &view{Step: stepDone, User: user, Method: method, Destination: ch.sender.Mask(pending.Address), Redirect: dest})
+		return h.pages.render(w, r, &view{Step: stepDone, User: user, Method: method, Destination: ch.sender.Mask(address), Redirect: dest})
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 	return nil

@@ -225,3 +225,43 @@ func TestFactorChangeEndsOtherSessions(t *testing.T) {
 		}
 	})
 }
+
+// SECURITY.md N62 for email: a send to a second address that is refused
+// (max_sends) leaves the first one pending; the code mailed to the first
+// address registers that address, never the second, which got nothing.
+func TestRegisterEmailRefusedSendBindsCode(t *testing.T) {
+	e := totpEnv(t, "", func(h *Handler) {
+		h.Email.Registration = &authenticators.Registration{}
+		h.Email.MaxSends = 1
+	})
+	_, secret, _ := e.enrollApp("alice")
+	e.clock.add(time.Minute)
+	b := e.browser("alice")
+	if resp := b.postJSON("/verify", map[string]string{"method": "totp", "code": e.code(secret, 0)}); resp.StatusCode != 200 {
+		t.Fatalf("app sign-in: %d", resp.StatusCode)
+	}
+	page := decodeJSON(t, b.do(request{target: "/.mfa/register/email", header: http.Header{"Accept": {"application/json"}}}))
+	token := page["csrf_token"].(string)
+	post := func(fields map[string]string) *http.Response {
+		fields["csrf_token"] = token
+		return b.do(request{method: http.MethodPost, target: "/.mfa/register/email", json: fields})
+	}
+	if resp := post(map[string]string{"action": "send", "address": "alice.new@example.org"}); resp.StatusCode != 200 {
+		t.Fatalf("first send: %d", resp.StatusCode)
+	}
+	code := e.lastCode()
+	sent := len(e.outboxMessages())
+	if resp := post(map[string]string{"action": "send", "address": "mallory@example.net"}); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("send beyond max_sends: %d, want 429", resp.StatusCode)
+	}
+	if n := len(e.outboxMessages()); n != sent {
+		t.Fatalf("the refused send wrote %d messages", n-sent)
+	}
+	resp := post(map[string]string{"action": "confirm", "code": code})
+	if v := decodeJSON(t, resp); resp.StatusCode != 200 || v["destination"] != "a***@e***.org" {
+		t.Fatalf("confirm: %d %v, want the address that received the code", resp.StatusCode, v)
+	}
+	if d := e.browser("alice").state()["destinations"].(map[string]any); d["email"] != "a***@e***.org" {
+		t.Errorf("destinations after registering: %v", d)
+	}
+}

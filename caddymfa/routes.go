@@ -14,6 +14,7 @@ import (
 // back to the sign-in.
 func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 	setPageHeaders(w)
+	clientIP(r) // decided once, so audit lines carry the same address
 	if err := h.route(w, r); err != nil {
 		return h.refusalPage(w, r, err)
 	}

@@ -579,15 +579,18 @@ func TestStandaloneDoesNotRevealUsers(t *testing.T) {
 	h, outbox := testConfig(t)
 	h.User = new(string)
 	h.Lockout = &Lockout{Failures: 1} // so eve's bucket locks first
+	// eve has an address: only guesses at a code that was sent count in
+	// a lockout (SECURITY.md L54), so only a known user can be locked.
+	h.Users = append(h.Users, UserEntry{Name: "eve", Email: "eve@example.com"})
 	e := newEnv(t, h, outbox)
-	// Lock eve's bucket first.
+	// Lock eve's bucket (for the test's network) first.
 	for range 2 {
 		b := e.browser("")
 		csrf := b.state()["csrf_token"].(string)
 		b.do(request{target: "/.mfa/identify", json: map[string]string{"username": "eve", "csrf_token": csrf}})
 		b.postJSON("/verify", map[string]string{"code": "000000"})
 	}
-	if locked, _ := e.h.lockout.locked(t.Context(), "eve"); !locked {
+	if locked, _ := e.h.lockout.locked(t.Context(), "eve", clientNetwork("192.0.2.10")); !locked {
 		t.Fatal("eve is not locked")
 	}
 	shape := func(user string) (string, time.Duration) {

@@ -77,3 +77,33 @@ func TestSessionsAreFresh(t *testing.T) {
 		seen = append(seen, id)
 	}
 }
+
+// SECURITY.md N61: only a session made by a factor, within the window,
+// counts as a factor passed; a policy exemption never does, however
+// fresh, nor does a method this version does not know.
+func TestSessionFactorWithin(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		method string
+		age    time.Duration
+		want   bool
+	}{
+		{methodEmail, 5 * time.Minute, true},
+		{methodSMS, 14 * time.Minute, true},
+		{methodTOTP, 0, true},
+		{methodRecovery, time.Minute, true},
+		{methodEmail, enrollFreshness, false},
+		{skipKnownIP, 0, false},
+		{skipKnownCountry, time.Minute, false},
+		{skipDevice, 0, false},
+		{skipTrustedNetwork, 0, false},
+		{skipNever, 0, false},
+		{"", 0, false},
+		{"passkey", 0, false},
+	} {
+		s := session{Method: tc.method, Created: now.Add(-tc.age)}
+		if got := s.factorWithin(now, enrollFreshness); got != tc.want {
+			t.Errorf("%q made %v ago: %v, want %v", tc.method, tc.age, got, tc.want)
+		}
+	}
+}

@@ -52,7 +52,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 func (h *Handler) unreadable(w http.ResponseWriter, r *http.Request, ff, action string, err error) error {
 	if action == "verify" {
 		if flow := h.flows.read(r, ff); flow != nil && flow.user() != "" {
-			if cerr := h.verifier.unreadable(r.Context(), flow.user()); cerr != nil {
+			if cerr := h.verifier.unreadable(r.Context(), flow.user(), h.guessNetwork(r)); cerr != nil {
 				return h.pages.unavailable(w, r, "counting attempt", cerr)
 			}
 		}
@@ -141,6 +141,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		sender:  ch.sender,
 		limits:  ch.limits,
 		ip:      clientIP(r),
+		network: h.guessNetwork(r),
 		dest:    dest,
 		site:    siteName(r, h.baseURL),
 		lang:    r.Header.Get("Accept-Language"),
@@ -149,9 +150,31 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 	}
 	sr.country, sr.perCountry = ch.countryOf(dest)
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
+		var te *throttledError
+		if errors.As(err, &te) {
+			if v, ok := h.stillLive(r, flow); ok {
+				// Too soon for a new code: stay on the code form, with the
+				// code already sent, and say when to ask again.
+				h.logger.Info("send throttled", zap.String("scope", te.scope))
+				v.status, v.Error, v.retry = http.StatusTooManyRequests, errCodeThrottled, te.retryAfter
+				v.Message = "The code already sent still works; a new one cannot be sent yet."
+				return h.pages.render(w, r, v)
+			}
+		}
 		return h.pages.sendFailed(w, r, err)
 	}
 	return h.showStep(w, r, flow)
+}
+
+// stillLive returns the verify step of the flow's challenge when it can
+// still be used (its code or link works), for an answer that keeps the
+// user on it.
+func (h *Handler) stillLive(r *http.Request, flow *flowState) (*view, bool) {
+	v, err := h.stepView(r, flow)
+	if err != nil || (v.Step != stepVerify && v.Step != stepLinkSent) || v.Error != "" {
+		return nil, false
+	}
+	return v, true
 }
 
 // verifyCode checks a code; success starts a session with a fresh ID.
@@ -164,7 +187,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		method = methodEmail
 	}
 	user := flow.user()
-	out, err := h.verifier.factor(r.Context(), user, flow.slot(), method, f.Code)
+	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}
@@ -231,7 +254,8 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 			dest = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
 		}
 	}
-	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) {
+	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) ||
+		flow.Next == "enroll/totp" && h.TOTP != nil && isFactor(method) {
 		dest = h.PathPrefix + "/" + flow.Next + "?return=" + url.QueryEscape(ret)
 	}
 	return dest, nil

@@ -16,7 +16,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
-	if s, ok := requestSession(r, h.sessions, ff); ok {
+	if s, ok := h.pageSession(r, ff); ok {
 		v := &view{Step: stepDone, User: s.User, Method: s.Method, CSRFToken: h.keys.csrfToken("s:" + requestSessionID(r, h.sessions))}
 		if h.TOTP != nil {
 			v.Enroll = h.PathPrefix + "/enroll/totp"
@@ -44,7 +44,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	}
 	if r.Method == http.MethodGet && len(h.methods.linkMethods()) > 0 {
 		// A link confirmed on another device: this GET signs in.
-		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), flow.slot())
+		method, ok, err := h.verifier.pickUp(r.Context(), flow.principal(), h.guessNetwork(r), flow.slot())
 		if err != nil {
 			return h.pages.unavailable(w, r, "completing sign-in", err)
 		}
@@ -57,6 +57,20 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 		return h.pages.unavailable(w, r, "reading flow state", err)
 	}
 	return h.pages.render(w, r, v)
+}
+
+// pageSession returns the request's session for the sign-in pages, unless
+// the browser is passing a factor to confirm a change (a flow with
+// somewhere to go next, started by confirmFirst): its session, made by a
+// policy exemption or another factor, must not hide the steps.
+func (h *Handler) pageSession(r *http.Request, ff string) (*cachedSession, bool) {
+	s, ok := requestSession(r, h.sessions, ff)
+	if ok {
+		if flow := h.flows.read(r, ff); flow != nil && flow.Next != "" {
+			return nil, false
+		}
+	}
+	return s, ok
 }
 
 // stepView works out the current step of a flow. The "method" query

@@ -37,11 +37,12 @@ type verifier struct {
 }
 
 // run is the one count-compare-clear path: it counts the attempt in the
-// user's lockout, lets compare check the input (told whether the user is
-// locked, so it counts without comparing), and clears the count on
-// success. method names the attempt in the metrics.
-func (v *verifier) run(ctx context.Context, user, method string, compare func(locked bool) (verifyOutcome, error)) (verifyOutcome, error) {
-	locked, err := v.countFailure(ctx, user)
+// user's lockout (for the client network in standalone mode; network is
+// "" in second-factor mode), lets compare check the input (told whether
+// the user is locked, so it counts without comparing), and clears the
+// count on success. method names the attempt in the metrics.
+func (v *verifier) run(ctx context.Context, user, network, method string, compare func(locked bool) (verifyOutcome, error)) (verifyOutcome, error) {
+	locked, err := v.countFailure(ctx, user, network)
 	if err != nil {
 		return verifyOutcome{}, err
 	}
@@ -53,19 +54,26 @@ func (v *verifier) run(ctx context.Context, user, method string, compare func(lo
 	if !out.ok {
 		return out, nil
 	}
-	if err := v.lockout.clear(ctx, user); err != nil {
+	if err := v.lockout.clear(ctx, user, network); err != nil {
 		return verifyOutcome{}, fmt.Errorf("clearing failures: %w", err)
 	}
 	return out, nil
 }
 
 // countFailure counts an attempt in the user's lockout and reports
-// whether the user is locked. The attempt that locks a user ends their
-// sessions and forgets their devices.
-func (v *verifier) countFailure(ctx context.Context, user string) (locked bool, err error) {
-	locked, justLocked, err := v.lockout.count(ctx, user)
+// whether the user is locked. In second-factor mode, where the guesser
+// holds the user's password, the attempt that locks a user ends their
+// sessions and forgets their devices; in standalone mode anybody can
+// cause a lockout, so it ends nothing (SECURITY.md L54).
+func (v *verifier) countFailure(ctx context.Context, user, network string) (locked bool, err error) {
+	locked, justLocked, err := v.lockout.count(ctx, user, network)
 	if err != nil {
 		return false, fmt.Errorf("counting attempt: %w", err)
+	}
+	if justLocked && network != "" {
+		v.metrics.lockout()
+		v.audit.event(ctx, "user locked for network", zap.String("user", user), zap.String("network", network))
+		return locked, nil
 	}
 	if justLocked {
 		v.metrics.lockout()
@@ -82,8 +90,8 @@ func (v *verifier) countFailure(ctx context.Context, user string) (locked bool, 
 
 // unreadable counts a verification whose input could not be read (an
 // oversized or malformed body) as a failure of user (SECURITY.md C21).
-func (v *verifier) unreadable(ctx context.Context, user string) error {
-	if _, err := v.countFailure(ctx, user); err != nil {
+func (v *verifier) unreadable(ctx context.Context, user, network string) error {
+	if _, err := v.countFailure(ctx, user, network); err != nil {
 		return err
 	}
 	v.metrics.verified(methodOther, false)
@@ -92,8 +100,27 @@ func (v *verifier) unreadable(ctx context.Context, user string) error {
 
 // factor checks what user typed for a method: the code of the slot's
 // challenge (email, sms), or a code of the user's app or a recovery code.
-func (v *verifier) factor(ctx context.Context, user string, s challengeSlot, method, input string) (verifyOutcome, error) {
-	return v.run(ctx, user, method, func(locked bool) (verifyOutcome, error) {
+// A guess at a challenge that has no delivered code (none was sent: no
+// address on file, a refused send, a failed delivery; or it is over) is
+// refused without counting in the user's lockout, so nobody can lock a
+// user out with codes that never reached her (SECURITY.md L54). It still
+// counts in the challenge, so the answer is the same as for any wrong
+// code (H37).
+func (v *verifier) factor(ctx context.Context, user, network string, s challengeSlot, method, input string) (verifyOutcome, error) {
+	if ch, ok := v.methods.channel(method); ok {
+		live, err := v.challenges.load(ctx, v.challenges.id(s))
+		if err != nil {
+			return verifyOutcome{}, err
+		}
+		if !live.delivered() {
+			out, err := v.challenges.verifyCode(ctx, s, user, method, input, ch.limits, true)
+			if err == nil {
+				v.metrics.verified(method, false)
+			}
+			return out, err
+		}
+	}
+	return v.run(ctx, user, network, method, func(locked bool) (verifyOutcome, error) {
 		switch method {
 		case methodEmail, methodSMS:
 			if ch, ok := v.methods.channel(method); ok {
@@ -108,12 +135,12 @@ func (v *verifier) factor(ctx context.Context, user string, s challengeSlot, met
 
 // current checks the code a user gives to prove they hold the factor they
 // already have, before changing it: a TOTP code or a recovery code.
-func (v *verifier) current(ctx context.Context, user, input string) (verifyOutcome, error) {
+func (v *verifier) current(ctx context.Context, user, network, input string) (verifyOutcome, error) {
 	method := methodRecovery
 	if _, digits := authenticators.NormalizeCode(input, v.methods.totp.Digits); digits {
 		method = methodTOTP
 	}
-	return v.factor(ctx, user, challengeSlot{}, method, input)
+	return v.factor(ctx, user, network, challengeSlot{}, method, input)
 }
 
 // linkOutcome is what a link confirmation came to.
@@ -124,19 +151,21 @@ type linkOutcome struct {
 
 // link checks a link token against the challenge cid it names, counted in
 // the lockout of that challenge's user like any code. here says the
-// request comes from the browser that asked for the link.
-func (v *verifier) link(ctx context.Context, cid, token string, here bool) (linkOutcome, error) {
+// request comes from the browser that asked for the link; network is the
+// client network in standalone mode. A token naming a challenge that has
+// no delivered link counts nowhere.
+func (v *verifier) link(ctx context.Context, cid, token, network string, here bool) (linkOutcome, error) {
 	named, err := v.challenges.load(ctx, cid)
 	if err != nil {
 		return linkOutcome{}, err
 	}
-	if named == nil || named.User == "" {
+	if named == nil || named.User == "" || !named.delivered() {
 		v.metrics.verified(methodOther, false)
 		return linkOutcome{}, nil
 	}
 	res := linkOutcome{user: named.User, method: named.Method}
 	limits := v.methods.limitsFor(named.Method)
-	out, err := v.run(ctx, named.User, named.Method, func(locked bool) (verifyOutcome, error) {
+	out, err := v.run(ctx, named.User, network, named.Method, func(locked bool) (verifyOutcome, error) {
 		ok, err := v.challenges.verifyLink(ctx, cid, named.User, token, limits, here, locked)
 		return verifyOutcome{ok: ok, method: named.Method}, err
 	})
@@ -148,12 +177,13 @@ func (v *verifier) link(ctx context.Context, cid, token string, here bool) (link
 }
 
 // pickUp completes the sign-in of a flow whose link was confirmed on
-// another device, once, unless the user was locked meanwhile.
-func (v *verifier) pickUp(ctx context.Context, p principal, s challengeSlot) (string, bool, error) {
+// another device, once, unless the user was locked meanwhile (for the
+// client network, in standalone mode).
+func (v *verifier) pickUp(ctx context.Context, p principal, network string, s challengeSlot) (string, bool, error) {
 	if p.user == "" {
 		return "", false, nil
 	}
-	locked, err := v.lockout.locked(ctx, p.user)
+	locked, err := v.lockout.locked(ctx, p.user, network)
 	if err != nil {
 		return "", false, err
 	}

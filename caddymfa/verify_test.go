@@ -21,26 +21,26 @@ func TestVerifierCodesAndLinksShareTheLockout(t *testing.T) {
 	msg := s.issue(t, f, linkSlot, time.Minute)
 	token := msg.Link[len(msg.Link)-linkTokenLen:]
 
-	if out, _ := v.factor(ctx, "alice", codeSlot, methodEmail, "000000"); out.ok {
+	if out, _ := v.factor(ctx, "alice", "", codeSlot, methodEmail, "000000"); out.ok {
 		t.Fatal("a wrong code passed")
 	}
-	if out, _ := v.link(ctx, msg.ChallengeID, flipLast(token), false); out.ok || out.user != "alice" {
+	if out, _ := v.link(ctx, msg.ChallengeID, flipLast(token), "", false); out.ok || out.user != "alice" {
 		t.Fatalf("a wrong token: %+v", out)
 	}
-	if err := v.unreadable(ctx, "alice"); err != nil {
+	if err := v.unreadable(ctx, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
 	// Three failures; the fourth attempt locks, whatever it carries.
-	if out, _ := v.factor(ctx, "alice", codeSlot, methodEmail, code); out.ok {
+	if out, _ := v.factor(ctx, "alice", "", codeSlot, methodEmail, code); out.ok {
 		t.Fatal("the right code passed on the attempt that locks")
 	}
-	if locked, _ := s.h.lockout.locked(ctx, "alice"); !locked {
+	if locked, _ := s.h.lockout.locked(ctx, "alice", ""); !locked {
 		t.Fatal("not locked")
 	}
 	if _, ok := s.h.sessions.check(ctx, session, "alice", "app.test"); ok {
 		t.Fatal("the lock left a session")
 	}
-	if out, _ := v.link(ctx, msg.ChallengeID, token, true); out.ok {
+	if out, _ := v.link(ctx, msg.ChallengeID, token, "", true); out.ok {
 		t.Fatal("the right link passed while locked")
 	}
 }
@@ -54,8 +54,8 @@ func TestVerifierSuccessAndPickUp(t *testing.T) {
 	f := &fakeSender{}
 	slot := challengeSlot{binding: "flow", since: s.clock.now()}
 	code := s.issue(t, f, slot, 0).Code
-	v.factor(ctx, "alice", slot, methodEmail, "000000")
-	if out, err := v.factor(ctx, "alice", slot, methodEmail, code); !out.ok || err != nil {
+	v.factor(ctx, "alice", "", slot, methodEmail, "000000")
+	if out, err := v.factor(ctx, "alice", "", slot, methodEmail, code); !out.ok || err != nil {
 		t.Fatalf("right code: %+v %v", out, err)
 	}
 	if rep, _ := s.h.lockout.report(ctx, "alice"); rep.Failures != 0 {
@@ -67,15 +67,15 @@ func TestVerifierSuccessAndPickUp(t *testing.T) {
 		slot := challengeSlot{binding: "link-" + string(rune('a'+i)), since: s.clock.now()}
 		msg := s.issue(t, f, slot, time.Minute)
 		token := msg.Link[len(msg.Link)-linkTokenLen:]
-		if out, _ := v.link(ctx, msg.ChallengeID, token, false); !out.ok {
+		if out, _ := v.link(ctx, msg.ChallengeID, token, "", false); !out.ok {
 			t.Fatal("confirming elsewhere failed")
 		}
 		if lockFirst {
 			for range 4 {
-				s.h.lockout.count(ctx, "alice")
+				s.h.lockout.count(ctx, "alice", "")
 			}
 		}
-		_, ok, _ := v.pickUp(ctx, p, slot)
+		_, ok, _ := v.pickUp(ctx, p, "", slot)
 		if ok == lockFirst {
 			t.Errorf("locked %v: picked up %v", lockFirst, ok)
 		}

@@ -50,6 +50,9 @@ type view struct {
 	Error        string   `json:"error,omitempty"`
 	Message      string   `json:"message,omitempty"`
 	CanResend    bool     `json:"can_resend,omitempty"`
+	// RetryAfter is, on a refused request, how many seconds to wait
+	// before trying again (also in the Retry-After header).
+	RetryAfter int `json:"retry_after,omitempty"`
 	// Destinations are the masked addresses on file by method, on the
 	// choose step of second-factor mode.
 	Destinations map[string]string `json:"destinations,omitempty"`
@@ -131,7 +134,11 @@ func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) b
 	}
 	switch {
 	case ch.Failed && p.firstFactor != "":
-		v.Error, v.Message = errCodeDelivery, "We could not send the "+what+". Try again later or contact the administrator."
+		v.Error, v.Message = errCodeDelivery, "The "+what+" could not be delivered. Try again later or contact the administrator."
+	case ch.State == stateDead && p.firstFactor == "":
+		// Standalone: a failed delivery and a used-up code read the
+		// same, as known and unknown names must (SECURITY.md H37).
+		v.Error, v.Message = errCodeInvalid, "That "+what+" can't be used. Ask for a new one."
 	case (ch.State == statePending || ch.State == stateVerified) && now.Before(ch.ExpiresAt):
 		v.Step = stepVerify
 		v.Method = ch.Method
@@ -205,15 +212,15 @@ func (pg *pages) sendFailed(w http.ResponseWriter, r *http.Request, err error) e
 	switch {
 	case errors.As(err, &te):
 		pg.logger.Info("send throttled", zap.String("scope", te.scope))
-		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many codes were requested. Wait a while and try again.")
+		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many codes were requested.")
 		v.retry = te.retryAfter
 		return pg.render(w, r, v)
 	case errors.Is(err, errTooManySends):
-		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "No more codes can be sent for this sign-in. Start again later.")
+		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "No more codes can be sent for this sign-in.")
 		v.retry = flowTTL
 		return pg.render(w, r, v)
 	case errors.Is(err, errDelivery):
-		return pg.render(w, r, errorView(http.StatusBadGateway, errCodeDelivery, "We could not send the code. Try again later or contact the administrator."))
+		return pg.render(w, r, errorView(http.StatusBadGateway, errCodeDelivery, "The code could not be delivered. Try again later or contact the administrator."))
 	}
 	return pg.unavailable(w, r, "issuing code", err)
 }
@@ -243,11 +250,34 @@ func (pg *pages) render(w http.ResponseWriter, r *http.Request, v *view) error {
 		status = http.StatusOK
 	}
 	if v.retry > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((v.retry+time.Second-1)/time.Second)))
+		secs := int((v.retry + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		v.RetryAfter = secs
+		if v.Message != "" {
+			v.Message += " Try again in " + waitText(secs) + "."
+		}
 	}
 	if wantsJSON(r) {
 		return writeJSON(w, status, v)
 	}
 	v.prefix = pg.prefix
 	return writePage(w, status, v)
+}
+
+// waitText says how long a wait of secs seconds is, as people say it:
+// "25 seconds", "1 minute", "14 minutes" (rounded up), "2 hours".
+func waitText(secs int) string {
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.Itoa(n) + " " + unit + "s"
+	}
+	switch {
+	case secs < 90:
+		return plural(max(secs, 1), "second")
+	case secs < 90*60:
+		return plural((secs+59)/60, "minute")
+	}
+	return plural((secs+3599)/3600, "hour")
 }

@@ -102,6 +102,9 @@ func TestAdminAPIAndCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &user); err != nil {
 		t.Fatalf("users output: %v: %s", err, out)
 	}
+	if _, ok := user["throttles"].([]any); !ok {
+		t.Errorf("users alice shows no throttles: %s", out)
+	}
 	if user["user"] != "alice" || user["email"] != "alice@example.com" || len(user["sessions"].([]any)) != 1 {
 		t.Errorf("users alice: %s", out)
 	}
@@ -109,12 +112,15 @@ func TestAdminAPIAndCommands(t *testing.T) {
 		t.Errorf("users output reveals a secret: %s", out)
 	}
 
-	// lockout, then unlock
+	// lockout, then unlock: 3 wrong codes use up one challenge; guesses at
+	// a dead challenge count in no lockout, so the 4th goes to a new code.
 	other := newClient(t).withBasicAuth("alice", alicePassword)
 	sendCode(t, other, srv, 2)
-	for range 4 {
+	for range 3 {
 		verify(t, other, "000000")
 	}
+	sendCode(t, other, srv, 3)
+	verify(t, other, "000000")
 	if _, ok := protected(t, c, "/x"); ok {
 		t.Error("the lockout left alice's session alive")
 	}
@@ -126,7 +132,7 @@ func TestAdminAPIAndCommands(t *testing.T) {
 		t.Fatalf("caddy mfa unlock: %v: %s", err, out)
 	}
 	fresh := newClient(t).withBasicAuth("alice", alicePassword)
-	code := sendCode(t, fresh, srv, 3)
+	code := sendCode(t, fresh, srv, 4)
 	if r := verify(t, fresh, code); r.StatusCode != http.StatusOK {
 		t.Fatalf("sign-in after unlock: %d %s", r.StatusCode, r.body)
 	}
@@ -148,11 +154,11 @@ func TestAdminAPIAndCommands(t *testing.T) {
 	if v.(map[string]any)["totp"] != nil {
 		t.Errorf("the app survived the reset: %v", v)
 	}
-	// Messages 4 and 5 are the notices of the app being added and
+	// Messages 5 and 6 are the notices of the app being added and
 	// removed, queued in the background in either order.
-	waitMessage(t, srv, 5)
+	waitMessage(t, srv, 6)
 	var subjects []string
-	for _, m := range srv.Messages()[3:5] {
+	for _, m := range srv.Messages()[4:6] {
 		subjects = append(subjects, parseMail(t, m).header.Get("Subject"))
 	}
 	if !strings.Contains(strings.Join(subjects, "\n"), "removed") {
@@ -166,7 +172,7 @@ func TestAdminAPIAndCommands(t *testing.T) {
 
 	// revoke
 	again := newClient(t).withBasicAuth("alice", alicePassword)
-	signIn(t, again, srv, 6)
+	signIn(t, again, srv, 7)
 	if _, ok := protected(t, again, "/x"); !ok {
 		t.Fatal("new session not valid before revoke")
 	}
@@ -181,7 +187,7 @@ func TestAdminAPIAndCommands(t *testing.T) {
 	if out, err := mfaCLI(t, "test-email", "ops@example.com"); err != nil || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("caddy mfa test-email: %v: %s", err, out)
 	}
-	m := waitMessage(t, srv, 7)
+	m := waitMessage(t, srv, 8)
 	if !strings.HasPrefix(m.header.Get("Subject"), "Test message from localhost") {
 		t.Errorf("test email subject %q", m.header.Get("Subject"))
 	}
@@ -273,5 +279,43 @@ func TestAdminEnrollsWhenEnrollOff(t *testing.T) {
 	}
 	if h, ok := protected(t, fresh, "/x"); !ok || h.Get("X-Mfa-Method") != "totp" {
 		t.Errorf("protected page after the app: %v %v", ok, h)
+	}
+}
+
+// TestAdminInputsRefusedNotWidened (SECURITY.md N64): a delivery-log
+// filter that does not parse is refused with 400, by the API and by
+// "caddy mfa log", instead of being dropped, which would answer with
+// everyone's entries.
+func TestAdminInputsRefusedNotWidened(t *testing.T) {
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	startCaddy(t, site{
+		basicAuth: bcryptHash(t, alicePassword),
+		upstream:  up.addr(),
+		mfa: `		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		users {
+			alice email alice@example.com
+		}
+		email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+			` + relaxedThrottle + `
+		}`,
+	}.caddyfile())
+	signIn(t, newClient(t).withBasicAuth("alice", alicePassword), srv, 1)
+	if status, v := admin(t, http.MethodGet, "/mfa/log", ""); status != 200 || len(v.([]any)) == 0 {
+		t.Fatalf("the log is empty after a sign-in: %d %v", status, v)
+	}
+	for _, q := range []string{"user=a%2Fb", "user=", "user=%00", "method=carrier-pigeon", "failed=maybe", "limit=0", "limit=x"} {
+		if status, v := admin(t, http.MethodGet, "/mfa/log?"+q, ""); status != http.StatusBadRequest {
+			t.Errorf("GET /mfa/log?%s: %d %v, want 400", q, status, v)
+		}
+	}
+	if status, v := admin(t, http.MethodGet, "/mfa/log?user=Alice&method=email&failed=false", ""); status != 200 || len(v.([]any)) == 0 {
+		t.Errorf("valid filters: %d %v", status, v)
+	}
+	if out, err := mfaCLI(t, "log", "--user", "a/b"); err == nil || strings.Contains(out, "alice") {
+		t.Errorf("caddy mfa log --user a/b: %v: %s", err, out)
 	}
 }

@@ -52,7 +52,7 @@ func TestSMTPDownGivesClearErrorAndDeadChallenge(t *testing.T) {
 			if st["error"] != "delivery_failed" {
 				t.Errorf("error %v, want delivery_failed", st["error"])
 			}
-			if msg, _ := st["message"].(string); !strings.Contains(msg, "could not send") {
+			if msg, _ := st["message"].(string); !strings.Contains(msg, "could not be delivered") {
 				t.Errorf("message %q does not tell the user the code was not sent", msg)
 			}
 			if elapsed > 15*time.Second {

@@ -167,3 +167,66 @@ func TestRegisterPhoneOverHTTP(t *testing.T) {
 		t.Errorf("the Twilio server got %d requests, want 3", n)
 	}
 }
+
+// TestRegisterRefusedSendConfirmsNothingNew (SECURITY.md N62): the code
+// of a registration is bound to the number it was texted to. A send to a
+// second number that is refused (max_sends) changes nothing pending: the
+// code texted to the first number confirms that number, never the second
+// one, which received nothing; the next sign-in text goes to the number
+// on file.
+func TestRegisterRefusedSendConfirmsNothingNew(t *testing.T) {
+	tw := twiliotest.NewServer(t)
+	srv := newSMTP(t)
+	startCaddy(t, smsSite{
+		users: "alice email alice@example.com phone +12015550123",
+		sms: relaxedThrottle + `
+			max_sends 1
+			registration {
+				require email
+			}`,
+		mfa: `email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+			` + relaxedThrottle + `
+		}`,
+	}.caddyfile(t, tw, newUpstream(t)))
+	const (
+		received = "+12015550177"
+		never    = "+12015550188"
+	)
+	c := smsClient(t, "alice")
+	signIn(t, c, srv, 1)
+	csrf, _ := getJSON(t, c, "/.mfa/register/phone", http.StatusOK)["csrf_token"].(string)
+	r := c.postJSON("/.mfa/register/phone", map[string]string{"action": "send", "address": received, "csrf_token": csrf})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("send to %s: status %d: %s", received, r.StatusCode, r.body)
+	}
+	m := waitText(t, tw, 1)
+	if m.To != received {
+		t.Fatalf("the code went to %s", m.To)
+	}
+	code := textCode(t, m)
+	r = c.postJSON("/.mfa/register/phone", map[string]string{"action": "send", "address": never, "csrf_token": csrf})
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("send to %s beyond max_sends: status %d, want 429: %s", never, r.StatusCode, r.body)
+	}
+	if n := tw.Requests(); n != 1 {
+		t.Fatalf("the Twilio server got %d requests, want 1", n)
+	}
+	r = c.postJSON("/.mfa/register/phone", map[string]string{"action": "confirm", "code": code, "csrf_token": csrf})
+	if v := r.json(t); r.StatusCode != http.StatusOK || v["destination"] != "+1*******77" {
+		t.Fatalf("confirm: status %d: %v, want the number that received the code", r.StatusCode, v)
+	}
+	if _, v := admin(t, http.MethodGet, "/mfa/users/alice", ""); v.(map[string]any)["registered_phone"] != received {
+		t.Fatalf("registered: %v, want %s, which received the code", v.(map[string]any)["registered_phone"], received)
+	}
+
+	// The next sign-in text goes to the number on file.
+	next := smsClient(t, "alice")
+	signInBySMS(t, next, tw, 2, received)
+	for i, m := range tw.Messages() {
+		if m.To == never {
+			t.Errorf("text %d went to %s, which never proved possession", i+1, never)
+		}
+	}
+}

@@ -304,7 +304,7 @@ func TestSMSProviderErrors(t *testing.T) {
 				t.Fatalf("send: status %d after %s, want 502: %s", r.StatusCode, elapsed, r.body)
 			}
 			v := r.json(t)
-			if msg, _ := v["message"].(string); v["error"] != "delivery_failed" || !strings.Contains(msg, "could not send the code") {
+			if msg, _ := v["message"].(string); v["error"] != "delivery_failed" || !strings.Contains(msg, "could not be delivered") {
 				t.Errorf("send answered %v, want delivery_failed and a message saying the code was not sent", v)
 			}
 			if elapsed > wait+2*time.Second {

@@ -1,0 +1,60 @@
+package browser
+
+import (
+	"encoding/base64"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/caddymfa/caddy-mfa/examples"
+)
+
+// TestResendTooSoonShowsTheWait (SECURITY.md L58): "Send a new code"
+// within the cooldown keeps the code form and says how long to wait, and
+// the code already sent still signs in.
+func TestResendTooSoonShowsTheWait(t *testing.T) {
+	ctx, cancel := newBrowser(t, 1280, 800)
+	defer cancel()
+	srv := examples.Start(t, "quickstart", examples.Options{})
+	mailbox := filepath.Join(srv.Dir, "mailbox")
+	shots := newShooter(t)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
+
+	var alert, heading string
+	err := chromedp.Do(ctx,
+		setHeader("Authorization", auth),
+		chromedp.Navigate(srv.URL("/")),
+		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+		submit(`form[action="/.mfa/send"] button`),
+		chromedp.WaitVisible(`form[action="/.mfa/resend"] button`),
+		submit(`form[action="/.mfa/resend"] button`),
+		chromedp.WaitVisible(`p[role="alert"]`),
+		store(&alert, chromedp.Text(`p[role="alert"]`)),
+		store(&heading, chromedp.Text("h1")),
+		shots.shot("resend-too-soon"),
+	)
+	if err != nil {
+		t.Fatalf("asking for a new code too soon: %v", err)
+	}
+	if !regexp.MustCompile(`Try again in \d+ seconds?\.`).MatchString(alert) {
+		t.Errorf("the page says %q, want how long to wait", alert)
+	}
+	if heading != "Enter your code" {
+		t.Errorf("after a refused resend the page is %q, want the code form", heading)
+	}
+	msg := examples.WaitOutbox(t, mailbox, 1)
+	var body string
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(`#code`, msg.Code),
+		submit(`form[action="/.mfa/verify"] button`),
+		store(&body, chromedp.Text("body")),
+	)
+	if err != nil {
+		t.Fatalf("entering the code already sent: %v", err)
+	}
+	if want := "Hello alice, you passed MFA (email)."; body != want {
+		t.Fatalf("protected page says %q, want %q", body, want)
+	}
+}
