@@ -394,7 +394,7 @@ func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
 				return nil, err
 			}
 		default:
-			return nil, d.Errf("unknown lockout subdirective %q", d.Val())
+			return nil, cfargs.Unrecognized(d, "lockout", "user_wide")
 		}
 	}
 	return lock, nil
