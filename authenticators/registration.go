@@ -2,11 +2,13 @@ package authenticators
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
 // Registration lets users add or change their own address for a method
 // (a phone number for SMS, an address for email), confirmed by a code sent
-// to the new address. As the Curity SMS seed insists, a user must first
+// to the new address. A user must first
 // pass another factor: changing the number must not turn one factor into
 // two.
 type Registration struct {
@@ -64,7 +66,7 @@ func (r *Registration) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		default:
-			return d.Errf("unrecognized registration subdirective %q", name)
+			return cfargs.Unrecognized(d, "registration", "during_login", "show_info", "require")
 		}
 	}
 	return nil

@@ -45,7 +45,7 @@ func (t *Throttle) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			t.Cooldown = v
 			continue
 		default:
-			return d.Errf("unrecognized throttle subdirective %q", d.Val())
+			return cfargs.Unrecognized(d, "throttle", "per_hour", "per_5m", "per_ip_per_hour", "per_user_per_hour", "per_destination_per_hour", "cooldown")
 		}
 		n, err := cfargs.IntArg(d, true)
 		if err != nil {

@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,6 +32,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 		return nil, err
 	}
 	return handler, nil
+}
+
+// mfaSubdirectives are the subdirectives of the mfa block, for the "did
+// you mean" of an unrecognized one.
+var mfaSubdirectives = []string{
+	"user", "trust_identity_headers", "path_prefix", "base_url", "storage", "secret_key",
+	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "trusted_networks",
+	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "recovery_codes",
 }
 
 // Unmarshal reads one mfa directive from d and returns the handler
@@ -285,7 +294,7 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			h.RecoveryCodes = n
 
 		default:
-			return nil, d.Errf("unrecognized mfa subdirective %q", d.Val())
+			return nil, cfargs.Unrecognized(d, "mfa", mfaSubdirectives...)
 		}
 	}
 	return h, nil
@@ -348,7 +357,7 @@ func unmarshalUsers(d *caddyfile.Dispenser) ([]caddymfa.UserEntry, error) {
 			case "disabled":
 				u.Disabled = true
 			default:
-				return nil, d.Errf("unrecognized option %q for mfa user %q", d.Val(), u.Name)
+				return nil, cfargs.Unrecognized(d, fmt.Sprintf("mfa user %q", u.Name), "email", "phone", "disabled")
 			}
 		}
 		if err := cfargs.EndLine(d, "mfa user "+strconv.Quote(u.Name)); err != nil {
@@ -385,7 +394,7 @@ func unmarshalLockout(d *caddyfile.Dispenser) (*caddymfa.Lockout, error) {
 				return nil, err
 			}
 		default:
-			return nil, d.Errf("unknown lockout subdirective %q", d.Val())
+			return nil, cfargs.Unrecognized(d, "lockout", "user_wide")
 		}
 	}
 	return lock, nil

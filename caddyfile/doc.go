@@ -8,7 +8,8 @@
 // provision or request time, and range checks (code length, attempts, code
 // lifetime) happen at provision, so the JSON and the Caddyfile refuse the
 // same configurations. The parser rejects only what it can see on its own:
-// unknown or repeated subdirectives, wrong argument counts, values that are
+// unknown subdirectives (suggesting the nearest known one, "did you
+// mean"), repeated ones, wrong argument counts, values that are
 // not numbers or durations, and, for totp and recovery_codes, values outside
 // the fixed choices and ranges of the authenticator. There "skew 0" is
 // written as -1, because a zero skew in JSON takes the default.

@@ -39,6 +39,10 @@
 //   - enroll.go: adding, replacing and removing an authenticator app,
 //     and renewing recovery codes.
 //   - register.go: adding or changing a phone number or email address.
+//   - deadends.go: what no endpoint takes. A GET on a POST-only path (a
+//     reload after a form) goes back to the current step; an unknown path
+//     or a method an endpoint refuses answers a 404 or 405 page (or JSON)
+//     that leads back to the sign-in, instead of Caddy's empty answer.
 //
 // The flow cookie (flow.go) holds a signed flow ID, the first-factor user
 // and where to return; everything else is in the store, keyed by HMACs of

@@ -249,6 +249,9 @@ func (h *Handler) Validate() error {
 	if h.Email == nil && h.SMS == nil && h.TOTP == nil {
 		return fmt.Errorf("no authenticator is configured: add an email, sms or totp block")
 	}
+	if err := h.checkReachable(); err != nil {
+		return err
+	}
 	if h.SMS != nil {
 		if err := h.SMS.Validate(); err != nil {
 			return fmt.Errorf("sms: %w", err)

@@ -68,7 +68,7 @@ func testConfig(t testing.TB) (*Handler, string) {
 		Users: []UserEntry{
 			{Name: "alice", Email: "alice@example.com"},
 			{Name: "bob", Email: "bob@example.org"},
-			{Name: "carol"},
+			{Name: "carol", Phone: "+12015550100"}, // no email, and no sms block
 			{Name: "dave", Email: "dave@example.com", Disabled: true},
 		},
 		Email: &email.Config{

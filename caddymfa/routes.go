@@ -9,10 +9,19 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// serveFlow serves the endpoints under PathPrefix.
+// serveFlow serves the endpoints under PathPrefix. A path no endpoint
+// has, or a method an endpoint does not take, answers a page that leads
+// back to the sign-in.
 func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 	setPageHeaders(w)
 	clientIP(r) // decided once, so audit lines carry the same address
+	if err := h.route(w, r); err != nil {
+		return h.refusalPage(w, r, err)
+	}
+	return nil
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
 	switch sub {
 	case "", "/":
@@ -31,6 +40,9 @@ func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 	case "/status":
 		return h.serveStatus(w, r)
 	case "/identify", "/send", "/resend", "/verify", "/logout":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return h.backToFlow(w, r)
+		}
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, "POST")
 		}

@@ -175,6 +175,7 @@ func TestSMSStandaloneDoesNotRevealUsers(t *testing.T) {
 	e, tw := smsEnv(t, func(h *Handler) {
 		h.User = new(string)
 		h.Email = nil
+		h.Users[2] = UserEntry{Name: "carol", Email: "carol@example.com"} // no phone on file
 	})
 	shape := func(user string) string {
 		b := e.browser("")

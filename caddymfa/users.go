@@ -63,24 +63,29 @@ func newDirectory(entries []UserEntry, file string, allow []string) (*directory,
 		all = append(all, fromFile...)
 	}
 	for i, u := range all {
+		// Errors name where the user came from: users, or users_file.
+		src, n := "users", i+1
+		if i >= len(entries) {
+			src, n = "users_file "+file, i-len(entries)+1
+		}
 		name, ok := canonicalUser(u.Name)
 		if !ok {
-			return nil, fmt.Errorf("user %d: invalid name %q", i+1, u.Name)
+			return nil, fmt.Errorf("%s: user %d: invalid name %q", src, n, u.Name)
 		}
 		if _, dup := d.users[name]; dup {
-			return nil, fmt.Errorf("user %q is listed twice", u.Name)
+			return nil, fmt.Errorf("%s: user %q is listed twice", src, u.Name)
 		}
 		if u.Email != "" {
 			addr, err := email.ParseAddress(u.Email)
 			if err != nil {
-				return nil, fmt.Errorf("user %q: email: %w", u.Name, err)
+				return nil, fmt.Errorf("%s: user %q: email: %w", src, u.Name, err)
 			}
 			u.Email = addr
 		}
 		if u.Phone != "" {
 			number, _, err := sms.ParseNumber(u.Phone)
 			if err != nil {
-				return nil, fmt.Errorf("user %q: phone: %w", u.Name, err)
+				return nil, fmt.Errorf("%s: user %q: phone: %w", src, u.Name, err)
 			}
 			u.Phone = number
 		}

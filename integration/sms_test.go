@@ -361,7 +361,7 @@ func TestSMSProviderErrors(t *testing.T) {
 func TestSMSCodeGoesOnlyToNumberOnFile(t *testing.T) {
 	tw := twiliotest.NewServer(t)
 	startCaddy(t, smsSite{
-		users: "alice phone +12015550123\n\t\t\tbob",
+		users: "alice phone +12015550123\n\t\t\tbob email bob@example.com", // bob: no number, and no email block
 		sms:   relaxedThrottle,
 	}.caddyfile(t, tw, newUpstream(t)))
 
@@ -399,7 +399,8 @@ func TestSMSCodeGoesOnlyToNumberOnFile(t *testing.T) {
 		t.Fatalf("verify with the last code: status %d: %s", r.StatusCode, r.body)
 	}
 
-	// bob has no number: nothing is offered, and naming one does not help.
+	// bob has no number (his address is for email, which is not
+	// configured): nothing is offered, and naming one does not help.
 	bob := smsClient(t, "bob")
 	if st := bob.state(); st["error"] != "no_method" || len(strs(st["methods"])) != 0 {
 		t.Errorf("bob, with no number on file: %v", st)

@@ -111,7 +111,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			c.Wait = v
 		default:
-			return d.Errf("unrecognized delivery subdirective %q", d.Val())
+			return cfargs.Unrecognized(d, "delivery", "workers", "retries", "wait")
 		}
 	}
 	return nil

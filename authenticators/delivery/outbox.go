@@ -3,8 +3,10 @@ package delivery
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -41,8 +43,11 @@ func NewOutbox(name, noun string) Outbox {
 	return Outbox{name: name, noun: noun}
 }
 
-// Provision resolves the placeholders of Dir, makes it absolute and
-// creates it, and warns that nothing is sent.
+// Provision resolves the placeholders of Dir, makes it absolute, and
+// warns that nothing is sent. It writes nothing, so that caddy validate,
+// which provisions every module, leaves no directory behind: the first
+// message creates the directory. A path that exists and is not a
+// directory is refused here.
 func (o *Outbox) Provision(ctx caddy.Context) error {
 	o.logger = ctx.Logger()
 	if o.name == "" {
@@ -56,8 +61,11 @@ func (o *Outbox) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("resolving %s dir: %w", o.name, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating %s dir: %w", o.name, err)
+	switch fi, err := os.Stat(dir); {
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("%s dir %s is not a directory", o.name, dir)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s dir: %w", o.name, err)
 	}
 	o.dir = dir
 	o.logger.Warn(o.name+" is on: "+o.noun+"s are written to files, not sent", zap.String("dir", o.dir))
@@ -91,6 +99,9 @@ func (o *Outbox) write(ext string, write func(w io.Writer, now time.Time) error)
 	}
 	now := time.Now().UTC()
 	name := filepath.Join(o.dir, now.Format("20060102T150405.000000000Z")+"-"+hex.EncodeToString(suffix[:])+"."+ext)
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating %s dir: %w", o.name, err)
+	}
 
 	tmp, err := os.CreateTemp(o.dir, ".tmp-*."+ext) // mode 0600
 	if err != nil {

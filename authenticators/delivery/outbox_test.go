@@ -30,8 +30,8 @@ func TestOutboxWrite(t *testing.T) {
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	o.logger = zap.New(core)
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Fatalf("outbox dir: %v, %v; want mode 0700", fi, err)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("Provision wrote the outbox dir (caddy validate would leave it behind): %v", err)
 	}
 	var stamp time.Time
 	err := o.Write("txt", "+1*******23", func(w io.Writer, now time.Time) error {
@@ -41,6 +41,9 @@ func TestOutboxWrite(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("outbox dir: %v, %v; want mode 0700", fi, err)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
@@ -76,8 +79,12 @@ func TestOutboxProvisionErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Dir = filepath.Join(file, "box")
-	if err := o.Provision(ctx); err == nil || !strings.HasPrefix(err.Error(), "creating email outbox dir: ") {
+	if err := o.Provision(ctx); err == nil || !strings.HasPrefix(err.Error(), "email outbox dir: ") {
 		t.Errorf("Provision() under a file = %v", err)
+	}
+	o.Dir = file
+	if err := o.Provision(ctx); err == nil || !strings.HasSuffix(err.Error(), " is not a directory") {
+		t.Errorf("Provision() on a file = %v", err)
 	}
 }
 

@@ -18,7 +18,13 @@ type Settings struct {
 	Limits       *authenticators.Limits
 	Delivery     **Config
 	Registration **authenticators.Registration
+	// Own names the channel's own subdirectives, for the "did you
+	// mean" of an unrecognized one.
+	Own []string
 }
+
+// settingNames are the subdirectives UnmarshalSetting reads.
+var settingNames = []string{"send", "link_ttl", "code_length", "code_ttl", "max_attempts", "max_sends", "throttle", "delivery", "registration"}
 
 // UnmarshalBlock reads the block of a channel (email, sms) from d, which
 // is positioned before the block's name, as for any caddyfile.Unmarshaler;
@@ -49,7 +55,7 @@ func (s Settings) UnmarshalBlock(d *caddyfile.Dispenser, block string, repeatabl
 			return err
 		}
 		if !ok {
-			return d.Errf("unrecognized %s subdirective %q", block, d.Val())
+			return cfargs.Unrecognized(d, block, append(slices.Clone(s.Own), settingNames...)...)
 		}
 	}
 	return nil

@@ -57,7 +57,8 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	// smtp, outbox and transport are alternatives, checked as one; template
 	// once per kind.
 	repeatable := []string{"smtp", "outbox", "transport", "template"}
-	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration}
+	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration,
+		Own: []string{"smtp", "outbox", "transport", "from", "address", "template"}}
 	return settings.UnmarshalBlock(d, "mfa email", repeatable, c.unmarshalOwn)
 }
 
@@ -181,7 +182,7 @@ func (s *SMTP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "helo":
 			s.HELO, err = cfargs.OneArg(d)
 		default:
-			return d.Errf("unrecognized smtp subdirective %q", name)
+			return cfargs.Unrecognized(d, "smtp", "username", "password", "auth", "tls", "timeout", "idle_timeout", "ca_file", "insecure_skip_verify", "helo")
 		}
 		if err != nil {
 			return err

@@ -1,10 +1,9 @@
 // Package email is the email one-time-code and sign-in link authenticator:
-// the Config the mfa handler embeds (limits of the Curity Email OTP seed,
-// code or link mode, templates, delivery tuning), the Sender that renders
-// and queues messages, and the transports that carry them, as Caddy guest
-// modules in the mfa.email_transports namespace: "smtp" (NetIQ's Mail
-// sender: host, port, optional authentication, TLS mode) and "outbox"
-// (development: .eml files).
+// the Config the mfa handler embeds (limits, code or link mode, templates,
+// delivery tuning), the Sender that renders and queues messages, and the
+// transports that carry them, as Caddy guest modules in the
+// mfa.email_transports namespace: "smtp" (host, port, optional
+// authentication, TLS mode) and "outbox" (development: .eml files).
 //
 // # Transports
 //
@@ -41,7 +40,7 @@
 // debug level the SMTP transcript is logged with the code or token and the
 // addresses masked.
 //
-// In link mode (send link, the Curity Email seed's hyperlink mode) a
+// In link mode (send link) a
 // message carries a single-use link built by the handler instead of a
 // code; the built-in templates serve both modes, and configured ones must
 // show .Link for link mode to be accepted.

@@ -68,7 +68,8 @@ import (
 // language. Counts and durations must be positive, because zero means "the
 // default" in JSON.
 func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration}
+	settings := delivery.Settings{Send: &c.Send, LinkTTL: &c.LinkTTL, Limits: &c.Limits, Delivery: &c.Delivery, Registration: &c.Registration,
+		Own: []string{"provider", "message", "link_message", "allowed_countries", "per_country_per_hour"}}
 	// message and link_message are checked once per language
 	return settings.UnmarshalBlock(d, "sms", []string{"message", "link_message"}, c.unmarshalOwn)
 }
@@ -238,7 +239,7 @@ func (tw *Twilio) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			tw.Timeout = v
 			continue
 		default:
-			return d.Errf("unrecognized twilio subdirective %q", d.Val())
+			return cfargs.Unrecognized(d, "twilio", "account_sid", "auth_token", "from", "messaging_service_sid", "api_url", "timeout")
 		}
 		v, err := cfargs.OneArg(d)
 		if err != nil {
@@ -328,7 +329,7 @@ func (w *Webhook) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			w.Timeout = v
 		default:
-			return d.Errf("unrecognized webhook subdirective %q", d.Val())
+			return cfargs.Unrecognized(d, "webhook", "method", "header", "format", "body", "timeout")
 		}
 	}
 	return nil

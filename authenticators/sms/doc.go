@@ -1,5 +1,5 @@
-// Package sms is the SMS one-time-code authenticator of the Curity SMS OTP
-// seed: the Config the mfa handler embeds (provider, message texts per
+// Package sms is the SMS one-time-code and sign-in link authenticator:
+// the Config the mfa handler embeds (provider, message texts per
 // language, allowed countries, limits, delivery tuning), the Sender that
 // validates numbers, renders texts and queues them, and the providers that
 // carry them, as Caddy guest modules in the mfa.sms_providers namespace:
@@ -36,7 +36,7 @@
 //
 // A message text has "%s" where the code goes, and may be localized per
 // language (Config.Messages); WithLanguage passes the user's preference to
-// Deliver. In link mode (send link, the seed's hyperlink mode) the text is
+// Deliver. In link mode (send link) the text is
 // a link text instead (Config.LinkMessage, Config.LinkMessages), with "%s"
 // where the single-use link goes; the link's token is masked wherever a
 // code would be. Config also implements authenticators.Notifier: Notify sends a

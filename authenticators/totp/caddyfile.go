@@ -86,7 +86,7 @@ func (c *Config) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c.Enroll = v
 
 		default:
-			return d.Errf("unrecognized mfa totp subdirective %q", d.Val())
+			return cfargs.Unrecognized(d, "mfa totp", "issuer", "digits", "period", "algorithm", "skew", "enroll")
 		}
 	}
 	return nil

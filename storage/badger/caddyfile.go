@@ -5,6 +5,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddymfa/caddy-mfa/internal/cfargs"
 )
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens. Syntax:
@@ -46,7 +48,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		default:
-			return d.Errf("unknown storage badger option '%s' (known: min_free)", d.Val())
+			return cfargs.Unrecognized(d, "storage badger", "min_free")
 		}
 	}
 	return nil

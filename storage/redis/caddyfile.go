@@ -80,7 +80,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "wait_replicas":
 			s.WaitReplicas, err = cfargs.IntArg(d, false)
 		default:
-			return d.Errf("unrecognized storage redis subdirective %q", name)
+			return cfargs.Unrecognized(d, "storage redis", "username", "password", "db", "ca_file", "sentinel", "key_prefix", "timeout", "pool_size", "wait_replicas")
 		}
 		if err != nil {
 			return err
