@@ -75,15 +75,7 @@ func (discard) WriteHeader(int)             {}
 func BenchmarkSignIn(b *testing.B) {
 	h, outbox := testConfig(b)
 	h.Lockout = &Lockout{Failures: 100}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Cleanup()
-	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
-	h.now = e.clock.now
-	h.wire()
+	e := benchEnv(b, h, outbox)
 	b.ReportAllocs()
 	for b.Loop() {
 		br := e.browser("alice")
@@ -111,15 +103,7 @@ func BenchmarkSignInTOTP(b *testing.B) {
 	h, outbox := testConfig(b)
 	h.Lockout = &Lockout{Failures: 100}
 	h.TOTP = &totp.Config{Issuer: "Example"}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Cleanup()
-	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
-	h.now = e.clock.now
-	h.wire()
+	e := benchEnv(b, h, outbox)
 	_, secret, _ := e.enrollApp("alice")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -137,15 +121,7 @@ func BenchmarkSignInTOTP(b *testing.B) {
 // handler's own cost.
 func BenchmarkHotPathHandler(b *testing.B) {
 	h, outbox := testConfig(b)
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer h.Cleanup()
-	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
-	h.now = e.clock.now
-	h.wire()
+	e := benchEnv(b, h, outbox)
 	br := e.browser("alice")
 	br.postJSON("/send", nil)
 	br.postJSON("/verify", map[string]string{"code": e.lastCode()})
@@ -175,4 +151,23 @@ func BenchmarkHotPathHandler(b *testing.B) {
 			b.Fatal("session rejected")
 		}
 	}
+}
+
+// benchEnv provisions h for a benchmark, with a settable clock, and cleans
+// it up when the benchmark ends. Unlike newEnv it takes a testing.B.
+func benchEnv(b *testing.B, h *Handler, outbox string) *env {
+	b.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := h.Provision(ctx); err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	e := &env{t: b, h: h, ctx: ctx, cancel: cancel, outbox: outbox, clock: &testClock{t: time.Now()}}
+	b.Cleanup(func() {
+		_ = h.Cleanup()
+		cancel()
+	})
+	h.now = e.clock.now
+	h.wire()
+	return e
 }
