@@ -2,7 +2,9 @@ package caddymfa
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -112,7 +114,19 @@ func (l *deliveryLog) entries(ctx context.Context, limit int) ([]authenticators.
 }
 
 // newestSeq is the sequence number of the newest entry, 0 when none was
-// ever written.
+// ever written. It only reads: the log stays readable when the store
+// refuses writes (a full disk), which is when an operator looks at it. A
+// counter reads as 8 bytes, big-endian (storage.Store.Incr).
 func (l *deliveryLog) newestSeq(ctx context.Context) (int64, error) {
-	return l.store.Incr(ctx, keyLogSeq, 0, time.Time{})
+	rec, err := l.store.Get(ctx, keyLogSeq)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(rec.Value) != 8 {
+		return 0, fmt.Errorf("%w: log sequence of %d bytes", errBadRecord, len(rec.Value))
+	}
+	return int64(binary.BigEndian.Uint64(rec.Value)), nil
 }

@@ -126,6 +126,15 @@ func TestDeliveryLogSharedByHandlersOnOneStore(t *testing.T) {
 	if len(got) != 40 || len(seen) != 40 {
 		t.Fatalf("shared log: %d entries, %d distinct", len(got), len(seen))
 	}
+	// Reading the log writes nothing, so it stays readable on a full disk.
+	cs := newCountingStore(e.h.store)
+	reader := &deliveryLog{store: cs, logger: e.h.logger, max: 100}
+	if _, err := reader.entries(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ops, _ := cs.take(); ops["incr"]+ops["put"]+ops["update"]+ops["delete"] != 0 {
+		t.Fatalf("reading the log wrote to the store: %v", ops)
+	}
 	if few, _ := b.entries(t.Context(), 5); len(few) != 5 || few[0] != got[0] {
 		t.Fatalf("limit 5: %d entries", len(few))
 	}
