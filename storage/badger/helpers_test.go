@@ -1,33 +1,18 @@
 package badger
 
 import (
-	"context"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddymfa/caddy-mfa/storage/storetest"
 )
 
 // caddyContext returns a fresh Caddy context, canceled when the test ends.
-func caddyContext(tb testing.TB) caddy.Context {
-	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
-	return ctx
-}
+func caddyContext(tb testing.TB) caddy.Context { return storetest.Context(tb) }
 
 // provision provisions s and cleans it up when the test ends.
-func provision(tb testing.TB, s *Store) *Store {
-	tb.Helper()
-	if err := s.Provision(caddyContext(tb)); err != nil {
-		tb.Fatalf("provisioning store: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Cleanup(); err != nil {
-			tb.Errorf("cleaning up store: %v", err)
-		}
-	})
-	return s
-}
+func provision(tb testing.TB, s *Store) *Store { return storetest.Provision(tb, s) }
 
 // newStore provisions a Store in a fresh directory.
 func newStore(tb testing.TB) *Store {

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -11,29 +10,14 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/caddymfa/caddy-mfa/internal/redistest"
+	"github.com/caddymfa/caddy-mfa/storage/storetest"
 )
 
 // caddyContext returns a fresh Caddy context, canceled when the test ends.
-func caddyContext(tb testing.TB) caddy.Context {
-	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
-	return ctx
-}
+func caddyContext(tb testing.TB) caddy.Context { return storetest.Context(tb) }
 
 // provision provisions s and cleans it up when the test ends.
-func provision(tb testing.TB, s *Store) *Store {
-	tb.Helper()
-	if err := s.Provision(caddyContext(tb)); err != nil {
-		tb.Fatalf("provisioning store: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Cleanup(); err != nil {
-			tb.Errorf("cleaning up store: %v", err)
-		}
-	})
-	return s
-}
+func provision(tb testing.TB, s *Store) *Store { return storetest.Provision(tb, s) }
 
 // prefixes numbers the key prefixes of the tests' stores, so stores on one
 // server start empty and apart.
