@@ -199,7 +199,7 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		return a.testMessage(w, r, h, strings.TrimPrefix(path, "test-"))
 	case len(parts) >= 2 && parts[0] == "users":
-		user, ok := canonicalUser(parts[1])
+		user, ok := h.dir.userName(parts[1])
 		if !ok {
 			return adminError(http.StatusBadRequest, "invalid user name %q", parts[1])
 		}
@@ -484,7 +484,7 @@ func (a *AdminAPI) log(w http.ResponseWriter, r *http.Request, h *Handler) error
 		}
 		limit = n
 	}
-	f, err := readLogFilter(q)
+	f, err := readLogFilter(q, h.dir.userName)
 	if err != nil {
 		return err
 	}
@@ -513,10 +513,11 @@ type logFilter struct {
 // readLogFilter reads the filters of GET /mfa/log. A filter that does not
 // parse is refused (SECURITY.md N64): dropping it would answer with every
 // user's entries.
-func readLogFilter(q url.Values) (logFilter, error) {
+// userName is the directory's form of a name (directory.userName).
+func readLogFilter(q url.Values, userName func(string) (string, bool)) (logFilter, error) {
 	var f logFilter
 	if q.Has("user") {
-		user, ok := canonicalUser(q.Get("user"))
+		user, ok := userName(q.Get("user"))
 		if !ok {
 			return f, adminError(http.StatusBadRequest, "invalid user name %q", q.Get("user"))
 		}
@@ -551,7 +552,8 @@ var _ caddy.AdminRouter = (*AdminAPI)(nil)
 // userThrottle names the throttles of user: their name and the addresses
 // on file, in the directory or registered.
 func (h *Handler) userThrottle(user string, rec userRecord) userThrottle {
-	u := userThrottle{userID: h.keys.storeID(user), destKeys: []string{"u:" + h.keys.storeID(user)}}
+	id := h.keys.storeID(lockName(user))
+	u := userThrottle{userID: id, destKeys: []string{"u:" + id}}
 	for _, d := range []string{h.dir.emailFor(user), h.dir.phoneFor(user), rec.Email, rec.Phone} {
 		if d != "" {
 			u.destKeys = append(u.destKeys, h.keys.storeID(d))

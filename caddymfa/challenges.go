@@ -99,7 +99,7 @@ type sendRequest struct {
 func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 	user := sr.user
 	cid := c.id(sr.slot)
-	sc := sendCheck{method: sr.sender.Method(), lim: sr.limits.Throttle, ip: sr.ip, userID: c.keys.storeID(user), network: sr.network}
+	sc := sendCheck{method: sr.sender.Method(), lim: sr.limits.Throttle, ip: sr.ip, userID: c.keys.storeID(lockName(user)), network: sr.network}
 	if sr.dest != "" {
 		sc.destKey = c.keys.storeID(sr.dest)
 	}

@@ -450,7 +450,7 @@ func (pa *pendingApps) secret(ctx context.Context, binding, user string) (string
 	}
 	now := pa.now()
 	hour := now.Truncate(time.Hour)
-	n, err := pa.store.Incr(ctx, keyThrottle+"enroll/"+pa.keys.storeID(user)+"/"+strconv.FormatInt(hour.Unix(), 10), 1, hour.Add(time.Hour))
+	n, err := pa.store.Incr(ctx, keyThrottle+"enroll/"+pa.keys.storeID(lockName(user))+"/"+strconv.FormatInt(hour.Unix(), 10), 1, hour.Add(time.Hour))
 	if err != nil {
 		return "", err
 	}

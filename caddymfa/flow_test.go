@@ -209,14 +209,18 @@ func TestSameRightCodeFiftyTimesGivesOneSession(t *testing.T) {
 	}
 }
 
-// SECURITY.md A4 and A6: new flows do not bring fresh attempts; failures
-// add up per user across spellings of the name, and once locked even the
-// right code fails.
+// SECURITY.md A4, A6 and K51: new flows do not bring fresh attempts;
+// failures add up per user across spellings of the name (each spelling is
+// its own first-factor user, listed with its own address, yet all count
+// in one lockout), and once locked even the right code fails.
 func TestRestartingFlowsAddUpToLockout(t *testing.T) {
 	h, outbox := testConfig(t)
 	h.Lockout = &Lockout{Failures: 6}
-	e := newEnv(t, h, outbox)
 	spellings := []string{"alice", "Alice", " alice", "ALICE", "ａｌｉｃｅ", "Ａlice"}
+	for i, name := range spellings[1:] {
+		h.Users = append(h.Users, UserEntry{Name: name, Email: fmt.Sprintf("alice%d@example.com", i)})
+	}
+	e := newEnv(t, h, outbox)
 	for i, name := range spellings {
 		b := e.browser(name)
 		b.ip = fmt.Sprintf("198.51.100.%d", i+1)

@@ -405,7 +405,7 @@ func TestGoldenAdmin(t *testing.T) {
 	code := e.lastCode()
 	g.literal("code", code)
 	b.postJSON("/verify", map[string]string{"method": "email", "code": code, "remember": "true"}).Body.Close()
-	g.admin(e, "user with a session", http.MethodGet, "/mfa/users/Alice", nil)
+	g.admin(e, "user with a session", http.MethodGet, "/mfa/users/alice", nil)
 
 	for range 3 {
 		w := e.browser("alice")

@@ -112,7 +112,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("trusted_networks and the places of policy new_ip and new_country use the connection's address or, behind trusted_proxies, the rightmost X-Forwarded-For entry that is not a trusted proxy; without trusted_proxies_strict, Caddy's client_ip in access logs is the leftmost entry, which the client writes, and may differ")
 	}
 
-	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails)
+	dir, err := newDirectory(h.Users, repl.ReplaceKnown(h.UsersFile, ""), h.AllowEmails, *h.User != "")
 	if err != nil {
 		return err
 	}
@@ -383,10 +383,11 @@ func (h *Handler) guessNetwork(r *http.Request) string {
 	return clientNetwork(clientIP(r))
 }
 
-// firstFactor returns the canonical first-factor user: "" in standalone
-// mode (user ""). ok is false when the request must be denied: the user
-// placeholder is unresolved or empty, or it reads a client header from an
-// untrusted client (SECURITY.md D22, D23).
+// firstFactor returns the first-factor user exactly as the first factor
+// gave it (SECURITY.md K51): "" in standalone mode (user ""). ok is false
+// when the request must be denied: the user placeholder is unresolved or
+// empty, it reads a client header from an untrusted client (SECURITY.md
+// D22, D23), or the name is not one a user can have (exactUser).
 func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bool) {
 	raw := *h.User
 	if raw == "" {
@@ -403,8 +404,7 @@ func (h *Handler) firstFactor(r *http.Request, repl *caddy.Replacer) (string, bo
 		// explicitly, with user "".
 		return "", false
 	}
-	name, ok := canonicalUser(v)
-	return name, ok
+	return exactUser(v)
 }
 
 // replacer is the request's replacer; an empty one when there is none,

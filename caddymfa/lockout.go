@@ -80,7 +80,11 @@ func clientNetwork(ip string) string {
 // lockKeys returns the keys an attempt from network counts in, with
 // their limits: the user's own record, and in standalone mode the
 // record of the user and network first.
+//
+// Users are counted by their canonical form (lockName): "Alice" and
+// "alice" are two users but one lockout (SECURITY.md A6, K51).
 func (l *lockout) lockKeys(user, network string) []lockCounter {
+	user = lockName(user)
 	if !l.perNetwork || network == "" {
 		return []lockCounter{{keyLockout + user, l.failures, l.window}}
 	}
@@ -187,6 +191,7 @@ func (l *lockout) locked(ctx context.Context, user, network string) (bool, error
 // report reads a user's failures and locks for the admin API. A record
 // that does not decode reports nothing.
 func (l *lockout) report(ctx context.Context, user string) (lockReport, error) {
+	user = lockName(user)
 	rep := lockReport{Networks: []networkLock{}}
 	rec, found, err := l.read(ctx, keyLockout+user)
 	switch {
@@ -223,6 +228,7 @@ func (l *lockout) report(ctx context.Context, user string) (lockReport, error) {
 // unlock ends a user's lockouts, user-wide and per network, and forgets
 // the failures (admin API).
 func (l *lockout) unlock(ctx context.Context, user string) error {
+	user = lockName(user)
 	if err := l.store.DeletePrefix(ctx, keyLockout+user+"/"); err != nil {
 		return err
 	}

@@ -34,7 +34,13 @@ func TestProvisionRefusesUnsafeConfigs(t *testing.T) {
 		{"address in standalone", func(h *Handler) { h.User = new(string); h.Email.Address = "{http.request.header.X-Email}" }, "address"},
 		{"no authenticator", func(h *Handler) { h.Email = nil }, "email"},
 		{"bad user email", func(h *Handler) { h.Users = []UserEntry{{Name: "x", Email: "x@y\r\nBcc: z@w"}} }, "email"},
-		{"duplicate user", func(h *Handler) { h.Users = []UserEntry{{Name: "x"}, {Name: "X"}} }, "twice"},
+		{"duplicate user", func(h *Handler) { h.Users = []UserEntry{{Name: "x"}, {Name: "x"}} }, "twice"},
+		// Standalone mode looks typed names up by their canonical form,
+		// so there "x" and "X" are one user (SECURITY.md K51).
+		{"duplicate user standalone", func(h *Handler) {
+			h.User = new(string)
+			h.Users = []UserEntry{{Name: "x", Email: "x@example.com"}, {Name: "X", Email: "y@example.com"}}
+		}, "twice"},
 		{"bad allow_emails", func(h *Handler) { h.AllowEmails = []string{"[bad@x"} }, "allow_emails"},
 		{"missing users_file", func(h *Handler) { h.UsersFile = "/nonexistent/users.json" }, "users_file"},
 		{"totp skew 3", func(h *Handler) { h.TOTP = &totp.Config{Issuer: "X", Skew: 3} }, "skew"},
@@ -78,7 +84,8 @@ func TestUsersFileAndAllowEmails(t *testing.T) {
 	h.AllowEmails = []string{"*@corp.example"}
 	e := newEnv(t, h, outbox)
 	for user, want := range map[string]string{
-		"erin":               "erin@example.net",
+		"Erin":               "erin@example.net",
+		"erin":               "", // a different first-factor user (SECURITY.md K51)
 		"frank@corp.example": "frank@corp.example",
 		"frank@other.test":   "",
 		"dave":               "", // disabled

@@ -30,11 +30,11 @@ func (h *Handler) checkReachable() error {
 	return fmt.Errorf("%s: user %q has no email or phone to send a code to, and no authenticator app can be set up without a totp block: add an address, a totp block, or mark the user disabled", h.userSource(names[0]), names[0])
 }
 
-// userSource names where the canonical user came from: "users", or
+// userSource names where the user (in the directory's form) came from: "users", or
 // "users_file <file>".
 func (h *Handler) userSource(name string) string {
 	for _, u := range h.Users {
-		if c, _ := canonicalUser(u.Name); c == name {
+		if c, _ := h.dir.userName(u.Name); c == name {
 			return "users"
 		}
 	}

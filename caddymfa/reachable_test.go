@@ -22,7 +22,7 @@ func TestUserWithoutAddressIsRefused(t *testing.T) {
 		change func(h *Handler)
 		want   string // "" accepts
 	}{
-		{"no email, no phone", noAddress, `users: user "zoe" has no email or phone`},
+		{"no email, no phone", noAddress, `users: user "Zoe" has no email or phone`},
 		{"from users_file", func(h *Handler) {
 			file := filepath.Join(t.TempDir(), "users.json")
 			if err := os.WriteFile(file, []byte(`[{"name": "yann"}]`), 0o600); err != nil {
@@ -80,7 +80,7 @@ func TestUserErrorsNameTheirSource(t *testing.T) {
 		want   string
 	}{
 		{"bad email in users", func(h *Handler) { h.Users = []UserEntry{{Name: "x", Email: "not an address"}} }, `users: user "x": email: `},
-		{"twice in users", func(h *Handler) { h.Users = []UserEntry{{Name: "x", Email: "x@example.com"}, {Name: "X"}} }, `users: user "X" is listed twice`},
+		{"twice in users", func(h *Handler) { h.Users = []UserEntry{{Name: "x", Email: "x@example.com"}, {Name: "x"}} }, `users: user "x" is listed twice`},
 		{"bad phone in users_file", func(h *Handler) { h.UsersFile = file }, `users_file ` + file + `: user "yann": phone: `},
 		{"invalid name in users_file", func(h *Handler) {
 			f := filepath.Join(t.TempDir(), "u.json")

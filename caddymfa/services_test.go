@@ -30,7 +30,7 @@ func newServices(t *testing.T, modify ...func(*Handler)) *services {
 	dir, err := newDirectory([]UserEntry{
 		{Name: "alice", Email: "alice@example.com", Phone: "+14155550100"},
 		{Name: "dave", Email: "dave@example.com", Disabled: true},
-	}, "", []string{"*@example.net"})
+	}, "", []string{"*@example.net"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -42,14 +43,63 @@ func canonicalUser(name string) (string, bool) {
 	return s, true
 }
 
-// directory answers who a user is and where their codes go.
-type directory struct {
-	users       map[string]UserEntry // by canonical name
-	allowEmails []string             // canonical patterns
+// exactUser checks a first-factor identity and returns it exactly as the
+// first factor gave it: in second-factor mode "Alice", "alice" and
+// "ａｌｉｃｅ" are three users, as they are three basic_auth accounts, and
+// never share a session, factors, an address or a placeholder value
+// (SECURITY.md K51). Only the lockout and the send caps count them
+// together, by their canonical form (lockName). A name that is empty,
+// spaces only, too long, or holds a control character or '/' (the store
+// keys' separator) is invalid.
+func exactUser(name string) (string, bool) {
+	if plainASCIIName(name) {
+		return name, true
+	}
+	if len(name) > maxUserName || strings.TrimSpace(name) == "" || !utf8.ValidString(name) {
+		return "", false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '/' {
+			return "", false
+		}
+	}
+	return name, true
 }
 
-func newDirectory(entries []UserEntry, file string, allow []string) (*directory, error) {
-	d := &directory{users: make(map[string]UserEntry)}
+// lockName is the name a user's failures and sends are counted under:
+// the canonical form, so that "Alice", " alice" and "ａｌｉｃｅ" share one
+// lockout and one send cap (SECURITY.md A6) while remaining separate
+// users (K51). Canonical names map to themselves.
+func lockName(user string) string {
+	if c, ok := canonicalUser(user); ok {
+		return c
+	}
+	return user
+}
+
+// directory answers who a user is and where their codes go.
+type directory struct {
+	users       map[string]UserEntry // by name: exact in second-factor mode, canonical in standalone mode
+	allowEmails []string             // canonical patterns
+	// exact is second-factor mode: names are looked up as the first
+	// factor gives them (SECURITY.md K51).
+	exact bool
+}
+
+// userName is the directory's form of a name: exactly as given in
+// second-factor mode, canonical in standalone mode, where a visitor types
+// it (SECURITY.md K51, A6).
+func (d *directory) userName(name string) (string, bool) {
+	if d.exact {
+		return exactUser(name)
+	}
+	return canonicalUser(name)
+}
+
+// newDirectory builds the directory of the listed users; exact says
+// second-factor mode (see userName).
+func newDirectory(entries []UserEntry, file string, allow []string, exact bool) (*directory, error) {
+	d := &directory{users: make(map[string]UserEntry), exact: exact}
 	all := append([]UserEntry(nil), entries...)
 	if file != "" {
 		data, err := os.ReadFile(file)
@@ -68,7 +118,7 @@ func newDirectory(entries []UserEntry, file string, allow []string) (*directory,
 		if i >= len(entries) {
 			src, n = "users_file "+file, i-len(entries)+1
 		}
-		name, ok := canonicalUser(u.Name)
+		name, ok := d.userName(u.Name)
 		if !ok {
 			return nil, fmt.Errorf("%s: user %d: invalid name %q", src, n, u.Name)
 		}
@@ -109,7 +159,8 @@ func newDirectory(entries []UserEntry, file string, allow []string) (*directory,
 // standalone flow is off.
 func (d *directory) empty() bool { return len(d.users) == 0 && len(d.allowEmails) == 0 }
 
-// emailFor returns the address on file for a canonical user, or "" when the
+// emailFor returns the address on file for a user (in the directory's
+// form, userName), or "" when the
 // user is unknown, disabled or has no address.
 func (d *directory) emailFor(user string) string {
 	if u, ok := d.users[user]; ok {
@@ -137,7 +188,7 @@ func (d *directory) disabled(user string) bool {
 	return ok && u.Disabled
 }
 
-// phoneFor returns the phone number on file (E.164) for a canonical user,
+// phoneFor returns the phone number on file (E.164) for a user,
 // or "" when the user is unknown, disabled or has no number.
 func (d *directory) phoneFor(user string) string {
 	if u, ok := d.users[user]; ok && !u.Disabled {
