@@ -76,6 +76,9 @@ const (
 	NoticeRecoveryCodeUsed = "recovery_code_used"
 	// NoticeRecoveryCodesRenewed: new recovery codes replaced the old ones.
 	NoticeRecoveryCodesRenewed = "recovery_codes_renewed"
+	// NoticeSessionsEnded: sessions were ended, or remembered devices
+	// forgotten, from the account page.
+	NoticeSessionsEnded = "sessions_ended"
 )
 
 // Notifier sends security notices; the email and SMS authenticators

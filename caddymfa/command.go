@@ -48,9 +48,19 @@ base_url or by its store directory; "caddy mfa sites" lists them.
 				mfaCommand("unlock", "<user>", "Ends a user's lockout", 1, func(args []string, _ *cobra.Command) (string, string, any) {
 					return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/unlock", nil
 				}),
-				mfaCommand("revoke", "<user>", "Ends a user's sessions and forgets their remembered devices", 1, func(args []string, _ *cobra.Command) (string, string, any) {
-					return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/revoke", nil
-				}),
+				withRevokeFlags(mfaCommand("revoke", "<user>", "Ends a user's sessions and forgets their remembered devices, or only the one --session or --device names", 1, func(args []string, c *cobra.Command) (string, string, any) {
+					var body map[string]string
+					for _, name := range []string{"session", "device"} {
+						if c.Flags().Changed(name) {
+							v, _ := c.Flags().GetString(name)
+							body = map[string]string{name: v}
+						}
+					}
+					if body == nil {
+						return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/revoke", nil
+					}
+					return http.MethodPost, "/mfa/users/" + url.PathEscape(args[0]) + "/revoke", body
+				})),
 				mfaCommand("test-email", "<address>", "Sends a test email through the configured transport and prints the result", 1, func(args []string, _ *cobra.Command) (string, string, any) {
 					return http.MethodPost, "/mfa/test-email", map[string]string{"to": args[0]}
 				}),
@@ -100,6 +110,13 @@ func mfaCommand(name, argsUsage, short string, nargs int, build mfaRequest) *cob
 
 func withFactor(c *cobra.Command) *cobra.Command {
 	c.Flags().String("factor", "totp", "the factor to reset: totp (the app and recovery codes), phone or email (the registered one)")
+	return c
+}
+
+func withRevokeFlags(c *cobra.Command) *cobra.Command {
+	c.Flags().String("session", "", "end only this session: its id, as 'caddy mfa users' shows it")
+	c.Flags().String("device", "", "forget only this remembered device: its id, as 'caddy mfa users' shows it")
+	c.MarkFlagsMutuallyExclusive("session", "device")
 	return c
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddymfa/caddy-mfa/storage"
@@ -16,7 +15,7 @@ const deviceCookieName = "mfa_device"
 // Store keys of remembered devices.
 const (
 	keyDevice     = "dev/"  // dev/<token hash>: a remembered device
-	keyUserDevice = "udev/" // udev/<user>/<token hash>: index for forgetting a user's devices
+	keyUserDevice = "udev/" // udev/<user>/<token hash>: the index of earlier versions (didx/<user> now)
 )
 
 // device is a browser a user asked to remember after a challenge. Its
@@ -26,20 +25,29 @@ type device struct {
 	FirstFactor string    `json:"ff"`
 	User        string    `json:"u"`
 	Created     time.Time `json:"c"`
+	// origin is the browser remembered, for the account page and the
+	// admin API.
+	origin
 }
 
 // devices owns the remembered devices (dev/<token hash>) and their
-// per-user index (udev/<user>/<token hash>). It sees tokens, never
+// per-user index (didx/<user>, sessionindex.go). It sees tokens, never
 // requests or cookies.
 type devices struct {
 	store storage.Store
 	keys  keyring
 	now   func() time.Time
 	ttl   time.Duration // remember_device; 0 is off
+	index *userIndex
 }
 
 func (d *devices) key(token string) string {
-	return d.keys.storeID("device\x00" + token)
+	return deviceID(d.keys, token)
+}
+
+// deviceID is the store ID of a device token.
+func deviceID(k keyring, token string) string {
+	return k.storeID("device\x00" + token)
 }
 
 // remembered reports whether token is a device remembered for the
@@ -65,13 +73,18 @@ func (d *devices) remembered(ctx context.Context, token, ff string) (bool, error
 // remember stores a new device for the user and returns its token and
 // when it expires.
 func (d *devices) remember(ctx context.Context, ff, user string) (string, time.Time, error) {
+	return d.rememberFrom(ctx, ff, user, origin{})
+}
+
+// rememberFrom is remember for a browser of origin o.
+func (d *devices) rememberFrom(ctx context.Context, ff, user string, o origin) (string, time.Time, error) {
 	token, err := randomID()
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	now := d.now()
 	expires := now.Add(d.ttl)
-	b, err := encodeRecord(device{FirstFactor: ff, User: user, Created: now})
+	b, err := encodeRecord(device{FirstFactor: ff, User: user, Created: now, origin: o})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -79,37 +92,109 @@ func (d *devices) remember(ctx context.Context, ff, user string) (string, time.T
 	if err := d.store.Put(ctx, keyDevice+id, b, expires, true); err != nil {
 		return "", time.Time{}, err
 	}
-	if err := d.store.Put(ctx, keyUserDevice+user+"/"+id, nil, expires, false); err != nil {
+	evicted, err := d.index.add(ctx, user, id, expires)
+	if err != nil {
 		return "", time.Time{}, err
+	}
+	for _, old := range evicted {
+		if err := d.store.Delete(ctx, keyDevice+old); err != nil {
+			return "", time.Time{}, err
+		}
 	}
 	return token, expires, nil
 }
 
 // forget forgets one device (sign-out).
 func (d *devices) forget(ctx context.Context, token string) error {
-	return d.store.Delete(ctx, keyDevice+d.key(token))
+	id := d.key(token)
+	rec, err := d.store.Get(ctx, keyDevice+id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if dv, err := decodeRecord[device](rec.Value); err == nil {
+		_ = d.index.remove(ctx, dv.User, id)
+	}
+	return d.store.Delete(ctx, keyDevice+id)
+}
+
+// forgetID forgets one of user's devices by its store ID.
+func (d *devices) forgetID(ctx context.Context, user, id string) error {
+	if err := d.store.Delete(ctx, keyDevice+id); err != nil {
+		return err
+	}
+	return d.index.remove(ctx, user, id)
 }
 
 // forgetUser forgets every remembered device of a user: their factors
 // changed, they were locked, or an administrator revoked them.
 func (d *devices) forgetUser(ctx context.Context, user string) error {
-	prefix := keyUserDevice + user + "/"
-	recs, err := d.store.List(ctx, prefix, 0, false)
+	taken, err := d.index.take(ctx, user)
 	if err != nil {
 		return err
 	}
-	for _, rec := range recs {
-		if err := d.store.Delete(ctx, keyDevice+strings.TrimPrefix(rec.Key, prefix)); err != nil {
+	ids, err := sweepLegacy(ctx, d.store, keyUserDevice+user+"/")
+	if err != nil {
+		return err
+	}
+	for _, e := range taken {
+		ids = append(ids, e.ID)
+	}
+	for _, id := range ids {
+		if err := d.store.Delete(ctx, keyDevice+id); err != nil {
 			return err
 		}
 	}
-	return d.store.DeletePrefix(ctx, prefix)
+	return nil
 }
 
-// count is how many devices a user has remembered (admin API).
+// listedDevice is a remembered device as a list of a user's devices
+// shows it, with its store ID and expiry.
+type listedDevice struct {
+	device
+	storeID string
+	expires time.Time
+}
+
+// ofUser lists a user's remembered devices, oldest first; one forgotten
+// meanwhile is left out.
+func (d *devices) ofUser(ctx context.Context, user string) ([]listedDevice, error) {
+	index, err := d.index.entries(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var out []listedDevice
+	for _, e := range index {
+		rec, err := d.store.Get(ctx, keyDevice+e.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if dv, err := decodeRecord[device](rec.Value); err == nil && d.now().Sub(dv.Created) < d.ttl {
+			out = append(out, listedDevice{device: dv, storeID: e.ID, expires: rec.ExpiresAt})
+		}
+	}
+	return out, nil
+}
+
+// count is how many devices a user has remembered.
 func (d *devices) count(ctx context.Context, user string) (int, error) {
-	recs, err := d.store.List(ctx, keyUserDevice+user+"/", 0, false)
-	return len(recs), err
+	list, err := d.ofUser(ctx, user)
+	return len(list), err
+}
+
+// requestDevice is the store ID of the request's remembered-device
+// cookie, "" when it carries no valid one.
+func requestDevice(r *http.Request, k keyring) string {
+	token, ok := deviceToken(r, k)
+	if !ok {
+		return ""
+	}
+	return deviceID(k, token)
 }
 
 // deviceToken is the token of the request's device cookie, if it carries

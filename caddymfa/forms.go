@@ -22,6 +22,7 @@ type form struct {
 	Remember    formFlag `json:"remember"`
 	CSRFToken   string   `json:"csrf_token"`
 	Token       string   `json:"token"` // of a link
+	ID          string   `json:"id"`    // a session or device on the account page
 }
 
 // formFlag is a checkbox: in JSON true, or any non-empty string but
@@ -68,6 +69,7 @@ func readForm(r *http.Request) (form, error) {
 			Remember:    formFlag(r.PostForm.Get("remember") != ""),
 			CSRFToken:   r.PostForm.Get("csrf_token"),
 			Token:       r.PostForm.Get("token"),
+			ID:          r.PostForm.Get("id"),
 		}
 	}
 	if t := r.Header.Get("X-CSRF-Token"); t != "" {

@@ -80,6 +80,7 @@ var goldenRules = []struct {
 	{"time", regexp.MustCompile(`"time": "([^"]+)"`)},
 	{"latency", regexp.MustCompile(`"latency": "?([0-9.a-zµ]+)"?`)},
 	{"store", regexp.MustCompile(`"store": "([^"]+)"`)},
+	{"id", regexp.MustCompile(`"id": ?"([0-9a-f]{16})"`)},
 }
 
 func (g *golden) normalize(s string) string {

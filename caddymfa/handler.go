@@ -183,6 +183,7 @@ func (h *Handler) wire() {
 	h.sessions = &sessions{store: h.store, keys: h.keys, now: clock, logger: h.logger, cache: newSessionCache(maxCachedSessions),
 		ttl: time.Duration(h.SessionTTL), idle: time.Duration(h.IdleTimeout)}
 	h.devices = &devices{store: h.store, keys: h.keys, now: clock, ttl: time.Duration(h.RememberDevice)}
+	h.wireIndexes(clock)
 	h.users = &users{store: h.store, dir: h.dir, methods: h.methods, logger: h.logger}
 	h.challenges = &challenges{store: h.store, keys: h.keys, now: clock, logger: h.logger, metrics: h.metrics,
 		throttle: h.throttle, linkURL: h.methods.linkURL, pending: h.pending}

@@ -749,7 +749,7 @@ func TestLinkConfirmedOnce(t *testing.T) {
 	if picked != 1 {
 		t.Errorf("%d requests picked up the sign-in, want 1", picked)
 	}
-	recs, err := e.h.store.List(t.Context(), keyUserSess+"alice/", 0, false)
+	recs, err := e.h.sessions.ofUser(t.Context(), "alice")
 	if err != nil || len(recs) != 1 {
 		t.Errorf("alice has %d sessions (%v), want 1", len(recs), err)
 	}

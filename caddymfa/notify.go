@@ -17,6 +17,7 @@ var noticeAudit = map[string]string{
 	authenticators.NoticeFactorRemoved:        "factor removed",
 	authenticators.NoticeRecoveryCodeUsed:     "recovery code used",
 	authenticators.NoticeRecoveryCodesRenewed: "recovery codes renewed",
+	authenticators.NoticeSessionsEnded:        "sessions ended",
 }
 
 // notices tells users of changes to their factors: an audit line always,

@@ -82,6 +82,12 @@ type session struct {
 	Created     time.Time `json:"c"`
 	Expires     time.Time `json:"e"`
 	LastSeen    time.Time `json:"l"`
+	// origin is the browser the session was made in, for the account
+	// page and the admin API.
+	origin
+	// Device is the store ID of the remembered device of the browser
+	// that holds the session, if any: ending one ends the other.
+	Device string `json:"dv,omitempty"`
 }
 
 // isFactor reports whether a session method is the verification of a

@@ -37,6 +37,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.serveRegister(w, r, strings.TrimPrefix(sub, "/register/"))
 	case "/link":
 		return h.serveLink(w, r)
+	case accountPath, accountConfirmPath:
+		return h.serveAccount(w, r, sub)
 	case "/status":
 		return h.serveStatus(w, r)
 	case "/identify", "/send", "/resend", "/verify", "/logout":

@@ -77,6 +77,19 @@ func (c *sessionCache) remove(cookie string) {
 	c.m.Load().Delete(cookie)
 }
 
+// removeStoreKey drops the cached entries of one session, named by its
+// store key: a session ended by ID takes effect at the next request on
+// this node, as on the others within sessionRecheck.
+func (c *sessionCache) removeStoreKey(key string) {
+	m := c.m.Load()
+	m.Range(func(k, v any) bool {
+		if v.(*cachedSession).storeKey == key {
+			m.Delete(k)
+		}
+		return true
+	})
+}
+
 // removeUser drops every cached session of a user.
 func (c *sessionCache) removeUser(user string) {
 	c.m.Load().Range(func(k, v any) bool {
@@ -92,9 +105,9 @@ func (c *sessionCache) removeUser(user string) {
 const sessionIDLen = 32
 
 // sessions owns the sessions (sess/<id hash>) and their per-user index
-// (usess/<user>/<id hash>): it makes, checks, ends and revokes them, and
-// keeps the ones in use in memory for the hot path. It sees cookie
-// values, never requests.
+// (sidx/<user>, sessionindex.go): it makes, checks, ends and revokes
+// them, and keeps the ones in use in memory for the hot path. It sees
+// cookie values, never requests.
 type sessions struct {
 	store  storage.Store
 	keys   keyring
@@ -103,6 +116,10 @@ type sessions struct {
 	cache  *sessionCache
 	ttl    time.Duration // absolute lifetime
 	idle   time.Duration // idle timeout
+	index  *userIndex
+	// country maps a client address to its country, "" without
+	// geoip_db; nil in tests.
+	country func(ip string) string
 }
 
 // cookieValue signs a session ID for the cookie.
@@ -258,6 +275,12 @@ func (ss *sessions) touch(ctx context.Context, s *cachedSession, now time.Time) 
 // user, who passed method after the first factor ff, bound to host; it
 // returns the cookie value and when the session expires.
 func (ss *sessions) create(ctx context.Context, ff, user, method, host string) (string, time.Time, error) {
+	return ss.createFrom(ctx, ff, user, method, host, origin{}, "")
+}
+
+// createFrom is create for a browser of origin o that holds the
+// remembered device device (its store ID, "" for none).
+func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host string, o origin, device string) (string, time.Time, error) {
 	raw := make([]byte, sessionIDLen)
 	if _, err := randRead(raw); err != nil {
 		return "", time.Time{}, err
@@ -272,6 +295,8 @@ func (ss *sessions) create(ctx context.Context, ff, user, method, host string) (
 		Created:     now,
 		Expires:     now.Add(ss.ttl),
 		LastSeen:    now,
+		origin:      o,
+		Device:      device,
 	}
 	b, err := encodeRecord(s)
 	if err != nil {
@@ -281,8 +306,15 @@ func (ss *sessions) create(ctx context.Context, ff, user, method, host string) (
 	if err := ss.store.Put(ctx, keySession+storeID, b, s.Expires, false); err != nil {
 		return "", time.Time{}, err
 	}
-	if err := ss.store.Put(ctx, keyUserSess+user+"/"+storeID, nil, s.Expires, false); err != nil {
+	evicted, err := ss.index.add(ctx, user, storeID, s.Expires)
+	if err != nil {
 		return "", time.Time{}, err
+	}
+	for _, old := range evicted {
+		ss.cache.removeStoreKey(keySession + old)
+		if err := ss.store.Delete(ctx, keySession+old); err != nil {
+			return "", time.Time{}, err
+		}
 	}
 	return ss.cookieValue(raw), s.Expires, nil
 }
@@ -305,7 +337,7 @@ func (ss *sessions) end(ctx context.Context, v string) (user string, err error) 
 	}
 	if s, err := decodeRecord[session](rec.Value); err == nil {
 		user = s.User
-		_ = ss.store.Delete(ctx, keyUserSess+user+"/"+storeID)
+		_ = ss.index.remove(ctx, user, storeID)
 	}
 	return user, ss.store.Delete(ctx, keySession+storeID)
 }
@@ -314,44 +346,97 @@ func (ss *sessions) end(ctx context.Context, v string) (user string, err error) 
 // admin revoke (SECURITY.md E30). It returns how many there were.
 func (ss *sessions) revokeUser(ctx context.Context, user string) (int, error) {
 	ss.cache.removeUser(user)
-	prefix := keyUserSess + user + "/"
-	recs, err := ss.store.List(ctx, prefix, 0, false)
+	taken, err := ss.index.take(ctx, user)
 	if err != nil {
 		return 0, err
 	}
-	for _, rec := range recs {
-		if err := ss.store.Delete(ctx, keySession+strings.TrimPrefix(rec.Key, prefix)); err != nil {
-			return len(recs), err
+	ids := make([]string, 0, len(taken))
+	for _, e := range taken {
+		ids = append(ids, e.ID)
+	}
+	legacy, err := sweepLegacy(ctx, ss.store, keyUserSess+user+"/")
+	if err != nil {
+		return 0, err
+	}
+	ids = append(ids, legacy...)
+	for _, id := range ids {
+		if err := ss.store.Delete(ctx, keySession+id); err != nil {
+			return len(ids), err
 		}
 	}
-	return len(recs), ss.store.DeletePrefix(ctx, prefix)
+	return len(ids), nil
 }
 
-// ofUser lists a user's sessions (admin API); one ended meanwhile is left
-// out.
-func (ss *sessions) ofUser(ctx context.Context, user string) ([]session, error) {
-	prefix := keyUserSess + user + "/"
-	index, err := ss.store.List(ctx, prefix, 0, false)
+// listedSession is a session as a list of a user's sessions shows it,
+// with its store ID.
+type listedSession struct {
+	session
+	storeID string
+}
+
+// ofUser lists a user's sessions, oldest first (account page, admin
+// API); one ended meanwhile, or idle for longer than the idle timeout
+// (give or take how often activity is written), is left out.
+func (ss *sessions) ofUser(ctx context.Context, user string) ([]listedSession, error) {
+	index, err := ss.index.entries(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	var out []session
-	for _, ix := range index {
-		sr, err := ss.store.Get(ctx, keySession+strings.TrimPrefix(ix.Key, prefix))
-		if err != nil {
+	now := ss.now()
+	var out []listedSession
+	for _, e := range index {
+		sr, err := ss.store.Get(ctx, keySession+e.ID)
+		if errors.Is(err, storage.ErrNotFound) {
 			continue // ended meanwhile
 		}
-		if s, err := decodeRecord[session](sr.Value); err == nil {
-			out = append(out, s)
+		if err != nil {
+			return nil, err
 		}
+		s, err := decodeRecord[session](sr.Value)
+		if err != nil || now.Sub(s.LastSeen) >= ss.idle+ss.idle/8 || !now.Before(s.Expires) {
+			continue
+		}
+		out = append(out, listedSession{session: s, storeID: e.ID})
 	}
 	return out, nil
+}
+
+// endID ends one of user's sessions by its store ID, server-side; on the
+// other nodes it ends within sessionRecheck (SECURITY.md M59).
+func (ss *sessions) endID(ctx context.Context, user, storeID string) error {
+	ss.cache.removeStoreKey(keySession + storeID)
+	if err := ss.store.Delete(ctx, keySession+storeID); err != nil {
+		return err
+	}
+	return ss.index.remove(ctx, user, storeID)
+}
+
+// linkDevice records in the session of a cookie value the remembered
+// device (its store ID) that the browser was just given, so ending the
+// one ends the other.
+func (ss *sessions) linkDevice(ctx context.Context, v, device string) error {
+	id, ok := ss.idFromCookie(v)
+	if !ok {
+		return nil
+	}
+	return ss.store.Update(ctx, keySession+ss.keys.storeID(id), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		if !found {
+			return nil, time.Time{}, storage.Keep, nil
+		}
+		rec, err := decodeRecord[session](cur.Value)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		rec.Device = device
+		b, err := encodeRecord(rec)
+		return b, cur.ExpiresAt, storage.Write, err
+	})
 }
 
 // newSessionCookie starts a session for the request's host and returns
 // its cookie.
 func newSessionCookie(r *http.Request, ss *sessions, ff, user, method string) (*http.Cookie, error) {
-	v, expires, err := ss.create(r.Context(), ff, user, method, requestHost(r))
+	v, expires, err := ss.createFrom(r.Context(), ff, user, method, requestHost(r), originOf(r, ss.country), requestDevice(r, ss.keys))
 	if err != nil {
 		return nil, err
 	}

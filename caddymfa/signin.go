@@ -235,9 +235,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 		h.logger.Error("recording sign-in place", zap.Error(err))
 	}
 	if remember && h.RememberDevice > 0 && flow.FirstFactor != "" {
-		if token, expires, err := h.devices.remember(ctx, flow.FirstFactor, user); err != nil {
+		if token, expires, err := h.devices.rememberFrom(ctx, flow.FirstFactor, user, originOf(r, h.sessions.country)); err != nil {
 			h.logger.Error("remembering device", zap.Error(err))
 		} else {
+			if err := h.sessions.linkDevice(ctx, c.Value, h.devices.key(token)); err != nil {
+				h.logger.Error("linking session to remembered device", zap.Error(err))
+			}
 			http.SetCookie(w, newCookie(r, deviceCookieName, signValue(h.keys.cookie, "device", token), expires))
 			h.audit.event(ctx, "device remembered", zap.String("user", user))
 		}

@@ -72,6 +72,10 @@ var noticeEvents = map[string]struct{ subject, what string }{
 		subject: `Security notice: new recovery codes were generated for your account on {{.Site}}`,
 		what:    `New recovery codes were generated for your account on {{.Site}}. The old codes no longer work.`,
 	},
+	authenticators.NoticeSessionsEnded: {
+		subject: `Security notice: devices were signed out of your account on {{.Site}}`,
+		what:    `Devices were signed out of your account on {{.Site}} from its account page. They have to sign in with a code again.`,
+	},
 }
 
 // factorWords name the factors of NoticeFactorAdded and

@@ -23,6 +23,7 @@ var noticeTexts = map[string]string{
 	authenticators.NoticeFactorRemoved:        "Security notice: %[2]s was removed from your account on %[1]s.",
 	authenticators.NoticeRecoveryCodeUsed:     "Security notice: a recovery code was used to sign in to your account on %[1]s.",
 	authenticators.NoticeRecoveryCodesRenewed: "Security notice: new recovery codes were generated for your account on %[1]s.",
+	authenticators.NoticeSessionsEnded:        "Security notice: devices were signed out of your account on %[1]s.",
 }
 
 // noticeAdvice ends every notice.

@@ -1,0 +1,133 @@
+package caddymfa
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+)
+
+//go:embed assets/account.html
+var accountAssets embed.FS
+
+var accountTemplate = template.Must(template.ParseFS(accountAssets, "assets/account.html"))
+
+// Paths of the account page, under PathPrefix.
+const (
+	accountPath        = "/account"
+	accountConfirmPath = "/account/confirm"
+)
+
+// serveAccount serves GET and POST {path_prefix}/account, the page where
+// a signed-in user sees their methods, recovery codes, sessions and
+// remembered devices and ends them, and GET /account/confirm, which
+// starts passing a factor again before such a change.
+func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request, sub string) error {
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch {
+	case sub == accountConfirmPath && !get:
+		return methodNotAllowed(w, "GET, HEAD")
+	case !get && r.Method != http.MethodPost:
+		return methodNotAllowed(w, "GET, HEAD, POST")
+	}
+	f, ff, refusal := h.readPage(w, r)
+	if refusal != nil {
+		return h.pages.render(w, r, refusal)
+	}
+	s, ok, err := h.sessions.checkErr(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host)
+	if err != nil {
+		return h.pages.unavailable(w, r, "reading session", err)
+	}
+	if !ok {
+		return h.accountSignIn(w, r, ff, "")
+	}
+	if sub == accountConfirmPath {
+		return h.accountSignIn(w, r, ff, s.User)
+	}
+	if get {
+		v, err := h.accountView(r, s)
+		if err != nil {
+			return h.pages.unavailable(w, r, "reading account", err)
+		}
+		return h.renderAccount(w, r, v)
+	}
+	if !h.keys.validCSRF("s:"+requestSessionID(r, h.sessions), f.CSRFToken) {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	return h.accountAction(w, r, f, s)
+}
+
+// accountSignIn sends a browser to the sign-in, which comes back to the
+// account page. For a signed-in user (again, non-empty), who passes a
+// factor to confirm a change, the flow names them and says it is not
+// the first sign-in, so the steps show despite the session.
+func (h *Handler) accountSignIn(w http.ResponseWriter, r *http.Request, ff, again string) error {
+	if r.Method == http.MethodPost {
+		v := errorView(http.StatusUnauthorized, "mfa_required", "Sign in first.")
+		v.Redirect = h.PathPrefix + "/"
+		return h.pages.render(w, r, v)
+	}
+	flow := h.flows.read(r, ff)
+	if flow == nil || again != "" {
+		var err error
+		if flow, err = h.flows.start(ff, "", ""); err != nil {
+			return err
+		}
+	}
+	flow.Return = h.PathPrefix + accountPath
+	if again != "" {
+		flow.Next = stepAccount
+		if ff == "" {
+			flow.User = again
+		}
+	}
+	c, err := h.flows.cookie(r, flow)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, c)
+	if wantsJSON(r) {
+		if again == "" {
+			v := errorView(http.StatusUnauthorized, "mfa_required", "Multi-factor authentication is required.")
+			v.Redirect = h.PathPrefix + "/"
+			return h.pages.render(w, r, v)
+		}
+		v, err := h.stepView(r, flow)
+		if err != nil {
+			return h.pages.unavailable(w, r, "reading flow state", err)
+		}
+		return h.pages.render(w, r, v)
+	}
+	http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
+	return nil
+}
+
+// accountPage is what the account template sees.
+type accountPage struct {
+	*accountView
+	Prefix string
+}
+
+// RecoveryText says how many recovery codes are left.
+func (p accountPage) RecoveryText() string {
+	return pageData{view: &view{RecoveryLeft: p.RecoveryLeft}}.RecoveryText()
+}
+
+// renderAccount answers with the account page or its JSON.
+func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, v *accountView) error {
+	status := v.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if wantsJSON(r) {
+		return writeJSON(w, status, v)
+	}
+	var buf bytes.Buffer
+	if err := accountTemplate.Execute(&buf, accountPage{accountView: v, Prefix: h.PathPrefix}); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
