@@ -254,19 +254,7 @@ func (ss *sessions) load(ctx context.Context, id string) (*cachedSession, error)
 // timeout survives a restart without a write per request.
 func (ss *sessions) touch(ctx context.Context, s *cachedSession, now time.Time) {
 	s.persisted.Store(now.UnixNano())
-	err := ss.store.Update(ctx, s.storeKey, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		if !found {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		rec, err := decodeRecord[session](cur.Value)
-		if err != nil {
-			return nil, time.Time{}, storage.Keep, err
-		}
-		rec.LastSeen = now
-		b, err := encodeRecord(rec)
-		return b, cur.ExpiresAt, storage.Write, err
-	})
-	if err != nil {
+	if err := ss.update(ctx, s.storeKey, func(rec *session) { rec.LastSeen = now }); err != nil {
 		ss.logger.Warn("recording session activity", zap.Error(err))
 	}
 }
@@ -419,7 +407,13 @@ func (ss *sessions) linkDevice(ctx context.Context, v, device string) error {
 	if !ok {
 		return nil
 	}
-	return ss.store.Update(ctx, keySession+ss.keys.storeID(id), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	return ss.update(ctx, keySession+ss.keys.storeID(id), func(rec *session) { rec.Device = device })
+}
+
+// update changes the stored session at key, if it is still there, in
+// one atomic step; its expiry stays.
+func (ss *sessions) update(ctx context.Context, key string, fn func(*session)) error {
+	return ss.store.Update(ctx, key, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 		if !found {
 			return nil, time.Time{}, storage.Keep, nil
 		}
@@ -427,7 +421,7 @@ func (ss *sessions) linkDevice(ctx context.Context, v, device string) error {
 		if err != nil {
 			return nil, time.Time{}, storage.Keep, err
 		}
-		rec.Device = device
+		fn(&rec)
 		b, err := encodeRecord(rec)
 		return b, cur.ExpiresAt, storage.Write, err
 	})

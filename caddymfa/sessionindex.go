@@ -198,16 +198,6 @@ func validHandle(s string) bool {
 	return true
 }
 
-// byHandle finds the entry whose store ID has the handle.
-func byHandle(es []indexEntry, handle string) (indexEntry, bool) {
-	for _, e := range es {
-		if handleOf(e.ID) == handle {
-			return e, true
-		}
-	}
-	return indexEntry{}, false
-}
-
 // maxUserAgent bounds the User-Agent kept with a session or device.
 const maxUserAgent = 256
 

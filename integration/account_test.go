@@ -89,6 +89,23 @@ func browserAs(t *testing.T, ua string) *client {
 	return c
 }
 
+// rememberedBy is a browser with the remembered-device cookie of a and
+// nothing else, let through by it: its session is a policy exemption.
+func rememberedBy(t *testing.T, a *client, ua string) *client {
+	t.Helper()
+	c := browserAs(t, ua)
+	u := mustParse(t, siteURL)
+	for _, ck := range a.hc.Jar.Cookies(u) {
+		if ck.Name == "mfa_device" {
+			c.hc.Jar.SetCookies(u, []*http.Cookie{{Name: ck.Name, Value: ck.Value}})
+		}
+	}
+	if r := c.get("/", "text/html"); r.StatusCode != http.StatusOK {
+		t.Fatalf("the remembered device did not let the browser through: %d", r.StatusCode)
+	}
+	return c
+}
+
 // otherSession is the id of the one session of the page that is not the
 // current one, and that session's browser.
 func otherSession(t *testing.T, v accountJSON, browser string) string {
@@ -381,15 +398,7 @@ func TestAccountRecoveryCodes(t *testing.T) {
 	}
 
 	// A session made by the remembered device passed no factor.
-	exempt := browserAs(t, uaChromeMac)
-	for _, ck := range a.hc.Jar.Cookies(mustParse(t, siteURL)) {
-		if ck.Name == "mfa_device" {
-			exempt.hc.Jar.SetCookies(mustParse(t, siteURL), []*http.Cookie{{Name: ck.Name, Value: ck.Value}})
-		}
-	}
-	if r := exempt.get("/", "text/html"); r.StatusCode != http.StatusOK {
-		t.Fatalf("the remembered device did not let the browser through: %d", r.StatusCode)
-	}
+	exempt := rememberedBy(t, a, uaChromeMac)
 	r := accountDo(t, exempt, map[string]string{"action": "recovery_codes", "current_code": totpref.Code(secret, time.Now(), 0)})
 	if got := r.account(t, http.StatusForbidden); got.Error != "reauth_required" {
 		t.Fatalf("a remembered device making recovery codes: %s", r.body)
@@ -431,15 +440,7 @@ func TestAccountConfirmAgain(t *testing.T) {
 
 	a := browserAs(t, uaChromeMac)
 	signInByCode(t, a, srv, true)
-	exempt := browserAs(t, uaFirefoxWindows)
-	for _, ck := range a.hc.Jar.Cookies(mustParse(t, siteURL)) {
-		if ck.Name == "mfa_device" {
-			exempt.hc.Jar.SetCookies(mustParse(t, siteURL), []*http.Cookie{{Name: ck.Name, Value: ck.Value}})
-		}
-	}
-	if r := exempt.get("/", "text/html"); r.StatusCode != http.StatusOK {
-		t.Fatalf("the remembered device did not let the browser through: %d", r.StatusCode)
-	}
+	exempt := rememberedBy(t, a, uaFirefoxWindows)
 	r := exempt.get("/.mfa/account/confirm", "text/html")
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/.mfa/" {
 		t.Fatalf("confirm: status %d, Location %q", r.StatusCode, r.Header.Get("Location"))
