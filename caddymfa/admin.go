@@ -317,7 +317,7 @@ func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler
 			return adminError(http.StatusServiceUnavailable, "resetting: %v", err)
 		}
 		result["removed"] = had
-		adminAudit(h, r, "admin: factor reset", zap.String("user", user), zap.String("factor", factor), zap.Bool("removed", had))
+		adminAudit(h, r, "admin: factor reset", userField(user), zap.String("factor", factor), zap.Bool("removed", had))
 		if had {
 			h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorRemoved, factor: factor})
 		} else if err := h.devices.forgetUser(ctx, user); err != nil {
@@ -336,7 +336,7 @@ func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler
 		if err := h.throttle.clearUser(ctx, h.userThrottle(user, rec)); err != nil {
 			return adminError(http.StatusServiceUnavailable, "unlocking: %v", err)
 		}
-		adminAudit(h, r, "admin: user unlocked", zap.String("user", user))
+		adminAudit(h, r, "admin: user unlocked", userField(user))
 	case "revoke":
 		one, err := readRevoke(r)
 		if err != nil {
@@ -353,7 +353,7 @@ func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
 		result["sessions_revoked"] = n
-		adminAudit(h, r, "admin: sessions revoked", zap.String("user", user), zap.Int("sessions", n))
+		adminAudit(h, r, "admin: sessions revoked", userField(user), zap.Int("sessions", n))
 	default:
 		return adminError(http.StatusNotFound, "unknown user action %q (enroll, reset, unlock, revoke)", action)
 	}
@@ -418,7 +418,7 @@ func (a *AdminAPI) enroll(w http.ResponseWriter, r *http.Request, h *Handler, us
 	if err != nil {
 		return adminError(http.StatusServiceUnavailable, "storing the app: %v", err)
 	}
-	adminAudit(h, r, "admin: app enrolled", zap.String("user", user), zap.Bool("replaced", replaced))
+	adminAudit(h, r, "admin: app enrolled", userField(user), zap.Bool("replaced", replaced))
 	h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: methodTOTP})
 	w.Header().Set("Cache-Control", "no-store")
 	return writeAdminJSON(w, map[string]any{

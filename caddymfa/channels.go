@@ -171,14 +171,16 @@ func (m *methods) registrationOn() bool {
 
 // linkURL is the link a message carries: base_url, path_prefix, /link and
 // the token; never built from the request's Host or X-Forwarded-* (link
-// mode needs base_url). "" for no token.
+// mode needs base_url). "" for no token. The token is the URL's fragment,
+// which browsers never send: it cannot reach an access log, whichever
+// handler answers the request (SECURITY.md K52); the link page posts it.
 func (m *methods) linkURL(token string) string {
 	if token == "" || m.baseURL == nil {
 		return ""
 	}
 	u := *m.baseURL
 	u.RawQuery, u.Fragment = "", ""
-	return strings.TrimRight(u.String(), "/") + m.prefix + "/link?token=" + token
+	return strings.TrimRight(u.String(), "/") + m.prefix + "/link#" + token
 }
 
 // linkTTL is the lifetime of the links of a method in link mode, and 0

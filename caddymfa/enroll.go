@@ -299,7 +299,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 		if err != nil {
 			return h.pages.unavailable(w, r, "storing session", err)
 		}
-		h.audit.event(r.Context(), "sign-in succeeded", zap.String("user", auth.user), zap.String("method", methodTOTP))
+		h.audit.event(r.Context(), "sign-in succeeded", userField(auth.user), zap.String("method", methodTOTP))
 		http.SetCookie(w, c)
 		http.SetCookie(w, expiredCookie(r, flowCookieName))
 	}

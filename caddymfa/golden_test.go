@@ -498,8 +498,10 @@ func TestGoldenLink(t *testing.T) {
 	g.jsonDo(b, "status, pending", request{target: "/.mfa/status"})
 
 	phone := e.browser("")
-	page := g.jsonDo(phone, "link page", request{target: "/.mfa/link?token=" + token})
-	g.do(phone, "link page, HTML", request{target: "/.mfa/link?token=" + token, header: htmlAccept()})
+	g.jsonDo(phone, "landing page", request{target: "/.mfa/link"})
+	g.do(phone, "landing page, HTML", request{target: "/.mfa/link", header: htmlAccept()})
+	page := g.jsonDo(phone, "link page", request{target: "/.mfa/link", json: map[string]string{"token": token}})
+	g.do(phone, "link page, HTML", request{target: "/.mfa/link", form: url.Values{"token": {token}}, header: htmlAccept()})
 	g.jsonDo(phone, "confirm elsewhere", request{target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": page["csrf_token"].(string)}})
 	g.jsonDo(phone, "confirm again", request{target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": page["csrf_token"].(string)}})
 	g.jsonDo(b, "status, picked up", request{target: "/.mfa/status"})
@@ -511,7 +513,7 @@ func TestGoldenLink(t *testing.T) {
 	g.jsonDo(c, "second: send", request{target: "/.mfa/send", json: map[string]string{"method": "email", "csrf_token": st["csrf_token"].(string)}})
 	_, token = e.lastLink()
 	g.literal("link", token)
-	page = g.jsonDo(c, "second: link page", request{target: "/.mfa/link?token=" + token})
+	page = g.jsonDo(c, "second: link page", request{target: "/.mfa/link", json: map[string]string{"token": token}})
 	g.do(c, "second: confirm here", request{target: "/.mfa/link", form: url.Values{"token": {token}, "csrf_token": {page["csrf_token"].(string)}}, header: htmlAccept()})
 	g.check("link")
 }

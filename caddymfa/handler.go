@@ -357,7 +357,7 @@ func (h *Handler) passWithoutChallenge(w http.ResponseWriter, r *http.Request, n
 		}
 	}
 	if c := h.logger.Check(zapcore.DebugLevel, "challenge skipped"); c != nil {
-		c.Write(zap.String("user", ff), zap.String("rule", method), zap.String("client_ip", clientIP(r)))
+		c.Write(userField(ff), zap.String("rule", method), zap.String("client_ip", clientIP(r)))
 	}
 	stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName), cookieName(r, deviceCookieName))
 	return next.ServeHTTP(w, r)

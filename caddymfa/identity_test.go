@@ -56,3 +56,34 @@ func FuzzExactUser(f *testing.F) {
 		}
 	})
 }
+
+// SECURITY.md K52: a user name that is an address is masked in logs.
+func TestMaskedUser(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice":             "alice",
+		"Alice":             "Alice",
+		"alice@example.com": "a***@e***.com",
+		"+14155550100":      "+1*******00",
+		"4155550100":        "***",
+		"bob-2":             "bob-2",
+	} {
+		if got := maskedUser(in); got != want {
+			t.Errorf("maskedUser(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzLinkTokenFrom(f *testing.F) {
+	for _, s := range []string{"", "abc", " https://a.test/.mfa/link#tok ", "https://a.test/.mfa/link?token=tok", "#", "token="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok := linkTokenFrom(s)
+		if strings.Contains(tok, "#") || tok != strings.TrimSpace(tok) {
+			t.Fatalf("linkTokenFrom(%q) = %q", s, tok)
+		}
+		if linkTokenFrom("https://x.test/.mfa/link#"+tok) != tok {
+			t.Fatalf("a link with token %q does not give it back", tok)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -16,7 +17,8 @@ import (
 // Steps of link mode, as named in the HTTP contract.
 const (
 	stepLinkSent      = "link_sent"      // a link is out; the page waits for it
-	stepLinkConfirm   = "link_confirm"   // GET /link: the confirm button
+	stepLinkOpen      = "link_open"      // GET /link: reads the token from the fragment and posts it
+	stepLinkConfirm   = "link_confirm"   // POST /link with a token: the confirm button
 	stepLinkConfirmed = "link_confirmed" // confirmed on another device
 )
 
@@ -84,25 +86,49 @@ func (k keyring) linkMAC(challengeID, token string) []byte {
 // (POST). Neither needs the first factor: the token is what authenticates,
 // and the page may be opened on another device.
 //
-// The landing page shows a button that confirms the link. It changes
-// nothing and looks nothing up, so mail scanners that fetch links sign
-// nobody in, and it cannot tell a valid token from a wrong one. The token
-// stays on this page: no third-party resources, Referrer-Policy
-// no-referrer, and the request is left out of the access log, whose URL
-// would carry it.
+// A link carries its token in the URL fragment (methods.linkURL), which
+// the browser keeps to itself, so no access log ever sees it, even when a
+// first factor answers /link before mfa runs (SECURITY.md K52). The
+// landing page is the same for every link: its script (link.js, served
+// from our own assets under the page's CSP) posts the fragment, and
+// without scripts the user pastes the link into its form. Either way the
+// token travels in a POST body, which no log records.
 func (h *Handler) serveLink(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		// Links of earlier releases carried the token in the query;
+		// keep such a URL out of the access log at least when mfa
+		// answers it.
 		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-		token := r.URL.Query().Get("token")
-		if _, ok := linkChallenge(token); !ok {
-			return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
-		}
-		return h.pages.render(w, r, &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token})
+		return h.pages.render(w, r, &view{Step: stepLinkOpen})
 	case http.MethodPost:
 		return h.confirmLink(w, r)
 	}
 	return methodNotAllowed(w, "GET, HEAD, POST")
+}
+
+// linkTokenFrom reads a link token from what the link page posts: the
+// token itself, or the whole link pasted (the token is its fragment, or
+// its token= query parameter in links of earlier releases).
+func linkTokenFrom(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '#'); i >= 0 {
+		s = s[i+1:]
+	} else if i := strings.LastIndex(s, "token="); i >= 0 {
+		s = s[i+len("token="):]
+	}
+	return strings.TrimSpace(s)
+}
+
+// openLink answers the landing page's post of a token: the page with the
+// button that confirms the link. It changes nothing and looks nothing up,
+// so mail scanners that fetch links and run their scripts sign nobody in,
+// and it cannot tell a valid token from a wrong one.
+func (h *Handler) openLink(w http.ResponseWriter, r *http.Request, token string) error {
+	if _, ok := linkChallenge(token); !ok {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
+	}
+	return h.pages.render(w, r, &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token})
 }
 
 // confirmLink consumes a link token. Opened in the browser that started
@@ -118,6 +144,10 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 	}
 	if formErr != nil {
 		return h.unreadable(w, r, "", "link", formErr)
+	}
+	f.Token = linkTokenFrom(f.Token)
+	if f.CSRFToken == "" {
+		return h.openLink(w, r, f.Token)
 	}
 	if !h.keys.validCSRF("l:"+f.Token, f.CSRFToken) {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Open the link again."))
@@ -141,14 +171,14 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !out.ok {
 		if out.user != "" {
-			h.audit.event(r.Context(), "sign-in failed", zap.String("user", out.user), zap.String("method", out.method), zap.Bool("link", true))
+			h.audit.event(r.Context(), "sign-in failed", userField(out.user), zap.String("method", out.method), zap.Bool("link", true))
 		}
 		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
 	}
 	if flow != nil {
 		return h.signedIn(w, r, flow, out.method)
 	}
-	h.audit.event(r.Context(), "sign-in confirmed by link", zap.String("user", out.user), zap.String("method", out.method))
+	h.audit.event(r.Context(), "sign-in confirmed by link", userField(out.user), zap.String("method", out.method))
 	return h.pages.render(w, r, &view{Step: stepLinkConfirmed, Method: out.method})
 }
 

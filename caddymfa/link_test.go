@@ -39,7 +39,7 @@ func linkEnv(t *testing.T, modify ...func(*Handler)) *env {
 	return newEnv(t, h, outbox)
 }
 
-var linkPattern = regexp.MustCompile(`https?://[^\s"<>]+/link\?token=([A-Za-z0-9_-]+)`)
+var linkPattern = regexp.MustCompile(`https?://[^\s"<>]+/link#([A-Za-z0-9_-]+)`)
 
 // lastLink returns the link of the newest message in the outbox and its
 // token, checking that the HTML part carries the same link.
@@ -67,15 +67,29 @@ func (e *env) lastLink() (link, token string) {
 	return match[0], match[1]
 }
 
-// openLink GETs the link page as JSON and returns its CSRF token.
+// openLink opens the link page as the script of the landing page does:
+// GET /link, then POST the token from the fragment. It returns the
+// confirm page's CSRF token.
 func (b *browser) openLink(token string) string {
 	b.e.t.Helper()
-	resp := b.do(request{target: "/.mfa/link?token=" + url.QueryEscape(token), header: http.Header{"Accept": {"application/json"}}})
-	v := decodeJSON(b.e.t, resp)
-	if resp.StatusCode != http.StatusOK || v["step"] != stepLinkConfirm {
+	b.openLinkPage(token)
+	return b.openLinkPage(token)["csrf_token"].(string)
+}
+
+// openLinkPage GETs the landing page and posts the token (JSON), and
+// returns the answer to the post.
+func (b *browser) openLinkPage(token string) map[string]any {
+	b.e.t.Helper()
+	resp := b.do(request{target: "/.mfa/link", header: http.Header{"Accept": {"application/json"}}})
+	if v := decodeJSON(b.e.t, resp); resp.StatusCode != http.StatusOK || v["step"] != stepLinkOpen {
 		b.e.t.Fatalf("GET /link: %d %v", resp.StatusCode, v)
 	}
-	return v["csrf_token"].(string)
+	resp = b.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token}})
+	v := decodeJSON(b.e.t, resp)
+	if resp.StatusCode != http.StatusOK || v["step"] != stepLinkConfirm {
+		b.e.t.Fatalf("POST /link (open): %d %v", resp.StatusCode, v)
+	}
+	return v
 }
 
 // confirmLink opens the link page and posts its form, as JSON.
@@ -131,7 +145,7 @@ func TestLinkSameBrowser(t *testing.T) {
 		t.Fatalf("send: %d %v", resp.StatusCode, v)
 	}
 	link, token := e.lastLink()
-	if want := testBaseURL + "/.mfa/link?token=" + token; link != want {
+	if want := testBaseURL + "/.mfa/link#" + token; link != want {
 		t.Errorf("link %s, want %s", link, want)
 	}
 	if len(token) != 70 {
@@ -159,13 +173,23 @@ func TestLinkSameBrowser(t *testing.T) {
 	}
 }
 
-// TestLinkSameBrowserForm confirms through the HTML pages: the link page
-// carries the token only in its form, and the POST answers 303.
+// TestLinkSameBrowserForm confirms through the HTML pages, without
+// scripts: the landing page asks for the link, the user pastes it whole,
+// the confirm page carries the token only in its form, and the POST
+// answers 303.
 func TestLinkSameBrowserForm(t *testing.T) {
 	e := linkEnv(t)
 	b, token := e.sendLink("alice")
-	resp := b.do(request{target: "/.mfa/link?token=" + token, header: http.Header{"Accept": {"text/html"}}})
+	link, _ := e.lastLink()
+	resp := b.do(request{target: "/.mfa/link", header: http.Header{"Accept": {"text/html"}}})
 	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if page := string(body); resp.StatusCode != 200 || !strings.Contains(page, `<input id="token" name="token" type="text"`) ||
+		!strings.Contains(page, `<script src="/.mfa/link.js"></script>`) {
+		t.Fatalf("landing page: %d\n%s", resp.StatusCode, page)
+	}
+	resp = b.do(request{target: "/.mfa/link", form: url.Values{"token": {" " + link + " "}}, header: http.Header{"Accept": {"text/html"}}})
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	page := string(body)
 	if resp.StatusCode != 200 || resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
@@ -345,7 +369,7 @@ func TestLinkRefused(t *testing.T) {
 		for range 5 {
 			scanner.openLink(token)
 			b.openLink(token)
-			resp := b.do(request{method: http.MethodHead, target: "/.mfa/link?token=" + token})
+			resp := b.do(request{method: http.MethodHead, target: "/.mfa/link"})
 			resp.Body.Close()
 		}
 		if b.signedIn() || scanner.signedIn() {
@@ -415,9 +439,9 @@ func TestLinkRefused(t *testing.T) {
 		e := linkEnv(t)
 		phone := e.browser("")
 		for _, token := range []string{"", "abc", strings.Repeat("A", 70) + "=", strings.Repeat("*", 70)} {
-			resp := phone.do(request{target: "/.mfa/link?token=" + url.QueryEscape(token), header: http.Header{"Accept": {"application/json"}}})
+			resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token}})
 			if v := decodeJSON(t, resp); resp.StatusCode != http.StatusBadRequest || v["error"] != errCodeInvalidLink || v["csrf_token"] != nil {
-				t.Errorf("GET /link?token=%q: %d %v", token, resp.StatusCode, v)
+				t.Errorf("POST /link token=%q: %d %v", token, resp.StatusCode, v)
 			}
 		}
 		// A well-formed token naming no challenge gets the same answer
@@ -509,9 +533,9 @@ func TestLinkWrongTokensCount(t *testing.T) {
 	})
 }
 
-// TestLinkCSRF: POST /link needs the CSRF token of its own link page,
-// and the browser's same-origin signals; refused posts leave the token
-// usable.
+// TestLinkCSRF: POST /link confirms only with the CSRF token of its own
+// link page, and the browser's same-origin signals; a post without a CSRF
+// token only opens the confirm page; refused posts leave the token usable.
 func TestLinkCSRF(t *testing.T) {
 	e := linkEnv(t)
 	b, token := e.sendLink("alice")
@@ -520,7 +544,6 @@ func TestLinkCSRF(t *testing.T) {
 	otherCSRF := phone.openLink(flipLast(token))
 	flowCSRF := b.state()["csrf_token"].(string)
 	for name, rq := range map[string]request{
-		"no token":            {json: map[string]string{"token": token}},
 		"token of other link": {json: map[string]string{"token": token, "csrf_token": otherCSRF}},
 		"token of the flow":   {json: map[string]string{"token": token, "csrf_token": flowCSRF}},
 		"cross-site":          {json: map[string]string{"token": token, "csrf_token": csrf}, header: http.Header{"Sec-Fetch-Site": {"cross-site"}}},
@@ -531,6 +554,9 @@ func TestLinkCSRF(t *testing.T) {
 		if v := decodeJSON(t, resp); resp.StatusCode != http.StatusForbidden || v["error"] != errCodeCSRF {
 			t.Errorf("%s: %d %v", name, resp.StatusCode, v)
 		}
+	}
+	if v := phone.openLinkPage(token); v["csrf_token"] != csrf {
+		t.Errorf("opening without a CSRF token: %v", v)
 	}
 	if ch := e.challengeOf(b); ch.State != statePending || ch.Attempts != 0 {
 		t.Errorf("refused posts changed the challenge: %+v", ch)
@@ -561,7 +587,7 @@ func TestLinkUsesBaseURL(t *testing.T) {
 		t.Fatalf("send: %d %v", resp.StatusCode, decodeJSON(t, resp))
 	}
 	link, token := e.lastLink()
-	if want := "https://mfa.example.com/auth/mfa/link?token=" + token; link != want {
+	if want := "https://mfa.example.com/auth/mfa/link#" + token; link != want {
 		t.Errorf("link %s, want %s", link, want)
 	}
 	for _, m := range e.outboxMessages() {
@@ -648,7 +674,7 @@ func TestLinkSMS(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].To != "+12015550123" {
 		t.Fatalf("texts %+v", msgs)
 	}
-	m := regexp.MustCompile(`^Logga in: (` + regexp.QuoteMeta(testBaseURL) + `/\.mfa/link\?token=([A-Za-z0-9_-]{70}))$`).FindStringSubmatch(msgs[0].Body)
+	m := regexp.MustCompile(`^Logga in: (` + regexp.QuoteMeta(testBaseURL) + `/\.mfa/link#([A-Za-z0-9_-]{70}))$`).FindStringSubmatch(msgs[0].Body)
 	if m == nil {
 		t.Fatalf("text %q", msgs[0].Body)
 	}
@@ -755,8 +781,8 @@ func TestLinkConfirmedOnce(t *testing.T) {
 	}
 }
 
-// TestLinkPageSkipsAccessLog: GET /link, whose URL carries the token,
-// asks Caddy to leave it out of the access log.
+// TestLinkPageSkipsAccessLog: GET /link, whose URL carried the token in
+// links of earlier releases, asks Caddy to leave it out of the access log.
 func TestLinkPageSkipsAccessLog(t *testing.T) {
 	e := linkEnv(t)
 	for _, target := range []string{"/.mfa/link?token=" + strings.Repeat("A", 70), "/.mfa/"} {

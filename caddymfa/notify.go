@@ -44,7 +44,7 @@ type notice struct {
 // send audits and sends a notice to the account's user.
 func (ns *notices) send(ctx context.Context, a *account, n notice, fields ...zap.Field) {
 	user := a.user
-	ns.audit.event(ctx, noticeAudit[n.event], append([]zap.Field{zap.String("user", user), zap.String("factor", n.factor)}, fields...)...)
+	ns.audit.event(ctx, noticeAudit[n.event], append([]zap.Field{userField(user), zap.String("factor", n.factor)}, fields...)...)
 	var notifier authenticators.Notifier
 	var to string
 	for _, ch := range ns.methods.channels() {
@@ -73,7 +73,7 @@ func (ns *notices) send(ctx context.Context, a *account, n notice, fields ...zap
 		ClientIP: n.ip,
 	})
 	if err != nil {
-		ns.logger.Warn("security notice not sent", zap.String("user", user), zap.String("event", n.event), zap.Error(err))
+		ns.logger.Warn("security notice not sent", userField(user), zap.String("event", n.event), zap.Error(err))
 	}
 }
 

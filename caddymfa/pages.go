@@ -9,16 +9,20 @@ import (
 	"strings"
 )
 
-//go:embed assets/page.html assets/style.css
+//go:embed assets/page.html assets/style.css assets/link.js
 var assets embed.FS
 
 var pageTemplate = template.Must(template.ParseFS(assets, "assets/page.html"))
 
 var styleCSS, _ = assets.ReadFile("assets/style.css")
 
-// contentSecurityPolicy allows nothing but our own stylesheet: no scripts,
-// no frames, forms only to ourselves (SECURITY.md G36).
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// linkJS posts a sign-in link's token from the URL fragment (serveLink).
+var linkJS, _ = assets.ReadFile("assets/link.js")
+
+// contentSecurityPolicy allows nothing but our own stylesheet and script
+// (link.js, embedded): no inline or third-party scripts, no frames, forms
+// only to ourselves (SECURITY.md G36).
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders sets the security headers of every answer under
 // PathPrefix.
@@ -114,6 +118,14 @@ func writePage(w http.ResponseWriter, status int, v *view) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// serveLinkJS serves the script of the link page.
+func serveLinkJS(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, err := w.Write(linkJS)
 	return err
 }
 

@@ -241,7 +241,7 @@ func (p *policy) recordPlace(ctx context.Context, user, ip string) error {
 		return err
 	}
 	if isNew {
-		p.audit.event(ctx, "new location", zap.String("user", user), zap.String("country", country))
+		p.audit.event(ctx, "new location", userField(user), zap.String("country", country))
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.getStep(w, r)
 	case "/style.css":
 		return serveStyle(w, r)
+	case "/link.js":
+		return serveLinkJS(w, r)
 	case "/enroll/totp":
 		return h.serveEnroll(w, r)
 	case "/register/phone", "/register/email":

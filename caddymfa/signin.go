@@ -193,7 +193,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	acct := h.account(r, flow.FirstFactor, user)
 	if !out.ok {
-		h.audit.event(r.Context(), "sign-in failed", zap.String("user", user), zap.String("method", method))
+		h.audit.event(r.Context(), "sign-in failed", userField(user), zap.String("method", method))
 		dest := ""
 		if _, isChannel := h.methods.channel(method); isChannel && flow.FirstFactor != "" {
 			dest = acct.destination(r.Context(), method)
@@ -228,7 +228,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 	if err != nil {
 		return "", err
 	}
-	h.audit.event(ctx, "sign-in succeeded", zap.String("user", user), zap.String("method", method))
+	h.audit.event(ctx, "sign-in succeeded", userField(user), zap.String("method", method))
 	http.SetCookie(w, c)
 	http.SetCookie(w, expiredCookie(r, flowCookieName))
 	if err := h.policy.recordPlace(ctx, user, clientIP(r)); err != nil {
@@ -242,7 +242,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 				h.logger.Error("linking session to remembered device", zap.Error(err))
 			}
 			http.SetCookie(w, newCookie(r, deviceCookieName, signValue(h.keys.cookie, "device", token), expires))
-			h.audit.event(ctx, "device remembered", zap.String("user", user))
+			h.audit.event(ctx, "device remembered", userField(user))
 		}
 	}
 	ret := orRoot(flow.Return)
@@ -296,7 +296,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form) error {
 			h.logger.Error("forgetting device", zap.Error(err))
 		}
 	}
-	h.audit.event(r.Context(), "signed out", zap.String("user", user))
+	h.audit.event(r.Context(), "signed out", userField(user))
 	http.SetCookie(w, expiredCookie(r, sessionCookieName))
 	http.SetCookie(w, expiredCookie(r, deviceCookieName))
 	http.SetCookie(w, expiredCookie(r, flowCookieName))

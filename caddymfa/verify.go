@@ -72,12 +72,12 @@ func (v *verifier) countFailure(ctx context.Context, user, network string) (lock
 	}
 	if justLocked && network != "" {
 		v.metrics.lockout()
-		v.audit.event(ctx, "user locked for network", zap.String("user", user), zap.String("network", network))
+		v.audit.event(ctx, "user locked for network", userField(user), zap.String("network", network))
 		return locked, nil
 	}
 	if justLocked {
 		v.metrics.lockout()
-		v.audit.event(ctx, "user locked", zap.String("user", user), zap.Int("failures", v.lockout.failures))
+		v.audit.event(ctx, "user locked", userField(user), zap.Int("failures", v.lockout.failures))
 		if _, err := v.sessions.revokeUser(ctx, user); err != nil {
 			v.logger.Error("revoking sessions of locked user", zap.Error(err))
 		}
