@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/authenticators/passkey"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/caddymfa"
@@ -39,7 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 var mfaSubdirectives = []string{
 	"user", "trust_identity_headers", "path_prefix", "base_url", "storage", "secret_key",
 	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "trusted_networks",
-	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "recovery_codes",
+	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "passkey", "recovery_codes",
 }
 
 // Unmarshal reads one mfa directive from d and returns the handler
@@ -285,6 +286,13 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 				return nil, err
 			}
 			h.TOTP = cfg
+
+		case "passkey":
+			cfg := new(passkey.Config)
+			if err := cfg.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
+				return nil, err
+			}
+			h.Passkey = cfg
 
 		case "recovery_codes":
 			n, err := cfargs.RangeArg(d, totp.MinRecoveryCodes, totp.MaxRecoveryCodes)

@@ -258,6 +258,8 @@ type userReport struct {
 	Sessions          []sessionInfo `json:"sessions"`
 	Devices           []deviceInfo  `json:"devices"`
 	RememberedDevices int           `json:"remembered_devices"`
+	// Passkeys are the user's passkeys: name, when added and last used.
+	Passkeys []passkeyInfo `json:"passkeys,omitempty"`
 }
 
 type totpReport struct {
@@ -274,6 +276,9 @@ func (a *AdminAPI) user(w http.ResponseWriter, r *http.Request, h *Handler, user
 	rep := userReport{User: user, Email: h.dir.emailFor(user), Phone: h.dir.phoneFor(user), RegisteredEmail: rec.Email, RegisteredPhone: rec.Phone, RecoveryCodesLeft: len(rec.Recovery), LastMethod: rec.LastMethod, KnownPlaces: rec.Known}
 	if rec.TOTP != nil {
 		rep.TOTP = &totpReport{Added: rec.TOTP.Added}
+	}
+	if len(rec.Passkeys) > 0 {
+		rep.Passkeys = passkeyInfos(rec.Passkeys)
 	}
 	lock, err := h.lockout.report(ctx, user)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/authenticators/passkey"
 	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
@@ -78,6 +79,11 @@ type Handler struct {
 	// TOTP configures codes from authenticator apps, and who may enroll
 	// one.
 	TOTP *totp.Config `json:"totp,omitempty"`
+
+	// Passkey configures passkeys (WebAuthn) as a factor, and
+	// passwordless sign-in in standalone mode. Needs BaseURL: the relying
+	// party ID and origin are its host name and origin.
+	Passkey *passkey.Config `json:"passkey,omitempty"`
 
 	// RecoveryCodes is how many single-use recovery codes a user gets when
 	// adding an authenticator app, 10 to 100. Default: 10.

@@ -94,6 +94,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.baseURL = u
 	}
 	h.methods = newMethods(h.Email, h.SMS, h.TOTP, h.baseURL, h.PathPrefix)
+	if err := h.provisionPasskey(); err != nil {
+		return err
+	}
 	if err := h.methods.checkLinkMode(); err != nil {
 		return err
 	}
@@ -194,6 +197,10 @@ func (h *Handler) wire() {
 	h.flows = flows{keys: h.keys, now: clock}
 	h.policy.wire(h.devices, h.users, clock, h.logger, h.audit)
 	h.notices = &notices{methods: h.methods, now: clock, logger: h.logger, audit: h.audit}
+	if h.passkeyRP != nil {
+		h.passkeys = &passkeys{store: h.store, keys: h.keys, now: clock, rp: h.passkeyRP, users: h.users, standalone: h.standalone(),
+			passwordless: h.Passkey.Passwordless, enroll: h.Passkey.Enroll, logger: h.logger, audit: h.audit}
+	}
 	h.pages = &pages{prefix: h.PathPrefix, methods: h.methods, keys: h.keys, logger: h.logger}
 	if h.RememberDevice > 0 {
 		h.pages.rememberDays = max(1, int(time.Duration(h.RememberDevice)/(24*time.Hour)))
@@ -247,8 +254,8 @@ func (h *Handler) Validate() error {
 	if *h.User == "" && h.dir.empty() {
 		return fmt.Errorf("user is empty (standalone sign-in) but there are no users, users_file or allow_emails to sign in")
 	}
-	if h.Email == nil && h.SMS == nil && h.TOTP == nil {
-		return fmt.Errorf("no authenticator is configured: add an email, sms or totp block")
+	if h.Email == nil && h.SMS == nil && h.TOTP == nil && h.Passkey == nil {
+		return fmt.Errorf("no authenticator is configured: add an email, sms, totp or passkey block")
 	}
 	if err := h.checkReachable(); err != nil {
 		return err
@@ -506,6 +513,8 @@ type handlerState struct {
 	notices       *notices
 	flows         flows
 	pages         *pages
+	passkeyRP     *relyingParty
+	passkeys      *passkeys
 }
 
 // Interface guards

@@ -130,7 +130,7 @@ func (m *metricSet) verified(method string, ok bool) {
 		return
 	}
 	switch method {
-	case methodEmail, methodSMS, methodTOTP, methodRecovery:
+	case methodEmail, methodSMS, methodTOTP, methodRecovery, methodPasskey:
 	default:
 		method = methodOther
 	}

@@ -97,7 +97,7 @@ type session struct {
 // version does not know, are not.
 func isFactor(method string) bool {
 	switch method {
-	case methodEmail, methodSMS, methodTOTP, methodRecovery:
+	case methodEmail, methodSMS, methodTOTP, methodRecovery, methodPasskey:
 		return true
 	}
 	return false

@@ -14,6 +14,9 @@ import (
 // back to the sign-in.
 func (h *Handler) serveFlow(w http.ResponseWriter, r *http.Request) error {
 	setPageHeaders(w)
+	if h.passkeys != nil {
+		w.Header().Set("Content-Security-Policy", passkeyCSP)
+	}
 	clientIP(r) // decided once, so audit lines carry the same address
 	if err := h.route(w, r); err != nil {
 		return h.refusalPage(w, r, err)
@@ -43,6 +46,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.serveAccount(w, r, sub)
 	case "/status":
 		return h.serveStatus(w, r)
+	case "/passkey.js", "/passkey/register", "/passkey/login", "/passkey/rename", "/passkey/remove":
+		return h.servePasskey(w, r, sub)
 	case "/identify", "/send", "/resend", "/verify", "/logout":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			return h.backToFlow(w, r)

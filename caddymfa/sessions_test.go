@@ -99,7 +99,8 @@ func TestSessionFactorWithin(t *testing.T) {
 		{skipTrustedNetwork, 0, false},
 		{skipNever, 0, false},
 		{"", 0, false},
-		{"passkey", 0, false},
+		{methodPasskey, 0, true},
+		{"webauthn-next", 0, false},
 	} {
 		s := session{Method: tc.method, Created: now.Add(-tc.age)}
 		if got := s.factorWithin(now, enrollFreshness); got != tc.want {

@@ -84,7 +84,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, f form, flow 
 		return err
 	}
 	http.SetCookie(w, c)
-	if chs := h.methods.channels(); len(chs) == 1 && h.TOTP == nil {
+	if chs := h.methods.channels(); len(chs) == 1 && h.TOTP == nil && h.passkeys == nil {
 		return h.sendAndShow(w, r, next, chs[0])
 	}
 	// Several methods: the visitor chooses; nothing is sent yet.
@@ -253,12 +253,13 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 		case err != nil:
 			h.logger.Error("reading user record after sign-in", zap.Error(err))
 		case h.TOTP == nil:
-		case method == methodRecovery, !hasApp && h.TOTP.Enroll != totp.EnrollOff:
+		case method == methodRecovery, !hasApp && h.TOTP.Enroll != totp.EnrollOff && method != methodPasskey:
 			dest = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
 		}
 	}
 	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) ||
-		flow.Next == "enroll/totp" && h.TOTP != nil && isFactor(method) {
+		flow.Next == "enroll/totp" && h.TOTP != nil && isFactor(method) ||
+		flow.Next == "passkey/register" && h.passkeys != nil && isFactor(method) {
 		dest = h.PathPrefix + "/" + flow.Next + "?return=" + url.QueryEscape(ret)
 	}
 	return dest, nil

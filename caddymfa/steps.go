@@ -21,6 +21,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 		if h.TOTP != nil {
 			v.Enroll = h.PathPrefix + "/enroll/totp"
 		}
+		v.PasskeyPage = h.passkeyPage()
 		return h.pages.render(w, r, v)
 	}
 	flow := h.flows.read(r, ff)
@@ -81,6 +82,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID), standalone: flow.FirstFactor == "", LinkMethods: h.methods.linkMethods()}
 	if flow.user() == "" {
 		v.Step = stepIdentify
+		v.Passwordless = h.passkeys != nil && h.passkeys.passwordless
 		return v, nil
 	}
 	ctx := r.Context()
@@ -88,6 +90,9 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	v.User = acct.user
 	opts, err := acct.options(ctx, h.methods)
 	if err != nil {
+		return nil, err
+	}
+	if err := h.offerPasskey(ctx, acct, &opts, v); err != nil {
 		return nil, err
 	}
 	if flow.FirstFactor != "" {

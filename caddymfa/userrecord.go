@@ -33,6 +33,10 @@ type userRecord struct {
 	// (registration); they take the place of those on file.
 	Phone string `json:"ph,omitempty"`
 	Email string `json:"em,omitempty"`
+	// Passkeys are the user's registered passkeys (passkey.go), and
+	// PasskeyHandle the random user handle their authenticators keep.
+	Passkeys      []passkeyFactor `json:"pk,omitempty"`
+	PasskeyHandle []byte          `json:"pkh,omitempty"`
 }
 
 // totpFactor is an enrolled authenticator app.
@@ -46,7 +50,7 @@ type totpFactor struct {
 }
 
 func (u *userRecord) empty() bool {
-	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0 && u.Phone == "" && u.Email == ""
+	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0 && u.Phone == "" && u.Email == "" && len(u.Passkeys) == 0 && len(u.PasskeyHandle) == 0
 }
 
 // users owns the users' records (user/<name>: enrolled factors, the

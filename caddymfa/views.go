@@ -86,6 +86,12 @@ type view struct {
 	// LinkMethods are the methods that send a sign-in link instead of a
 	// code (send link).
 	LinkMethods []string `json:"link_methods,omitempty"`
+	// Passkeys are the user's passkeys, on the passkey page.
+	Passkeys []passkeyInfo `json:"passkeys,omitempty"`
+	// Passwordless offers "Sign in with a passkey" on the identify step.
+	Passwordless bool `json:"passwordless,omitempty"`
+	// PasskeyPage is where the user adds and manages passkeys.
+	PasskeyPage string `json:"passkey_page,omitempty"`
 
 	status     int
 	prefix     string

@@ -82,6 +82,7 @@ var noticeEvents = map[string]struct{ subject, what string }{
 // NoticeFactorRemoved in the notice.
 var factorWords = map[string]string{
 	"totp":     "an authenticator app",
+	"passkey":  "a passkey",
 	"email":    "an email address",
 	"sms":      "a phone number",
 	"recovery": "a recovery code",

@@ -33,6 +33,7 @@ const noticeAdvice = " If this was not you, contact the administrator now."
 // NoticeFactorRemoved in a notice.
 var factorWords = map[string]string{
 	"totp":     "an authenticator app",
+	"passkey":  "a passkey",
 	"email":    "an email address",
 	"sms":      "a phone number",
 	"recovery": "a recovery code",
