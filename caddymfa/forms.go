@@ -22,7 +22,10 @@ type form struct {
 	Remember    formFlag `json:"remember"`
 	CSRFToken   string   `json:"csrf_token"`
 	Token       string   `json:"token"` // of a link
-	ID          string   `json:"id"`    // a session or device on the account page
+	ID          string   `json:"id"`    // a session or device on the account page, a passkey
+	// Name and Credential are of a passkey (passkey_routes.go).
+	Name       string          `json:"name"`
+	Credential json.RawMessage `json:"credential"`
 }
 
 // formFlag is a checkbox: in JSON true, or any non-empty string but
@@ -69,6 +72,7 @@ func readForm(r *http.Request) (form, error) {
 			Remember:    formFlag(r.PostForm.Get("remember") != ""),
 			CSRFToken:   r.PostForm.Get("csrf_token"),
 			Token:       r.PostForm.Get("token"),
+			Name:        r.PostForm.Get("name"),
 			ID:          r.PostForm.Get("id"),
 		}
 	}

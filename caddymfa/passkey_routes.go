@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
-	"mime"
 	"net/http"
 	"slices"
 
@@ -40,38 +38,6 @@ const (
 	errCodeInvalidPasskey = "invalid_credential"
 )
 
-// passkeyRequest is the body of a POST under /passkey/: JSON (the HTTP
-// contract) or a form (the passkey page's rename and remove).
-type passkeyRequest struct {
-	Name       string          `json:"name"`
-	ID         string          `json:"id"`
-	Credential json.RawMessage `json:"credential"`
-	CSRFToken  string          `json:"csrf_token"`
-}
-
-func readPasskeyRequest(r *http.Request) (passkeyRequest, error) {
-	var p passkeyRequest
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct == "application/json" {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return p, err
-		}
-		if err := json.Unmarshal(body, &p); err != nil {
-			return p, fmt.Errorf("decoding JSON body: %w", err)
-		}
-	} else {
-		if err := r.ParseForm(); err != nil {
-			return p, err
-		}
-		p = passkeyRequest{Name: r.PostForm.Get("name"), ID: r.PostForm.Get("id"), CSRFToken: r.PostForm.Get("csrf_token")}
-	}
-	if t := r.Header.Get("X-CSRF-Token"); t != "" {
-		p.CSRFToken = t
-	}
-	return p, nil
-}
-
 // servePasskey serves the passkey endpoints under path_prefix.
 func (h *Handler) servePasskey(w http.ResponseWriter, r *http.Request, sub string) error {
 	if h.passkeys == nil {
@@ -87,7 +53,7 @@ func (h *Handler) servePasskey(w http.ResponseWriter, r *http.Request, sub strin
 		_, err := w.Write(passkeyScript)
 		return err
 	}
-	var in passkeyRequest
+	var in form
 	if !get {
 		if r.Method != http.MethodPost {
 			allow := "GET, HEAD, POST"
@@ -98,7 +64,7 @@ func (h *Handler) servePasskey(w http.ResponseWriter, r *http.Request, sub strin
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		var err error
-		if in, err = readPasskeyRequest(r); err != nil {
+		if in, err = readForm(r); err != nil {
 			if sub == "/passkey/login" {
 				// An unreadable answer is a failed attempt (SECURITY.md C21).
 				if flow := h.flows.read(r, h.ffOrEmpty(r)); flow != nil && flow.user() != "" {
@@ -181,6 +147,22 @@ func (h *Handler) passkeyAuthority(r *http.Request, ff string, changing bool) (*
 	return auth, nil
 }
 
+// passkeyPost checks a POST that adds or changes passkeys: the
+// authority and the CSRF token bound to it. A nil auth means the request
+// was answered (refused), with err the result to return.
+func (h *Handler) passkeyPost(w http.ResponseWriter, r *http.Request, ff string, in form, changing bool) (*passkeyAuth, error) {
+	auth, err := h.passkeyAuthority(r, ff, changing)
+	switch {
+	case err != nil:
+		return nil, h.pages.unavailable(w, r, "reading user record", err)
+	case auth == nil || auth.stale:
+		return nil, h.passkeyRefusal(w, r, ff, auth)
+	case !h.keys.validCSRF(auth.binding, in.CSRFToken):
+		return nil, h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	}
+	return auth, nil
+}
+
 // passkeyRefusal answers a request without the authority to add or
 // change passkeys. A browser with a stale session is asked for a code
 // first and comes back.
@@ -241,17 +223,11 @@ func (h *Handler) passkeyView(auth *passkeyAuth, ps []passkeyFactor) *view {
 
 // passkeyRegister answers POST /passkey/register: {"name", "credential"}.
 // A passkey added during sign-in (first_login) signs the user in.
-func (h *Handler) passkeyRegister(w http.ResponseWriter, r *http.Request, ff string, in passkeyRequest) error {
+func (h *Handler) passkeyRegister(w http.ResponseWriter, r *http.Request, ff string, in form) error {
 	ctx := r.Context()
-	auth, err := h.passkeyAuthority(r, ff, false)
-	if err != nil {
-		return h.pages.unavailable(w, r, "reading user record", err)
-	}
-	if auth == nil || auth.stale {
-		return h.passkeyRefusal(w, r, ff, auth)
-	}
-	if !h.keys.validCSRF(auth.binding, in.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	auth, err := h.passkeyPost(w, r, ff, in, false)
+	if auth == nil {
+		return err
 	}
 	name, err := passkeyName(in.Name)
 	if err != nil {
@@ -323,7 +299,7 @@ func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request, ff
 // assertion is checked, never checked for a locked user (SECURITY.md P5).
 // A passwordless answer names its user by the user handle; one that
 // names nobody this site knows counts nowhere.
-func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request, ff string, in passkeyRequest) error {
+func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request, ff string, in form) error {
 	ctx := r.Context()
 	flow := h.flows.read(r, ff)
 	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, in.CSRFToken) {
@@ -391,17 +367,11 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request, ff string
 // /passkey/remove ({"id"}): from a session made by a factor in the last
 // 15 minutes, like changes of an authenticator app; the user is notified
 // of a removal.
-func (h *Handler) passkeyChange(w http.ResponseWriter, r *http.Request, ff string, in passkeyRequest, remove bool) error {
+func (h *Handler) passkeyChange(w http.ResponseWriter, r *http.Request, ff string, in form, remove bool) error {
 	ctx := r.Context()
-	auth, err := h.passkeyAuthority(r, ff, true)
-	if err != nil {
-		return h.pages.unavailable(w, r, "reading user record", err)
-	}
-	if auth == nil || auth.stale {
-		return h.passkeyRefusal(w, r, ff, auth)
-	}
-	if !h.keys.validCSRF(auth.binding, in.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+	auth, err := h.passkeyPost(w, r, ff, in, true)
+	if auth == nil {
+		return err
 	}
 	id, err := base64.RawURLEncoding.DecodeString(in.ID)
 	if err != nil || len(id) == 0 {
