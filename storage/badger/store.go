@@ -90,7 +90,10 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt tim
 	return nil
 }
 
-// Delete removes key; deleting an absent key is not an error.
+// Delete removes key; deleting an absent key is not an error. An absent
+// key writes nothing: a blind delete would add a tombstone to the
+// memtable and the log for every call, and callers delete keys that are
+// usually absent (the cooldowns a success ends when no cooldown is set).
 func (s *Store) Delete(ctx context.Context, key string) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -98,7 +101,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("deleting record: %w", err)
 	}
 	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
-		return txn.Delete([]byte(key))
+		k := []byte(key)
+		if _, err := txn.Get(k); errors.Is(err, badgerdb.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return txn.Delete(k)
 	})
 	if err != nil {
 		return fmt.Errorf("deleting record: %w", err)

@@ -124,3 +124,31 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 		}
 	})
 }
+
+// Deleting an absent key writes nothing (no tombstone, no new version);
+// deleting a present one still removes it.
+func TestDeleteAbsentKeyWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	if err := s.Put(ctx, "k", []byte("v"), time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	before := s.db.db.MaxVersion()
+	for range 10 {
+		if err := s.Delete(ctx, "absent"); err != nil {
+			t.Fatalf("Delete(absent): %v", err)
+		}
+	}
+	if after := s.db.db.MaxVersion(); after != before {
+		t.Errorf("deleting an absent key wrote: version %d -> %d", before, after)
+	}
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatalf("Delete(k): %v", err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+	}
+	if s.db.db.MaxVersion() == before {
+		t.Error("deleting a present key wrote nothing")
+	}
+}
