@@ -282,7 +282,7 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server drops the kept connection; the next message notices it
-	// (NOOP fails) and redials within the same attempt.
+	// (MAIL FROM gets no reply) and redials within the same attempt.
 	s.DropConnections()
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
 		t.Fatal(err)
@@ -297,6 +297,31 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 		if !r.OK || r.Attempt != 1 {
 			t.Errorf("result %+v, want success on the first attempt", r)
 		}
+	}
+}
+
+// A refusal of MAIL FROM on a kept connection is the server's answer, not
+// a lost connection: the message is not sent again on a new connection.
+func TestMailFromRefusalOnKeptConnectionNotRedialed(t *testing.T) {
+	s := smtptest.NewServer(t, smtptest.Options{})
+	c := &Config{
+		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
+		From:         testFrom,
+		Delivery:     &delivery.Config{Workers: 1},
+	}
+	rec := provision(t, c)
+	if err := c.Deliver(t.Context(), testMessage()); err != nil {
+		t.Fatal(err)
+	}
+	s.Reject(smtptest.StageMail, 550, 1)
+	if err := c.Deliver(t.Context(), testMessage()); !errors.Is(err, authenticators.ErrDeliveryFailed) {
+		t.Fatalf("Deliver() = %v, want ErrDeliveryFailed", err)
+	}
+	if s.Connections() != 1 {
+		t.Errorf("connections = %d, want 1 (no redial after a refusal)", s.Connections())
+	}
+	if r := rec.get(); len(r) != 2 || !r[1].Permanent {
+		t.Errorf("results = %+v, want a permanent failure second", r)
 	}
 }
 

@@ -214,6 +214,10 @@ func (s *SMTP) NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error) 
 		mail.WithPort(s.port),
 		mail.WithTimeout(s.timeout),
 		mail.WithDialContextFunc(w.dial),
+		// No NOOP before each message: it costs a round trip per message
+		// to find out what MAIL FROM finds out anyway; send redials when
+		// MAIL FROM on a kept connection fails without a server reply.
+		mail.WithoutNoop(),
 	}
 	if s.tlsConfig != nil {
 		opts = append(opts, mail.WithTLSConfig(s.tlsConfig))
@@ -330,7 +334,7 @@ func (w *smtpWorker) send(ctx context.Context, msg *mail.Msg, reuse bool) error 
 		}
 	}
 	err := w.client.Send(msg)
-	if err != nil && reuse && errors.Is(err, &mail.SendError{Reason: mail.ErrConnCheck}) {
+	if err != nil && reuse && connectionGone(err) {
 		// The server dropped the kept connection: redial once.
 		w.mu.Lock()
 		w.disconnectLocked(false)
@@ -341,6 +345,26 @@ func (w *smtpWorker) send(ctx context.Context, msg *mail.Msg, reuse bool) error 
 		err = w.client.Send(msg)
 	}
 	return err
+}
+
+// connectionGone reports whether a send on a kept connection failed
+// before a mail transaction began, because the connection is gone: the
+// connection check, or MAIL FROM failing without any reply from the
+// server (a reply such as 550 is the server's answer, not a lost
+// connection). Nothing of the message was accepted then, so sending it
+// again on a new connection cannot deliver it twice.
+func connectionGone(err error) bool {
+	var se *mail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Reason {
+	case mail.ErrConnCheck:
+		return true
+	case mail.ErrSMTPMailFrom:
+		return se.ErrorCode() == 0
+	}
+	return false
 }
 
 func (w *smtpWorker) connect(ctx context.Context) error {
