@@ -39,6 +39,9 @@ const (
 type database struct {
 	db     *badgerdb.DB
 	logger *zap.Logger
+	// tuning is what the database was opened with; a Store that shares
+	// it with other settings warns that they wait for a restart.
+	tuning tuning
 
 	seed  maphash.Seed
 	locks [keyLocks]sync.Mutex
@@ -56,11 +59,19 @@ type database struct {
 // Caddy rather than for a database server. Badger's defaults reserve a
 // 64 MiB memtable (up to five of them), a 256 MiB block cache and 1 GiB
 // value-log files, sized for Dgraph; our records are small (challenges,
-// counters, sessions, enrollments of at most a few KiB) and few. So:
+// counters, sessions, enrollments of at most a few KiB) and few. Badger's
+// memtables and caches live in the Go heap, which the garbage collector
+// lets grow to about twice what is live, so every MiB kept costs about two
+// of Caddy's memory. So, by default (each settable, see Store):
 //
-//   - two 8 MiB memtables bound write-buffer memory at 16 MiB;
-//   - an 8 MiB block cache (tables are Snappy-compressed, so a cache helps
-//     reads) and a 4 MiB index cache bound read memory as the store grows;
+//   - two 4 MiB memtables bound write-buffer memory at 8 MiB (a memtable
+//     holds some 700 sign-ins' records before it is flushed to a table);
+//   - tables are not compressed and have no block cache: reads come
+//     straight from the memory-mapped tables (page cache the kernel can
+//     reclaim) with no decompression, which with compression would need a
+//     cache in the Go heap to be fast;
+//   - a 2 MiB index cache bounds read memory as the store grows, and
+//     compactions write 1 MiB tables, which keeps their buffers small;
 //   - 64 MiB value-log files keep disk use and GC rewrites small;
 //   - values under 1 KiB stay in the LSM tree, so most records never touch
 //     the value log and GC has little to do;
@@ -68,16 +79,10 @@ type database struct {
 //
 // Badger writes through to the OS without fsync (SyncWrites false); Put
 // syncs explicitly when the caller asks for a durable write.
-func options(dir string, logger *zap.Logger) badgerdb.Options {
-	return badgerdb.DefaultOptions(dir).
+func options(dir string, logger *zap.Logger, t tuning) badgerdb.Options {
+	return t.apply(badgerdb.DefaultOptions(dir).
 		WithLogger(zapLogger{logger.Named("badger").WithOptions(zap.WithCaller(false))}).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(1 << 10).
-		WithNumCompactors(2)
+		WithValueThreshold(1 << 10))
 }
 
 // errLockedMarker is part of the error Badger returns when another
@@ -87,8 +92,8 @@ const errLockedMarker = "Another process is using this Badger database"
 
 // openDatabase opens the Badger database in dir and starts its value-log
 // GC, which runs every gcInterval until Destruct.
-func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration) (*database, error) {
-	db, err := badgerdb.Open(options(dir, logger))
+func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration, t tuning) (*database, error) {
+	db, err := badgerdb.Open(options(dir, logger, t))
 	if err != nil {
 		if strings.Contains(err.Error(), errLockedMarker) {
 			return nil, fmt.Errorf("opening mfa store %s: the directory is in use by another process "+
@@ -99,6 +104,7 @@ func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration) (*da
 	d := &database{
 		db:     db,
 		logger: logger,
+		tuning: t,
 		seed:   maphash.MakeSeed(),
 		stop:   make(chan struct{}),
 		gcDone: make(chan struct{}),

@@ -34,5 +34,15 @@
 //
 //	storage badger [<dir>] {
 //		min_free <size>|off
+//		memtable_size <size>
+//		block_cache_size <size>|off
+//		index_cache_size <size>
+//		value_log_file_size <size>
+//		compactors <n>
+//		compression none|snappy|zstd
 //	}
+//
+// The memory settings size Badger for a plugin inside Caddy rather than
+// for a database server (see options); their defaults keep Caddy's memory
+// under a sign-in storm within tens of MiB of an idle Caddy.
 package badger

@@ -33,6 +33,35 @@ type Store struct {
 	// would crash Caddy. Default: 64 MiB. -1 turns the guard off.
 	MinFree int64 `json:"min_free,omitempty"`
 
+	// MemtableSize is the size of Badger's write buffer (two of them, in
+	// the Go heap): larger buffers flush to disk less often, smaller ones
+	// keep Caddy's memory lower. Default: 4 MiB.
+	MemtableSize int64 `json:"memtable_size,omitempty"`
+
+	// BlockCacheSize is the cache of table blocks in memory. It speeds up
+	// reads only when tables are compressed. Default: 0, no cache.
+	BlockCacheSize int64 `json:"block_cache_size,omitempty"`
+
+	// IndexCacheSize bounds the memory the tables' indexes and filters
+	// take as the store grows. Default: 2 MiB.
+	IndexCacheSize int64 `json:"index_cache_size,omitempty"`
+
+	// ValueLogFileSize is the size of each value-log file, where records
+	// of 1 KiB and more go. Default: 64 MiB.
+	ValueLogFileSize int64 `json:"value_log_file_size,omitempty"`
+
+	// Compactors is how many goroutines compact tables, at least 2.
+	// Default: 2.
+	Compactors int `json:"compactors,omitempty"`
+
+	// Compression of tables on disk: "none", "snappy" or "zstd". With
+	// compression, a block_cache_size keeps reads fast. Default: "none".
+	Compression string `json:"compression,omitempty"`
+
+	// The memory settings above take effect when the database opens: a
+	// reload that changes them on the same directory keeps the open
+	// database's until Caddy restarts (a warning says so).
+
 	// mu guards db: methods hold it for reading while they use the
 	// database, Cleanup for writing while it lets go of it.
 	mu  sync.RWMutex
@@ -78,15 +107,19 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	t, err := s.tuning()
+	if err != nil {
+		return err
+	}
+
 	dir := filepath.Join(caddy.AppDataDir(), "mfa")
 	if s.Dir != "" {
-		var err error
 		dir, err = caddy.NewReplacer().ReplaceOrErr(s.Dir, true, true)
 		if err != nil {
 			return fmt.Errorf("resolving mfa store directory: %w", err)
 		}
 	}
-	dir, err := canonicalDir(dir)
+	dir, err = canonicalDir(dir)
 	if err != nil {
 		return err
 	}
@@ -97,7 +130,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("mfa store %s: already provisioned", s.dir)
 	}
 	val, loaded, err := databases.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		return openDatabase(dir, s.logger, s.gcInterval)
+		return openDatabase(dir, s.logger, s.gcInterval, t)
 	})
 	if err != nil {
 		// The pool keeps no reference for a failed open, so Cleanup must
@@ -106,6 +139,10 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	}
 	s.db = val.(*database)
 	s.dir = dir
+	if loaded && s.db.tuning != t {
+		s.logger.Warn("the mfa store is already open with other memory settings; they change when Caddy restarts",
+			zap.String("dir", dir))
+	}
 	if c := s.logger.Check(zapcore.DebugLevel, "opened mfa store"); c != nil {
 		c.Write(zap.String("dir", dir), zap.Bool("shared", loaded))
 	}

@@ -19,8 +19,8 @@ import (
 // has no block left for a page it touches, the kernel answers with SIGBUS,
 // which ends the whole Caddy process. Refusing writes while a margin is
 // left keeps Badger away from that edge: the margin covers the memtable's
-// log (2 x 8 MiB), a memtable flushed to a table, and a compaction of the
-// small tables this store makes.
+// log (2 x memtable_size, 8 MiB by default), a memtable flushed to a
+// table, and a compaction of the small tables this store makes.
 const DefaultMinFree = 64 << 20
 
 // spaceCheckEvery is how long a free-space reading is trusted. One statfs

@@ -1,0 +1,117 @@
+package badger
+
+import (
+	"fmt"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+	boptions "github.com/dgraph-io/badger/v4/options"
+	"github.com/dustin/go-humanize"
+)
+
+// Defaults of the memory settings (see Store and tuning.apply).
+const (
+	DefaultMemtableSize     = 4 << 20
+	DefaultIndexCacheSize   = 2 << 20
+	DefaultValueLogFileSize = 64 << 20
+	DefaultCompactors       = 2
+
+	// tableSize is the size of the tables compactions write. Badger's
+	// default (2 MiB, doubling per level) makes each compaction hold
+	// buffers of several times that; our tables are small anyway.
+	tableSize = 1 << 20
+)
+
+// Bounds Badger itself puts on the settings, checked at provision so a
+// bad Caddyfile fails with a message that names the setting.
+const (
+	minMemtableSize     = 1 << 20
+	maxMemtableSize     = 1 << 30
+	minValueLogFileSize = 1 << 20
+	maxValueLogFileSize = 2<<30 - 1
+)
+
+// tuning is the part of the Badger options a Store's config sets. The
+// first Store to open a directory decides them for as long as the
+// database stays open.
+type tuning struct {
+	memtable    int64
+	blockCache  int64
+	indexCache  int64
+	valueLog    int64
+	compactors  int
+	compression boptions.CompressionType
+}
+
+// compressions maps the compression setting to Badger's types.
+var compressions = map[string]boptions.CompressionType{
+	"none":   boptions.None,
+	"snappy": boptions.Snappy,
+	"zstd":   boptions.ZSTD,
+}
+
+// tuning resolves the Store's memory settings and their defaults.
+func (s *Store) tuning() (tuning, error) {
+	t := tuning{
+		memtable:    DefaultMemtableSize,
+		blockCache:  s.BlockCacheSize,
+		indexCache:  DefaultIndexCacheSize,
+		valueLog:    DefaultValueLogFileSize,
+		compactors:  DefaultCompactors,
+		compression: boptions.None,
+	}
+	if s.MemtableSize != 0 {
+		if s.MemtableSize < minMemtableSize || s.MemtableSize > maxMemtableSize {
+			return t, fmt.Errorf("memtable_size must be between 1MiB and 1GiB, not %s", size(s.MemtableSize))
+		}
+		t.memtable = s.MemtableSize
+	}
+	if s.BlockCacheSize < 0 {
+		return t, fmt.Errorf("block_cache_size must be a size, not %d", s.BlockCacheSize)
+	}
+	if s.IndexCacheSize != 0 {
+		if s.IndexCacheSize < 0 {
+			return t, fmt.Errorf("index_cache_size must be a size, not %d", s.IndexCacheSize)
+		}
+		t.indexCache = s.IndexCacheSize
+	}
+	if s.ValueLogFileSize != 0 {
+		if s.ValueLogFileSize < minValueLogFileSize || s.ValueLogFileSize > maxValueLogFileSize {
+			return t, fmt.Errorf("value_log_file_size must be at least 1MiB and below 2GiB, not %s", size(s.ValueLogFileSize))
+		}
+		t.valueLog = s.ValueLogFileSize
+	}
+	if s.Compactors != 0 {
+		if s.Compactors < 2 {
+			return t, fmt.Errorf("compactors must be at least 2, not %d", s.Compactors)
+		}
+		t.compactors = s.Compactors
+	}
+	if s.Compression != "" {
+		c, ok := compressions[s.Compression]
+		if !ok {
+			return t, fmt.Errorf("compression must be none, snappy or zstd, not %q", s.Compression)
+		}
+		t.compression = c
+	}
+	return t, nil
+}
+
+// apply sets the tuned options on o.
+func (t tuning) apply(o badgerdb.Options) badgerdb.Options {
+	return o.
+		WithMemTableSize(t.memtable).
+		WithNumMemtables(2).
+		WithBaseTableSize(tableSize).
+		WithBlockCacheSize(t.blockCache).
+		WithIndexCacheSize(t.indexCache).
+		WithValueLogFileSize(t.valueLog).
+		WithNumCompactors(t.compactors).
+		WithCompression(t.compression)
+}
+
+func size(n int64) string {
+	if n < 0 {
+		return fmt.Sprint(n)
+	}
+	return humanize.IBytes(uint64(n))
+}

@@ -1,0 +1,132 @@
+package badger
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	boptions "github.com/dgraph-io/badger/v4/options"
+)
+
+func TestUnmarshalCaddyfileMemory(t *testing.T) {
+	tests := []struct {
+		input   string
+		want    mem
+		wantErr bool
+	}{
+		{input: "badger {\n\tmemtable_size 2MiB\n}", want: mem{memtable: 2 << 20}},
+		{input: "badger {\n\tblock_cache_size 16MiB\n\tcompression snappy\n}", want: mem{block: 16 << 20, compression: "snappy"}},
+		{input: "badger {\n\tblock_cache_size off\n}", want: mem{}},
+		{input: "badger {\n\tindex_cache_size 1MiB\n\tvalue_log_file_size 32MiB\n\tcompactors 3\n\tcompression zstd\n}",
+			want: mem{index: 1 << 20, valueLog: 32 << 20, compactors: 3, compression: "zstd"}},
+		{input: "badger {\n\tmemtable_size 512KiB\n}", wantErr: true},
+		{input: "badger {\n\tmemtable_size 2GiB\n}", wantErr: true},
+		{input: "badger {\n\tmemtable_size off\n}", wantErr: true},
+		{input: "badger {\n\tmemtable_size\n}", wantErr: true},
+		{input: "badger {\n\tmemtable_size 2MiB 4MiB\n}", wantErr: true},
+		{input: "badger {\n\tmemtable_size 2MiB\n\tmemtable_size 4MiB\n}", wantErr: true},
+		{input: "badger {\n\tindex_cache_size off\n}", wantErr: true},
+		{input: "badger {\n\tvalue_log_file_size 4GiB\n}", wantErr: true},
+		{input: "badger {\n\tcompactors 1\n}", wantErr: true},
+		{input: "badger {\n\tcompactors many\n}", wantErr: true},
+		{input: "badger {\n\tcompression lz4\n}", wantErr: true},
+		{input: "badger {\n\tmemtable 2MiB\n}", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.input, func(t *testing.T) {
+			var s Store
+			err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got := s.settings(); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// mem is what a test compares of a Store's memory settings.
+type mem struct {
+	memtable, block, index, valueLog int64
+	compactors                       int
+	compression                      string
+}
+
+func (s *Store) settings() mem {
+	return mem{s.MemtableSize, s.BlockCacheSize, s.IndexCacheSize, s.ValueLogFileSize, s.Compactors, s.Compression}
+}
+
+// The defaults and the settings reach the database Badger opens; settings
+// out of Badger's bounds fail at provision.
+func TestTuningReachesBadger(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		s := provision(t, &Store{Dir: t.TempDir()})
+		o := s.db.db.Opts()
+		if o.MemTableSize != DefaultMemtableSize || o.BlockCacheSize != 0 || o.IndexCacheSize != DefaultIndexCacheSize ||
+			o.ValueLogFileSize != DefaultValueLogFileSize || o.NumCompactors != DefaultCompactors || o.Compression != boptions.None {
+			t.Errorf("options = memtable %d, block cache %d, index cache %d, value log %d, compactors %d, compression %v",
+				o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize, o.ValueLogFileSize, o.NumCompactors, o.Compression)
+		}
+	})
+	t.Run("set", func(t *testing.T) {
+		s := provision(t, &Store{Dir: t.TempDir(), MemtableSize: 2 << 20, BlockCacheSize: 1 << 20, IndexCacheSize: 3 << 20,
+			ValueLogFileSize: 16 << 20, Compactors: 3, Compression: "snappy"})
+		o := s.db.db.Opts()
+		if o.MemTableSize != 2<<20 || o.BlockCacheSize != 1<<20 || o.IndexCacheSize != 3<<20 ||
+			o.ValueLogFileSize != 16<<20 || o.NumCompactors != 3 || o.Compression != boptions.Snappy {
+			t.Errorf("options = memtable %d, block cache %d, index cache %d, value log %d, compactors %d, compression %v",
+				o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize, o.ValueLogFileSize, o.NumCompactors, o.Compression)
+		}
+		if err := s.Put(context.Background(), "k", []byte("v"), time.Time{}, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, bad := range []func(*Store){
+		func(s *Store) { s.MemtableSize = 1000 },
+		func(s *Store) { s.BlockCacheSize = -5 },
+		func(s *Store) { s.IndexCacheSize = -1 },
+		func(s *Store) { s.ValueLogFileSize = 1 << 40 },
+		func(s *Store) { s.Compactors = 1 },
+		func(s *Store) { s.Compression = "lz4" },
+	} {
+		s := &Store{Dir: t.TempDir()}
+		bad(s)
+		if err := s.Provision(caddyContext(t)); err == nil {
+			s.Cleanup()
+			t.Errorf("Provision(%v) succeeded, want an error", s.settings())
+		}
+	}
+}
+
+// FuzzUnmarshalCaddyfile: the storage block parser never panics, and what
+// it accepts provisions: its memory settings are within Badger's bounds.
+func FuzzUnmarshalCaddyfile(f *testing.F) {
+	for _, s := range []string{
+		"badger",
+		"badger /var/lib/mfa {\n\tmin_free 64MiB\n}",
+		"badger {\n\tmemtable_size 2MiB\n\tblock_cache_size off\n\tindex_cache_size 1MiB\n}",
+		"badger {\n\tvalue_log_file_size 32MiB\n\tcompactors 4\n\tcompression zstd\n}",
+		"badger {\n\tmemtable_size 1GiB\n\tcompactors 2\n\tcompression\n}",
+		"badger {\n\t{\n\t}\n}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
+		if err != nil {
+			return
+		}
+		var s Store
+		if err := s.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			return
+		}
+		if _, err := s.tuning(); err != nil {
+			t.Fatalf("accepted %q, but its settings fail: %v", input, err)
+		}
+	})
+}
