@@ -39,7 +39,8 @@ type Store struct {
 	MemtableSize int64 `json:"memtable_size,omitempty"`
 
 	// BlockCacheSize is the cache of table blocks in memory. It speeds up
-	// reads only when tables are compressed. Default: 0, no cache.
+	// reads only when tables are compressed. Default: no cache without
+	// compression, 8 MiB with it.
 	BlockCacheSize int64 `json:"block_cache_size,omitempty"`
 
 	// IndexCacheSize bounds the memory the tables' indexes and filters
@@ -54,8 +55,8 @@ type Store struct {
 	// Default: 2.
 	Compactors int `json:"compactors,omitempty"`
 
-	// Compression of tables on disk: "none", "snappy" or "zstd". With
-	// compression, a block_cache_size keeps reads fast. Default: "none".
+	// Compression of tables on disk: "none", "snappy" or "zstd".
+	// Default: "none".
 	Compression string `json:"compression,omitempty"`
 
 	// The memory settings above take effect when the database opens: a

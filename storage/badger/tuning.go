@@ -15,6 +15,10 @@ const (
 	DefaultValueLogFileSize = 64 << 20
 	DefaultCompactors       = 2
 
+	// DefaultCompressedBlockCacheSize is the block cache when tables are
+	// compressed and no block_cache_size is set: Badger needs one then.
+	DefaultCompressedBlockCacheSize = 8 << 20
+
 	// tableSize is the size of the tables compactions write. Badger's
 	// default (2 MiB, doubling per level) makes each compaction hold
 	// buffers of several times that; our tables are small anyway.
@@ -92,6 +96,10 @@ func (s *Store) tuning() (tuning, error) {
 			return t, fmt.Errorf("compression must be none, snappy or zstd, not %q", s.Compression)
 		}
 		t.compression = c
+	}
+	if t.compression != boptions.None && t.blockCache == 0 {
+		// Badger needs a block cache to read compressed tables.
+		t.blockCache = DefaultCompressedBlockCacheSize
 	}
 	return t, nil
 }

@@ -1,7 +1,9 @@
 package badger
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -129,4 +131,40 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 			t.Fatalf("accepted %q, but its settings fail: %v", input, err)
 		}
 	})
+}
+
+// A store written with compression (Badger's default before) reads back
+// after a restart with the default of none: each table keeps its own.
+func TestCompressedTablesReadAfterChange(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old := &Store{Dir: dir, Compression: "snappy"}
+	if err := old.Provision(caddyContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		if err := old.Put(ctx, fmt.Sprintf("k/%04d", i), bytes.Repeat([]byte("v"), 200), time.Time{}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.db.db.Flatten(1); err != nil { // into tables, compressed
+		t.Fatal(err)
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	s := provision(t, &Store{Dir: dir})
+	recs, err := s.List(ctx, "k/", 0, false)
+	if err != nil || len(recs) != 2000 {
+		t.Fatalf("List = %d records, %v; want 2000", len(recs), err)
+	}
+}
+
+// Compression without a block cache gets the default one, which Badger
+// needs to read compressed tables.
+func TestCompressionGetsBlockCache(t *testing.T) {
+	s := provision(t, &Store{Dir: t.TempDir(), Compression: "zstd"})
+	if got := s.db.db.Opts().BlockCacheSize; got != DefaultCompressedBlockCacheSize {
+		t.Errorf("block cache = %d, want %d", got, DefaultCompressedBlockCacheSize)
+	}
 }
