@@ -467,21 +467,17 @@ func (p passkeyInfo) LastUsedText() string {
 	return p.LastUsed.UTC().Format("2 January 2006")
 }
 
-// offerPasskey adds the passkey to the ways a user can go on: first for
-// a user who has one (second-factor mode); in standalone mode to every
-// name, before recovery codes, so the list tells nobody who has one
-// (SECURITY.md H37). A user who may add one during sign-in (enroll
-// first_login) is offered the passkey page.
+// offerPasskey adds the passkey to the ways a user can go on, first: in
+// second-factor mode for a user who has one; in standalone mode for every
+// name, so the list tells nobody who has one (SECURITY.md H37). A user who
+// may add one during sign-in (enroll first_login) is offered the passkey
+// page.
 func (h *Handler) offerPasskey(ctx context.Context, acct *account, opts *signInOptions, v *view) error {
 	if h.passkeys == nil {
 		return nil
 	}
 	if acct.firstFactor == "" {
-		i := len(opts.methods)
-		if i > 0 && opts.methods[i-1] == methodRecovery {
-			i--
-		}
-		opts.methods = slices.Insert(opts.methods, i, methodPasskey)
+		opts.methods = slices.Insert(opts.methods, 0, methodPasskey)
 		return nil
 	}
 	rec, err := acct.record(ctx)
