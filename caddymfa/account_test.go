@@ -1,6 +1,7 @@
 package caddymfa
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -57,8 +58,8 @@ func TestSessionIndexBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := decodeRecord[indexRecord](rec.Value); len(got.Entries) != 1 {
-		t.Fatalf("the index after every session expired and one more sign-in: %d entries, want 1", len(got.Entries))
+	if got, err := decodeIndex(rec.Value); err != nil || len(got) != 1 {
+		t.Fatalf("the index after every session expired and one more sign-in: %d entries (%v), want 1", len(got), err)
 	}
 	if n, err := ss.revokeUser(ctx, "alice"); n != 1 || err != nil {
 		t.Fatalf("revokeUser: %d, %v", n, err)
@@ -201,6 +202,30 @@ func FuzzDescribeUserAgent(f *testing.F) {
 	})
 }
 
+// The index record decoder refuses what it cannot read whole, and what it
+// reads it writes back the same (SECURITY.md J42).
+func FuzzDecodeIndex(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{indexVersion})
+	f.Add(encodeIndex([]rawEntry{{id: [indexIDLen]byte{1, 2, 3}, exp: 1 << 40}, {exp: -1}}))
+	f.Add(append(encodeIndex([]rawEntry{{}}), 0))
+	f.Add([]byte(`{"s":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := decodeIndex(b)
+		if err != nil {
+			return
+		}
+		if again := encodeIndex(es); string(again) != string(b) {
+			t.Fatalf("decoded %x, encoded again %x", b, again)
+		}
+		for _, e := range es {
+			if raw, ok := rawID(e.entry().ID); !ok || raw != e.id {
+				t.Fatalf("store ID %x does not round-trip", e.id)
+			}
+		}
+	})
+}
+
 // A handle is 16 lower-case hex characters; anything else is refused
 // before any lookup (SECURITY.md N64).
 func FuzzValidHandle(f *testing.F) {
@@ -282,4 +307,31 @@ func cookieOf(t *testing.T, b *browser) string {
 	}
 	t.Fatal("no session cookie")
 	return ""
+}
+
+// BenchmarkSessionIndexAdd measures what a sign-in adds to keep the
+// user's session index: one read-modify-write of a full index (the cap
+// reached, the oldest entry evicted).
+func BenchmarkSessionIndexAdd(b *testing.B) {
+	clock := &testClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	ix := &userIndex{store: newMemStore(clock.now), prefix: keySessionIndex, max: maxUserSessions, now: clock.now}
+	ctx := b.Context()
+	exp := clock.now().Add(time.Hour)
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%040x", i)
+	}
+	for _, id := range ids[:maxUserSessions] {
+		if _, err := ix.add(ctx, "alice", id, exp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := ix.add(ctx, "alice", ids[i%len(ids)], exp); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

@@ -299,7 +299,7 @@ func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host strin
 		return "", time.Time{}, err
 	}
 	for _, old := range evicted {
-		ss.cache.removeStoreKey(keySession + old)
+		// A node that has it cached refuses it within sessionRecheck.
 		if err := ss.store.Delete(ctx, keySession+old); err != nil {
 			return "", time.Time{}, err
 		}

@@ -2,7 +2,10 @@ package caddymfa
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -38,13 +41,64 @@ const handleLen = 16
 // indexEntry is one session or device in a user's index: its store ID
 // and when it expires at the latest.
 type indexEntry struct {
-	ID      string    `json:"i"`
-	Expires time.Time `json:"e"`
+	ID      string
+	Expires time.Time
 }
 
-// indexRecord is the value of a per-user index, oldest entry first.
-type indexRecord struct {
-	Entries []indexEntry `json:"s"`
+// The index record is binary, so a sign-in that rewrites a full index
+// spends no time on JSON or time formatting: a version byte, then per
+// entry, oldest first, the store ID (keyring.storeID, 20 bytes written
+// as hex) and the expiry in Unix seconds, rounded up (8 bytes, big
+// endian).
+const (
+	indexVersion  = 1
+	indexIDLen    = 20
+	indexEntryLen = indexIDLen + 8
+)
+
+// rawEntry is an index entry as the record holds it.
+type rawEntry struct {
+	id  [indexIDLen]byte
+	exp int64 // Unix seconds
+}
+
+func (e rawEntry) entry() indexEntry {
+	return indexEntry{ID: hex.EncodeToString(e.id[:]), Expires: time.Unix(e.exp, 0)}
+}
+
+// rawID is the binary form of a store ID.
+func rawID(id string) (raw [indexIDLen]byte, ok bool) {
+	if hex.DecodedLen(len(id)) != indexIDLen {
+		return raw, false
+	}
+	_, err := hex.Decode(raw[:], []byte(id))
+	return raw, err == nil
+}
+
+// decodeIndex reads an index record; room is left for one more entry.
+func decodeIndex(b []byte) ([]rawEntry, error) {
+	if len(b) == 0 || len(b) > maxRecord || b[0] != indexVersion || (len(b)-1)%indexEntryLen != 0 {
+		return nil, errBadRecord
+	}
+	n := (len(b) - 1) / indexEntryLen
+	out := make([]rawEntry, n, n+1)
+	for i := range out {
+		p := b[1+i*indexEntryLen:]
+		copy(out[i].id[:], p[:indexIDLen])
+		out[i].exp = int64(binary.BigEndian.Uint64(p[indexIDLen:indexEntryLen]))
+	}
+	return out, nil
+}
+
+// encodeIndex writes an index record.
+func encodeIndex(es []rawEntry) []byte {
+	b := make([]byte, 1, 1+len(es)*indexEntryLen)
+	b[0] = indexVersion
+	for _, e := range es {
+		b = append(b, e.id[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(e.exp))
+	}
+	return b
 }
 
 // userIndex keeps a capped per-user index in one record per user. Every
@@ -59,31 +113,44 @@ type userIndex struct {
 	now    func() time.Time
 }
 
-// add puts id in user's index until expires. When the index is full, the
-// oldest entries leave it and are returned, for the caller to end: an
-// entry that is not in the index could not be ended by the user or an
-// administrator.
+// add puts id (a store ID) in user's index until expires. When the index
+// is full, the oldest entries leave it and are returned, for the caller
+// to end: an entry that is not in the index could not be ended by the
+// user or an administrator.
 func (ix *userIndex) add(ctx context.Context, user, id string, expires time.Time) (evicted []string, err error) {
-	now := ix.now()
-	err = ix.update(ctx, user, func(es []indexEntry) []indexEntry {
+	raw, ok := rawID(id)
+	if !ok {
+		return nil, fmt.Errorf("indexing %q: not a store ID", id)
+	}
+	exp := expires.Unix()
+	if expires.Nanosecond() > 0 {
+		exp++
+	}
+	err = ix.update(ctx, user, func(es []rawEntry) []rawEntry {
 		evicted = nil
-		es = slices.DeleteFunc(es, func(e indexEntry) bool { return e.ID == id })
+		es = slices.DeleteFunc(es, func(e rawEntry) bool { return e.id == raw })
 		if over := len(es) + 1 - ix.max; over > 0 {
 			for _, e := range es[:over] {
-				evicted = append(evicted, e.ID)
+				evicted = append(evicted, hex.EncodeToString(e.id[:]))
 			}
 			es = es[over:]
 		}
-		return append(es, indexEntry{ID: id, Expires: expires})
-	}, now)
+		return append(es, rawEntry{id: raw, exp: exp})
+	})
 	return evicted, err
 }
 
 // remove takes ids out of user's index.
 func (ix *userIndex) remove(ctx context.Context, user string, ids ...string) error {
-	return ix.update(ctx, user, func(es []indexEntry) []indexEntry {
-		return slices.DeleteFunc(es, func(e indexEntry) bool { return slices.Contains(ids, e.ID) })
-	}, ix.now())
+	raws := make([][indexIDLen]byte, 0, len(ids))
+	for _, id := range ids {
+		if raw, ok := rawID(id); ok {
+			raws = append(raws, raw)
+		}
+	}
+	return ix.update(ctx, user, func(es []rawEntry) []rawEntry {
+		return slices.DeleteFunc(es, func(e rawEntry) bool { return slices.Contains(raws, e.id) })
+	})
 }
 
 // entries returns the live entries of user's index, oldest first.
@@ -95,11 +162,15 @@ func (ix *userIndex) entries(ctx context.Context, user string) ([]indexEntry, er
 	if err != nil {
 		return nil, err
 	}
-	idx, err := decodeRecord[indexRecord](rec.Value)
+	raw, err := decodeIndex(rec.Value)
 	if err != nil {
 		return nil, err
 	}
-	return live(idx.Entries, ix.now()), nil
+	var out []indexEntry
+	for _, e := range live(raw, ix.now()) {
+		out = append(out, e.entry())
+	}
+	return out, nil
 }
 
 // take empties user's index in one atomic step and returns what it held,
@@ -111,11 +182,13 @@ func (ix *userIndex) take(ctx context.Context, user string) ([]indexEntry, error
 		if !found {
 			return nil, time.Time{}, storage.Keep, nil
 		}
-		idx, err := decodeRecord[indexRecord](cur.Value)
+		raw, err := decodeIndex(cur.Value)
 		if err != nil {
 			return nil, time.Time{}, storage.Keep, err
 		}
-		taken = idx.Entries
+		for _, e := range raw {
+			taken = append(taken, e.entry())
+		}
 		return nil, time.Time{}, storage.Delete, nil
 	})
 	return taken, err
@@ -124,42 +197,34 @@ func (ix *userIndex) take(ctx context.Context, user string) ([]indexEntry, error
 // update applies fn to the live entries of user's index and writes the
 // result, expiring with its last entry, or deletes the record when none
 // is left.
-func (ix *userIndex) update(ctx context.Context, user string, fn func([]indexEntry) []indexEntry, now time.Time) error {
+func (ix *userIndex) update(ctx context.Context, user string, fn func([]rawEntry) []rawEntry) error {
+	now := ix.now()
 	return ix.store.Update(ctx, ix.prefix+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		var idx indexRecord
+		var es []rawEntry
 		if found {
 			var err error
-			if idx, err = decodeRecord[indexRecord](cur.Value); err != nil {
+			if es, err = decodeIndex(cur.Value); err != nil {
 				return nil, time.Time{}, storage.Keep, err
 			}
 		}
-		es := fn(live(idx.Entries, now))
+		es = fn(live(es, now))
 		if len(es) == 0 {
 			if !found {
 				return nil, time.Time{}, storage.Keep, nil
 			}
 			return nil, time.Time{}, storage.Delete, nil
 		}
-		var expires time.Time
+		var last int64
 		for _, e := range es {
-			if e.Expires.After(expires) {
-				expires = e.Expires
-			}
+			last = max(last, e.exp)
 		}
-		b, err := encodeRecord(indexRecord{Entries: es})
-		return b, expires, storage.Write, err
+		return encodeIndex(es), time.Unix(last, 0), storage.Write, nil
 	})
 }
 
-// live returns the entries that have not expired, in a new slice.
-func live(es []indexEntry, now time.Time) []indexEntry {
-	out := make([]indexEntry, 0, len(es)+1)
-	for _, e := range es {
-		if now.Before(e.Expires) {
-			out = append(out, e)
-		}
-	}
-	return out
+// live keeps the entries that have not expired, in place.
+func live(es []rawEntry, now time.Time) []rawEntry {
+	return slices.DeleteFunc(es, func(e rawEntry) bool { return !now.Before(time.Unix(e.exp, 0)) })
 }
 
 // sweepLegacy returns the store IDs of an index kept the old way, one key
