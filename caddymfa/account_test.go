@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddymfa/caddy-mfa/internal/geoiptest"
 )
 
 // A user's session index is one capped record: every sign-in is one
@@ -333,5 +335,55 @@ func BenchmarkSessionIndexAdd(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// In standalone mode the account page shows the session's country
+// (geoip_db) and address, and "confirm it's you" signs the named user in
+// again, with no name typed, back to the page, fresh.
+func TestAccountStandaloneConfirm(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.User = new(string)
+	h.GeoIPDB = geoiptest.CountryDB(t, map[string]string{"198.51.100.0/24": "SE"})
+	e := newEnv(t, h, outbox)
+	b := e.identifyFrom("alice", "198.51.100.7", 1)
+	if resp := b.postJSON("/verify", map[string]string{"code": e.lastCode()}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("verify: status %d", resp.StatusCode)
+	}
+	accept := http.Header{"Accept": {"application/json"}}
+	page := func() map[string]any {
+		t.Helper()
+		resp := b.do(request{target: "/.mfa/account", header: accept})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("account page: status %d", resp.StatusCode)
+		}
+		return decodeJSON(t, resp)
+	}
+	v := page()
+	s := v["sessions"].([]any)[0].(map[string]any)
+	if v["user"] != "alice" || s["country"] != "SE" || s["ip"] != "198.51.100.7" || s["current"] != true {
+		t.Fatalf("account page: %v", v)
+	}
+
+	e.clock.add(accountFreshness + time.Minute)
+	if v := page(); v["fresh"] != false {
+		t.Fatalf("an older session is fresh: %v", v)
+	}
+	resp := b.do(request{target: "/.mfa/account/confirm", header: accept})
+	st := decodeJSON(t, resp)
+	if resp.StatusCode != http.StatusOK || st["step"] != stepChoose || st["user"] != "alice" {
+		t.Fatalf("confirm: status %d, %v; want the choose step for alice", resp.StatusCode, st)
+	}
+	if resp := b.postJSON("/send", map[string]string{"method": methodEmail}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("send: status %d", resp.StatusCode)
+	}
+	e.h.pending.Wait()
+	waitFor(t, func() bool { return len(e.outboxFiles()) >= 2 })
+	resp = b.postJSON("/verify", map[string]string{"code": e.lastCode()})
+	if got := decodeJSON(t, resp); resp.StatusCode != http.StatusOK || got["redirect"] != "/.mfa/account" {
+		t.Fatalf("verify: status %d, %v; want the account page next", resp.StatusCode, got)
+	}
+	if v := page(); v["fresh"] != true {
+		t.Fatalf("after confirming: %v", v)
 	}
 }
