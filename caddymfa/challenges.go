@@ -267,6 +267,9 @@ type verifyOutcome struct {
 	// address is, for a registration, the address the matched code was
 	// sent to.
 	address string
+	// repeat: the code repeated the one that just succeeded; it makes
+	// no new session (SECURITY.md K53).
+	repeat bool
 }
 
 // verifyCode checks a code against the slot's challenge. The challenge's
@@ -302,6 +305,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 			hmac.Equal(ch.CodeMAC, c.keys.codeMAC(s.binding, code))
 		if match {
 			ch.State = stateUsed
+			ch.UsedAt = now
 			out = verifyOutcome{ok: true, method: ch.Method, address: ch.Address}
 			cool = ch.CoolKeys
 		}
@@ -349,6 +353,7 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 		if match {
 			ok = true
 			cool = ch.CoolKeys
+			ch.UsedAt = now
 			ch.State = stateUsed
 			if !here {
 				ch.State = stateVerified

@@ -169,6 +169,12 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying link", err)
 	}
+	if out.repeat {
+		if flow != nil {
+			return h.alreadySignedIn(w, r, orRoot(flow.Return))
+		}
+		return h.pages.render(w, r, &view{Step: stepLinkConfirmed, Method: out.method})
+	}
 	if !out.ok {
 		if out.user != "" {
 			h.audit.event(r.Context(), "sign-in failed", userField(out.user), zap.String("method", out.method), zap.Bool("link", true))

@@ -61,6 +61,9 @@ type challenge struct {
 	// CoolKeys name the send cooldowns this challenge started; a used
 	// code ends them, so signing in again needs no wait.
 	CoolKeys []string `json:"ck,omitempty"`
+	// UsedAt is when the code or link succeeded: repeats within
+	// repeatWindow answer as that success did (SECURITY.md K53).
+	UsedAt time.Time `json:"ua,omitempty"`
 }
 
 // delivered reports whether a challenge has a code or link out there to

@@ -33,6 +33,13 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 		return h.logout(w, r, f)
 	}
 	flow := h.flows.read(r, ff)
+	if flow == nil && action == "verify" {
+		if _, ok := h.pageSession(r, ff); ok {
+			// A code sent again after its success ended the flow:
+			// already signed in (SECURITY.md K53).
+			return h.alreadySignedIn(w, r, orRoot(""))
+		}
+	}
 	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, f.CSRFToken) {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
 	}
@@ -191,6 +198,9 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}
+	if out.repeat {
+		return h.alreadySignedIn(w, r, orRoot(flow.Return))
+	}
 	acct := h.account(r, flow.FirstFactor, user)
 	if !out.ok {
 		h.audit.event(r.Context(), "sign-in failed", userField(user), zap.String("method", method))
@@ -209,6 +219,18 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	}
 	if wantsJSON(r) {
 		return h.pages.render(w, r, &view{Step: stepDone, User: user, Method: out.method, Redirect: dest})
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+	return nil
+}
+
+// alreadySignedIn answers a code or link repeated right after it signed
+// the flow in (a double click, a client retrying a lost answer) as the
+// success did, without a second session: the session the first answer
+// set is the one (SECURITY.md K53, A3).
+func (h *Handler) alreadySignedIn(w http.ResponseWriter, r *http.Request, dest string) error {
+	if wantsJSON(r) {
+		return h.pages.render(w, r, &view{Step: stepDone, Redirect: dest, Message: "You are already signed in."})
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 	return nil

@@ -112,6 +112,11 @@ func (v *verifier) factor(ctx context.Context, user, network string, s challenge
 		if err != nil {
 			return verifyOutcome{}, err
 		}
+		if v.challenges.repeatedCode(live, s, user, method, input, ch.limits) {
+			// The code that just signed this flow in, again: the same
+			// success, counted nowhere (SECURITY.md K53).
+			return verifyOutcome{ok: true, method: method, repeat: true}, nil
+		}
 		if !live.delivered() {
 			out, err := v.challenges.verifyCode(ctx, s, user, method, input, ch.limits, true)
 			if err == nil {
@@ -147,6 +152,9 @@ func (v *verifier) current(ctx context.Context, user, network, input string) (ve
 type linkOutcome struct {
 	ok           bool
 	user, method string // of the challenge the token names, if any
+	// repeat: the link was confirmed just before; nothing was counted or
+	// changed (SECURITY.md K53).
+	repeat bool
 }
 
 // link checks a link token against the challenge cid it names, counted in
@@ -158,6 +166,9 @@ func (v *verifier) link(ctx context.Context, cid, token, network string, here bo
 	named, err := v.challenges.load(ctx, cid)
 	if err != nil {
 		return linkOutcome{}, err
+	}
+	if named != nil && v.challenges.repeatedLink(named, cid, token) {
+		return linkOutcome{ok: true, user: named.User, method: named.Method, repeat: true}, nil
 	}
 	if named == nil || named.User == "" || !named.delivered() {
 		v.metrics.verified(methodOther, false)
