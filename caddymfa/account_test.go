@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/caddymfa/caddy-mfa/internal/geoiptest"
 )
 
@@ -385,5 +388,46 @@ func TestAccountStandaloneConfirm(t *testing.T) {
 	}
 	if v := page(); v["fresh"] != true {
 		t.Fatalf("after confirming: %v", v)
+	}
+}
+
+// Ending a session from the account page logs its short handle, never
+// the cookie value or the full store key (SECURITY.md K52).
+func TestAccountLogsNoSessionID(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	core, logs := observer.New(zap.DebugLevel)
+	e.h.logger = zap.New(core)
+	e.h.wire()
+	a, b := e.signIn("alice"), e.signIn("alice")
+	secrets := []string{cookieOf(t, a), cookieOf(t, b)}
+	for _, v := range secrets[:2] {
+		id, _ := e.h.sessions.idFromCookie(v)
+		secrets = append(secrets, e.h.keys.storeID(id))
+	}
+	resp := a.do(request{target: "/.mfa/account", header: http.Header{"Accept": {"application/json"}}})
+	v := decodeJSON(t, resp)
+	var other string
+	for _, s := range v["sessions"].([]any) {
+		if m := s.(map[string]any); m["current"] != true {
+			other = m["id"].(string)
+		}
+	}
+	resp = a.do(request{method: http.MethodPost, target: "/.mfa/account", json: map[string]string{"action": "end_session", "id": other, "csrf_token": v["csrf_token"].(string)}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("end_session: status %d", resp.StatusCode)
+	}
+	var ended bool
+	for _, entry := range logs.All() {
+		line := entry.Message + fmt.Sprint(entry.ContextMap())
+		for _, s := range secrets {
+			if strings.Contains(line, s) {
+				t.Errorf("log line %q holds a session cookie or store key", line)
+			}
+		}
+		ended = ended || entry.Message == "session ended from the account page" && entry.ContextMap()["id"] == other
+	}
+	if !ended || other == "" {
+		t.Errorf("no audit line for ending the other session %q", other)
 	}
 }
