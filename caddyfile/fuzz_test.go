@@ -35,6 +35,7 @@ func FuzzUnmarshal(f *testing.F) {
 		"email {\n\tsmtp {\n\t\tport\n\t}\n\tsmtp\n}",
 		"storage badger {\n\tdir x\n}",
 		"totp",
+		"passkey {\n\tpasswordless on\n\tuser_verification required\n}",
 		"totp {\n}\nrecovery_codes 10",
 		"totp {\n\tissuer \"Example Corp\"\n\tdigits 8\n\tperiod 60s\n\talgorithm sha256\n\tskew 0\n\tenroll first_login\n}\nrecovery_codes 100",
 		"totp {\n\tissuer {env.MFA_ISSUER}\n\tskew 2\n\tperiod 5m\n\talgorithm sha512\n\tenroll off\n}",
