@@ -113,6 +113,12 @@ type Handler struct {
 	// the server's trusted_proxies). Second-factor mode only.
 	TrustedNetworks []string `json:"trusted_networks,omitempty"`
 
+	// Translations is a directory of message files ("de.txt",
+	// "pt-BR.txt") that override the shipped texts of a language or add
+	// a language; see the README. Read at provision. Default: the
+	// shipped languages only.
+	Translations string `json:"translations,omitempty"`
+
 	handlerState
 }
 

@@ -123,7 +123,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		if post {
 			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app."))
 		}
-		return h.confirmFirst(w, r, ff, "enroll/totp", "authenticator app", ret, factorMethods)
+		return h.confirmFirst(w, r, ff, "enroll/totp", "app", ret, factorMethods)
 	}
 	if !post {
 		return h.pages.render(w, r, h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != ""))

@@ -26,6 +26,7 @@ type form struct {
 	// Name and Credential are of a passkey (passkey_routes.go).
 	Name       string          `json:"name"`
 	Credential json.RawMessage `json:"credential"`
+	Language   string          `json:"language"`
 }
 
 // formFlag is a checkbox: in JSON true, or any non-empty string but
@@ -74,6 +75,7 @@ func readForm(r *http.Request) (form, error) {
 			Token:       r.PostForm.Get("token"),
 			Name:        r.PostForm.Get("name"),
 			ID:          r.PostForm.Get("id"),
+			Language:    r.PostForm.Get("language"),
 		}
 	}
 	if t := r.Header.Get("X-CSRF-Token"); t != "" {

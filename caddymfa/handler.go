@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -121,6 +122,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.dir = dir
 
+	if h.catalog, err = i18n.Load(repl.ReplaceKnown(h.Translations, "")); err != nil {
+		return err
+	}
+
 	if h.StorageRaw == nil {
 		h.StorageRaw = json.RawMessage(`{"backend":"badger"}`)
 	}
@@ -201,7 +206,7 @@ func (h *Handler) wire() {
 		h.passkeys = &passkeys{store: h.store, keys: h.keys, now: clock, rp: h.passkeyRP, users: h.users, standalone: h.standalone(),
 			passwordless: h.Passkey.Passwordless, enroll: h.Passkey.Enroll, logger: h.logger, audit: h.audit}
 	}
-	h.pages = &pages{prefix: h.PathPrefix, methods: h.methods, keys: h.keys, logger: h.logger}
+	h.pages = &pages{prefix: h.PathPrefix, methods: h.methods, keys: h.keys, logger: h.logger, cat: h.catalog}
 	if h.RememberDevice > 0 {
 		h.pages.rememberDays = max(1, int(time.Duration(h.RememberDevice)/(24*time.Hour)))
 	}
@@ -515,6 +520,7 @@ type handlerState struct {
 	pages         *pages
 	passkeyRP     *relyingParty
 	passkeys      *passkeys
+	catalog       *i18n.Catalog
 }
 
 // Interface guards

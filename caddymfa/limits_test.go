@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 // standaloneEnv is a standalone handler (no first factor) over the test
@@ -300,7 +302,7 @@ func TestRefusedSendsCountTowardNoCap(t *testing.T) {
 
 func TestWaitText(t *testing.T) {
 	for secs, want := range map[int]string{0: "1 second", 1: "1 second", 25: "25 seconds", 89: "89 seconds", 90: "2 minutes", 3540: "59 minutes", 5399: "90 minutes", 5400: "2 hours", 86400: "24 hours"} {
-		if got := waitText(secs); got != want {
+		if got := waitText(i18n.Builtin().English(), secs); got != want {
 			t.Errorf("waitText(%d) = %q, want %q", secs, got, want)
 		}
 	}

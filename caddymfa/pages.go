@@ -2,11 +2,14 @@ package caddymfa
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 //go:embed assets/page.html assets/style.css assets/link.js
@@ -39,24 +42,94 @@ func setPageHeaders(w http.ResponseWriter) {
 type pageData struct {
 	*view
 	Prefix string
+	cat    *i18n.Catalog
 }
 
 // Standalone reports whether the visitor named themselves (no first
 // factor), so the page must not say what is on file.
 func (p pageData) Standalone() bool { return p.standalone }
 
+// Lang is the language of the page.
+func (p pageData) Lang() *i18n.Lang {
+	if p.lang == nil {
+		return p.cat.English()
+	}
+	return p.lang
+}
+
+// Languages are the languages of the switcher.
+func (p pageData) Languages() []*i18n.Lang { return p.cat.Languages() }
+
+// Here is the page's own address, where the switcher comes back to.
+func (p pageData) Here() string { return cmp.Or(p.here, p.Prefix+"/") }
+
+// arg is the value of a placeholder the view itself knows, as HTML: the
+// address and the user are set in bold, as the things to check.
+func (p pageData) arg(name string) (string, bool) {
+	switch name {
+	case "dest":
+		return "<strong>" + escapeText(p.Destination) + "</strong>", true
+	case "user":
+		return "<strong>" + escapeText(p.User) + "</strong>", true
+	case "expires":
+		return escapeText(p.ExpiresText()), true
+	case "date":
+		return escapeText(p.AppAdded), true
+	}
+	return "", false
+}
+
+// T is the message key in the page's language, as HTML: its text
+// escaped, its placeholders filled from args (pairs of name and value,
+// escaped) or from the view.
+func (p pageData) T(key string, args ...string) template.HTML {
+	return p.html(p.Lang().Text(key, 0), args)
+}
+
+// TK is T of key + "_" + the kind of address the page is about ("phone"
+// or "email").
+func (p pageData) TK(key string) template.HTML {
+	kind := "email"
+	if p.Method == methodSMS {
+		kind = "phone"
+	}
+	return p.T(key + "_" + kind)
+}
+
+// N is the plural message key for the count n, as HTML.
+func (p pageData) N(key string, n int) template.HTML {
+	return p.html(p.Lang().Text(key, n), []string{"n", strconv.Itoa(n)})
+}
+
+// Text is the message key as plain text, for attributes and the title.
+func (p pageData) Text(key string) string { return p.Lang().T(key) }
+
+// escapeText escapes text for the content of an element (not an
+// attribute): '&', '<', '>' and '"', so apostrophes stay readable.
+var escapeText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;").Replace
+
+func (p pageData) html(text string, args []string) template.HTML {
+	//nolint:gosec // every part is escaped: the text, the arguments, the view's values
+	return template.HTML(i18n.Expand(text, escapeText, func(name string) (string, bool) {
+		for i := 0; i+1 < len(args); i += 2 {
+			if args[i] == name {
+				return escapeText(args[i+1]), true
+			}
+		}
+		return p.arg(name)
+	}))
+}
+
 // ExpiresText is the code lifetime in words.
 func (p pageData) ExpiresText() string {
 	s := p.ExpiresIn
 	switch {
 	case s >= 120:
-		return strconv.Itoa((s+59)/60) + " minutes"
+		return p.Lang().N("duration.minutes", (s+59)/60)
 	case s >= 60:
-		return "1 minute"
-	case s == 1:
-		return "1 second"
+		return p.Lang().N("duration.minutes", 1)
 	}
-	return strconv.Itoa(s) + " seconds"
+	return p.Lang().N("duration.seconds", s)
 }
 
 // OutOfAttempts reports whether the code on the page can no longer be
@@ -65,13 +138,10 @@ func (p pageData) OutOfAttempts() bool { return p.AttemptsLeft != nil && *p.Atte
 
 // AttemptsText says how many attempts are left, if known.
 func (p pageData) AttemptsText() string {
-	switch {
-	case p.AttemptsLeft == nil:
+	if p.AttemptsLeft == nil {
 		return ""
-	case *p.AttemptsLeft == 1:
-		return "1 attempt left."
 	}
-	return strconv.Itoa(*p.AttemptsLeft) + " attempts left."
+	return p.Lang().N("verify.attempts_left", *p.AttemptsLeft)
 }
 
 // QRSrc is the QR code image as a data URI. html/template refuses data:
@@ -103,16 +173,14 @@ func (p pageData) RecoveryText() string {
 	case p.RecoveryLeft == nil:
 		return ""
 	case *p.RecoveryLeft == 0:
-		return "You have no recovery codes left: make new ones."
-	case *p.RecoveryLeft == 1:
-		return "You have 1 unused recovery code."
+		return p.Lang().T("settings.recovery_none")
 	}
-	return "You have " + strconv.Itoa(*p.RecoveryLeft) + " unused recovery codes."
+	return p.Lang().N("settings.recovery_left", *p.RecoveryLeft)
 }
 
-func writePage(w http.ResponseWriter, status int, v *view) error {
+func writePage(w http.ResponseWriter, status int, v *view, cat *i18n.Catalog) error {
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, pageData{view: v, Prefix: v.prefix}); err != nil {
+	if err := pageTemplate.Execute(&buf, pageData{view: v, Prefix: v.prefix, cat: cat}); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

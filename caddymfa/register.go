@@ -74,7 +74,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	// never a policy exemption (SECURITY.md N61).
 	if !signedIn || !slices.Contains(required, s.Method) || !s.factorWithin(h.now(), enrollFreshness) {
 		if post {
-			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with "+strings.Join(required, " or ")+" first."))
+			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you first, then try again."))
 		}
 		return h.confirmFirst(w, r, ff, "register/"+kind, kind, ret, required)
 	}
@@ -165,9 +165,10 @@ var factorMethods = []string{methodTOTP, methodEmail, methodSMS, methodRecovery}
 // of their "what" (phone, email, authenticator app); the flow remembers
 // to come back to next (register/phone, enroll/totp) afterwards.
 func (h *Handler) confirmFirst(w http.ResponseWriter, r *http.Request, ff, next, what, ret string, required []string) error {
-	kind := what
+	thing := []string{"what", "thing." + what}
 	if ff == "" {
-		v := errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then change your "+kind+".")
+		v := errorView(http.StatusForbidden, errCodeNotAllowed, "Sign in first, then change {what}.")
+		v.msgArgs = thing
 		v.Redirect = h.PathPrefix + "/"
 		return h.pages.render(w, r, v)
 	}
@@ -196,9 +197,9 @@ func (h *Handler) confirmFirst(w http.ResponseWriter, r *http.Request, ff, next,
 		step = stepConfirmRequired
 	}
 	v := &view{Step: step, User: flow.user(), CSRFToken: h.keys.csrfToken("f:" + flow.ID), status: http.StatusForbidden,
-		Error: errCodeNotAllowed, Message: "To change your " + kind + ", first confirm it's you with " + strings.Join(required, " or ") + "."}
+		Error: errCodeNotAllowed, Message: "To change {what}, first confirm it's you.", msgArgs: thing}
 	if step == stepConfirmRequired {
-		v.Message = "To change your " + kind + ", first confirm it's you with a code."
+		v.Message = "To change {what}, first confirm it's you with a code."
 	}
 	for _, m := range opts.methods {
 		if slices.Contains(required, m) {
@@ -206,7 +207,7 @@ func (h *Handler) confirmFirst(w http.ResponseWriter, r *http.Request, ff, next,
 		}
 	}
 	if len(v.Methods) == 0 {
-		v.Message = "To change your " + kind + " you need " + strings.Join(required, " or ") + ", which your account does not have. Contact the administrator."
+		v.Message = "To change {what} you need another way to confirm it's you, which your account does not have. Contact the administrator."
 	}
 	return h.pages.render(w, r, v)
 }

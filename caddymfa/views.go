@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 // Steps of the flow, as named in the HTTP contract.
@@ -99,6 +100,11 @@ type view struct {
 	retry      time.Duration
 	standalone bool
 	linkToken  string // the token of a link page, for its form
+	// msgArgs are the placeholders of Message, pairs of name and value
+	// (a value that is a message key is said in the user's language).
+	msgArgs []string
+	lang    *i18n.Lang
+	here    string // the page's own address, for the language switcher
 }
 
 // pages turns what the flow found out into views and answers: the
@@ -112,6 +118,7 @@ type pages struct {
 	// rememberDays offers "remember this device" for that many days
 	// (remember_device); 0 is off.
 	rememberDays int
+	cat          *i18n.Catalog
 }
 
 func errorView(status int, code, msg string) *view {
@@ -134,17 +141,14 @@ func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) b
 		return false
 	}
 	limits := pg.methods.limitsFor(ch.Method)
-	what := "code"
-	if ch.LinkMAC != nil {
-		what = "link"
-	}
+	link := ch.LinkMAC != nil
 	switch {
 	case ch.Failed && p.firstFactor != "":
-		v.Error, v.Message = errCodeDelivery, "The "+what+" could not be delivered. Try again later or contact the administrator."
+		v.Error, v.Message = errCodeDelivery, pick(link, "The link could not be delivered. Try again later or contact the administrator.", "The code could not be delivered. Try again later or contact the administrator.")
 	case ch.State == stateDead && p.firstFactor == "":
 		// Standalone: a failed delivery and a used-up code read the
 		// same, as known and unknown names must (SECURITY.md H37).
-		v.Error, v.Message = errCodeInvalid, "That "+what+" can't be used. Ask for a new one."
+		v.Error, v.Message = errCodeInvalid, pick(link, "That link can't be used. Ask for a new one.", "That code can't be used. Ask for a new one.")
 	case (ch.State == statePending || ch.State == stateVerified) && now.Before(ch.ExpiresAt):
 		v.Step = stepVerify
 		v.Method = ch.Method
@@ -164,11 +168,19 @@ func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) b
 		}
 		return true
 	case ch.State == stateDead:
-		v.Error, v.Message = errCodeInvalid, "Too many attempts for this "+what+". Send a new one to try again."
+		v.Error, v.Message = errCodeInvalid, pick(link, "Too many attempts for this link. Send a new one to try again.", "Too many attempts for this code. Send a new one to try again.")
 	case ch.State == statePending || ch.State == stateVerified:
-		v.Error, v.Message = "expired", "The "+what+" has expired. Send a new one."
+		v.Error, v.Message = "expired", pick(link, "The link has expired. Send a new one.", "The code has expired. Send a new one.")
 	}
 	return false
+}
+
+// pick returns a if cond, else b.
+func pick(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
 }
 
 // failed answers a failed verification. It shows only what does not
@@ -255,35 +267,35 @@ func (pg *pages) render(w http.ResponseWriter, r *http.Request, v *view) error {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	l := pg.requestLang(r)
+	v.lang = l
+	if v.Message != "" {
+		v.Message = localize(l, v.Message, v.msgArgs)
+	}
 	if v.retry > 0 {
 		secs := int((v.retry + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		v.RetryAfter = secs
 		if v.Message != "" {
-			v.Message += " Try again in " + waitText(secs) + "."
+			v.Message += " " + l.T("msg.retry_in", "wait", waitText(l, secs))
 		}
 	}
 	if wantsJSON(r) {
 		return writeJSON(w, status, v)
 	}
 	v.prefix = pg.prefix
-	return writePage(w, status, v)
+	v.here = here(r, pg.prefix)
+	return writePage(w, status, v, pg.catalog())
 }
 
 // waitText says how long a wait of secs seconds is, as people say it:
 // "25 seconds", "1 minute", "14 minutes" (rounded up), "2 hours".
-func waitText(secs int) string {
-	plural := func(n int, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return strconv.Itoa(n) + " " + unit + "s"
-	}
+func waitText(l *i18n.Lang, secs int) string {
 	switch {
 	case secs < 90:
-		return plural(max(secs, 1), "second")
+		return l.N("duration.seconds", max(secs, 1))
 	case secs < 90*60:
-		return plural((secs+59)/60, "minute")
+		return l.N("duration.minutes", (secs+59)/60)
 	}
-	return plural((secs+3599)/3600, "hour")
+	return l.N("duration.hours", (secs+3599)/3600)
 }
