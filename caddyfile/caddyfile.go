@@ -41,6 +41,7 @@ var mfaSubdirectives = []string{
 	"user", "trust_identity_headers", "path_prefix", "base_url", "storage", "secret_key",
 	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "trusted_networks",
 	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "passkey", "recovery_codes",
+	"translations",
 }
 
 // Unmarshal reads one mfa directive from d and returns the handler
@@ -65,6 +66,7 @@ var mfaSubdirectives = []string{
 //	    users_file             <path>
 //	    allow_emails           <pattern...>
 //	    lockout                <failures> <window>
+//	    translations           <dir>
 //	    email {
 //	        smtp <host> [<port>] [{ ... }]
 //	        outbox <dir>
@@ -171,6 +173,13 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 				return nil, err
 			}
 			h.PathPrefix = v
+
+		case "translations":
+			v, err := cfargs.OneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Translations = v
 
 		case "base_url":
 			v, err := cfargs.OneArg(d)

@@ -178,6 +178,11 @@ func TestUnmarshal(t *testing.T) {
 			want:  `{"path_prefix":"/.mfa","sms":{"provider":{"provider":"outbox","dir":"./sms-outbox"},"message":"Code: %s"},"totp":{}}`,
 		},
 		{
+			name:  "translations",
+			input: "mfa {\n\ttranslations /etc/caddy/mfa-translations\n}",
+			want:  `{"translations":"/etc/caddy/mfa-translations"}`,
+		},
+		{
 			name:  "sms webhook without block",
 			input: "mfa {\n\tsms {\n\t\tprovider webhook {env.SMS_GATEWAY_URL}\n\t\tmessage sv \"Din kod är %s\"\n\t}\n}",
 			want:  `{"sms":{"provider":{"provider":"webhook","url":"{env.SMS_GATEWAY_URL}"},"messages":{"sv":"Din kod är %s"}}}`,

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
-	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -76,7 +75,7 @@ type sendRequest struct {
 	network string
 	dest    string // the address on file; "" when the user has none
 	site    string
-	lang    string // Accept-Language, for localized text messages
+	lang    userLang // the user's language, for the message
 	// country and perCountry: the destination's country and its cap per
 	// hour, against SMS pumping; perCountry 0 is no cap.
 	country    string
@@ -206,13 +205,13 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 			defer c.pending.Done()
 			// A cancelled context queues the message without waiting for
 			// the outcome, which reaches the delivery log.
-			queueOnly, cancel := context.WithCancel(sms.WithLanguage(context.Background(), sr.lang))
+			queueOnly, cancel := context.WithCancel(sr.lang.context(context.Background()))
 			cancel()
 			_ = sr.sender.Deliver(queueOnly, msg)
 		})
 		return nil
 	}
-	if err := sr.sender.Deliver(sms.WithLanguage(ctx, sr.lang), msg); err != nil {
+	if err := sr.sender.Deliver(sr.lang.context(ctx), msg); err != nil {
 		// The channel has logged the failure.
 		c.markFailed(ctx, msg.ChallengeID)
 		return fmt.Errorf("%w: %v", errDelivery, err)

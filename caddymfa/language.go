@@ -1,10 +1,12 @@
 package caddymfa
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
 
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
@@ -39,6 +41,31 @@ func (pg *pages) requestLang(r *http.Request) *i18n.Lang {
 		choice = c.Value
 	}
 	return pg.catalog().Match(choice, r.Header.Get("Accept-Language"))
+}
+
+// userLang is the language of a message to the user of r.
+type userLang struct {
+	lang *i18n.Lang
+	// pref is what picks among the operator's own texts of a text
+	// message (sms messages): the language picked with the switcher,
+	// else Accept-Language, which may name languages the catalog lacks.
+	pref string
+}
+
+func (pg *pages) userLang(r *http.Request) userLang {
+	ul := userLang{lang: pg.requestLang(r), pref: r.Header.Get("Accept-Language")}
+	if c, err := r.Cookie(languageCookie); err == nil && ul.lang.Tag() == c.Value {
+		ul.pref = c.Value
+	}
+	return ul
+}
+
+// context returns ctx carrying the language to the channels.
+func (ul userLang) context(ctx context.Context) context.Context {
+	if ul.lang != nil {
+		ctx = i18n.WithLang(ctx, ul.lang)
+	}
+	return sms.WithLanguage(ctx, ul.pref)
 }
 
 func (pg *pages) catalog() *i18n.Catalog {

@@ -151,7 +151,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		network: h.guessNetwork(r),
 		dest:    dest,
 		site:    siteName(r, h.baseURL),
-		lang:    r.Header.Get("Accept-Language"),
+		lang:    h.pages.userLang(r),
 		wait:    flow.FirstFactor != "",
 		linkTTL: h.methods.linkTTL(ch.method),
 	}

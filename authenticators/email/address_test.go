@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -135,8 +137,8 @@ func TestHumanDuration(t *testing.T) {
 	}
 	for in, want := range tests {
 		d, _ := timeParse(in)
-		if got := humanDuration(d); got != want {
-			t.Errorf("humanDuration(%s) = %q, want %q", in, got, want)
+		if got := i18n.Builtin().English().Duration(d); got != want {
+			t.Errorf("Duration(%s) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 // Method is the method name of the email authenticator.
@@ -147,7 +148,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 		return c.ch.Fail(m.ChallengeID, m.User, Mask(m.To), err)
 	}
 	masked := Mask(to)
-	msg, err := c.message(m, to, masked)
+	msg, err := c.message(m, to, masked, i18n.FromContext(ctx))
 	if err != nil {
 		return c.ch.Fail(m.ChallengeID, m.User, masked, delivery.Mask(err, maskText(err.Error(), m.Secret())))
 	}
@@ -160,7 +161,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 }
 
 // message renders the templates and builds the message.
-func (c *Config) message(m authenticators.Message, to, masked string) (*Message, error) {
+func (c *Config) message(m authenticators.Message, to, masked string, lang *i18n.Lang) (*Message, error) {
 	if m.Code == "" && m.Link == "" {
 		return nil, errors.New("message has no code or link")
 	}
@@ -182,7 +183,8 @@ func (c *Config) message(m authenticators.Message, to, masked string) (*Message,
 		Site:      siteName(m.Site),
 		To:        masked,
 		User:      m.User,
-		ExpiresIn: humanDuration(ttl),
+		ExpiresIn: lang.Duration(ttl),
+		lang:      lang,
 	})
 	if err != nil {
 		return nil, err

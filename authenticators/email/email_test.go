@@ -28,6 +28,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
@@ -336,7 +337,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	c := &Config{TransportRaw: json.RawMessage(`{"transport":"outbox","dir":"unused"}`), From: testFrom}
 	c.tmpl, _ = loadTemplates(nil)
 	c.from, _ = parseFrom(testFrom)
-	msg, err := c.message(testMessage(), testTo, Mask(testTo))
+	msg, err := c.message(testMessage(), testTo, Mask(testTo), i18n.Builtin().English())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,54 +8,52 @@ import (
 	"os"
 	"strings"
 	texttemplate "text/template"
-	"time"
 	"unicode"
+
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 // Built-in templates. They say what the message is for, when the code or
 // link expires and what to do when the sign-in was not yours. Each serves
 // both modes: .Link is set in link mode, .Code in code mode.
 const (
-	defaultSubject = `{{if .Link}}Your sign-in link for {{.Site}}{{else}}Your sign-in code for {{.Site}}{{end}}`
+	defaultSubject = `{{if .Link}}{{.T "email.link.subject"}}{{else}}{{.T "email.code.subject"}}{{end}}`
 
-	defaultText = `{{if .Link}}To sign in to {{.Site}}, open this link and confirm:
+	defaultText = `{{if .Link}}{{.T "email.link.intro"}}
 
     {{.Link}}
 
-It works once and expires in {{.ExpiresIn}}. You may open it on another
-device: the browser where you started signing in then continues by itself.
+{{.T "email.link.expires"}}
 
-If you did not try to sign in, ignore this email: nobody can sign in
-without the link. Do not forward it.
-{{else}}Your sign-in code for {{.Site}} is:
+{{.T "email.link.ignore"}}
+{{else}}{{.T "email.code.intro"}}
 
     {{.Code}}
 
-Enter it on the sign-in page. It expires in {{.ExpiresIn}}.
+{{.T "email.code.enter"}}
 
-If you did not try to sign in, ignore this email: nobody can sign in
-without the code. Do not share it with anyone.
+{{.T "email.code.ignore"}}
 {{end}}`
 
 	defaultHTML = `<!DOCTYPE html>
-<html lang="en">
+<html lang="{{.Lang}}" dir="{{.Dir}}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{if .Link}}Your sign-in link{{else}}Your sign-in code{{end}} for {{.Site}}</title>
+<title>{{if .Link}}{{.T "email.link.subject"}}{{else}}{{.T "email.code.subject"}}{{end}}</title>
 </head>
 <body style="margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2328;background:#ffffff;">
 {{- if .Link}}
-<p style="font-size:16px;margin:0 0 16px;">To sign in to <strong>{{.Site}}</strong>, open this link and confirm:</p>
-<p style="margin:0 0 16px;"><a href="{{.Link}}" style="display:inline-block;padding:12px 20px;border-radius:6px;background:#0969da;color:#ffffff;font-size:16px;font-weight:bold;text-decoration:none;">Sign in to {{.Site}}</a></p>
-<p style="font-size:14px;color:#57606a;margin:0 0 16px;word-break:break-all;">Or copy this address into your browser: {{.Link}}</p>
-<p style="font-size:16px;margin:0 0 16px;">It works once and expires in {{.ExpiresIn}}. You may open it on another device: the browser where you started signing in then continues by itself.</p>
-<p style="font-size:14px;color:#57606a;margin:0;">If you did not try to sign in, ignore this email: nobody can sign in without the link. Do not forward it.</p>
+<p style="font-size:16px;margin:0 0 16px;">{{.T "email.link.intro"}}</p>
+<p style="margin:0 0 16px;"><a href="{{.Link}}" style="display:inline-block;padding:12px 20px;border-radius:6px;background:#0969da;color:#ffffff;font-size:16px;font-weight:bold;text-decoration:none;">{{.T "email.link.button"}}</a></p>
+<p style="font-size:14px;color:#57606a;margin:0 0 16px;word-break:break-all;">{{.T "email.link.copy"}} {{.Link}}</p>
+<p style="font-size:16px;margin:0 0 16px;">{{.T "email.link.expires"}}</p>
+<p style="font-size:14px;color:#57606a;margin:0;">{{.T "email.link.ignore"}}</p>
 {{- else}}
-<p style="font-size:16px;margin:0 0 16px;">Your sign-in code for <strong>{{.Site}}</strong> is:</p>
-<p style="font-size:32px;font-weight:bold;letter-spacing:6px;font-family:Menlo,Consolas,'Courier New',monospace;margin:0 0 16px;">{{.Code}}</p>
-<p style="font-size:16px;margin:0 0 16px;">Enter it on the sign-in page. It expires in {{.ExpiresIn}}.</p>
-<p style="font-size:14px;color:#57606a;margin:0;">If you did not try to sign in, ignore this email: nobody can sign in without the code. Do not share it with anyone.</p>
+<p style="font-size:16px;margin:0 0 16px;">{{.T "email.code.intro"}}</p>
+<p style="font-size:32px;font-weight:bold;letter-spacing:6px;font-family:Menlo,Consolas,'Courier New',monospace;margin:0 0 16px;" dir="ltr">{{.Code}}</p>
+<p style="font-size:16px;margin:0 0 16px;">{{.T "email.code.enter"}}</p>
+<p style="font-size:14px;color:#57606a;margin:0;">{{.T "email.code.ignore"}}</p>
 {{- end}}
 </body>
 </html>
@@ -74,8 +72,30 @@ type TemplateData struct {
 	To string
 	// User is the canonical user name.
 	User string
-	// ExpiresIn is the code's lifetime in words, e.g. "10 minutes".
+	// ExpiresIn is the code's lifetime in words, e.g. "10 minutes", in
+	// the user's language.
 	ExpiresIn string
+
+	lang *i18n.Lang
+}
+
+// T is the message key of the built-in texts in the user's language, with
+// {site} and {expires} filled in.
+func (d TemplateData) T(key string) string {
+	return d.language().T(key, "site", d.Site, "expires", d.ExpiresIn)
+}
+
+// Lang is the user's language tag ("de", "pt-BR").
+func (d TemplateData) Lang() string { return d.language().Tag() }
+
+// Dir is the writing direction of the user's language, "ltr" or "rtl".
+func (d TemplateData) Dir() string { return d.language().Dir() }
+
+func (d TemplateData) language() *i18n.Lang {
+	if d.lang == nil {
+		return i18n.Builtin().English()
+	}
+	return d.lang
 }
 
 // templates are the parsed templates of a Config.
@@ -190,24 +210,4 @@ func oneLine(s string) string {
 		return r
 	}, s)
 	return strings.TrimSpace(s)
-}
-
-// humanDuration writes d the way the message says it: "10 minutes",
-// "1 minute", "90 seconds", "1 hour".
-func humanDuration(d time.Duration) string {
-	d = d.Round(time.Second)
-	plural := func(n int64, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return fmt.Sprintf("%d %ss", n, unit)
-	}
-	switch {
-	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour")
-	case d >= time.Minute && d%time.Minute == 0:
-		return plural(int64(d/time.Minute), "minute")
-	default:
-		return plural(int64(d/time.Second), "second")
-	}
 }

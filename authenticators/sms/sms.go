@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 // Method is the method name of the SMS authenticator.
@@ -202,6 +203,23 @@ func (c *Config) RenderLink(link, lang string) (string, error) {
 	return body, nil
 }
 
+// renderLink is RenderLink in the language of ctx: the configured texts
+// when there are any, else the built-in text of the user's language
+// (i18n.WithLang), else DefaultLinkMessage.
+func (c *Config) renderLink(ctx context.Context, link string) (string, error) {
+	if c.LinkMessage != "" || len(c.LinkMessages) > 0 {
+		return c.RenderLink(link, languageFrom(ctx))
+	}
+	if err := authenticators.CheckLink(link); err != nil {
+		return "", err
+	}
+	body := i18n.FromContext(ctx).T("sms.link", "link", link)
+	if n := utf8.RuneCountInString(body); n > MaxBodyLength {
+		return "", fmt.Errorf("link message is %d characters long, more than %d", n, MaxBodyLength)
+	}
+	return body, nil
+}
+
 // Deliver validates m.To (ParseNumber, allowed_countries), renders the
 // text of its code, or else of its link, in the language WithLanguage put
 // in ctx, and queues it. It waits up to the delivery wait for the outcome:
@@ -220,7 +238,7 @@ func (c *Config) Deliver(ctx context.Context, m authenticators.Message) error {
 	}
 	var body string
 	if m.Code == "" && m.Link != "" {
-		body, err = c.RenderLink(m.Link, languageFrom(ctx))
+		body, err = c.renderLink(ctx, m.Link)
 	} else {
 		body, err = c.Render(m.Code, languageFrom(ctx))
 	}

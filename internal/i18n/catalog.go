@@ -1,6 +1,7 @@
 package i18n
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
@@ -380,4 +382,33 @@ func Expand(text string, lit func(string) string, arg func(name string) (string,
 	}
 	b.WriteString(lit(text))
 	return b.String()
+}
+
+type langKey struct{}
+
+// WithLang returns a copy of ctx that carries l, the language of the
+// user a message goes to.
+func WithLang(ctx context.Context, l *Lang) context.Context {
+	return context.WithValue(ctx, langKey{}, l)
+}
+
+// FromContext returns the language WithLang put in ctx, or English.
+func FromContext(ctx context.Context) *Lang {
+	if l, ok := ctx.Value(langKey{}).(*Lang); ok && l != nil {
+		return l
+	}
+	return Builtin().English()
+}
+
+// Duration says d in words, rounded to whole hours, minutes or seconds
+// when it is a multiple of them: "10 minutes", "1 hour", "90 seconds".
+func (l *Lang) Duration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return l.N("duration.hours", int(d/time.Hour))
+	case d >= time.Minute && d%time.Minute == 0:
+		return l.N("duration.minutes", int(d/time.Minute))
+	}
+	return l.N("duration.seconds", int(d/time.Second))
 }
