@@ -68,9 +68,9 @@ func (p pageData) Here() string { return cmp.Or(p.here, p.Prefix+"/") }
 func (p pageData) arg(name string) (string, bool) {
 	switch name {
 	case "dest":
-		return "<strong><bdi>" + escapeText(p.Destination) + "</bdi></strong>", true
+		return "<strong>" + escapeText(p.Destination) + "</strong>", true
 	case "user":
-		return "<strong><bdi>" + escapeText(p.User) + "</bdi></strong>", true
+		return "<strong>" + escapeText(p.User) + "</strong>", true
 	case "expires":
 		return escapeText(p.ExpiresText()), true
 	case "date":

@@ -74,18 +74,10 @@ func TestShippedLanguagesComplete(t *testing.T) {
 // placeholders returns the sorted {names} of a text.
 func placeholders(s string) []string {
 	var names []string
-	for {
-		i := strings.IndexByte(s, '{')
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(s[i:], '}')
-		if j < 0 {
-			break
-		}
-		names = append(names, s[i+1:i+j])
-		s = s[i+j+1:]
-	}
+	Expand(s, nil, func(name string) (string, bool) {
+		names = append(names, name)
+		return "", false
+	})
 	slices.Sort(names)
 	return names
 }
