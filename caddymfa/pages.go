@@ -81,7 +81,7 @@ func (p pageData) arg(name string) (string, bool) {
 
 // T is the message key in the page's language, as HTML: its text
 // escaped, its placeholders filled from args (pairs of name and value,
-// escaped; {dest} and {user} in bold) or from the view.
+// escaped; {dest}, {user} and {name} in bold) or from the view.
 func (p pageData) T(key string, args ...string) template.HTML {
 	return p.html(p.Lang().Text(key, 0), args)
 }
@@ -112,7 +112,7 @@ func (p pageData) html(text string, args []string) template.HTML {
 	//nolint:gosec // every part is escaped: the text, the arguments, the view's values
 	return template.HTML(i18n.Expand(text, escapeText, func(name string) (string, bool) {
 		for i := 0; i+1 < len(args); i += 2 {
-			if args[i] == name && (name == "dest" || name == "user") {
+			if args[i] == name && (name == "dest" || name == "user" || name == "name") {
 				return "<strong>" + escapeText(args[i+1]) + "</strong>", true
 			}
 			if args[i] == name {
