@@ -109,9 +109,14 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 	if err != nil {
 		return err
 	}
-	coolKeys := []string{"u:" + sc.userID}
-	if sc.destKey != "" {
-		coolKeys = append(coolKeys, sc.destKey)
+	// The cooldowns a used code ends: none when no cooldown is set, so a
+	// sign-in then makes no store calls for them.
+	var coolKeys []string
+	if sc.lim != nil && sc.lim.Cooldown > 0 {
+		coolKeys = []string{"u:" + sc.userID}
+		if sc.destKey != "" {
+			coolKeys = append(coolKeys, sc.destKey)
+		}
 	}
 	if !send {
 		// Nothing goes out (no address, or a silent cap of the

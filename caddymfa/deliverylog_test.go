@@ -19,16 +19,27 @@ type countingStore struct {
 	mu     sync.Mutex
 	ops    map[string]int
 	listed int
+	keys   []string // "op key" of every call since takeKeys
 }
 
 func newCountingStore(s storage.Store) *countingStore {
 	return &countingStore{Store: s, ops: map[string]int{}}
 }
 
-func (c *countingStore) count(op string) {
+func (c *countingStore) count(op, key string) {
 	c.mu.Lock()
 	c.ops[op]++
+	c.keys = append(c.keys, op+" "+key)
 	c.mu.Unlock()
+}
+
+// takeKeys returns the calls so far, as "op key", and starts again.
+func (c *countingStore) takeKeys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := c.keys
+	c.keys = nil
+	return keys
 }
 
 // take returns the counts so far and starts again from zero.
@@ -41,27 +52,27 @@ func (c *countingStore) take() (ops map[string]int, listed int) {
 }
 
 func (c *countingStore) Get(ctx context.Context, k string) (storage.Record, error) {
-	c.count("get")
+	c.count("get", k)
 	return c.Store.Get(ctx, k)
 }
 func (c *countingStore) Put(ctx context.Context, k string, v []byte, exp time.Time, d bool) error {
-	c.count("put")
+	c.count("put", k)
 	return c.Store.Put(ctx, k, v, exp, d)
 }
 func (c *countingStore) Delete(ctx context.Context, k string) error {
-	c.count("delete")
+	c.count("delete", k)
 	return c.Store.Delete(ctx, k)
 }
 func (c *countingStore) Update(ctx context.Context, k string, fn storage.UpdateFunc) error {
-	c.count("update")
+	c.count("update", k)
 	return c.Store.Update(ctx, k, fn)
 }
 func (c *countingStore) Incr(ctx context.Context, k string, d int64, exp time.Time) (int64, error) {
-	c.count("incr")
+	c.count("incr", k)
 	return c.Store.Incr(ctx, k, d, exp)
 }
 func (c *countingStore) List(ctx context.Context, prefix string, limit int, reverse bool) ([]storage.Record, error) {
-	c.count("list")
+	c.count("list", prefix)
 	recs, err := c.Store.List(ctx, prefix, limit, reverse)
 	c.mu.Lock()
 	c.listed += len(recs)
@@ -69,7 +80,7 @@ func (c *countingStore) List(ctx context.Context, prefix string, limit int, reve
 	return recs, err
 }
 func (c *countingStore) DeletePrefix(ctx context.Context, prefix string) error {
-	c.count("delete_prefix")
+	c.count("delete_prefix", prefix)
 	return c.Store.DeletePrefix(ctx, prefix)
 }
 
