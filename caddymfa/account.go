@@ -57,6 +57,9 @@ type accountView struct {
 	Error     string            `json:"error,omitempty"`
 	Message   string            `json:"message,omitempty"`
 
+	// PasskeyPage is where to add a passkey, when passkeys are on.
+	PasskeyPage string `json:"passkey_page,omitempty"`
+
 	status int
 	prefix string
 	hasApp bool // the user has an app, so new recovery codes can be made
@@ -65,9 +68,13 @@ type accountView struct {
 // accountMethod is one way the user signs in: an address on file
 // (masked), or an authenticator app and when it was added.
 type accountMethod struct {
-	Kind        string     `json:"kind"` // email, sms, totp
+	Kind        string     `json:"kind"` // email, sms, totp, passkey
 	Destination string     `json:"destination,omitempty"`
 	Added       *time.Time `json:"added,omitempty"`
+	// ID, Name and LastUsed are of a passkey.
+	ID       string     `json:"id,omitempty"`
+	Name     string     `json:"name,omitempty"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
 }
 
 // sessionInfo is a session as the account page and the admin API show
@@ -207,10 +214,9 @@ func plural(n int, unit string) string {
 }
 
 // accountMethods lists the ways the user of acct signs in, for the
-// account page: the addresses on file, masked, and the authenticator app.
-// Passkeys belong here too: one accountMethod per passkey in rec (kind
-// "passkey", with its name, when it was added and last used), with their
-// rename and remove actions in accountAction.
+// account page: the addresses on file, masked, the authenticator app, and
+// each passkey with its name, when it was added and last used
+// (passkeyMethods); accountPasskey renames and removes them.
 func (h *Handler) accountMethods(ctx context.Context, acct *account, rec userRecord) []accountMethod {
 	out := []accountMethod{}
 	for _, ch := range h.methods.channels() {
@@ -222,7 +228,7 @@ func (h *Handler) accountMethods(ctx context.Context, acct *account, rec userRec
 		added := rec.TOTP.Added.UTC()
 		out = append(out, accountMethod{Kind: methodTOTP, Added: &added})
 	}
-	return out
+	return append(out, h.passkeyMethods(rec)...)
 }
 
 // accountView builds the account page of the signed-in browser of r,
@@ -247,6 +253,7 @@ func (h *Handler) accountView(r *http.Request, s *cachedSession) (*accountView, 
 	if s.FirstFactor != "" {
 		v.Register = h.methods.registerLinks("")
 	}
+	v.PasskeyPage = h.passkeyPage()
 	if v.Sessions, v.Devices, err = h.sessionInfos(ctx, s.User, h.browserOf(r, s)); err != nil {
 		return nil, err
 	}
@@ -267,12 +274,14 @@ type accountChange struct {
 
 // accountAction carries out a change asked for on the account page and
 // answers with the page (or JSON) as it is afterwards. Actions on
-// passkeys (rename, remove) are added to this switch.
+// passkeys (rename, remove) go to accountPasskey.
 func (h *Handler) accountAction(w http.ResponseWriter, r *http.Request, f form, s *cachedSession) error {
 	c := accountChange{s: s, browser: h.browserOf(r, s), acct: h.account(r, s.FirstFactor, s.User), f: f}
 	switch f.Action {
 	case actionRecoveryCodes:
 		return h.renewRecoveryCodes(w, r, c)
+	case actionRenamePasskey, actionRemovePasskey:
+		return h.accountPasskey(w, r, c)
 	case actionEndSession, actionEndOthers, actionForgetDevice:
 	default:
 		return h.accountRefusal(w, r, s, http.StatusBadRequest, errCodeRequest, "Unknown action.")

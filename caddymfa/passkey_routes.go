@@ -492,3 +492,76 @@ func (h *Handler) offerPasskey(ctx context.Context, acct *account, opts *signInO
 	}
 	return nil
 }
+
+// Actions of the account page on passkeys.
+const (
+	actionRenamePasskey = "rename_passkey"
+	actionRemovePasskey = "remove_passkey"
+)
+
+// passkeyMethods are the user's passkeys as the account page lists them.
+func (h *Handler) passkeyMethods(rec userRecord) []accountMethod {
+	if h.passkeys == nil {
+		return nil
+	}
+	out := make([]accountMethod, 0, len(rec.Passkeys))
+	for _, p := range rec.Passkeys {
+		i := p.info()
+		added := i.Added.UTC()
+		out = append(out, accountMethod{Kind: methodPasskey, ID: i.ID, Name: i.Name, Added: &added, LastUsed: i.LastUsed})
+	}
+	return out
+}
+
+// accountPasskey renames or removes a passkey from the account page
+// (action rename_passkey or remove_passkey, id, name): with a factor
+// passed recently, like ending sessions (mayEnd); a removal is notified
+// and ends the user's other sessions, as any factor change does.
+func (h *Handler) accountPasskey(w http.ResponseWriter, r *http.Request, c accountChange) error {
+	s := c.s
+	if h.passkeys == nil {
+		return h.accountRefusal(w, r, s, http.StatusBadRequest, errCodeRequest, "Unknown action.")
+	}
+	if refusal := h.mayEnd(r, c); refusal != nil {
+		return h.accountRefusal(w, r, s, refusal.status, refusal.Error, "Confirm it's you with a code first, then change your passkeys.")
+	}
+	ctx := r.Context()
+	id, err := base64.RawURLEncoding.DecodeString(c.f.ID)
+	if err != nil || len(id) == 0 {
+		return h.accountRefusal(w, r, s, http.StatusBadRequest, errCodeRequest, "Choose a passkey.")
+	}
+	var ok bool
+	msg := "The passkey was renamed."
+	if c.f.Action == actionRemovePasskey {
+		var p passkeyFactor
+		if p, ok, err = h.passkeys.remove(ctx, s.User, id); err == nil && ok {
+			h.factorChanged(w, r, factorChange{who: c.acct, event: authenticators.NoticeFactorRemoved, factor: methodPasskey, keep: s}, zap.String("passkey", p.Name))
+		}
+		msg = "The passkey was removed."
+	} else {
+		name, nerr := passkeyName(c.f.Name)
+		if nerr != nil || name == "" {
+			return h.accountRefusal(w, r, s, http.StatusBadRequest, errCodeRequest, "Give the passkey a name of at most 64 characters.")
+		}
+		if ok, err = h.passkeys.rename(ctx, s.User, id, name); err == nil && ok {
+			h.audit.event(ctx, "passkey renamed", zap.String("user", s.User), zap.String("passkey", name))
+		}
+	}
+	switch {
+	case err != nil:
+		return h.pages.unavailable(w, r, "changing passkey", err)
+	case !ok:
+		return h.accountRefusal(w, r, s, http.StatusNotFound, errCodeRequest, "That passkey no longer exists.")
+	case c.f.Action == actionRemovePasskey && !wantsJSON(r):
+		// The browser got a fresh session: its next page has the new
+		// CSRF token.
+		http.Redirect(w, r, h.PathPrefix+"/account", http.StatusSeeOther)
+		return nil
+	}
+	v, err := h.accountView(r, s)
+	if err != nil {
+		return h.pages.unavailable(w, r, "reading account", err)
+	}
+	v.Message = msg
+	return h.renderAccount(w, r, v)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,6 +268,32 @@ func TestPasskeyRegisterAndSignIn(t *testing.T) {
 			t.Fatal("a challenge of another flow signed in")
 		}
 	})
+
+	// The account page lists the passkey; a session fresh from the
+	// passkey renames and removes it there.
+	st := c.get("/.mfa/account", "application/json").json(t)
+	var id string
+	for _, m := range st["methods"].([]any) {
+		if m := m.(map[string]any); m["kind"] == "passkey" && m["name"] == "Laptop" && m["added"] != nil && m["last_used"] != nil {
+			id, _ = m["id"].(string)
+		}
+	}
+	if id == "" || st["passkey_page"] != "/.mfa/passkey/register" {
+		t.Fatalf("the account page lists no passkey: %v", st)
+	}
+	csrf := st["csrf_token"].(string)
+	r = c.postJSON("/.mfa/account", map[string]string{"csrf_token": csrf, "action": "rename_passkey", "id": id, "name": "Work laptop"})
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), `"name":"Work laptop"`) {
+		t.Fatalf("rename on the account page: %d %s", r.StatusCode, r.body)
+	}
+	r = c.postJSON("/.mfa/account", map[string]string{"csrf_token": csrf, "action": "remove_passkey", "id": id})
+	if r.StatusCode != http.StatusOK || strings.Contains(string(r.body), `"kind":"passkey"`) {
+		t.Fatalf("remove on the account page: %d %s", r.StatusCode, r.body)
+	}
+	if st := newClient(t).withBasicAuth("alice", alicePassword).state(); slices.Contains(st["methods"].([]any), any("passkey")) {
+		t.Fatalf("a removed passkey is still offered: %v", st)
+	}
+
 }
 
 // TestPasskeyPasswordless signs in with a discoverable passkey from the
