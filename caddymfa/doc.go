@@ -155,4 +155,22 @@
 // that asked, whose waiting page refreshes itself (the pages allow no
 // scripts) or polls GET /status, signs in on its next request, once,
 // within five minutes. Only link mode looks for such a sign-in.
+//
+// # Passkeys
+//
+// With a passkey block, passkeys (WebAuthn) are a factor (passkey.go,
+// passkey_routes.go; the relying party is authenticators/passkey, built
+// at provision from base_url only). The passkeys service owns the
+// ceremonies waiting for an authenticator's answer (pkch/<hash of kind
+// and binding>, five minutes, taken by the first answer), the index of
+// user handles for passwordless sign-in (pkh/) and the owner of each
+// credential ID (pkc/); the credentials, their names, counters and last
+// use live in the user's record with the other factors. A passkey is
+// added from a session made by another factor in the last 15 minutes
+// (or during sign-in with enroll first_login), like an app; every
+// sign-in goes through verifier.run, so it counts in the lockout like a
+// code; a signature counter that does not go up refuses the sign-in and
+// writes an audit line. The pages load assets/passkey.js, the only
+// script they run, under a CSP that allows scripts and requests to the
+// site itself only.
 package caddymfa
