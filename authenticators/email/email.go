@@ -177,7 +177,7 @@ func (c *Config) message(m authenticators.Message, to, masked string, lang *i18n
 			ttl = time.Duration(c.LinkTTL)
 		}
 	}
-	subject, text, html, err := c.tmpl.render(TemplateData{
+	d := TemplateData{
 		Code:      m.Code,
 		Link:      m.Link,
 		Site:      siteName(m.Site),
@@ -185,7 +185,14 @@ func (c *Config) message(m authenticators.Message, to, masked string, lang *i18n
 		User:      m.User,
 		ExpiresIn: lang.Duration(ttl),
 		lang:      lang,
-	})
+	}
+	var subject, text, html string
+	var err error
+	if c.tmpl.prep != nil && d.Link == "" {
+		subject, text, html, err = c.tmpl.prep.render(c.tmpl, d)
+	} else {
+		subject, text, html, err = c.tmpl.render(d)
+	}
 	if err != nil {
 		return nil, err
 	}

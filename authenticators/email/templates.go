@@ -103,6 +103,9 @@ type templates struct {
 	subject *texttemplate.Template
 	text    *texttemplate.Template
 	html    *htmltemplate.Template
+	// prep holds code messages rendered ahead, when the templates allow
+	// it (nil otherwise).
+	prep *prepared
 }
 
 // loadTemplates parses the configured templates (reading the files) and
@@ -142,6 +145,7 @@ func loadTemplates(t *Templates) (*templates, error) {
 	if tp.html, err = htmltemplate.New("html").Option("missingkey=error").Parse(html); err != nil {
 		return nil, fmt.Errorf("parsing html template: %w", err)
 	}
+	tp.prep = newPrepared(&tp) // before html/template adds its escapers to the tree
 	for _, sample := range []TemplateData{sampleData(false), sampleData(true)} {
 		if _, _, _, err := tp.render(sample); err != nil {
 			return nil, err
