@@ -271,7 +271,10 @@ func TestConnectionReused(t *testing.T) {
 	}
 }
 
-func TestConnectionRedialAfterServerDrop(t *testing.T) {
+// keptConnection provisions one SMTP delivery worker against a test
+// server and delivers a first message, so the worker holds a connection.
+func keptConnection(t *testing.T) (*smtptest.Server, *Config, *recorder) {
+	t.Helper()
 	s := smtptest.NewServer(t, smtptest.Options{})
 	c := &Config{
 		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
@@ -282,6 +285,11 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 	if err := c.Deliver(t.Context(), testMessage()); err != nil {
 		t.Fatal(err)
 	}
+	return s, c, rec
+}
+
+func TestConnectionRedialAfterServerDrop(t *testing.T) {
+	s, c, rec := keptConnection(t)
 	// The server drops the kept connection; the next message notices it
 	// (MAIL FROM gets no reply) and redials within the same attempt.
 	s.DropConnections()
@@ -304,16 +312,7 @@ func TestConnectionRedialAfterServerDrop(t *testing.T) {
 // A refusal of MAIL FROM on a kept connection is the server's answer, not
 // a lost connection: the message is not sent again on a new connection.
 func TestMailFromRefusalOnKeptConnectionNotRedialed(t *testing.T) {
-	s := smtptest.NewServer(t, smtptest.Options{})
-	c := &Config{
-		TransportRaw: smtpJSON(s.Host, s.Port, map[string]any{"ca_file": s.CAFile}),
-		From:         testFrom,
-		Delivery:     &delivery.Config{Workers: 1},
-	}
-	rec := provision(t, c)
-	if err := c.Deliver(t.Context(), testMessage()); err != nil {
-		t.Fatal(err)
-	}
+	s, c, rec := keptConnection(t)
 	s.Reject(smtptest.StageMail, 550, 1)
 	if err := c.Deliver(t.Context(), testMessage()); !errors.Is(err, authenticators.ErrDeliveryFailed) {
 		t.Fatalf("Deliver() = %v, want ErrDeliveryFailed", err)
