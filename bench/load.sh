@@ -81,7 +81,7 @@ code=$(grep -ohE '\b[0-9]{6}\b' "$work"/mailbox/*.eml | head -1)
 csrf=$(curl -fs -c "$jar" -b "$jar" -H 'Accept: application/json' "$base/" | sed -n 's/.*"csrf_token":"\([^"]*\)".*/\1/p')
 curl -fs -c "$jar" -b "$jar" -H 'Accept: application/json' -H 'Content-Type: application/json' \
 	-d "{\"method\":\"email\",\"code\":\"$code\",\"csrf_token\":\"$csrf\"}" "$base/verify" >/dev/null
-session=$(awk '$6 == "mfa_session" {print $6 "=" $7}' "$jar")
+session=$(awk '$6 ~ /^mfa_session-/ {print $6 "=" $7}' "$jar")
 [ -n "$session" ] || { echo "sign-in failed" >&2; cat "$work/caddy.log" >&2; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $session" http://127.0.0.1:9102/)" = 200 ] || { echo "session rejected" >&2; exit 1; }
 

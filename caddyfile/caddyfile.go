@@ -3,7 +3,9 @@ package caddyfile
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -42,6 +44,7 @@ var mfaSubdirectives = []string{
 	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "trusted_networks",
 	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "passkey", "recovery_codes",
 	"translations",
+	"realm", "cookie_domain", "methods", "max_age",
 }
 
 // Unmarshal reads one mfa directive from d and returns the handler
@@ -124,6 +127,10 @@ var mfaSubdirectives = []string{
 //	        enroll    verified|first_login|off
 //	    }
 //	    recovery_codes <n>
+//	    realm          <name>
+//	    cookie_domain  <domain>
+//	    methods        email|sms|totp|passkey|recovery...
+//	    max_age        <duration>
 //	}
 //
 // Durations use Caddy's syntax, which also accepts days ("30d"). Each
@@ -310,11 +317,69 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			}
 			h.RecoveryCodes = n
 
+		case "realm":
+			v, err := cfargs.OneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Realm = v
+
+		case "cookie_domain":
+			v, err := cfargs.OneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.CookieDomain = v
+
+		case "methods":
+			methods, err := methodsArg(d)
+			if err != nil {
+				return nil, err
+			}
+			h.Methods = methods
+
+		case "max_age":
+			v, err := cfargs.DurationArg(d, false)
+			if err != nil {
+				return nil, err
+			}
+			h.MaxAge = v
+
 		default:
 			return nil, cfargs.Unrecognized(d, "mfa", mfaSubdirectives...)
 		}
 	}
 	return h, nil
+}
+
+// stepUpMethods are the methods "methods" may name.
+var stepUpMethods = []string{"email", "sms", "totp", "passkey", "recovery"}
+
+// methodsArg reads "methods <method...>": one or more distinct methods
+// whose verification the handler accepts.
+func methodsArg(d *caddyfile.Dispenser) ([]string, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	var out []string
+	for _, m := range args {
+		if !slices.Contains(stepUpMethods, m) {
+			msg := fmt.Sprintf("unknown method %q in methods (want %s)", m, strings.Join(stepUpMethods, ", "))
+			if s := cfargs.Suggest(m, stepUpMethods); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			return nil, d.Err(msg)
+		}
+		if slices.Contains(out, m) {
+			return nil, d.Errf("method %q is listed twice in methods", m)
+		}
+		out = append(out, m)
+	}
+	if err := cfargs.EndLine(d, "methods"); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // unmarshalStorage reads "storage <backend> [<args...>] [{ ... }]" and

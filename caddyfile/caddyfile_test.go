@@ -126,6 +126,12 @@ func TestUnmarshal(t *testing.T) {
 			want:  `{"user":"{http.request.header.Remote-User}","trust_identity_headers":true}`,
 		},
 		{
+			// SECURITY.md K49, K50
+			name:  "realm and step-up",
+			input: "mfa {\n\trealm corp.sso\n\tcookie_domain example.com\n\tmethods totp recovery\n\tmax_age 10m\n}",
+			want:  `{"realm":"corp.sso","cookie_domain":"example.com","methods":["totp","recovery"],"max_age":600000000000}`,
+		},
+		{
 			name:  "days",
 			input: "mfa {\n\tsession_ttl 30d\n\tidle_timeout 90m\n}",
 			want:  `{"session_ttl":2592000000000000,"idle_timeout":5400000000000}`,
@@ -286,6 +292,19 @@ func TestUnmarshalErrors(t *testing.T) {
 		line  int
 	}{
 		{"unknown subdirective", "bogus 1", `unrecognized mfa subdirective "bogus"`, 2},
+		{"realm without argument", "realm", "after 'realm'", 2},
+		{"realm with two arguments", "realm a b", "after 'b'", 2},
+		{"realm repeated", "realm a\nrealm b", `duplicate mfa subdirective "realm"`, 3},
+		{"cookie_domain without argument", "cookie_domain", "after 'cookie_domain'", 2},
+		{"methods without argument", "methods", "after 'methods'", 2},
+		{"methods unknown", "methods totp otp", `unknown method "otp" in methods`, 2},
+		{"methods misspelt", "methods tottp", `did you mean "totp"?`, 2},
+		{"methods twice", "methods totp totp", `method "totp" is listed twice`, 2},
+		{"methods with a block", "methods totp {\n\tx\n}", "methods takes no block", 3},
+		{"max_age without argument", "max_age", "after 'max_age'", 2},
+		{"max_age zero", "max_age 0s", `invalid max_age duration "0s"`, 2},
+		{"max_age negative", "max_age -10m", `invalid max_age duration "-10m"`, 2},
+		{"max_age not a duration", "max_age soon", `invalid max_age duration "soon"`, 2},
 		{"duplicate subdirective", "path_prefix /a\npath_prefix /b", `duplicate mfa subdirective "path_prefix"`, 3},
 		{"duplicate email block", "email {\n}\nemail {\n}", `duplicate mfa subdirective "email"`, 4},
 		{"missing argument", "path_prefix", "after 'path_prefix'", 2},

@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -53,6 +54,9 @@ func FuzzUnmarshal(f *testing.F) {
 		"sms {\n\tmessage %s%\n\tmessage sv-SE\n\tmessage x \"%d\"\n\tsend link\n\tcode_length 3\n\tallowed_countries XX se SE\n\tregistration\n}",
 		"sms {\n\tprovider outbox {\n\t}\n\tprovider webhook {\n\t\theader a\n\t}\n}\n}",
 		"} {",
+		"realm corp\ncookie_domain example.com\nmethods totp recovery\nmax_age 10m",
+		"realm\ncookie_domain .example.com x\nmethods otp totp totp\nmax_age 0",
+		"methods email sms {\n}\nmax_age 1d",
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -101,6 +105,15 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if h.RememberDevice < 0 {
 			t.Fatalf("accepted remember_device %d", h.RememberDevice)
+		}
+		// and methods and max_age are ones the handler can use
+		for i, m := range h.Methods {
+			if !slices.Contains(stepUpMethods, m) || slices.Contains(h.Methods[:i], m) {
+				t.Fatalf("accepted methods %q", h.Methods)
+			}
+		}
+		if h.MaxAge < 0 {
+			t.Fatalf("accepted max_age %d", h.MaxAge)
 		}
 		for _, n := range h.TrustedNetworks {
 			if _, err := caddyhttp.CIDRExpressionToPrefix(n); err != nil && n != privateRanges {

@@ -136,7 +136,7 @@ type browserState struct {
 // browserOf is the state of the browser of r, whose session is s.
 func (h *Handler) browserOf(r *http.Request, s *cachedSession) browserState {
 	b := browserState{session: strings.TrimPrefix(s.storeKey, keySession), device: s.Device}
-	if d := requestDevice(r, h.keys); d != "" {
+	if d := requestDevice(r, h.realm, h.keys); d != "" {
 		b.device = d
 	}
 	return b
@@ -510,8 +510,8 @@ func (h *Handler) accountRefusal(w http.ResponseWriter, r *http.Request, s *cach
 // signedOut answers a browser that ended its own session: its cookies
 // go, and it is sent to the sign-in.
 func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request) error {
-	http.SetCookie(w, expiredCookie(r, sessionCookieName))
-	http.SetCookie(w, expiredCookie(r, deviceCookieName))
+	http.SetCookie(w, h.realm.expired(r, cookieSession))
+	http.SetCookie(w, h.realm.expired(r, cookieDevice))
 	if wantsJSON(r) {
 		return h.pages.render(w, r, &view{Step: stepSignedOut, Redirect: h.PathPrefix + "/"})
 	}

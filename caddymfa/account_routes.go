@@ -34,7 +34,7 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request, sub strin
 	if refusal != nil {
 		return h.pages.render(w, r, refusal)
 	}
-	s, ok, err := h.sessions.checkErr(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host)
+	s, ok, err := h.sessions.checkErr(r.Context(), h.realm.read(r, cookieSession), ff, r.Host)
 	if err != nil {
 		return h.pages.unavailable(w, r, "reading session", err)
 	}

@@ -306,7 +306,7 @@ func cookieOf(t *testing.T, b *browser) string {
 	t.Helper()
 	r, _ := http.NewRequest(http.MethodGet, "http://app.test/", nil)
 	for _, c := range b.jar.Cookies(r.URL) {
-		if c.Name == sessionCookieName {
+		if c.Name == b.e.h.realm.plain[cookieSession] {
 			return c.Value
 		}
 	}

@@ -128,7 +128,7 @@ func BenchmarkHotPathHandler(b *testing.B) {
 	u, _ := url.Parse("http://app.test/")
 	var cookie *http.Cookie
 	for _, c := range br.jar.Cookies(u) {
-		if c.Name == "mfa_session" {
+		if c.Name == h.realm.plain[cookieSession] {
 			cookie = c
 		}
 	}

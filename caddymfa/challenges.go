@@ -32,6 +32,7 @@ var (
 // or a session registering an address) and lives in one store key, so
 // its attempts and state change atomically.
 type challenges struct {
+	realm    *realm
 	store    storage.Store
 	keys     keyring
 	now      func() time.Time
@@ -58,9 +59,16 @@ func (f *flowState) slot() challengeSlot {
 }
 
 // id names the challenge of a slot in the store and the delivery log. It
-// is derived from the binding, so neither reveals it.
+// is derived from the realm and the binding, so neither reveals the
+// binding, and one realm cannot name another's challenges.
 func (c *challenges) id(s challengeSlot) string {
-	return c.keys.storeID("challenge\x00" + s.binding)
+	return c.keys.storeID("challenge\x00" + c.realm.name + "\x00" + s.binding)
+}
+
+// ours reports whether a challenge was issued in this realm; one of
+// another realm is treated as absent everywhere (SECURITY.md K49).
+func (c *challenges) ours(ch *challenge) bool {
+	return ch.Realm == c.realm.name
 }
 
 // sendRequest is everything needed to issue one code.
@@ -152,6 +160,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 			}
 			ch.Attempts, ch.Sends = old.Attempts, old.Sends
 		}
+		ch.Realm = c.realm.name
 		ch.User = user
 		ch.Method = sr.sender.Method()
 		if token != "" {
@@ -237,6 +246,9 @@ func (c *challenges) load(ctx context.Context, cid string) (*challenge, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !c.ours(&ch) {
+		return nil, nil
+	}
 	return &ch, nil
 }
 
@@ -296,7 +308,7 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 		if err != nil {
 			return nil, time.Time{}, storage.Keep, err
 		}
-		if ch.State != statePending {
+		if ch.State != statePending || !c.ours(&ch) {
 			return nil, time.Time{}, storage.Keep, nil
 		}
 		ch.Attempts++
@@ -344,7 +356,7 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 		if err != nil {
 			return nil, time.Time{}, storage.Keep, err
 		}
-		if ch.State != statePending || ch.LinkMAC == nil {
+		if ch.State != statePending || ch.LinkMAC == nil || !c.ours(&ch) {
 			return nil, time.Time{}, storage.Keep, nil
 		}
 		ch.Attempts++
@@ -397,7 +409,7 @@ func (c *challenges) pickUp(ctx context.Context, s challengeSlot, user string, l
 		if err != nil {
 			return nil, time.Time{}, storage.Keep, err
 		}
-		if ch.State != stateVerified || ch.User != user || !now.Before(ch.ExpiresAt) {
+		if ch.State != stateVerified || ch.User != user || !now.Before(ch.ExpiresAt) || !c.ours(&ch) {
 			return nil, time.Time{}, storage.Keep, nil
 		}
 		ch.State = stateUsed

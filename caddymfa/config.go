@@ -119,6 +119,33 @@ type Handler struct {
 	// shipped languages only.
 	Translations string `json:"translations,omitempty"`
 
+	// Realm names the realm this handler belongs to: handlers of one
+	// realm accept each other's sessions, flows, links and remembered
+	// devices on a shared store (single sign-on); handlers of different
+	// realms refuse them. A name is letters, digits, '.', '_' and '-'.
+	// Default: a realm of this handler alone, derived from its server's
+	// listen addresses, the host and path matchers of the routes leading
+	// to it, and path_prefix; stable across reloads and restarts.
+	Realm string `json:"realm,omitempty"`
+
+	// CookieDomain makes the session cookie cover this domain and its
+	// subdomains (e.g. "example.com" for app.example.com and
+	// wiki.example.com), so one sign-in serves every site of the realm
+	// under it. It must be a parent of the site's hosts. Default: none;
+	// the cookie is sent to the host that set it only.
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// Methods are the methods whose verification this handler accepts:
+	// email, sms, totp, passkey, recovery. A session of the realm made with none
+	// of them is sent to the challenge of one that is (step-up). Default:
+	// any session of the realm.
+	Methods []string `json:"methods,omitempty"`
+
+	// MaxAge asks for a factor again when the session's last verification
+	// of an accepted method is older than this. Default: 0, no limit
+	// beyond session_ttl and idle_timeout.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
 	handlerState
 }
 

@@ -10,14 +10,15 @@ import (
 	"time"
 )
 
-// Cookie names. Over HTTPS they take the __Host- prefix, which makes the
-// browser insist on Secure, Path=/ and no Domain.
+// Cookie name prefixes. Over HTTPS the cookies take the __Host- prefix,
+// which makes the browser insist on Secure, Path=/ and no Domain; a
+// session cookie with cookie_domain takes __Secure- instead. The names
+// themselves are per realm (realm.go).
 const (
-	flowCookieName    = "mfa_flow"
-	sessionCookieName = "mfa_session"
-	hostPrefix        = "__Host-"
-	// cookieMarker is in the name of every cookie of ours (also
-	// deviceCookieName), so one scan tells whether a header holds any.
+	hostPrefix   = "__Host-"
+	securePrefix = "__Secure-"
+	// cookieMarker is in the name of every cookie of ours, so one scan
+	// tells whether a header holds any.
 	cookieMarker = "mfa_"
 )
 
@@ -65,17 +66,10 @@ func decodeSigned(key []byte, purpose, value string) (string, bool) {
 // attributes depend on it; X-Forwarded-Proto is deliberately ignored.
 func isHTTPS(r *http.Request) bool { return r.TLS != nil }
 
-func cookieName(r *http.Request, base string) string {
-	if isHTTPS(r) {
-		return hostPrefix + base
-	}
-	return base
-}
-
 // newCookie builds a cookie with the attributes of SECURITY.md E26.
-func newCookie(r *http.Request, base, value string, expires time.Time) *http.Cookie {
+func newCookie(r *http.Request, name, value string, expires time.Time) *http.Cookie {
 	c := &http.Cookie{
-		Name:     cookieName(r, base),
+		Name:     name,
 		Value:    value,
 		Path:     "/",
 		HttpOnly: true,
@@ -85,12 +79,6 @@ func newCookie(r *http.Request, base, value string, expires time.Time) *http.Coo
 	if !expires.IsZero() {
 		c.Expires = expires
 	}
-	return c
-}
-
-func expiredCookie(r *http.Request, base string) *http.Cookie {
-	c := newCookie(r, base, "", time.Unix(1, 0))
-	c.MaxAge = -1
 	return c
 }
 

@@ -76,9 +76,12 @@ func TestHostOnly(t *testing.T) {
 
 // stripCookies looks for cookieMarker first: every name must contain it.
 func TestCookieNamesCarryTheMarker(t *testing.T) {
-	for _, n := range []string{flowCookieName, sessionCookieName, deviceCookieName} {
-		if !strings.Contains(n, cookieMarker) {
-			t.Errorf("cookie %q lacks %q", n, cookieMarker)
+	rm := newRealm("app", "example.com")
+	for _, names := range [][cookieKinds]string{rm.plain, rm.secure} {
+		for _, n := range names {
+			if !strings.Contains(n, cookieMarker) {
+				t.Errorf("cookie %q lacks %q", n, cookieMarker)
+			}
 		}
 	}
 }

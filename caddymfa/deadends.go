@@ -19,7 +19,7 @@ const (
 // keeping the return path, instead of a dead end.
 func (h *Handler) backToFlow(w http.ResponseWriter, r *http.Request) error {
 	dest := h.PathPrefix + "/"
-	if ret, ok := safeReturnPath(r.URL.Query().Get("return"), h.PathPrefix); ok && ret != "" {
+	if ret, ok := h.realm.safeReturn(r.URL.Query().Get("return"), h.PathPrefix); ok && ret != "" {
 		dest += "?return=" + url.QueryEscape(ret)
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)

@@ -9,9 +9,6 @@ import (
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
-// deviceCookieName holds a remembered device's token (SECURITY.md E31).
-const deviceCookieName = "mfa_device"
-
 // Store keys of remembered devices.
 const (
 	keyDevice     = "dev/"  // dev/<token hash>: a remembered device
@@ -22,6 +19,9 @@ const (
 // token is a random 256-bit value, separate from any session, and only
 // its keyed hash is stored.
 type device struct {
+	// Realm is the realm the device was remembered in; it skips the
+	// challenge in no other (SECURITY.md K49).
+	Realm       string    `json:"rl"`
 	FirstFactor string    `json:"ff"`
 	User        string    `json:"u"`
 	Created     time.Time `json:"c"`
@@ -34,6 +34,7 @@ type device struct {
 // per-user index (didx/<user>, sessionindex.go). It sees tokens, never
 // requests or cookies.
 type devices struct {
+	realm *realm
 	store storage.Store
 	keys  keyring
 	now   func() time.Time
@@ -67,7 +68,7 @@ func (d *devices) remembered(ctx context.Context, token, ff string) (bool, error
 	// The store expires the record; the age check holds even where a
 	// store's expiry is coarse.
 	fresh := d.now().Sub(dv.Created) < d.ttl
-	return fresh && dv.FirstFactor == ff && dv.User == ff, nil
+	return fresh && dv.Realm == d.realm.name && dv.FirstFactor == ff && dv.User == ff, nil
 }
 
 // remember stores a new device for the user and returns its token and
@@ -84,7 +85,7 @@ func (d *devices) rememberFrom(ctx context.Context, ff, user string, o origin) (
 	}
 	now := d.now()
 	expires := now.Add(d.ttl)
-	b, err := encodeRecord(device{FirstFactor: ff, User: user, Created: now, origin: o})
+	b, err := encodeRecord(device{Realm: d.realm.name, FirstFactor: ff, User: user, Created: now, origin: o})
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -189,8 +190,8 @@ func (d *devices) count(ctx context.Context, user string) (int, error) {
 
 // requestDevice is the store ID of the request's remembered-device
 // cookie, "" when it carries no valid one.
-func requestDevice(r *http.Request, k keyring) string {
-	token, ok := deviceToken(r, k)
+func requestDevice(r *http.Request, rm *realm, k keyring) string {
+	token, ok := deviceToken(r, rm, k)
 	if !ok {
 		return ""
 	}
@@ -198,7 +199,12 @@ func requestDevice(r *http.Request, k keyring) string {
 }
 
 // deviceToken is the token of the request's device cookie, if it carries
-// a valid one.
-func deviceToken(r *http.Request, k keyring) (string, bool) {
-	return decodeSigned(k.cookie, "device", readCookie(r, cookieName(r, deviceCookieName)))
+// a valid one, signed for this realm.
+func deviceToken(r *http.Request, rm *realm, k keyring) (string, bool) {
+	return decodeSigned(k.cookie, "device\x00"+rm.name, rm.read(r, cookieDevice))
+}
+
+// deviceCookie is the device cookie carrying token, signed for the realm.
+func deviceCookie(r *http.Request, rm *realm, k keyring, token string, expires time.Time) *http.Cookie {
+	return rm.cookie(r, cookieDevice, signValue(k.cookie, "device\x00"+rm.name, token), expires)
 }

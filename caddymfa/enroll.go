@@ -54,6 +54,9 @@ const (
 // flow or session that was shown it, until the first valid code or its
 // TTL.
 type pendingEnrollment struct {
+	// Realm is the realm of the flow or session shown the secret
+	// (SECURITY.md K49).
+	Realm  string `json:"rl"`
 	User   string `json:"u"`
 	Secret string `json:"s"` // sealed
 	Tries  int    `json:"n"`
@@ -115,7 +118,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if !post {
 		ret = r.URL.Query().Get("return")
 	}
-	ret, _ = safeReturnPath(ret, h.PathPrefix)
+	ret, _ = h.realm.safeReturn(ret, h.PathPrefix)
 	if auth.flow != nil {
 		ret = auth.flow.Return
 	}
@@ -301,7 +304,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 		}
 		h.audit.event(r.Context(), "sign-in succeeded", userField(auth.user), zap.String("method", methodTOTP))
 		http.SetCookie(w, c)
-		http.SetCookie(w, expiredCookie(r, flowCookieName))
+		http.SetCookie(w, h.flows.expired(r))
 	}
 	return h.pages.render(w, r, &view{Step: stepRecoveryCodes, User: auth.user, RecoveryCodes: codes, Redirect: orRoot(ret)})
 }
@@ -422,6 +425,7 @@ func orRoot(path string) string {
 // pendingApps owns the secrets shown on enrollment pages and not yet
 // confirmed (enroll/<binding hash>), and their per-user start cap.
 type pendingApps struct {
+	realm *realm
 	store storage.Store
 	keys  keyring
 	now   func() time.Time
@@ -429,7 +433,7 @@ type pendingApps struct {
 }
 
 func (pa *pendingApps) key(binding string) string {
-	return keyEnroll + pa.keys.storeID("enroll\x00"+binding)
+	return keyEnroll + pa.keys.storeID("enroll\x00"+pa.realm.name+"\x00"+binding)
 }
 
 // secret returns the secret shown to this flow or session (binding),
@@ -440,7 +444,7 @@ func (pa *pendingApps) secret(ctx context.Context, binding, user string) (string
 	rec, err := pa.store.Get(ctx, key)
 	switch {
 	case err == nil:
-		if p, err := decodeRecord[pendingEnrollment](rec.Value); err == nil && p.User == user && p.Tries < maxEnrollTries {
+		if p, err := decodeRecord[pendingEnrollment](rec.Value); err == nil && p.Realm == pa.realm.name && p.User == user && p.Tries < maxEnrollTries {
 			if secret, err := totp.Open(pa.keys.totp, p.Secret); err == nil {
 				return secret, nil
 			}
@@ -465,7 +469,7 @@ func (pa *pendingApps) secret(ctx context.Context, binding, user string) (string
 	if err != nil {
 		return "", err
 	}
-	b, err := encodeRecord(pendingEnrollment{User: user, Secret: sealed})
+	b, err := encodeRecord(pendingEnrollment{Realm: pa.realm.name, User: user, Secret: sealed})
 	if err != nil {
 		return "", err
 	}
@@ -483,7 +487,7 @@ func (pa *pendingApps) take(ctx context.Context, binding, user, code string) (se
 			return nil, time.Time{}, storage.Keep, nil
 		}
 		p, err := decodeRecord[pendingEnrollment](cur.Value)
-		if err != nil || p.User != user || p.Tries >= maxEnrollTries {
+		if err != nil || p.Realm != pa.realm.name || p.User != user || p.Tries >= maxEnrollTries {
 			return nil, time.Time{}, storage.Delete, nil
 		}
 		secret, err := totp.Open(pa.keys.totp, p.Secret)

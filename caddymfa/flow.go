@@ -10,7 +10,10 @@ import (
 // browser is in, for whom, and where to go afterwards. The server keeps
 // the challenge under the flow ID; the cookie itself holds no secret.
 type flowState struct {
-	ID          string `json:"id"`
+	ID string `json:"id"`
+	// Realm is the realm the flow was started in; no other realm's
+	// handler continues it (SECURITY.md K49).
+	Realm       string `json:"rl"`
 	Issued      int64  `json:"t"`
 	FirstFactor string `json:"ff,omitempty"`
 	// User is the identified user in standalone mode.
@@ -19,6 +22,9 @@ type flowState struct {
 	// Next is where to go after the sign-in before Return, e.g.
 	// "register/phone" when the user asked to change their number.
 	Next string `json:"x,omitempty"`
+	// StepUp, when set, are the methods a handler asked for because the
+	// session was not good enough for it; the flow offers only these.
+	StepUp []string `json:"su,omitempty"`
 }
 
 // user is whom the flow signs in.
@@ -31,8 +37,9 @@ func (f *flowState) user() string {
 
 // flows reads, starts and signs flow cookies.
 type flows struct {
-	keys keyring
-	now  func() time.Time
+	realm *realm
+	keys  keyring
+	now   func() time.Time
 }
 
 // principal is whom the flow signs in.
@@ -43,7 +50,7 @@ func (f *flowState) principal() principal {
 // read returns the request's flow when its cookie is valid, fresh and
 // made for the same first-factor user.
 func (fs flows) read(r *http.Request, ff string) *flowState {
-	v := readCookie(r, cookieName(r, flowCookieName))
+	v := fs.realm.read(r, cookieFlow)
 	if v == "" {
 		return nil
 	}
@@ -59,7 +66,7 @@ func (fs flows) read(r *http.Request, ff string) *flowState {
 	if now := fs.now(); now.Sub(issued) > flowTTL || issued.After(now.Add(time.Minute)) {
 		return nil
 	}
-	if f.FirstFactor != ff {
+	if f.Realm != fs.realm.name || f.FirstFactor != ff {
 		return nil
 	}
 	return &f
@@ -72,7 +79,7 @@ func (fs flows) start(ff, user, ret string) (*flowState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &flowState{ID: id, Issued: fs.now().Unix(), FirstFactor: ff, User: user, Return: ret}, nil
+	return &flowState{ID: id, Realm: fs.realm.name, Issued: fs.now().Unix(), FirstFactor: ff, User: user, Return: ret}, nil
 }
 
 // cookie is the signed cookie of a flow.
@@ -81,5 +88,10 @@ func (fs flows) cookie(r *http.Request, f *flowState) (*http.Cookie, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCookie(r, flowCookieName, signValue(fs.keys.cookie, "flow", string(b)), time.Time{}), nil
+	return fs.realm.cookie(r, cookieFlow, signValue(fs.keys.cookie, "flow", string(b)), time.Time{}), nil
+}
+
+// expired is the cookie that ends the browser's flow.
+func (fs flows) expired(r *http.Request) *http.Cookie {
+	return fs.realm.expired(r, cookieFlow)
 }

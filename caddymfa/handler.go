@@ -121,6 +121,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.dir = dir
+	if err := h.provisionRealm(ctx); err != nil {
+		return err
+	}
 
 	if h.catalog, err = i18n.Load(repl.ReplaceKnown(h.Translations, "")); err != nil {
 		return err
@@ -188,18 +191,18 @@ func (h *Handler) wire() {
 	h.lockout = &lockout{store: h.store, now: clock, failures: h.Lockout.Failures, window: time.Duration(h.Lockout.Window),
 		perNetwork: h.standalone(), userFailures: h.Lockout.UserFailures, userWindow: time.Duration(h.Lockout.UserWindow)}
 	h.throttle = &throttle{store: h.store, now: clock, metrics: h.metrics}
-	h.sessions = &sessions{store: h.store, keys: h.keys, now: clock, logger: h.logger, cache: newSessionCache(maxCachedSessions),
+	h.sessions = &sessions{realm: h.realm, gate: h.gate, store: h.store, keys: h.keys, now: clock, logger: h.logger, cache: newSessionCache(maxCachedSessions),
 		ttl: time.Duration(h.SessionTTL), idle: time.Duration(h.IdleTimeout)}
-	h.devices = &devices{store: h.store, keys: h.keys, now: clock, ttl: time.Duration(h.RememberDevice)}
+	h.devices = &devices{realm: h.realm, store: h.store, keys: h.keys, now: clock, ttl: time.Duration(h.RememberDevice)}
 	h.wireIndexes(clock)
 	h.users = &users{store: h.store, dir: h.dir, methods: h.methods, logger: h.logger}
-	h.challenges = &challenges{store: h.store, keys: h.keys, now: clock, logger: h.logger, metrics: h.metrics,
+	h.challenges = &challenges{realm: h.realm, store: h.store, keys: h.keys, now: clock, logger: h.logger, metrics: h.metrics,
 		throttle: h.throttle, linkURL: h.methods.linkURL, pending: h.pending}
 	h.verifier = &verifier{lockout: h.lockout, challenges: h.challenges, users: h.users, sessions: h.sessions, devices: h.devices,
 		methods: h.methods, keys: h.keys, now: clock, metrics: h.metrics, logger: h.logger, audit: h.audit}
-	h.registrations = &registrations{store: h.store, keys: h.keys, now: clock}
-	h.apps = &pendingApps{store: h.store, keys: h.keys, now: clock, totp: h.TOTP}
-	h.flows = flows{keys: h.keys, now: clock}
+	h.registrations = &registrations{realm: h.realm, store: h.store, keys: h.keys, now: clock}
+	h.apps = &pendingApps{realm: h.realm, store: h.store, keys: h.keys, now: clock, totp: h.TOTP}
+	h.flows = flows{realm: h.realm, keys: h.keys, now: clock}
 	h.policy.wire(h.devices, h.users, clock, h.logger, h.audit)
 	h.notices = &notices{methods: h.methods, now: clock, logger: h.logger, audit: h.audit}
 	if h.passkeyRP != nil {
@@ -289,6 +292,9 @@ func (h *Handler) Validate() error {
 	if err := h.methods.validateRegistration(); err != nil {
 		return err
 	}
+	if err := h.checkGate(); err != nil {
+		return err
+	}
 	for _, p := range []string{*h.User, address} {
 		if strings.Contains(p, "{http.request.header.") && !h.TrustIdentityHeaders {
 			h.logger.Warn("identity read from a request header; it is used only when the request comes from a trusted proxy (set trust_identity_headers to override)", zap.String("placeholder", p))
@@ -328,28 +334,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !ok {
 		return deny(h.logger, r)
 	}
-	s, ok, err := h.sessions.checkErr(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host)
+	s, ok, short, err := h.sessions.checkStep(r.Context(), h.realm.read(r, cookieSession), ff, r.Host)
 	if err != nil {
 		// The store is down: deny without asking a signed-in user to sign
 		// in again (SECURITY.md A9).
 		return h.pages.render(w, r, errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-in is unavailable right now. Try again in a minute."))
 	}
-	if ok {
+	if ok && !short {
 		repl.Set("http.auth.mfa.user", s.userValue)
 		repl.Set("http.auth.mfa.method", s.methodValue)
 		if ff == "" {
 			repl.Set("http.auth.user.id", s.userValue)
 		}
-		stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName), cookieName(r, deviceCookieName))
+		h.realm.strip(r)
 		return next.ServeHTTP(w, r)
 	}
-	var device string
-	if h.RememberDevice > 0 {
-		device, _ = deviceToken(r, h.keys)
+	if ok {
+		// Valid in the realm, not good enough here (SECURITY.md K50).
+		return h.stepUp(w, r)
 	}
-	if method, ok := h.policy.skip(r.Context(), ff, clientIP(r), device); ok {
-		h.metrics.skip(method)
-		return h.passWithoutChallenge(w, r, next, repl, ff, method)
+	// A handler that asks for a verified factor lets no exemption
+	// through: an exemption is no factor (SECURITY.md N61).
+	if !h.gate.strict() {
+		var device string
+		if h.RememberDevice > 0 {
+			device, _ = deviceToken(r, h.realm, h.keys)
+		}
+		if method, ok := h.policy.skip(r.Context(), ff, clientIP(r), device); ok {
+			h.metrics.skip(method)
+			return h.passWithoutChallenge(w, r, next, repl, ff, method)
+		}
 	}
 	return challengeRedirect(w, r, h.PathPrefix)
 }
@@ -371,7 +385,7 @@ func (h *Handler) passWithoutChallenge(w http.ResponseWriter, r *http.Request, n
 	if c := h.logger.Check(zapcore.DebugLevel, "challenge skipped"); c != nil {
 		c.Write(userField(ff), zap.String("rule", method), zap.String("client_ip", clientIP(r)))
 	}
-	stripCookies(r, cookieName(r, flowCookieName), cookieName(r, sessionCookieName), cookieName(r, deviceCookieName))
+	h.realm.strip(r)
 	return next.ServeHTTP(w, r)
 }
 
@@ -503,6 +517,8 @@ type handlerState struct {
 	metrics *metricSet
 	methods *methods
 	policy  *policy
+	realm   *realm
+	gate    *gate
 
 	// The state services (wire).
 	audit         auditor

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"hash"
+	"io"
 	"sync"
 )
 
@@ -86,11 +87,15 @@ func (p *macPool) sum(dst []byte, parts ...string) []byte {
 	return dst
 }
 
-// sessionTag writes the tag of a session ID into dst (16 bytes).
-func (k keyring) sessionTag(dst *[16]byte, id []byte) {
+// sessionTag writes the tag of a session ID in a realm into dst (16
+// bytes): a cookie value made for one realm is no valid cookie in
+// another (SECURITY.md K49).
+func (k keyring) sessionTag(dst *[16]byte, realm string, id []byte) {
 	m := k.sessionMACs.Get().(hash.Hash)
 	m.Reset()
 	m.Write([]byte("session\x00"))
+	io.WriteString(m, realm)
+	m.Write([]byte{0})
 	m.Write(id)
 	var sum [sha256.Size]byte
 	copy(dst[:], m.Sum(sum[:0]))

@@ -95,7 +95,7 @@ func TestRegistrations(t *testing.T) {
 	if _, found, err := rs.get(ctx, slot); found || err != nil {
 		t.Fatalf("nothing yet: %v %v", found, err)
 	}
-	want := pendingRegistration{User: "alice", Method: methodSMS, Address: "+14155550100", Return: "/x"}
+	want := pendingRegistration{Realm: "app", User: "alice", Method: methodSMS, Address: "+14155550100", Return: "/x"}
 	if err := rs.put(ctx, slot, want); err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func TestRememberDevice(t *testing.T) {
 	forget := func(b *browser) {
 		b.e.h.sessions.cache = newSessionCache(maxCachedSessions)
 		for _, c := range b.jar.Cookies(mustURL("http://app.test/")) {
-			if c.Name == sessionCookieName {
+			if c.Name == b.e.h.realm.plain[cookieSession] {
 				c.MaxAge = -1
 				b.jar.SetCookies(mustURL("http://app.test/"), []*http.Cookie{c})
 			}
@@ -143,7 +143,7 @@ func TestRememberDevice(t *testing.T) {
 	b := e.signInFrom("alice", "", true)
 	var token string
 	for _, c := range b.jar.Cookies(mustURL("http://app.test/")) {
-		if c.Name == deviceCookieName {
+		if c.Name == e.h.realm.plain[cookieDevice] {
 			token = c.Value
 		}
 	}
@@ -162,13 +162,13 @@ func TestRememberDevice(t *testing.T) {
 	}
 	// Bound to the user.
 	bob := e.browser("bob")
-	bob.jar.SetCookies(mustURL("http://app.test/"), []*http.Cookie{{Name: deviceCookieName, Value: token}})
+	bob.jar.SetCookies(mustURL("http://app.test/"), []*http.Cookie{{Name: e.h.realm.plain[cookieDevice], Value: token}})
 	if _, method := bob.page(""); method != "" {
 		t.Errorf("alice's device let bob through: %q", method)
 	}
 	// A forged token is ignored.
 	forged := e.browser("alice")
-	forged.jar.SetCookies(mustURL("http://app.test/"), []*http.Cookie{{Name: deviceCookieName, Value: token[:len(token)-2] + "AA"}})
+	forged.jar.SetCookies(mustURL("http://app.test/"), []*http.Cookie{{Name: e.h.realm.plain[cookieDevice], Value: token[:len(token)-2] + "AA"}})
 	if _, method := forged.page(""); method != "" {
 		t.Errorf("forged device cookie let through: %q", method)
 	}

@@ -35,6 +35,10 @@ const (
 // challenge is one code or link sent for one flow. It lives in one store
 // key, so its attempts and state change atomically.
 type challenge struct {
+	// Realm is the realm of the flow or session the challenge belongs
+	// to; no other realm's handler compares, confirms or picks it up
+	// (SECURITY.md K49).
+	Realm       string         `json:"rl"`
 	User        string         `json:"u"`
 	Method      string         `json:"m"`
 	CodeMAC     []byte         `json:"c"`
@@ -76,6 +80,9 @@ func (ch *challenge) delivered() bool {
 // remembered device, a known place). Method records which; only the
 // verification of a factor counts as one (SECURITY.md N61).
 type session struct {
+	// Realm is the realm the session was made in; it admits nowhere
+	// else (SECURITY.md K49).
+	Realm string `json:"rl"`
 	// FirstFactor is the first-factor user the session was made for ("" in
 	// standalone mode); every request must present the same one.
 	FirstFactor string    `json:"ff"`
@@ -91,6 +98,10 @@ type session struct {
 	// Device is the store ID of the remembered device of the browser
 	// that holds the session, if any: ending one ends the other.
 	Device string `json:"dv,omitempty"`
+	// Verified is when each factor was last verified in this session:
+	// the method that made it, and those passed later to step up
+	// (SECURITY.md K50). Policy exemptions never appear here (N61).
+	Verified map[string]time.Time `json:"v,omitempty"`
 }
 
 // isFactor reports whether a session method is the verification of a

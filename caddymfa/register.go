@@ -40,6 +40,9 @@ var registerKinds = map[string]string{"phone": methodSMS, "email": methodEmail}
 // to return and what the page shows; the address registered is the one
 // the challenge holds with the code (challenge.Address).
 type pendingRegistration struct {
+	// Realm is the realm of the session registering the address
+	// (SECURITY.md K49).
+	Realm   string `json:"rl"`
 	User    string `json:"u"`
 	Method  string `json:"m"`
 	Address string `json:"a"`
@@ -67,7 +70,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	if !post {
 		ret = r.URL.Query().Get("return")
 	}
-	ret, _ = safeReturnPath(ret, h.PathPrefix)
+	ret, _ = h.realm.safeReturn(ret, h.PathPrefix)
 	required := h.methods.requiredFor(method)
 	s, signedIn := requestSession(r, h.sessions, ff)
 	// A required factor passed in this session's lifetime, recently;
@@ -120,17 +123,19 @@ type regPage struct {
 // wait for the code sent to them (reg/<binding hash>), keyed by the
 // challenge slot of that code.
 type registrations struct {
+	realm *realm
 	store storage.Store
 	keys  keyring
 	now   func() time.Time
 }
 
 func (rs *registrations) key(s challengeSlot) string {
-	return keyRegister + rs.keys.storeID(s.binding)
+	return keyRegister + rs.keys.storeID(rs.realm.name+"\x00"+s.binding)
 }
 
 // put keeps the address being registered for the slot.
 func (rs *registrations) put(ctx context.Context, s challengeSlot, p pendingRegistration) error {
+	p.Realm = rs.realm.name
 	b, err := encodeRecord(p)
 	if err != nil {
 		return err
@@ -149,6 +154,9 @@ func (rs *registrations) get(ctx context.Context, s challengeSlot) (p pendingReg
 		return p, false, err
 	}
 	p, err = decodeRecord[pendingRegistration](rec.Value)
+	if err == nil && p.Realm != rs.realm.name {
+		return pendingRegistration{}, false, nil
+	}
 	return p, true, err
 }
 

@@ -72,7 +72,7 @@ func FuzzDecodeSigned(f *testing.F) {
 }
 
 func FuzzSessionCookie(f *testing.F) {
-	ss := &sessions{keys: newKeyring([]byte(strings.Repeat("s", 32)))}
+	ss := &sessions{realm: newRealm("app", ""), keys: newKeyring([]byte(strings.Repeat("s", 32)))}
 	f.Add(ss.cookieValue([]byte(strings.Repeat("i", sessionIDLen))))
 	f.Add("")
 	f.Add("%%%")

@@ -347,7 +347,7 @@ func TestCookieAttributesOverHTTPS(t *testing.T) {
 			t.Errorf("cookie attributes: %s", line)
 		}
 	}
-	if !names["__Host-mfa_flow"] || !names["__Host-mfa_session"] {
+	if !names[e.h.realm.secure[cookieFlow]] || !names[e.h.realm.secure[cookieSession]] {
 		t.Errorf("cookies seen: %v", names)
 	}
 }
@@ -361,7 +361,7 @@ func TestForgedSessionCookiesAreIgnored(t *testing.T) {
 	u, _ := url.Parse("http://app.test/")
 	var val string
 	for _, c := range b.jar.Cookies(u) {
-		if c.Name == sessionCookieName {
+		if c.Name == e.h.realm.plain[cookieSession] {
 			val = c.Value
 		}
 	}
@@ -376,19 +376,19 @@ func TestForgedSessionCookiesAreIgnored(t *testing.T) {
 		"unknown":   e.h.sessions.cookieValue([]byte(strings.Repeat("x", sessionIDLen))),
 		"garbage":   "%%%",
 	} {
-		resp := e.serve(request{target: "/app", user: "alice", header: http.Header{"Cookie": {sessionCookieName + "=" + v}}}, nil)
+		resp := e.serve(request{target: "/app", user: "alice", header: http.Header{"Cookie": {e.h.realm.plain[cookieSession] + "=" + v}}}, nil)
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s cookie: %d", name, resp.StatusCode)
 		}
 	}
 	// Signing in again with a session cookie present yields a new ID.
 	b2 := e.browser("alice")
-	b2.jar.SetCookies(u, []*http.Cookie{{Name: sessionCookieName, Value: val}})
+	b2.jar.SetCookies(u, []*http.Cookie{{Name: e.h.realm.plain[cookieSession], Value: val}})
 	b2.postJSON("/send", nil)
 	e.clock.add(time.Minute)
 	resp := b2.postJSON("/verify", map[string]string{"code": e.lastCode()})
 	for _, c := range resp.Cookies() {
-		if c.Name == sessionCookieName && c.Value == val {
+		if c.Name == e.h.realm.plain[cookieSession] && c.Value == val {
 			t.Fatal("session ID reused")
 		}
 	}

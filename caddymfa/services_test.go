@@ -54,7 +54,9 @@ func newServices(t *testing.T, modify ...func(*Handler)) *services {
 		dir:     dir,
 		pending: new(sync.WaitGroup),
 		policy:  &policy{name: policyAlways},
+		realm:   newRealm("app", ""),
 	}
+	h.gate = &gate{dir: dir, standalone: h.standalone()}
 	h.baseURL, _ = url.Parse("https://mfa.example.com")
 	h.methods = newMethods(h.Email, h.SMS, h.TOTP, h.baseURL, "/.mfa")
 	h.wire()

@@ -36,9 +36,16 @@ type cachedSession struct {
 	userValue, methodValue any
 	id                     string
 	storeKey               string
-	loadedAt               time.Time    // when the store was last asked
-	lastSeen               atomic.Int64 // unix nanoseconds
-	persisted              atomic.Int64 // lastSeen last written to the store
+	loadedAt               time.Time // when the store was last asked
+	// admitted: this handler's config still admits the user; goodUntil:
+	// until when (unix nanoseconds) the session's verifications satisfy
+	// this handler's methods and max_age. Both are worked out in memory
+	// when the session is loaded, so a request pays nothing for them
+	// (SECURITY.md K50).
+	admitted  bool
+	goodUntil int64
+	lastSeen  atomic.Int64 // unix nanoseconds
+	persisted atomic.Int64 // lastSeen last written to the store
 }
 
 // sessionCache keeps recently used sessions in memory, so a protected
@@ -109,6 +116,8 @@ const sessionIDLen = 32
 // them, and keeps the ones in use in memory for the hot path. It sees
 // cookie values, never requests.
 type sessions struct {
+	realm  *realm
+	gate   *gate
 	store  storage.Store
 	keys   keyring
 	now    func() time.Time
@@ -122,10 +131,10 @@ type sessions struct {
 	country func(ip string) string
 }
 
-// cookieValue signs a session ID for the cookie.
+// cookieValue signs a session ID for the cookie, bound to the realm.
 func (ss *sessions) cookieValue(id []byte) string {
 	var tag [16]byte
-	ss.keys.sessionTag(&tag, id)
+	ss.keys.sessionTag(&tag, ss.realm.name, id)
 	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag[:]...))
 }
 
@@ -141,7 +150,7 @@ func (ss *sessions) idFromCookie(v string) (string, bool) {
 		return "", false
 	}
 	var want [16]byte
-	ss.keys.sessionTag(&want, buf[:sessionIDLen])
+	ss.keys.sessionTag(&want, ss.realm.name, buf[:sessionIDLen])
 	if subtle.ConstantTimeCompare(want[:], buf[sessionIDLen:]) != 1 {
 		return "", false
 	}
@@ -169,9 +178,10 @@ func hostOnly(host string) string {
 }
 
 // check returns the session of a cookie value when it is valid for the
-// first-factor user ff on host (a Host header value): signed cookie,
-// known to the store, not expired, not idle, same host, same first
-// factor (SECURITY.md D24, E27, E29).
+// first-factor user ff on host (a Host header value): signed cookie for
+// this realm, known to the store, made in this realm, not expired, not
+// idle, a host the realm covers, same first factor, a user this handler
+// still admits (SECURITY.md D24, E27, E29, K49, K50).
 func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSession, bool) {
 	s, ok, _ := ss.checkErr(ctx, v, ff, host)
 	return s, ok
@@ -181,31 +191,38 @@ func (ss *sessions) check(ctx context.Context, v, ff, host string) (*cachedSessi
 // so the protected path can answer 503 rather than ask a signed-in user to
 // sign in again while the store is down.
 func (ss *sessions) checkErr(ctx context.Context, v, ff, host string) (*cachedSession, bool, error) {
+	s, ok, _, err := ss.checkStep(ctx, v, ff, host)
+	return s, ok, err
+}
+
+// checkStep is checkErr, and also reports whether the session, valid
+// here, falls short of this handler's methods or max_age: the request
+// then needs a step-up rather than a sign-in.
+func (ss *sessions) checkStep(ctx context.Context, v, ff, host string) (s *cachedSession, ok, short bool, err error) {
 	if v == "" {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	var ok bool
 	// The cache is keyed by the exact cookie value, and only values whose
 	// signature was checked get in: a hit needs no HMAC. An entry is
 	// checked against the store again after sessionRecheck, so a session
 	// revoked by another handler on the same store ends within that time.
 	now := ss.now()
-	s := ss.cache.get(v)
+	s = ss.cache.get(v)
 	if s == nil || now.Sub(s.loadedAt) >= sessionRecheck {
 		id := ""
 		if s != nil {
 			id = s.id
 		} else if id, ok = ss.idFromCookie(v); !ok {
-			return nil, false, nil
+			return nil, false, false, nil
 		}
 		fresh, err := ss.load(ctx, id)
 		if err != nil {
 			ss.cache.remove(v)
 			if errors.Is(err, storage.ErrNotFound) {
-				return nil, false, nil
+				return nil, false, false, nil
 			}
 			ss.logger.Error("loading session; denying", zap.Error(err))
-			return nil, false, err
+			return nil, false, false, err
 		}
 		if s != nil {
 			fresh.lastSeen.Store(max(fresh.lastSeen.Load(), s.lastSeen.Load()))
@@ -218,10 +235,10 @@ func (ss *sessions) checkErr(ctx context.Context, v, ff, host string) (*cachedSe
 	last := time.Unix(0, s.lastSeen.Load())
 	if !now.Before(s.Expires) || now.Sub(last) >= ss.idle {
 		ss.cache.remove(v)
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	if s.FirstFactor != ff || !strings.EqualFold(hostOnly(host), s.Host) {
-		return nil, false, nil
+	if s.FirstFactor != ff || !s.admitted || !ss.realm.covers(host, s.Host) {
+		return nil, false, false, nil
 	}
 	if now.Sub(last) > time.Second {
 		// Written at most once a second, so parallel requests of one
@@ -231,7 +248,7 @@ func (ss *sessions) checkErr(ctx context.Context, v, ff, host string) (*cachedSe
 	if now.Sub(time.Unix(0, s.persisted.Load())) > ss.idle/8 {
 		ss.touch(ctx, s, now)
 	}
-	return s, true, nil
+	return s, true, now.UnixNano() >= s.goodUntil, nil
 }
 
 func (ss *sessions) load(ctx context.Context, id string) (*cachedSession, error) {
@@ -244,7 +261,14 @@ func (ss *sessions) load(ctx context.Context, id string) (*cachedSession, error)
 	if err != nil {
 		return nil, err
 	}
+	if sess.Realm != ss.realm.name {
+		// Another realm's session, under a key of this one: only a
+		// forged or copied store could do that. Absent, either way.
+		return nil, storage.ErrNotFound
+	}
 	s := &cachedSession{session: sess, id: id, storeKey: key, userValue: sess.User, methodValue: sess.Method}
+	s.admitted = ss.gate.admits(&sess)
+	s.goodUntil = ss.gate.goodUntil(&sess)
 	s.lastSeen.Store(sess.LastSeen.UnixNano())
 	s.persisted.Store(sess.LastSeen.UnixNano())
 	return s, nil
@@ -259,16 +283,18 @@ func (ss *sessions) touch(ctx context.Context, s *cachedSession, now time.Time) 
 	}
 }
 
-// create stores a fresh session (always a new ID: SECURITY.md E28) for
-// user, who passed method after the first factor ff, bound to host; it
-// returns the cookie value and when the session expires.
+// create stores a fresh session (always a new ID: SECURITY.md E28) in
+// the realm for user, who passed method after the first factor ff, bound
+// to host; it returns the cookie value and when the session expires.
 func (ss *sessions) create(ctx context.Context, ff, user, method, host string) (string, time.Time, error) {
-	return ss.createFrom(ctx, ff, user, method, host, origin{}, "")
+	return ss.createFrom(ctx, ff, user, method, host, origin{}, "", nil)
 }
 
 // createFrom is create for a browser of origin o that holds the
-// remembered device device (its store ID, "" for none).
-func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host string, o origin, device string) (string, time.Time, error) {
+// remembered device device (its store ID, "" for none); the verification
+// times of prev, a session of the same user this one replaces (a
+// step-up), carry over.
+func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host string, o origin, device string, prev *session) (string, time.Time, error) {
 	raw := make([]byte, sessionIDLen)
 	if _, err := randRead(raw); err != nil {
 		return "", time.Time{}, err
@@ -276,6 +302,7 @@ func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host strin
 	id := string(raw)
 	now := ss.now()
 	s := session{
+		Realm:       ss.realm.name,
 		FirstFactor: ff,
 		User:        user,
 		Method:      method,
@@ -285,6 +312,7 @@ func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host strin
 		LastSeen:    now,
 		origin:      o,
 		Device:      device,
+		Verified:    verifiedAfter(prev, ff, user, method, now),
 	}
 	b, err := encodeRecord(s)
 	if err != nil {
@@ -428,25 +456,43 @@ func (ss *sessions) update(ctx context.Context, key string, fn func(*session)) e
 }
 
 // newSessionCookie starts a session for the request's host and returns
-// its cookie.
+// its cookie. A session of the same user the request already holds in
+// this realm is replaced: its verification times carry over (step-up)
+// and it ends server-side, so no older bearer outlives the new one.
 func newSessionCookie(r *http.Request, ss *sessions, ff, user, method string) (*http.Cookie, error) {
-	v, expires, err := ss.createFrom(r.Context(), ff, user, method, requestHost(r), originOf(r, ss.country), requestDevice(r, ss.keys))
+	ctx := r.Context()
+	var prev *session
+	old := ss.realm.read(r, cookieSession)
+	if s, ok := ss.check(ctx, old, ff, r.Host); ok && s.User == user {
+		prev = &s.session
+	}
+	v, expires, err := ss.createFrom(ctx, ff, user, method, requestHost(r), originOf(r, ss.country), requestDevice(r, ss.realm, ss.keys), prev)
 	if err != nil {
 		return nil, err
 	}
-	return newCookie(r, sessionCookieName, v, expires), nil
+	if prev != nil {
+		if _, err := ss.end(ctx, old); err != nil {
+			ss.logger.Warn("ending the session a new one replaces", zap.Error(err))
+		}
+	}
+	return ss.realm.cookie(r, cookieSession, v, expires), nil
 }
 
 // requestSession returns the request's session when it is valid for the
 // first-factor user ff.
 func requestSession(r *http.Request, ss *sessions, ff string) (*cachedSession, bool) {
-	return ss.check(r.Context(), readCookie(r, cookieName(r, sessionCookieName)), ff, r.Host)
+	return ss.check(r.Context(), ss.realm.read(r, cookieSession), ff, r.Host)
 }
 
 // requestSessionID returns the ID of the request's session cookie, if it
 // carries a well-formed, signed one; CSRF tokens of signed-in pages are
 // bound to it.
 func requestSessionID(r *http.Request, ss *sessions) string {
-	id, _ := ss.idFromCookie(readCookie(r, cookieName(r, sessionCookieName)))
+	id, _ := ss.idFromCookie(ss.realm.read(r, cookieSession))
 	return id
+}
+
+// expiredSessionCookie is the cookie that deletes the session cookie.
+func expiredSessionCookie(r *http.Request, ss *sessions) *http.Cookie {
+	return ss.realm.expired(r, cookieSession)
 }

@@ -109,7 +109,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 		method = chs[0].method
 	}
 	ch, ok := h.methods.channel(method)
-	if !ok {
+	if !ok || !flow.allows(method) {
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	if flow.FirstFactor != "" && h.account(r, flow.FirstFactor, flow.user()).destination(r.Context(), method) == "" {
@@ -193,6 +193,9 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	if method == "" {
 		method = methodEmail
 	}
+	if !flow.allows(method) {
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "This sign-in asks for another method."))
+	}
 	user := flow.user()
 	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
 	if err != nil {
@@ -252,7 +255,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 	}
 	h.audit.event(ctx, "sign-in succeeded", userField(user), zap.String("method", method))
 	http.SetCookie(w, c)
-	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	http.SetCookie(w, h.flows.expired(r))
 	if err := h.policy.recordPlace(ctx, user, clientIP(r)); err != nil {
 		h.logger.Error("recording sign-in place", zap.Error(err))
 	}
@@ -263,7 +266,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 			if err := h.sessions.linkDevice(ctx, c.Value, h.devices.key(token)); err != nil {
 				h.logger.Error("linking session to remembered device", zap.Error(err))
 			}
-			http.SetCookie(w, newCookie(r, deviceCookieName, signValue(h.keys.cookie, "device", token), expires))
+			http.SetCookie(w, deviceCookie(r, h.realm, h.keys, token, expires))
 			h.audit.event(ctx, "device remembered", userField(user))
 		}
 	}
@@ -304,7 +307,7 @@ func (u *users) rememberMethod(ctx context.Context, user, method string) (hasApp
 // logout revokes the session server-side. The CSRF token is bound to the
 // session (or to the flow, for a page that shows both).
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form) error {
-	v := readCookie(r, cookieName(r, sessionCookieName))
+	v := h.realm.read(r, cookieSession)
 	id, ok := h.sessions.idFromCookie(v)
 	if !ok || !h.keys.validCSRF("s:"+id, f.CSRFToken) {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
@@ -314,15 +317,15 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form) error {
 		h.logger.Error("revoking session", zap.Error(err))
 		return h.pages.render(w, r, errorView(http.StatusServiceUnavailable, errCodeUnavail, "Sign-out failed. Try again in a minute."))
 	}
-	if token, ok := deviceToken(r, h.keys); ok {
+	if token, ok := deviceToken(r, h.realm, h.keys); ok {
 		if err := h.devices.forget(r.Context(), token); err != nil {
 			h.logger.Error("forgetting device", zap.Error(err))
 		}
 	}
 	h.audit.event(r.Context(), "signed out", userField(user))
-	http.SetCookie(w, expiredCookie(r, sessionCookieName))
-	http.SetCookie(w, expiredCookie(r, deviceCookieName))
-	http.SetCookie(w, expiredCookie(r, flowCookieName))
+	http.SetCookie(w, h.realm.expired(r, cookieSession))
+	http.SetCookie(w, h.realm.expired(r, cookieDevice))
+	http.SetCookie(w, h.realm.expired(r, cookieFlow))
 	if wantsJSON(r) {
 		return h.pages.render(w, r, &view{Step: "signed_out", Redirect: h.PathPrefix + "/"})
 	}

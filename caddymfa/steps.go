@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 )
@@ -16,22 +17,42 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
-	if s, ok := h.pageSession(r, ff); ok {
-		v := &view{Step: stepDone, User: s.User, Method: s.Method, CSRFToken: h.keys.csrfToken("s:" + requestSessionID(r, h.sessions))}
-		if h.TOTP != nil {
-			v.Enroll = h.PathPrefix + "/enroll/totp"
+	q := r.URL.Query()
+	s, signedIn := h.pageSession(r, ff)
+	var stepUp []string
+	if signedIn {
+		// A session of the realm: done, unless a handler asked for a
+		// step-up (step_up) or this one's own methods and max_age want
+		// more (SECURITY.md K50).
+		stepUp = h.stepUpMethods(q.Get("step_up"))
+		if len(stepUp) == 0 && h.now().UnixNano() < s.goodUntil {
+			v := &view{Step: stepDone, User: s.User, Method: s.Method, CSRFToken: h.keys.csrfToken("s:" + requestSessionID(r, h.sessions))}
+			if h.TOTP != nil {
+				v.Enroll = h.PathPrefix + "/enroll/totp"
+			}
+			v.PasskeyPage = h.passkeyPage()
+			return h.pages.render(w, r, v)
 		}
-		v.PasskeyPage = h.passkeyPage()
-		return h.pages.render(w, r, v)
+		if len(stepUp) == 0 {
+			stepUp = h.stepUpMethods(strings.Join(h.gate.wanted(), " "))
+		}
 	}
 	flow := h.flows.read(r, ff)
-	ret, _ := safeReturnPath(r.URL.Query().Get("return"), h.PathPrefix)
+	ret, _ := h.realm.safeReturn(q.Get("return"), h.PathPrefix)
+	if signedIn && flow != nil && (flow.user() != s.User || !slices.Equal(flow.StepUp, stepUp)) {
+		flow = nil // not this step-up's flow
+	}
 	if flow == nil || (ret != "" && ret != flow.Return) {
 		if flow == nil {
+			user := ""
+			if signedIn && ff == "" {
+				user = s.User // standalone: who steps up is known
+			}
 			var err error
-			if flow, err = h.flows.start(ff, "", ret); err != nil {
+			if flow, err = h.flows.start(ff, user, ret); err != nil {
 				return err
 			}
+			flow.StepUp = stepUp
 		} else {
 			// Another protected page sent the browser here: keep the
 			// flow (and a code already sent), change only where it ends.
@@ -98,7 +119,14 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	if flow.FirstFactor != "" {
 		v.Register = h.methods.registerLinks(flow.Return)
 	}
+	if len(flow.StepUp) > 0 {
+		opts.methods = slices.DeleteFunc(opts.methods, func(m string) bool { return !slices.Contains(flow.StepUp, m) })
+		opts.enroll = false
+	}
 	want := r.URL.Query().Get("method")
+	if want == "" && len(flow.StepUp) == 1 && (flow.StepUp[0] == methodTOTP || flow.StepUp[0] == methodRecovery) {
+		want = flow.StepUp[0]
+	}
 	h.pages.offerRemember(v, acct.principal)
 	if (want == methodTOTP || want == methodRecovery) && slices.Contains(opts.methods, want) {
 		v.Step, v.Method, v.Methods = stepVerify, want, opts.methods

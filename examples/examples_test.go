@@ -534,7 +534,7 @@ func TestRemember(t *testing.T) {
 	remembered := srv.Client()
 	u, _ := url.Parse(site + "/")
 	for _, c := range first.Jar.Cookies(u) {
-		if c.Name == "mfa_device" {
+		if strings.HasPrefix(c.Name, "mfa_device-") {
 			remembered.Jar.SetCookies(u, []*http.Cookie{c})
 		}
 	}

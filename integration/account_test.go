@@ -96,7 +96,7 @@ func rememberedBy(t *testing.T, a *client, ua string) *client {
 	c := browserAs(t, ua)
 	u := mustParse(t, siteURL)
 	for _, ck := range a.hc.Jar.Cookies(u) {
-		if ck.Name == "mfa_device" {
+		if strings.HasPrefix(ck.Name, "mfa_device-") {
 			c.hc.Jar.SetCookies(u, []*http.Cookie{{Name: ck.Name, Value: ck.Value}})
 		}
 	}

@@ -110,8 +110,12 @@ http://127.0.0.1:%d {
 	for _, u := range nodeUsers {
 		fmt.Fprintf(&b, "\t\t%s %s\n", u, hash)
 	}
+	// The nodes listen on different ports of one machine, so their
+	// default realms would differ: like nodes behind a load balancer
+	// whose addresses differ, they name the realm they share.
 	fmt.Fprintf(&b, `	}
 	mfa {
+		realm cluster
 %s
 	}
 	reverse_proxy %s {

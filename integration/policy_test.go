@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/caddymfa/caddy-mfa/internal/geoiptest"
@@ -128,7 +129,7 @@ func TestRememberedDeviceAndRevoke(t *testing.T) {
 	}
 	var device *http.Cookie
 	for _, ck := range r.Cookies() {
-		if ck.Name == "mfa_device" {
+		if strings.HasPrefix(ck.Name, "mfa_device-") {
 			device = ck
 		}
 	}
@@ -137,7 +138,7 @@ func TestRememberedDeviceAndRevoke(t *testing.T) {
 	}
 	// Only the device cookie, from another address.
 	other := from(t, "203.0.113.5")
-	other.header.Set("Cookie", "mfa_device="+device.Value)
+	other.header.Set("Cookie", device.Name+"="+device.Value)
 	if m := reached(t, other); m != "remembered_device" {
 		t.Fatalf("remembered device: %q", m)
 	}
