@@ -131,7 +131,7 @@ func verifiedAfter(prev *session, ff, user, method string, now time.Time) map[st
 // method and comes back to the page it asked for; anything else gets 401
 // step_up_required with the accepted methods.
 func (h *Handler) stepUp(w http.ResponseWriter, r *http.Request) error {
-	wanted := h.gate.wanted()
+	wanted := h.stepUpMethods(strings.Join(h.gate.wanted(), " "))
 	loc := h.PathPrefix + "/?return=" + url.QueryEscape(r.URL.RequestURI()) + "&step_up=" + url.QueryEscape(strings.Join(wanted, " "))
 	if isNavigation(r) {
 		w.Header().Set("Cache-Control", "no-store")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 // of another realm, even on one store. Handlers share a realm only when
 // their configs name the same one (realm <name>); otherwise each handler
 // gets its own, derived from where it sits in the config: the listen
-// addresses of its server, the host and path matchers of the routes that
+// ports of its server, the host and path matchers of the routes that
 // lead to it, and its path_prefix. Nothing random goes into the derived
 // name, so reloading or restarting with the same config keeps every
 // session.
@@ -213,7 +214,7 @@ func checkCookieDomain(domain string, hosts []string) (string, error) {
 }
 
 // siteScope is where a handler sits in the config: its server's listen
-// addresses and, route by route from the server down to the handler, the
+// ports and, route by route from the server down to the handler, the
 // hosts and paths that lead to it.
 type siteScope struct {
 	listen []string
@@ -248,7 +249,17 @@ func scopeOf(ctx caddy.Context) siteScope {
 	if srv == nil {
 		return s
 	}
-	s.listen = slices.Sorted(slices.Values(srv.Listen))
+	// Ports, not addresses: nodes of a cluster that bind their own
+	// addresses still derive one realm from one Caddyfile.
+	for _, l := range srv.Listen {
+		if na, err := caddy.ParseNetworkAddress(l); err == nil && !na.IsUnixNetwork() {
+			l = na.Network + "/" + strconv.FormatUint(uint64(na.StartPort), 10) + "-" + strconv.FormatUint(uint64(na.EndPort), 10)
+		}
+		if !slices.Contains(s.listen, l) {
+			s.listen = append(s.listen, l)
+		}
+	}
+	slices.Sort(s.listen)
 	s.add(srv.Routes)
 	for _, m := range ctx.Modules() {
 		if sr, ok := m.(*caddyhttp.Subroute); ok {

@@ -277,7 +277,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 		switch {
 		case err != nil:
 			h.logger.Error("reading user record after sign-in", zap.Error(err))
-		case h.TOTP == nil:
+		case h.TOTP == nil, len(flow.StepUp) > 0: // a step-up goes straight back
 		case method == methodRecovery, !hasApp && h.TOTP.Enroll != totp.EnrollOff && method != methodPasskey:
 			dest = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
 		}

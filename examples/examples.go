@@ -67,6 +67,10 @@ type Options struct {
 	// Rewrite, if set, edits the adapted JSON config before it is loaded,
 	// e.g. to point an SMTP transport at a test server.
 	Rewrite func(cfg map[string]any)
+	// Port, if set, is the port to listen on instead of a free one: a
+	// second node of a cluster listens where the first one did, as the
+	// same Caddyfile on another machine would.
+	Port int
 }
 
 // Server is an example running in this process.
@@ -102,9 +106,11 @@ func Start(t testing.TB, name string, opts Options) *Server {
 	t.Setenv("XDG_DATA_HOME", path.Join(dir, "xdg-data"))
 	t.Setenv("XDG_CONFIG_HOME", path.Join(dir, "xdg-config"))
 
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := relisten(cfg, port); err != nil {
 		t.Fatalf("%s: %v", name, err)

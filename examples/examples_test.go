@@ -423,6 +423,7 @@ func TestRedis(t *testing.T) {
 
 	// Another node: the same Caddyfile in a fresh directory, with the
 	// browser's cookies.
+	opts.Port = node1.Port
 	node2 := Start(t, "redis", opts)
 	c2 := node2.Client()
 	u, _ := url.Parse(site)
