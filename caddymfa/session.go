@@ -492,7 +492,3 @@ func requestSessionID(r *http.Request, ss *sessions) string {
 	return id
 }
 
-// expiredSessionCookie is the cookie that deletes the session cookie.
-func expiredSessionCookie(r *http.Request, ss *sessions) *http.Cookie {
-	return ss.realm.expired(r, cookieSession)
-}
