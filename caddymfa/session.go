@@ -491,4 +491,3 @@ func requestSessionID(r *http.Request, ss *sessions) string {
 	id, _ := ss.idFromCookie(ss.realm.read(r, cookieSession))
 	return id
 }
-
