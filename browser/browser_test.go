@@ -40,7 +40,7 @@ func findChromium(t *testing.T) string {
 // newBrowser starts a headless Chromium with a fresh profile, set up for a
 // machine without network access: no QUIC, no background or component
 // traffic, no sync, no first-run pages.
-func newBrowser(t *testing.T, width, height int) (context.Context, context.CancelFunc) {
+func newBrowser(t *testing.T, width, height int, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
 	t.Helper()
 	execPath := findChromium(t)
 	profile := t.TempDir()
@@ -61,6 +61,7 @@ func newBrowser(t *testing.T, width, height int) (context.Context, context.Cance
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
+	opts = append(opts, extra...)
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), 90*time.Second)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	ctx, cancelBrowser := chromedp.NewContext(ctx, chromedp.WithErrorf(t.Logf))

@@ -26,7 +26,7 @@ import (
 
 // tested names the examples that have a sign-in test below; TestEveryExample
 // fails when a folder is added without one.
-var tested = []string{"basic-auth-smtp", "passkeys", "quickstart", "redis", "remember", "sms-outbox", "sms-twilio", "standalone", "step-up", "totp"}
+var tested = []string{"basic-auth-smtp", "passkeys", "quickstart", "redis", "remember", "sms-outbox", "sms-twilio", "sso", "standalone", "step-up", "totp"}
 
 func TestEveryExample(t *testing.T) {
 	if got := Names(); !slices.Equal(got, tested) {

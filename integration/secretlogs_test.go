@@ -82,7 +82,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	var session string
 	for _, c := range r.Cookies() {
-		if c.Name == "mfa_session" {
+		if strings.HasPrefix(c.Name, "mfa_session-") {
 			session = c.Value
 		}
 	}
