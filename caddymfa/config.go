@@ -124,7 +124,7 @@ type Handler struct {
 	// devices on a shared store (single sign-on); handlers of different
 	// realms refuse them. A name is letters, digits, '.', '_' and '-'.
 	// Default: a realm of this handler alone, derived from its server's
-	// listen addresses, the host and path matchers of the routes leading
+	// listen ports, the host and path matchers of the routes leading
 	// to it, and path_prefix; stable across reloads and restarts.
 	Realm string `json:"realm,omitempty"`
 

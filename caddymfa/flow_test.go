@@ -195,7 +195,7 @@ func TestSameRightCodeFiftyTimesGivesOneSession(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			resp := b.do(request{method: http.MethodPost, target: "/.mfa/verify", json: map[string]string{"code": code, "csrf_token": csrf}})
-			if slices.ContainsFunc(resp.Cookies(), func(c *http.Cookie) bool { return c.Name == sessionCookieName && c.MaxAge >= 0 }) {
+			if slices.ContainsFunc(resp.Cookies(), func(c *http.Cookie) bool { return c.Name == e.h.realm.plain[cookieSession] && c.MaxAge >= 0 }) {
 				mu.Lock()
 				sessions++
 				mu.Unlock()

@@ -194,7 +194,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		method = methodEmail
 	}
 	if !flow.allows(method) {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "This sign-in asks for another method."))
+		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	user := flow.user()
 	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
