@@ -41,7 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // you mean" of an unrecognized one.
 var mfaSubdirectives = []string{
 	"user", "trust_identity_headers", "path_prefix", "base_url", "storage", "secret_key",
-	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "trusted_networks",
+	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "link_cross_device", "trusted_networks",
 	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "passkey", "recovery_codes",
 	"translations",
 	"realm", "cookie_domain", "methods", "max_age",
@@ -62,6 +62,7 @@ var mfaSubdirectives = []string{
 //	    policy                 always|never|new_ip|new_country
 //	    geoip_db               <path>
 //	    remember_device        <duration>|off
+//	    link_cross_device      on|off
 //	    trusted_networks       <cidr|address|private_ranges...>
 //	    users {
 //	        <name> [email <address>] [phone <number>] [disabled]
@@ -243,6 +244,13 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 				return nil, err
 			}
 			h.RememberDevice = v
+
+		case "link_cross_device":
+			v, err := cfargs.ChoiceArg(d, "invalid link_cross_device value", "on", "off")
+			if err != nil {
+				return nil, err
+			}
+			h.LinkCrossDevice = v == "on"
 
 		case "trusted_networks":
 			networks, err := networksArg(d)

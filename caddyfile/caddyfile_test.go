@@ -225,6 +225,11 @@ func TestUnmarshal(t *testing.T) {
 			want:  `{"policy":"new_ip","remember_device":2592000000000000}`,
 		},
 		{
+			name:  "link_cross_device",
+			input: "mfa {\n\tuser \"\"\n\tlink_cross_device on\n}",
+			want:  `{"user":"","link_cross_device":true}`,
+		},
+		{
 			name:  "remember_device off",
 			input: "mfa {\n\tpolicy never\n\tremember_device off\n}",
 			want:  `{"policy":"never"}`,

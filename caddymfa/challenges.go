@@ -96,6 +96,8 @@ type sendRequest struct {
 	linkTTL time.Duration
 	// bind records dest in the challenge with the code (registration).
 	bind bool
+	// origin is where and when a link sign-in began (SECURITY.md L57).
+	origin *linkOrigin
 }
 
 // issue sends a new code for the slot's challenge. A challenge that exists
@@ -132,10 +134,14 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		sr.dest = ""
 	}
 	var code, token string
+	var match int
 	ttl := time.Duration(sr.limits.CodeTTL)
 	if sr.linkTTL > 0 {
 		token, err = newLinkToken(cid)
 		ttl = sr.linkTTL
+		if err == nil {
+			match, err = newMatchNumber()
+		}
 	} else {
 		code, err = authenticators.NewCode(sr.limits.CodeLength)
 	}
@@ -165,6 +171,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		ch.Method = sr.sender.Method()
 		if token != "" {
 			ch.LinkMAC = c.keys.linkMAC(cid, token)
+			ch.Match, ch.From = match, sr.origin
 		} else {
 			ch.CodeMAC = c.keys.codeMAC(sr.slot.binding, code)
 		}
@@ -343,7 +350,10 @@ func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, meth
 // once however often it is sent (SECURITY.md A1-A3). here says the
 // request comes from the flow's own browser: the challenge is then used
 // at once; otherwise it becomes verified, for that browser to pick up.
-func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, limits authenticators.Limits, here, locked bool) (bool, error) {
+//
+// Confirmed elsewhere, pick must be the challenge's two-digit number
+// (SECURITY.md L57); a wrong pick kills the link.
+func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, pick int, limits authenticators.Limits, here, locked bool) (bool, error) {
 	now := c.now()
 	var ok bool
 	var cool []string
@@ -365,6 +375,10 @@ func (c *challenges) verifyLink(ctx context.Context, cid, user, token string, li
 		}
 		match := !locked && ch.User == user && now.Before(ch.ExpiresAt) && ch.Attempts <= limits.MaxAttempts &&
 			hmac.Equal(ch.LinkMAC, c.keys.linkMAC(cid, token))
+		if match && !here && ch.Match != 0 && pick != ch.Match {
+			match = false
+			ch.State = stateDead
+		}
 		expires := cur.ExpiresAt
 		if match {
 			ok = true

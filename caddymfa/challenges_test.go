@@ -86,10 +86,10 @@ func TestChallengesLinksAndPickUp(t *testing.T) {
 	if m, ok, _ := c.pickUp(ctx, elsewhere, "alice", false); ok {
 		t.Fatalf("picked up a pending link: %s", m)
 	}
-	if ok, err := c.verifyLink(ctx, cid, "alice", token, limits, false, false); !ok || err != nil {
+	if ok, err := c.verifyLink(ctx, cid, "alice", token, matchOf(t, c, cid), limits, false, false); !ok || err != nil {
 		t.Fatalf("confirming elsewhere: %v %v", ok, err)
 	}
-	if ok, _ := c.verifyLink(ctx, cid, "alice", token, limits, false, false); ok {
+	if ok, _ := c.verifyLink(ctx, cid, "alice", token, matchOf(t, c, cid), limits, false, false); ok {
 		t.Fatal("a link worked twice")
 	}
 	if m, ok, _ := c.pickUp(ctx, elsewhere, "alice", false); !ok || m != methodEmail {
@@ -103,7 +103,7 @@ func TestChallengesLinksAndPickUp(t *testing.T) {
 	msg = s.issue(t, f, here, time.Minute)
 	token = msg.Link[len(msg.Link)-linkTokenLen:]
 	cid, _ = linkChallenge(token)
-	if ok, _ := c.verifyLink(ctx, cid, "alice", token, limits, true, false); !ok {
+	if ok, _ := c.verifyLink(ctx, cid, "alice", token, 0, limits, true, false); !ok {
 		t.Fatal("confirming in the flow's browser failed")
 	}
 	if _, ok, _ := c.pickUp(ctx, here, "alice", false); ok {
@@ -116,4 +116,14 @@ func TestChallengesLinksAndPickUp(t *testing.T) {
 	if out, _ := c.verifyCode(ctx, failed, "alice", methodEmail, code, limits, false); out.ok {
 		t.Fatal("the code of an undelivered challenge matched")
 	}
+}
+
+// matchOf is the number a link of challenge cid needs on another device.
+func matchOf(t testing.TB, c *challenges, cid string) int {
+	t.Helper()
+	ch, err := c.load(t.Context(), cid)
+	if err != nil || ch == nil {
+		t.Fatalf("loading challenge: %v", err)
+	}
+	return ch.Match
 }

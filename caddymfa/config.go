@@ -107,6 +107,13 @@ type Handler struct {
 	// factors change, the user is locked, or signs out.
 	RememberDevice caddy.Duration `json:"remember_device,omitempty"`
 
+	// LinkCrossDevice lets a sign-in link of standalone mode be confirmed
+	// in a browser other than the one that asked for it, with number
+	// matching (SECURITY.md L57). Off by default in standalone mode,
+	// where anyone can name a user and start a sign-in; second-factor
+	// mode always allows it.
+	LinkCrossDevice bool `json:"link_cross_device,omitempty"`
+
 	// TrustedNetworks lets requests from these networks skip the
 	// challenge: CIDRs such as "10.0.0.0/8", single addresses, or
 	// "private_ranges". The client IP is Caddy's client_ip (which honours

@@ -23,6 +23,9 @@ type form struct {
 	CSRFToken   string   `json:"csrf_token"`
 	Token       string   `json:"token"` // of a link
 	ID          string   `json:"id"`    // a session or device on the account page, a passkey
+	// Number is the number picked on the confirm page of a link opened
+	// on another device (SECURITY.md L57).
+	Number string `json:"number"`
 	// Name and Credential are of a passkey (passkey_routes.go).
 	Name       string          `json:"name"`
 	Credential json.RawMessage `json:"credential"`
@@ -73,6 +76,7 @@ func readForm(r *http.Request) (form, error) {
 			Remember:    formFlag(r.PostForm.Get("remember") != ""),
 			CSRFToken:   r.PostForm.Get("csrf_token"),
 			Token:       r.PostForm.Get("token"),
+			Number:      r.PostForm.Get("number"),
 			Name:        r.PostForm.Get("name"),
 			ID:          r.PostForm.Get("id"),
 			Language:    r.PostForm.Get("language"),

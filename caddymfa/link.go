@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,12 @@ const (
 // errCodeInvalidLink is the one answer to a link that is wrong, expired,
 // used, out of attempts, or whose user is locked.
 const errCodeInvalidLink = "invalid_link"
+
+// errCodeLinkElsewhere answers a standalone link opened in another
+// browser without link_cross_device.
+const errCodeLinkElsewhere = "link_other_browser"
+
+const msgLinkElsewhere = "Open this link in the browser where you started signing in."
 
 const msgInvalidLink = "This link is not valid: it may have expired or been used already. Go back to the sign-in page and send a new one."
 
@@ -124,11 +131,43 @@ func linkTokenFrom(s string) string {
 // button that confirms the link. It changes nothing and looks nothing up,
 // so mail scanners that fetch links and run their scripts sign nobody in,
 // and it cannot tell a valid token from a wrong one.
+//
+// Opened in another browser, the page also shows where and when the
+// sign-in began and the numbers to pick from (SECURITY.md L57); for that
+// it reads the challenge (crossDeviceView).
 func (h *Handler) openLink(w http.ResponseWriter, r *http.Request, token string) error {
-	if _, ok := linkChallenge(token); !ok {
+	cid, ok := linkChallenge(token)
+	if !ok {
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
 	}
-	return h.pages.render(w, r, &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token})
+	v := &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token}
+	if h.linkFlow(r, cid) == nil {
+		if !h.crossDeviceAllowed() {
+			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeLinkElsewhere, msgLinkElsewhere))
+		}
+		if err := h.crossDeviceView(r, token, v); err != nil {
+			return h.pages.unavailable(w, r, "reading link", err)
+		}
+	}
+	return h.pages.render(w, r, v)
+}
+
+// linkFlow returns the request's flow when it is the one the challenge
+// cid belongs to: the link was opened in the browser that asked for it.
+func (h *Handler) linkFlow(r *http.Request, cid string) *flowState {
+	if ff, ok := h.firstFactor(r, replacer(r)); ok {
+		if fl := h.flows.read(r, ff); fl != nil && h.challenges.id(fl.slot()) == cid {
+			return fl
+		}
+	}
+	return nil
+}
+
+// crossDeviceAllowed reports whether a link may be confirmed in a browser
+// other than the one that asked: always with a first factor, only with
+// link_cross_device in standalone mode (SECURITY.md L57).
+func (h *Handler) crossDeviceAllowed() bool {
+	return !h.standalone() || h.LinkCrossDevice
 }
 
 // confirmLink consumes a link token. Opened in the browser that started
@@ -157,15 +196,12 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 		h.metrics.verified(methodOther, false)
 		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
 	}
-	// The link was opened in the browser that asked for it when the
-	// request's flow is the one the challenge belongs to.
-	var flow *flowState
-	if ff, ok := h.firstFactor(r, replacer(r)); ok {
-		if fl := h.flows.read(r, ff); fl != nil && h.challenges.id(fl.slot()) == cid {
-			flow = fl
-		}
+	flow := h.linkFlow(r, cid)
+	if flow == nil && !h.crossDeviceAllowed() {
+		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeLinkElsewhere, msgLinkElsewhere))
 	}
-	out, err := h.verifier.link(r.Context(), cid, f.Token, h.guessNetwork(r), flow != nil)
+	pick, _ := strconv.Atoi(strings.TrimSpace(f.Number))
+	out, err := h.verifier.link(r.Context(), cid, f.Token, h.guessNetwork(r), pick, flow != nil)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying link", err)
 	}

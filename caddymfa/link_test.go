@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,11 +93,18 @@ func (b *browser) openLinkPage(token string) map[string]any {
 	return v
 }
 
-// confirmLink opens the link page and posts its form, as JSON.
+// confirmLink opens the link page and posts its form, as JSON. When the
+// page offers numbers (another browser), it picks the one the waiting
+// page of the sign-in shows (SECURITY.md L57).
 func (b *browser) confirmLink(token string) (*http.Response, map[string]any) {
 	b.e.t.Helper()
-	csrf := b.openLink(token)
-	resp := b.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": csrf}})
+	page := b.openLinkPage(token)
+	fields := map[string]string{"token": token, "csrf_token": page["csrf_token"].(string)}
+	if page["numbers"] != nil {
+		cid, _ := linkChallenge(token)
+		fields["number"] = strconv.Itoa(matchOf(b.e.t, b.e.h.challenges, cid))
+	}
+	resp := b.do(request{method: http.MethodPost, target: "/.mfa/link", json: fields})
 	return resp, decodeJSON(b.e.t, resp)
 }
 
@@ -574,7 +582,8 @@ func TestLinkCSRF(t *testing.T) {
 	if ch := e.challengeOf(b); ch.State != statePending || ch.Attempts != 0 {
 		t.Errorf("refused posts changed the challenge: %+v", ch)
 	}
-	resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": csrf},
+	cid, _ := linkChallenge(token)
+	resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": csrf, "number": strconv.Itoa(matchOf(t, e.h.challenges, cid))},
 		header: http.Header{"Origin": {testBaseURL}, "Sec-Fetch-Site": {"same-origin"}}})
 	if v := decodeJSON(t, resp); resp.StatusCode != 200 || v["step"] != stepLinkConfirmed {
 		t.Fatalf("confirm: %d %v", resp.StatusCode, v)
@@ -638,7 +647,7 @@ func TestLinkNeedsBaseURL(t *testing.T) {
 // TestLinkStandalone: in standalone mode every name gets the same waiting
 // page, and a real user's link signs in the browser that asked.
 func TestLinkStandalone(t *testing.T) {
-	e := linkEnv(t, func(h *Handler) { h.User = new(string) })
+	e := linkEnv(t, func(h *Handler) { h.User = new(string); h.LinkCrossDevice = true })
 	answers := map[string]string{}
 	for _, name := range []string{"alice", "nobody"} {
 		b := e.browser("")
@@ -646,6 +655,11 @@ func TestLinkStandalone(t *testing.T) {
 		resp := b.do(request{method: http.MethodPost, target: "/.mfa/identify", json: map[string]string{"username": name, "csrf_token": st["csrf_token"].(string)}})
 		v := decodeJSON(t, resp)
 		delete(v, "csrf_token")
+		// A number to match for every name, known or not (random).
+		if n, _ := v["match_number"].(float64); n < 10 || n > 99 {
+			t.Errorf("identify %s: match_number %v", name, v["match_number"])
+		}
+		delete(v, "match_number")
 		answers[name] = fmt.Sprint(resp.StatusCode, v)
 		if v["step"] != stepLinkSent {
 			t.Fatalf("identify %s: %v", name, v)
@@ -754,11 +768,13 @@ func TestLinkConfirmedOnce(t *testing.T) {
 	b, token := e.sendLink("alice")
 	phone := e.browser("")
 	csrf := phone.openLink(token)
+	cid, _ := linkChallenge(token)
+	number := strconv.Itoa(matchOf(t, e.h.challenges, cid))
 	const n = 20
 	results := make(chan int, n)
 	for range n {
 		go func() {
-			resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": csrf}})
+			resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token, "csrf_token": csrf, "number": number}})
 			resp.Body.Close()
 			results <- resp.StatusCode
 		}()
@@ -833,4 +849,82 @@ func (e *env) storeKeys(prefix string) []string {
 		keys[i] = r.Key
 	}
 	return keys
+}
+
+// TestLinkNumberMatching (SECURITY.md L57): a link opened in another
+// browser shows where and when the sign-in began and three numbers, one
+// of them the waiting page's; a wrong pick kills the link and counts as a
+// failure. The browser that asked sees no numbers. In standalone mode
+// another browser is refused unless link_cross_device is on.
+func TestLinkNumberMatching(t *testing.T) {
+	t.Run("wrong pick", func(t *testing.T) {
+		e := linkEnv(t)
+		b, token := e.sendLink("alice")
+		want := int(b.state()["match_number"].(float64))
+		if want < 10 || want > 99 {
+			t.Fatalf("match number %d", want)
+		}
+		phone := e.browser("")
+		page := phone.openLinkPage(token)
+		nums := page["numbers"].([]any)
+		wrong := 0
+		seen := map[int]bool{}
+		for _, n := range nums {
+			seen[int(n.(float64))] = true
+			if int(n.(float64)) != want {
+				wrong = int(n.(float64))
+			}
+		}
+		if len(nums) != 3 || len(seen) != 3 || !seen[want] {
+			t.Fatalf("numbers %v, want three with %d", nums, want)
+		}
+		if o, _ := page["origin"].(map[string]any); o == nil || o["time"] == nil {
+			t.Fatalf("no origin on the confirm page: %v", page)
+		}
+		resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{
+			"token": token, "csrf_token": page["csrf_token"].(string), "number": strconv.Itoa(wrong)}})
+		if v := decodeJSON(t, resp); resp.StatusCode != http.StatusUnauthorized || v["error"] != errCodeInvalidLink {
+			t.Fatalf("wrong number: %d %v", resp.StatusCode, v)
+		}
+		if ch := e.challengeOf(b); ch.State != stateDead {
+			t.Errorf("a wrong pick left the link %s", ch.State)
+		}
+		if rep, _ := e.h.lockout.report(t.Context(), "alice"); rep.Failures != 1 {
+			t.Errorf("a wrong pick counted %d failures, want 1", rep.Failures)
+		}
+		// The right number now changes nothing: the link is dead.
+		if resp, _ := phone.confirmLink(token); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the link worked after a wrong pick: %d", resp.StatusCode)
+		}
+		if _, v := b.status(); v["status"] == statusVerified {
+			t.Error("the sign-in was confirmed")
+		}
+	})
+	t.Run("same browser", func(t *testing.T) {
+		e := linkEnv(t)
+		b, token := e.sendLink("alice")
+		if page := b.openLinkPage(token); page["numbers"] != nil || page["origin"] != nil {
+			t.Fatalf("the browser that asked is asked for a number: %v", page)
+		}
+		if resp, v := b.confirmLink(token); resp.StatusCode != 200 || v["step"] != stepDone {
+			t.Fatalf("confirm: %d %v", resp.StatusCode, v)
+		}
+	})
+	t.Run("standalone without link_cross_device", func(t *testing.T) {
+		e := linkEnv(t, func(h *Handler) { h.User = new(string) })
+		b := e.browser("")
+		st := b.state()
+		b.do(request{method: http.MethodPost, target: "/.mfa/identify", json: map[string]string{"username": "alice", "csrf_token": st["csrf_token"].(string)}}).Body.Close()
+		e.h.pending.Wait()
+		waitFor(t, func() bool { return len(e.outboxFiles()) == 1 })
+		_, token := e.lastLink()
+		phone := e.browser("")
+		resp := phone.do(request{method: http.MethodPost, target: "/.mfa/link", json: map[string]string{"token": token}})
+		if v := decodeJSON(t, resp); resp.StatusCode != http.StatusForbidden || v["error"] != errCodeLinkElsewhere {
+			t.Fatalf("another browser: %d %v", resp.StatusCode, v)
+		}
+		if resp, v := b.confirmLink(token); resp.StatusCode != 200 || v["step"] != stepDone {
+			t.Fatalf("the browser that asked: %d %v", resp.StatusCode, v)
+		}
+	})
 }

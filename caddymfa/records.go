@@ -68,6 +68,11 @@ type challenge struct {
 	// UsedAt is when the code or link succeeded: repeats within
 	// repeatWindow answer as that success did (SECURITY.md K53).
 	UsedAt time.Time `json:"ua,omitempty"`
+	// Match is the two-digit number a link confirmed on another device
+	// needs, and From where and when its sign-in began (SECURITY.md
+	// L57); link mode only.
+	Match int         `json:"mn,omitempty"`
+	From  *linkOrigin `json:"fr,omitempty"`
 }
 
 // delivered reports whether a challenge has a code or link out there to

@@ -155,6 +155,9 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		wait:    flow.FirstFactor != "",
 		linkTTL: h.methods.linkTTL(ch.method),
 	}
+	if sr.linkTTL > 0 {
+		sr.origin = h.requestOrigin(r)
+	}
 	sr.country, sr.perCountry = ch.countryOf(dest)
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
 		var te *throttledError

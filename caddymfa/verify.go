@@ -162,7 +162,7 @@ type linkOutcome struct {
 // request comes from the browser that asked for the link; network is the
 // client network in standalone mode. A token naming a challenge that has
 // no delivered link counts nowhere.
-func (v *verifier) link(ctx context.Context, cid, token, network string, here bool) (linkOutcome, error) {
+func (v *verifier) link(ctx context.Context, cid, token, network string, pick int, here bool) (linkOutcome, error) {
 	named, err := v.challenges.load(ctx, cid)
 	if err != nil {
 		return linkOutcome{}, err
@@ -177,7 +177,7 @@ func (v *verifier) link(ctx context.Context, cid, token, network string, here bo
 	res := linkOutcome{user: named.User, method: named.Method}
 	limits := v.methods.limitsFor(named.Method)
 	out, err := v.run(ctx, named.User, network, named.Method, func(locked bool) (verifyOutcome, error) {
-		ok, err := v.challenges.verifyLink(ctx, cid, named.User, token, limits, here, locked)
+		ok, err := v.challenges.verifyLink(ctx, cid, named.User, token, pick, limits, here, locked)
 		return verifyOutcome{ok: ok, method: named.Method}, err
 	})
 	if err != nil {

@@ -24,7 +24,7 @@ func TestVerifierCodesAndLinksShareTheLockout(t *testing.T) {
 	if out, _ := v.factor(ctx, "alice", "", codeSlot, methodEmail, "000000"); out.ok {
 		t.Fatal("a wrong code passed")
 	}
-	if out, _ := v.link(ctx, msg.ChallengeID, flipLast(token), "", false); out.ok || out.user != "alice" {
+	if out, _ := v.link(ctx, msg.ChallengeID, flipLast(token), "", 0, false); out.ok || out.user != "alice" {
 		t.Fatalf("a wrong token: %+v", out)
 	}
 	if err := v.unreadable(ctx, "alice", ""); err != nil {
@@ -40,7 +40,7 @@ func TestVerifierCodesAndLinksShareTheLockout(t *testing.T) {
 	if _, ok := s.h.sessions.check(ctx, session, "alice", "app.test"); ok {
 		t.Fatal("the lock left a session")
 	}
-	if out, _ := v.link(ctx, msg.ChallengeID, token, "", true); out.ok {
+	if out, _ := v.link(ctx, msg.ChallengeID, token, "", 0, true); out.ok {
 		t.Fatal("the right link passed while locked")
 	}
 }
@@ -67,7 +67,7 @@ func TestVerifierSuccessAndPickUp(t *testing.T) {
 		slot := challengeSlot{binding: "link-" + string(rune('a'+i)), since: s.clock.now()}
 		msg := s.issue(t, f, slot, time.Minute)
 		token := msg.Link[len(msg.Link)-linkTokenLen:]
-		if out, _ := v.link(ctx, msg.ChallengeID, token, "", false); !out.ok {
+		if out, _ := v.link(ctx, msg.ChallengeID, token, "", matchOf(t, v.challenges, msg.ChallengeID), false); !out.ok {
 			t.Fatal("confirming elsewhere failed")
 		}
 		if lockFirst {

@@ -87,6 +87,13 @@ type view struct {
 	// LinkMethods are the methods that send a sign-in link instead of a
 	// code (send link).
 	LinkMethods []string `json:"link_methods,omitempty"`
+	// MatchNumber is, on the page waiting for a link, the number to pick
+	// where the link is opened on another device; Numbers are the
+	// choices of that device's confirm page, and Origin where and when
+	// the sign-in began (SECURITY.md L57).
+	MatchNumber int         `json:"match_number,omitempty"`
+	Numbers     []int       `json:"numbers,omitempty"`
+	Origin      *linkOrigin `json:"origin,omitempty"`
 	// Passkeys are the user's passkeys, on the passkey page.
 	Passkeys []passkeyInfo `json:"passkeys,omitempty"`
 	// Passwordless offers "Sign in with a passkey" on the identify step.
@@ -165,6 +172,7 @@ func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) b
 		if ch.LinkMAC != nil {
 			// No code to type: the page waits for the link.
 			v.Step, v.AttemptsLeft = stepLinkSent, nil
+			v.MatchNumber = ch.Match
 		}
 		return true
 	case ch.State == stateDead:

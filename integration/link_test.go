@@ -59,6 +59,7 @@ func TestLinkCrossDevice(t *testing.T) {
 `)
 
 	browser := newClient(t).withBasicAuth("alice", alicePassword)
+	browser.header.Set("User-Agent", firefoxOnLinux)
 	const target = "/reports/q3?x=1"
 	r := browser.get(target, "text/html")
 	if r.StatusCode != http.StatusFound {
@@ -78,6 +79,7 @@ func TestLinkCrossDevice(t *testing.T) {
 	if !strings.Contains(string(r.body), `<meta http-equiv="refresh" content="3">`) {
 		t.Fatalf("the waiting page does not refresh itself:\n%s", r.body)
 	}
+	number := matchNumber(t, r.body)
 	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "pending" || st["expires_in"] != 900.0 {
 		t.Fatalf("status %v, want pending for 15 minutes", st)
 	}
@@ -106,7 +108,14 @@ func TestLinkCrossDevice(t *testing.T) {
 	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "pending" {
 		t.Fatalf("status after GET /link: %v", st)
 	}
+	// SECURITY.md L57: another browser is shown where and when the
+	// sign-in began and picks the waiting page's number out of three.
+	if page := string(r.body); !strings.Contains(page, "Firefox, Linux") || strings.Count(page, `name="number"`) != 3 ||
+		!strings.Contains(page, `name="number" value="`+number+`"`) {
+		t.Fatalf("the confirm page does not offer the number %s with the sign-in's origin:\n%s", number, page)
+	}
 	confirm := form(t, r.body, "/.mfa/link")
+	confirm.values.Set("number", number)
 	r = phone.postForm(confirm.action, confirm.values)
 	if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), "Sign-in confirmed") {
 		t.Fatalf("confirm: status %d:\n%s", r.StatusCode, r.body)
@@ -138,5 +147,92 @@ func TestLinkCrossDevice(t *testing.T) {
 	}
 	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "verified" {
 		t.Errorf("status after sign-in: %v", st)
+	}
+}
+
+// firefoxOnLinux is a User-Agent the confirm page names.
+const firefoxOnLinux = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+var matchNumberPattern = regexp.MustCompile(`class="match-number">(\d\d)<`)
+
+// matchNumber returns the number a waiting page shows.
+func matchNumber(t *testing.T, page []byte) string {
+	t.Helper()
+	m := matchNumberPattern.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no number on the waiting page:\n%s", page)
+	}
+	return string(m[1])
+}
+
+// TestLinkWrongNumber: SECURITY.md L57. A link opened on another device
+// and confirmed with a number other than the waiting page's is dead: the
+// right number afterwards signs nobody in, the waiting browser is told
+// the link is over, and the pick counted as a failure. In standalone mode
+// another device is refused unless link_cross_device is on.
+func TestLinkWrongNumber(t *testing.T) {
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	startCaddy(t, globalOptions("")+siteURL+` {
+	@notlink not path /.mfa/link
+	basic_auth @notlink {
+		alice `+bcryptHash(t, alicePassword)+`
+	}
+	mfa {
+		base_url `+siteURL+`
+		storage badger `+t.TempDir()+`
+		secret_key `+testSecret+`
+		users {
+			alice email alice@example.com
+		}
+		email {
+			`+smtpBlock(srv, "starttls")+`
+			from "Example <noreply@example.com>"
+			send link
+		}
+	}
+	reverse_proxy `+up.addr()+`
+}
+`)
+	browser := newClient(t).withBasicAuth("alice", alicePassword)
+	if r := browser.postJSON("/.mfa/send", map[string]string{"method": "email"}); r.StatusCode != http.StatusOK {
+		t.Fatalf("send: status %d: %s", r.StatusCode, r.body)
+	}
+	number := matchNumber(t, browser.get("/.mfa/", "text/html").body)
+	link := linkPattern.FindString(waitMessage(t, srv, 1).text)
+	phone := newClient(t)
+	r := openLink(t, phone, link)
+	confirm := form(t, r.body, "/.mfa/link")
+	wrong := ""
+	for _, m := range regexp.MustCompile(`name="number" value="(\d\d)"`).FindAllSubmatch(r.body, -1) {
+		if string(m[1]) != number {
+			wrong = string(m[1])
+		}
+	}
+	if wrong == "" {
+		t.Fatalf("no other number to pick:\n%s", r.body)
+	}
+	confirm.values.Set("number", wrong)
+	if r := phone.postForm(confirm.action, confirm.values); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong number: status %d", r.StatusCode)
+	}
+	confirm.values.Set("number", number)
+	if r := phone.postForm(confirm.action, confirm.values); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the right number after a wrong one: status %d", r.StatusCode)
+	}
+	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "expired" {
+		t.Fatalf("status %v, want expired", st)
+	}
+	if _, ok := protected(t, browser, "/page"); ok {
+		t.Fatal("signed in after a wrong number")
+	}
+	var failures float64
+	admin := newClient(t)
+	admin.base = "http://" + adminAddr
+	if u := admin.get("/mfa/users/alice", "application/json").json(t); u["failures"] != nil {
+		failures, _ = u["failures"].(float64)
+	}
+	if failures < 1 {
+		t.Errorf("the wrong pick counted no failure")
 	}
 }
