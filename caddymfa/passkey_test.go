@@ -186,3 +186,38 @@ func TestPasskeyRelyingPartyFromBaseURL(t *testing.T) {
 		t.Fatalf("options %d %v", status, got)
 	}
 }
+
+// SECURITY.md P4: with enroll first_login, a user past the first factor
+// who has no passkey adds one during sign-in, which signs them in; once
+// they have one, a sign-in flow alone adds no other.
+func TestPasskeyFirstLogin(t *testing.T) {
+	e := passkeyEnv(t, func(h *Handler) { h.Passkey.Enroll = passkey.EnrollFirstLogin })
+	auth := webauthntest.New(passkeyOrigin)
+	b := e.browser("alice")
+	if st := b.state(); st["step"] != stepChoose || st["passkey_page"] != "/.mfa/passkey/register" {
+		t.Fatalf("choose step %v, want the passkey page offered", st)
+	}
+	status, o := b.passkeyGet("/passkey/register")
+	if status != http.StatusOK {
+		t.Fatalf("first_login options: %d %v", status, o)
+	}
+	opts, _ := json.Marshal(o["publicKey"])
+	resp, _, err := auth.Create(opts, webauthntest.Tweak{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, got := b.passkeyPost("/passkey/register", o["csrf_token"].(string), map[string]any{"name": "Phone", "credential": json.RawMessage(resp)})
+	if status != http.StatusOK || got["step"] != stepDone || got["redirect"] == nil {
+		t.Fatalf("first_login registration: %d %v, want done", status, got)
+	}
+	if _, method := b.page(""); method != methodPasskey {
+		t.Fatalf("after the registration the session's method is %q, want passkey", method)
+	}
+	again := e.browser("alice")
+	if st := again.state(); st["step"] != stepChoose || st["passkey_page"] != nil {
+		t.Fatalf("choose step of a user with a passkey: %v", st)
+	}
+	if status, _ := again.passkeyGet("/passkey/register"); status != http.StatusForbidden {
+		t.Fatalf("a second passkey from a sign-in flow alone: %d, want 403", status)
+	}
+}
