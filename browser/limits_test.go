@@ -1,11 +1,14 @@
 package browser
 
 import (
+	"context"
 	"encoding/base64"
 	"path/filepath"
 	"regexp"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/caddymfa/caddy-mfa/examples"
@@ -56,5 +59,51 @@ func TestResendTooSoonShowsTheWait(t *testing.T) {
 	}
 	if want := "Hello alice, you passed MFA (email)."; body != want {
 		t.Fatalf("protected page says %q, want %q", body, want)
+	}
+}
+
+// TestThrottledPageShowsTheWait (SECURITY.md L58): a send refused by a
+// cap, with no code of this sign-in to fall back on, answers a page that
+// says how long to wait.
+func TestThrottledPageShowsTheWait(t *testing.T) {
+	ctx, cancel := newBrowser(t, 1280, 800)
+	defer cancel()
+	srv := examples.Start(t, "quickstart", examples.Options{Rewrite: func(cfg map[string]any) {
+		examples.Walk(cfg, func(obj map[string]any) {
+			if obj["handler"] == "mfa" {
+				if e, ok := obj["email"].(map[string]any); ok {
+					e["throttle"] = map[string]any{"per_ip_per_hour": 1, "cooldown": -1}
+				}
+			}
+		})
+	}})
+	shots := newShooter(t)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
+
+	var alert string
+	err := chromedp.Do(ctx,
+		setHeader("Authorization", auth),
+		chromedp.Navigate(srv.URL("/")),
+		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+		submit(`form[action="/.mfa/send"] button`),
+		chromedp.WaitVisible(`#code`),
+		// A new sign-in, as after clearing cookies: the first code is
+		// not this flow's, and the per-address cap is used up.
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{})
+			return err
+		}),
+		chromedp.Navigate(srv.URL("/")),
+		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+		submit(`form[action="/.mfa/send"] button`),
+		chromedp.WaitVisible(`p[role="alert"]`),
+		store(&alert, chromedp.Text(`p[role="alert"]`)),
+		shots.shot("throttled"),
+	)
+	if err != nil {
+		t.Fatalf("asking for codes past the cap: %v", err)
+	}
+	if !regexp.MustCompile(`Try again in \d+ (seconds?|minutes?)\.`).MatchString(alert) {
+		t.Errorf("the throttled page says %q, want how long to wait", alert)
 	}
 }
