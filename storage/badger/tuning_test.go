@@ -76,10 +76,10 @@ func TestTuningReachesBadger(t *testing.T) {
 		}
 	})
 	t.Run("set", func(t *testing.T) {
-		s := provision(t, &Store{Dir: t.TempDir(), MemtableSize: 2 << 20, BlockCacheSize: 1 << 20, IndexCacheSize: 3 << 20,
+		s := provision(t, &Store{Dir: t.TempDir(), MemtableSize: 3 << 20, BlockCacheSize: 1 << 20, IndexCacheSize: 3 << 20,
 			ValueLogFileSize: 16 << 20, Compactors: 3, Compression: "snappy"})
 		o := s.db.db.Opts()
-		if o.MemTableSize != 2<<20 || o.BlockCacheSize != 1<<20 || o.IndexCacheSize != 3<<20 ||
+		if o.MemTableSize != 3<<20 || o.BlockCacheSize != 1<<20 || o.IndexCacheSize != 3<<20 ||
 			o.ValueLogFileSize != 16<<20 || o.NumCompactors != 3 || o.Compression != boptions.Snappy {
 			t.Errorf("options = memtable %d, block cache %d, index cache %d, value log %d, compactors %d, compression %v",
 				o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize, o.ValueLogFileSize, o.NumCompactors, o.Compression)
