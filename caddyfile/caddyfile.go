@@ -43,7 +43,7 @@ var mfaSubdirectives = []string{
 	"user", "trust_identity_headers", "path_prefix", "base_url", "storage", "secret_key",
 	"session_ttl", "idle_timeout", "policy", "geoip_db", "remember_device", "link_cross_device", "trusted_networks",
 	"users", "users_file", "allow_emails", "lockout", "email", "sms", "totp", "passkey", "recovery_codes",
-	"translations",
+	"translations", "site_name", "logo", "css", "templates",
 	"realm", "cookie_domain", "methods", "max_age",
 }
 
@@ -71,6 +71,10 @@ var mfaSubdirectives = []string{
 //	    allow_emails           <pattern...>
 //	    lockout                <failures> <window>
 //	    translations           <dir>
+//	    site_name              <name>
+//	    logo                   <file>
+//	    css                    <file>
+//	    templates              <dir>
 //	    email {
 //	        smtp <host> [<port>] [{ ... }]
 //	        outbox <dir>
@@ -182,12 +186,14 @@ func Unmarshal(d *caddyfile.Dispenser) (*caddymfa.Handler, error) {
 			}
 			h.PathPrefix = v
 
-		case "translations":
+		case "translations", "site_name", "logo", "css", "templates":
+			field := map[string]*string{"translations": &h.Translations, "site_name": &h.SiteName, "logo": &h.Logo,
+				"css": &h.CSS, "templates": &h.Templates}[d.Val()]
 			v, err := cfargs.OneArg(d)
 			if err != nil {
 				return nil, err
 			}
-			h.Translations = v
+			*field = v
 
 		case "base_url":
 			v, err := cfargs.OneArg(d)

@@ -185,8 +185,8 @@ func TestUnmarshal(t *testing.T) {
 		},
 		{
 			name:  "translations",
-			input: "mfa {\n\ttranslations /etc/caddy/mfa-translations\n}",
-			want:  `{"translations":"/etc/caddy/mfa-translations"}`,
+			input: "mfa {\n\ttranslations /etc/caddy/mfa-translations\n\tsite_name \"Example Corp\"\n\tlogo logo.svg\n\tcss brand.css\n\ttemplates ./templates\n}",
+			want:  `{"translations":"/etc/caddy/mfa-translations","site_name":"Example Corp","logo":"logo.svg","css":"brand.css","templates":"./templates"}`,
 		},
 		{
 			name:  "sms webhook without block",

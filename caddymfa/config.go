@@ -153,6 +153,29 @@ type Handler struct {
 	// beyond session_ttl and idle_timeout.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
+	// SiteName names the site in every page title, the page header, and
+	// the emails and texts. Default: the host of base_url, or of the
+	// request, in messages; no name on the pages.
+	SiteName string `json:"site_name,omitempty"`
+
+	// Logo is an image file (.svg, .png, .jpg, .webp or .gif, at most
+	// 256 KiB) shown above the sign-in card, served from path_prefix. Read
+	// at provision.
+	Logo string `json:"logo,omitempty"`
+
+	// CSS is a stylesheet file appended to the built-in one, which sets
+	// its colors as CSS variables (--accent, --bg, --card, ...). Served
+	// from path_prefix, so the pages' CSP still allows no other origin.
+	// Read at provision.
+	CSS string `json:"css,omitempty"`
+
+	// Templates is a directory of .html files that replace blocks of the
+	// built-in page ({{define "brand"}}...{{end}}) or, as page.html, the
+	// whole page. Checked at provision: a file that does not parse, or a
+	// page that leaves out the error message or the language switcher,
+	// is refused.
+	Templates string `json:"templates,omitempty"`
+
 	handlerState
 }
 

@@ -128,6 +128,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.catalog, err = i18n.Load(repl.ReplaceKnown(h.Translations, "")); err != nil {
 		return err
 	}
+	if h.brand, err = loadBrand(repl.ReplaceKnown(h.SiteName, ""), repl.ReplaceKnown(h.Logo, ""),
+		repl.ReplaceKnown(h.CSS, ""), repl.ReplaceKnown(h.Templates, "")); err != nil {
+		return err
+	}
 
 	if h.StorageRaw == nil {
 		h.StorageRaw = json.RawMessage(`{"backend":"badger"}`)
@@ -209,7 +213,7 @@ func (h *Handler) wire() {
 		h.passkeys = &passkeys{store: h.store, keys: h.keys, now: clock, rp: h.passkeyRP, users: h.users, standalone: h.standalone(),
 			passwordless: h.Passkey.Passwordless, enroll: h.Passkey.Enroll, logger: h.logger, audit: h.audit}
 	}
-	h.pages = &pages{prefix: h.PathPrefix, methods: h.methods, keys: h.keys, logger: h.logger, cat: h.catalog}
+	h.pages = &pages{prefix: h.PathPrefix, methods: h.methods, keys: h.keys, logger: h.logger, cat: h.catalog, brand: h.brand}
 	if h.RememberDevice > 0 {
 		h.pages.rememberDays = max(1, int(time.Duration(h.RememberDevice)/(24*time.Hour)))
 	}
@@ -537,6 +541,7 @@ type handlerState struct {
 	passkeyRP     *relyingParty
 	passkeys      *passkeys
 	catalog       *i18n.Catalog
+	brand         *brand
 }
 
 // Interface guards

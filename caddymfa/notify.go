@@ -79,7 +79,7 @@ func (ns *notices) send(ctx context.Context, a *account, n notice, fields ...zap
 
 // notify sends a notice of a change made by request r.
 func (h *Handler) notify(r *http.Request, a *account, event, factor string, at map[string]string, fields ...zap.Field) {
-	h.notices.send(r.Context(), a, notice{event: event, factor: factor, site: siteName(r, h.baseURL), ip: clientIP(r), at: at}, fields...)
+	h.notices.send(r.Context(), a, notice{event: event, factor: factor, site: h.site(r), ip: clientIP(r), at: at}, fields...)
 }
 
 // auditor writes audit events.

@@ -43,7 +43,19 @@ type pageData struct {
 	*view
 	Prefix string
 	cat    *i18n.Catalog
+	brand  *brand
 }
+
+// SiteName is the site_name, or "".
+func (p pageData) SiteName() string {
+	if p.brand == nil {
+		return ""
+	}
+	return p.brand.siteName
+}
+
+// Logo reports whether a logo is configured (served at Prefix/logo).
+func (p pageData) Logo() bool { return p.brand != nil && p.brand.logo != nil }
 
 // Standalone reports whether the visitor named themselves (no first
 // factor), so the page must not say what is on file.
@@ -52,13 +64,20 @@ func (p pageData) Standalone() bool { return p.standalone }
 // Lang is the language of the page.
 func (p pageData) Lang() *i18n.Lang {
 	if p.lang == nil {
-		return p.cat.English()
+		return p.catalog().English()
 	}
 	return p.lang
 }
 
 // Languages are the languages of the switcher.
-func (p pageData) Languages() []*i18n.Lang { return p.cat.Languages() }
+func (p pageData) Languages() []*i18n.Lang { return p.catalog().Languages() }
+
+func (p pageData) catalog() *i18n.Catalog {
+	if p.cat == nil {
+		return i18n.Builtin()
+	}
+	return p.cat
+}
 
 // Here is the page's own address, where the switcher comes back to.
 func (p pageData) Here() string { return cmp.Or(p.here, p.Prefix+"/") }
@@ -181,9 +200,13 @@ func (p pageData) RecoveryText() string {
 	return p.Lang().N("settings.recovery_left", *p.RecoveryLeft)
 }
 
-func writePage(w http.ResponseWriter, status int, v *view, cat *i18n.Catalog) error {
+func writePage(w http.ResponseWriter, status int, v *view, cat *i18n.Catalog, b *brand) error {
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, pageData{view: v, Prefix: v.prefix, cat: cat}); err != nil {
+	t, root := pageTemplate, "page.html"
+	if b != nil {
+		t, root = b.tmpl, b.root
+	}
+	if err := t.ExecuteTemplate(&buf, root, pageData{view: v, Prefix: v.prefix, cat: cat, brand: b}); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -200,9 +223,15 @@ func serveLinkJS(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-func serveStyle(w http.ResponseWriter, r *http.Request) error {
+// serveStyle answers GET /style.css: the built-in sheet with the site's
+// own (css) appended.
+func (pg *pages) serveStyle(w http.ResponseWriter, r *http.Request) error {
+	css := styleCSS
+	if pg.brand != nil {
+		css = pg.brand.css
+	}
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, err := w.Write(styleCSS)
+	_, err := w.Write(css)
 	return err
 }

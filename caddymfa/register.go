@@ -235,7 +235,7 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 	// that is refused (a cap, the cooldown, max_sends) or fails changes
 	// nothing that was pending (SECURITY.md N62).
 	sr := sendRequest{slot: rp.slot, user: user, sender: ch.sender, limits: ch.limits, ip: clientIP(r), dest: address,
-		site: siteName(r, h.baseURL), lang: h.pages.userLang(r), wait: true, bind: true}
+		site: h.site(r), lang: h.pages.userLang(r), wait: true, bind: true}
 	sr.country, sr.perCountry = ch.countryOf(address)
 	if err := h.challenges.issue(r.Context(), sr); err != nil {
 		return h.pages.sendFailed(w, r, err)

@@ -33,7 +33,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.getStep(w, r)
 	case "/style.css":
-		return serveStyle(w, r)
+		return h.pages.serveStyle(w, r)
+	case "/logo":
+		return h.serveLogo(w, r)
 	case "/link.js":
 		return serveLinkJS(w, r)
 	case "/enroll/totp":

@@ -150,7 +150,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		ip:      clientIP(r),
 		network: h.guessNetwork(r),
 		dest:    dest,
-		site:    siteName(r, h.baseURL),
+		site:    h.site(r),
 		lang:    h.pages.userLang(r),
 		wait:    flow.FirstFactor != "",
 		linkTTL: h.methods.linkTTL(ch.method),

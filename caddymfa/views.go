@@ -126,6 +126,7 @@ type pages struct {
 	// (remember_device); 0 is off.
 	rememberDays int
 	cat          *i18n.Catalog
+	brand        *brand
 }
 
 func errorView(status int, code, msg string) *view {
@@ -293,7 +294,7 @@ func (pg *pages) render(w http.ResponseWriter, r *http.Request, v *view) error {
 	}
 	v.prefix = pg.prefix
 	v.here = here(r, pg.prefix)
-	return writePage(w, status, v, pg.catalog())
+	return writePage(w, status, v, pg.catalog(), pg.brand)
 }
 
 // waitText says how long a wait of secs seconds is, as people say it:

@@ -26,7 +26,7 @@ import (
 
 // tested names the examples that have a sign-in test below; TestEveryExample
 // fails when a folder is added without one.
-var tested = []string{"basic-auth-smtp", "passkeys", "quickstart", "redis", "remember", "sms-outbox", "sms-twilio", "sso", "standalone", "step-up", "totp"}
+var tested = []string{"basic-auth-smtp", "branding", "passkeys", "quickstart", "redis", "remember", "sms-outbox", "sms-twilio", "sso", "standalone", "step-up", "totp"}
 
 func TestEveryExample(t *testing.T) {
 	if got := Names(); !slices.Equal(got, tested) {
@@ -108,6 +108,86 @@ func TestQuickstart(t *testing.T) {
 	body := wantStatus(t, resp, http.StatusOK)
 	if want := "Hello alice, you passed MFA (email)."; body != want {
 		t.Fatalf("body = %q, want %q", body, want)
+	}
+}
+
+// TestBranding signs in through examples/branding and checks the site's
+// look: its name in the title, the header and the email, its logo served
+// from /.mfa/logo, its stylesheet appended to the built-in one, all under
+// the pages' CSP.
+func TestBranding(t *testing.T) {
+	here, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := Start(t, "branding", Options{Rewrite: func(cfg map[string]any) {
+		// The Caddyfile names its files relative to its folder; the test
+		// runs Caddy in a temporary directory.
+		forEachMFA(cfg, func(h map[string]any) {
+			for _, k := range []string{"logo", "css"} {
+				h[k] = filepath.Join(here, "branding", h[k].(string))
+			}
+		})
+	}})
+	c := srv.Client()
+	const site = "http://localhost:8080"
+
+	resp := do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	wantStatus(t, resp, http.StatusFound)
+	resp = do(t, c, get(t, site+resp.Header.Get("Location"), "alice", "alice", "text/html"))
+	page := wantStatus(t, resp, http.StatusOK)
+	for _, want := range []string{"<title>Sign in · Example Corp</title>", `<header class="brand"><img src="/.mfa/logo" alt=""><span>Example Corp</span></header>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s:\n%s", want, page)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "http") {
+		t.Errorf("CSP %q", csp)
+	}
+	resp = do(t, c, get(t, site+"/.mfa/logo", "alice", "alice", "image/*"))
+	logo := wantStatus(t, resp, http.StatusOK)
+	if resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(logo, "<svg") || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Errorf("logo: %s %q", resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
+	}
+	resp = do(t, c, get(t, site+"/.mfa/style.css", "alice", "alice", "text/css"))
+	if css := wantStatus(t, resp, http.StatusOK); !strings.Contains(css, "--accent: #2457d6") || !strings.Contains(css, "--accent: #0b6e4f") {
+		t.Errorf("the stylesheet is not the built-in one with brand.css after it:\n%s", css)
+	}
+
+	resp = do(t, c, postForm(t, site+"/.mfa/send", "alice", "alice", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"},
+	}))
+	wantStatus(t, resp, http.StatusSeeOther)
+	msg := WaitOutbox(t, filepath.Join(srv.Dir, "mailbox"), 1)
+	if msg.Subject != "Your sign-in code for Example Corp" {
+		t.Errorf("subject %q does not name the site", msg.Subject)
+	}
+	resp = do(t, c, get(t, site+"/.mfa/", "alice", "alice", "text/html"))
+	page = wantStatus(t, resp, http.StatusOK)
+	resp = do(t, c, postForm(t, site+"/.mfa/verify", "alice", "alice", url.Values{
+		"csrf_token": {csrfToken(t, page)}, "method": {"email"}, "code": {msg.Code},
+	}))
+	wantStatus(t, resp, http.StatusSeeOther)
+	resp = do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
+	if body := wantStatus(t, resp, http.StatusOK); body != "Hello alice, you passed MFA (email)." {
+		t.Errorf("body = %q", body)
+	}
+}
+
+// forEachMFA calls f with every mfa handler of an adapted config.
+func forEachMFA(v any, f func(map[string]any)) {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == "mfa" {
+			f(v)
+		}
+		for _, c := range v {
+			forEachMFA(c, f)
+		}
+	case []any:
+		for _, c := range v {
+			forEachMFA(c, f)
+		}
 	}
 }
 
