@@ -21,6 +21,20 @@
 // browsers are redirected to the sign-in page and other clients get a
 // 401 in JSON.
 //
+// # Realms and the handler's own rules
+//
+// Every handler has a realm (realm.go): its configured name, or one
+// derived at provision from the listen ports of its server and the host
+// and path matchers of the routes leading to it. Sessions, flows,
+// challenges (and so links), remembered devices and pending enrollments
+// record their realm and are refused outside it; the realm is mixed into
+// the cookie names and the session cookie's signature. Each request is
+// then authorized by the handler it reaches (authorize.go): the gate
+// works out, in memory when a session is loaded into the handler's
+// cache, whether the config still admits its user and until when its
+// verifications satisfy methods and max_age; a session that falls short
+// is sent to a step-up (step_up_required for scripts).
+//
 // # The flow endpoints
 //
 // Under path_prefix, serveFlow (routes.go) routes to:
