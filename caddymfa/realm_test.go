@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // SECURITY.md F32, K49: with cookie_domain a sign-in may return to another
@@ -164,5 +166,88 @@ func TestGate(t *testing.T) {
 	}
 	if v := verifiedAfter(prev, "bob", "bob", skipDevice, t0); v != nil {
 		t.Errorf("another user's times, or an exemption's, carried over: %v", v)
+	}
+}
+
+// SECURITY.md K49, at the level of the state services: over one store
+// and one key, each kind of record made in realm "app" is absent, or
+// refused, in realm "other".
+func TestRealmBindsRecords(t *testing.T) {
+	s := newServices(t, func(h *Handler) { h.RememberDevice = caddy.Duration(24 * time.Hour) })
+	ctx := t.Context()
+	h := s.h
+	other := newRealm("other", "")
+
+	// Sessions: another realm's cookie tag, and A's ID signed for B.
+	v, _, err := h.sessions.create(ctx, "alice", "alice", methodEmail, "app.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssB := *h.sessions
+	ssB.realm, ssB.cache = other, newSessionCache(10)
+	if _, ok := ssB.check(ctx, v, "alice", "app.test"); ok {
+		t.Error("realm other accepted a session cookie of realm app")
+	}
+	id, _ := h.sessions.idFromCookie(v)
+	if _, ok := ssB.check(ctx, ssB.cookieValue([]byte(id)), "alice", "app.test"); ok {
+		t.Error("realm other accepted realm app's session signed for it")
+	}
+	if _, ok := h.sessions.check(ctx, v, "alice", "app.test"); !ok {
+		t.Error("realm app refused its own session")
+	}
+
+	// Remembered devices.
+	token, _, err := h.devices.remember(ctx, "alice", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dB := *h.devices
+	dB.realm = other
+	if ok, _ := dB.remembered(ctx, token, "alice"); ok {
+		t.Error("realm other recognised a device remembered in realm app")
+	}
+	if ok, _ := h.devices.remembered(ctx, token, "alice"); !ok {
+		t.Error("realm app forgot its own device")
+	}
+
+	// Challenges and the links that name them: neither read nor counted.
+	cid := h.challenges.id(challengeSlot{binding: "flow-1"})
+	rec, _ := encodeRecord(challenge{Realm: "app", User: "alice", Method: methodEmail, LinkMAC: h.keys.linkMAC(cid, "tok"), State: statePending, ExpiresAt: s.clock.now().Add(time.Minute)})
+	if err := s.store.Put(ctx, keyChallenge+cid, rec, s.clock.now().Add(time.Hour), false); err != nil {
+		t.Fatal(err)
+	}
+	cB := *h.challenges
+	cB.realm = other
+	if ch, err := cB.load(ctx, cid); ch != nil || err != nil {
+		t.Errorf("realm other loaded realm app's challenge: %v %v", ch, err)
+	}
+	if cB.id(challengeSlot{binding: "flow-1"}) == cid {
+		t.Error("one binding names the same challenge in two realms")
+	}
+	if ok, _ := cB.verifyLink(ctx, cid, "alice", "tok", 0, h.methods.limitsFor(methodEmail), true, false); ok {
+		t.Error("realm other confirmed realm app's link")
+	}
+	if ch, _ := h.challenges.load(ctx, cid); ch == nil || ch.Attempts != 0 || ch.State != statePending {
+		t.Errorf("realm other's attempt touched the challenge: %+v", ch)
+	}
+
+	// Pending enrollments and registrations.
+	rs := *h.registrations
+	rs.realm = other
+	slot := challengeSlot{binding: "register\x00s1"}
+	if err := h.registrations.put(ctx, slot, pendingRegistration{User: "alice", Method: methodSMS, Address: "+14155550100"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := rs.get(ctx, slot); found {
+		t.Error("realm other sees the address realm app is registering")
+	}
+	secret, err := h.apps.secret(ctx, "s:1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := *h.apps
+	apps.realm = other
+	if again, err := apps.secret(ctx, "s:1", "alice"); err != nil || again == secret {
+		t.Errorf("realm other was shown realm app's pending secret: %v", err)
 	}
 }
