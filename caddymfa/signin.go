@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -170,9 +171,19 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 				v.Message = "The code already sent still works; a new one cannot be sent yet."
 				return h.pages.render(w, r, v)
 			}
+			if te.scope == scopeCooldown {
+				if done, err := h.reuseLive(w, r, flow); done || err != nil {
+					return err
+				}
+			}
 		}
 		return h.pages.sendFailed(w, r, err)
 	}
+	ttl := time.Duration(ch.limits.CodeTTL)
+	if sr.linkTTL > 0 {
+		ttl = sr.linkTTL
+	}
+	h.rememberLive(r, flow, ttl)
 	return h.showStep(w, r, flow)
 }
 

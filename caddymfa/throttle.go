@@ -243,7 +243,7 @@ func (t *throttle) cooldown(ctx context.Context, lim *authenticators.Throttle, k
 	}
 	if wait > 0 {
 		t.metrics.throttle("cooldown")
-		return &throttledError{scope: "cooldown", retryAfter: wait}
+		return &throttledError{scope: scopeCooldown, retryAfter: wait}
 	}
 	return nil
 }

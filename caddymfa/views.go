@@ -91,9 +91,12 @@ type view struct {
 	// where the link is opened on another device; Numbers are the
 	// choices of that device's confirm page, and Origin where and when
 	// the sign-in began (SECURITY.md L57).
-	MatchNumber int         `json:"match_number,omitempty"`
-	Numbers     []int       `json:"numbers,omitempty"`
-	Origin      *linkOrigin `json:"origin,omitempty"`
+	MatchNumber int   `json:"match_number,omitempty"`
+	Numbers     []int `json:"numbers,omitempty"`
+	// SentAt is when the code on the page was sent, when it is one of an
+	// earlier sign-in that is reused (RFC 3339).
+	SentAt string      `json:"sent_at,omitempty"`
+	Origin *linkOrigin `json:"origin,omitempty"`
 	// Passkeys are the user's passkeys, on the passkey page.
 	Passkeys []passkeyInfo `json:"passkeys,omitempty"`
 	// Passwordless offers "Sign in with a passkey" on the identify step.
