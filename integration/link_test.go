@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/caddymfa/caddy-mfa/internal/smtptest"
 )
 
 var linkPattern = regexp.MustCompile(`https?://[^\s"<>]+/\.mfa/link#[A-Za-z0-9_-]+`)
@@ -32,31 +34,7 @@ func openLink(t *testing.T, c *client, link string) *response {
 func TestLinkCrossDevice(t *testing.T) {
 	srv := newSMTP(t)
 	up := newUpstream(t)
-	startCaddy(t, globalOptions("")+siteURL+` {
-	@notlink not path /.mfa/link
-	basic_auth @notlink {
-		alice `+bcryptHash(t, alicePassword)+`
-	}
-	mfa {
-		base_url `+siteURL+`
-		storage badger `+t.TempDir()+`
-		secret_key `+testSecret+`
-		users {
-			alice email alice@example.com
-		}
-		email {
-			`+smtpBlock(srv, "starttls")+`
-			from "Example <noreply@example.com>"
-			send link
-			link_ttl 15m
-		}
-	}
-	reverse_proxy `+up.addr()+` {
-		header_up X-Mfa-User {http.auth.mfa.user}
-		header_up X-Mfa-Method {http.auth.mfa.method}
-	}
-}
-`)
+	startLinkSite(t, srv, up)
 
 	browser := newClient(t).withBasicAuth("alice", alicePassword)
 	browser.header.Set("User-Agent", firefoxOnLinux)
@@ -168,32 +146,11 @@ func matchNumber(t *testing.T, page []byte) string {
 // TestLinkWrongNumber: SECURITY.md L57. A link opened on another device
 // and confirmed with a number other than the waiting page's is dead: the
 // right number afterwards signs nobody in, the waiting browser is told
-// the link is over, and the pick counted as a failure. In standalone mode
-// another device is refused unless link_cross_device is on.
+// the link is over, and the pick counted as a failure. (Standalone mode
+// without link_cross_device: TestLinkNumberMatching in caddymfa.)
 func TestLinkWrongNumber(t *testing.T) {
 	srv := newSMTP(t)
-	up := newUpstream(t)
-	startCaddy(t, globalOptions("")+siteURL+` {
-	@notlink not path /.mfa/link
-	basic_auth @notlink {
-		alice `+bcryptHash(t, alicePassword)+`
-	}
-	mfa {
-		base_url `+siteURL+`
-		storage badger `+t.TempDir()+`
-		secret_key `+testSecret+`
-		users {
-			alice email alice@example.com
-		}
-		email {
-			`+smtpBlock(srv, "starttls")+`
-			from "Example <noreply@example.com>"
-			send link
-		}
-	}
-	reverse_proxy `+up.addr()+`
-}
-`)
+	startLinkSite(t, srv, newUpstream(t))
 	browser := newClient(t).withBasicAuth("alice", alicePassword)
 	if r := browser.postJSON("/.mfa/send", map[string]string{"method": "email"}); r.StatusCode != http.StatusOK {
 		t.Fatalf("send: status %d: %s", r.StatusCode, r.body)
@@ -235,4 +192,35 @@ func TestLinkWrongNumber(t *testing.T) {
 	if failures < 1 {
 		t.Errorf("the wrong pick counted no failure")
 	}
+}
+
+// startLinkSite starts alice's site in link mode (15 minutes) behind
+// basic_auth, which leaves the link page out, as the README suggests.
+func startLinkSite(t *testing.T, srv *smtptest.Server, up *upstream) {
+	t.Helper()
+	startCaddy(t, globalOptions("")+siteURL+` {
+	@notlink not path /.mfa/link
+	basic_auth @notlink {
+		alice `+bcryptHash(t, alicePassword)+`
+	}
+	mfa {
+		base_url `+siteURL+`
+		storage badger `+t.TempDir()+`
+		secret_key `+testSecret+`
+		users {
+			alice email alice@example.com
+		}
+		email {
+			`+smtpBlock(srv, "starttls")+`
+			from "Example <noreply@example.com>"
+			send link
+			link_ttl 15m
+		}
+	}
+	reverse_proxy `+up.addr()+` {
+		header_up X-Mfa-User {http.auth.mfa.user}
+		header_up X-Mfa-Method {http.auth.mfa.method}
+	}
+}
+`)
 }
