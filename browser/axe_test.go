@@ -98,7 +98,16 @@ func TestAccessibility(t *testing.T) {
 	src := axeSource(t)
 	for _, vp := range viewports {
 		t.Run(vp.name, func(t *testing.T) {
-			srv := examples.Start(t, "quickstart", examples.Options{})
+			// One user goes through many sign-ins here: no cooldown between
+			// sends, and no lockout after the wrong codes.
+			srv := examples.Start(t, "quickstart", examples.Options{Rewrite: func(cfg map[string]any) {
+				eachMFA(cfg, func(h map[string]any) {
+					h["lockout"] = map[string]any{"failures": 100, "user_failures": 100}
+					if e, ok := h["email"].(map[string]any); ok {
+						e["throttle"] = map[string]any{"cooldown": -1, "per_user_per_hour": -1, "per_ip_per_hour": -1, "per_destination_per_hour": -1, "per_5m": -1, "per_hour": -1}
+					}
+				})
+			}})
 			mailbox := filepath.Join(srv.Dir, "mailbox")
 			shots := newShooter(t)
 			auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
@@ -190,5 +199,22 @@ func TestAccessibility(t *testing.T) {
 				t.Errorf("Arabic page dir = %q", dir)
 			}
 		})
+	}
+}
+
+// eachMFA calls f with every mfa handler of an adapted config.
+func eachMFA(v any, f func(map[string]any)) {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == "mfa" {
+			f(v)
+		}
+		for _, c := range v {
+			eachMFA(c, f)
+		}
+	case []any:
+		for _, c := range v {
+			eachMFA(c, f)
+		}
 	}
 }
