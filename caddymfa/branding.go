@@ -121,9 +121,7 @@ func loadTemplates(dir string) (t *template.Template, root string, err error) {
 	if len(files) == 0 {
 		return nil, "", fmt.Errorf("%s has no .html files", dir)
 	}
-	if t, err = pageTemplate.Clone(); err != nil {
-		return nil, "", err
-	}
+	t = parsePages()
 	root = "page.html"
 	for _, f := range files {
 		src, err := os.ReadFile(f)

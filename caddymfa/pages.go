@@ -15,7 +15,16 @@ import (
 //go:embed assets/page.html assets/style.css assets/link.js
 var assets embed.FS
 
-var pageTemplate = template.Must(template.ParseFS(assets, "assets/page.html"))
+// pageTemplate renders every step. Branding builds its own set with
+// parsePages instead of cloning this one, because html/template refuses to
+// clone a set that has executed.
+var pageTemplate = parsePages()
+
+// parsePages parses the built-in page and the templates it calls.
+func parsePages() *template.Template {
+	t := template.Must(template.ParseFS(assets, "assets/page.html"))
+	return template.Must(t.ParseFS(passkeyAssets, "assets/passkey.html"))
+}
 
 var styleCSS, _ = assets.ReadFile("assets/style.css")
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"slices"
 
@@ -22,9 +21,6 @@ import (
 var passkeyAssets embed.FS
 
 var passkeyScript, _ = passkeyAssets.ReadFile("assets/passkey.js")
-
-// The passkey page and buttons join the page template.
-var _ = template.Must(pageTemplate.ParseFS(passkeyAssets, "assets/passkey.html"))
 
 // passkeyCSP is the Content-Security-Policy of the pages when passkeys
 // are on: as strict as contentSecurityPolicy, but for our own script
