@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
@@ -164,7 +164,7 @@ func (h *Handler) sessionInfos(ctx context.Context, user string, b browserState)
 		if info.Current {
 			info.LastSeen = now.UTC()
 		}
-		info.seen = agoText(now, info.LastSeen)
+		info.seen = agoText(i18n.Builtin().English(), now, info.LastSeen)
 		if s.Device != "" {
 			for _, d := range devs {
 				if d.storeID == s.Device {
@@ -185,32 +185,25 @@ func (h *Handler) sessionInfos(ctx context.Context, user string, b browserState)
 		if t, ok := lastOf[d.storeID]; ok && t.After(info.LastSeen) {
 			info.LastSeen = t
 		}
-		info.seen = agoText(now, info.LastSeen)
+		info.seen = agoText(i18n.Builtin().English(), now, info.LastSeen)
 		devices = append(devices, info)
 	}
 	return sessions, devices, nil
 }
 
-// agoText says how long ago t was: "just now", "5 minutes ago", "3 hours
-// ago", "2 days ago".
-func agoText(now, t time.Time) string {
+// agoText says in l how long ago t was: "just now", "5 minutes ago",
+// "3 hours ago", "2 days ago".
+func agoText(l *i18n.Lang, now, t time.Time) string {
 	d := now.Sub(t)
 	switch {
 	case d < time.Minute:
-		return "just now"
+		return l.T("account.just_now")
 	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute") + " ago"
+		return l.N("account.minutes_ago", int(d/time.Minute))
 	case d < 48*time.Hour:
-		return plural(int(d/time.Hour), "hour") + " ago"
+		return l.N("account.hours_ago", int(d/time.Hour))
 	}
-	return plural(int(d/(24*time.Hour)), "day") + " ago"
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
+	return l.N("account.days_ago", int(d/(24*time.Hour)))
 }
 
 // accountMethods lists the ways the user of acct signs in, for the

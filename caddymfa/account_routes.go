@@ -5,6 +5,9 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"time"
+
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
 //go:embed assets/account.html
@@ -102,16 +105,28 @@ func (h *Handler) accountSignIn(w http.ResponseWriter, r *http.Request, ff, agai
 	return nil
 }
 
-// accountPage is what the account template sees.
+// accountPage is what the account template sees; its texts come from
+// the catalog in the language of the request, as the sign-in pages'.
 type accountPage struct {
 	*accountView
 	Prefix string
+	page   pageData
 }
 
+// Lang is the language of the page.
+func (p accountPage) Lang() *i18n.Lang { return p.page.Lang() }
+
+// T is the message key in the page's language, as HTML (pageData.T).
+func (p accountPage) T(key string, args ...string) template.HTML { return p.page.T(key, args...) }
+
+// Text is the message key as plain text, for the title.
+func (p accountPage) Text(key string) string { return p.page.Text(key) }
+
+// Date is t as a date that reads the same in every language.
+func (p accountPage) Date(t time.Time) string { return t.Format(time.DateOnly) }
+
 // RecoveryText says how many recovery codes are left.
-func (p accountPage) RecoveryText() string {
-	return pageData{view: &view{RecoveryLeft: p.RecoveryLeft}}.RecoveryText()
-}
+func (p accountPage) RecoveryText() string { return p.page.RecoveryText() }
 
 // renderAccount answers with the account page or its JSON.
 func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, v *accountView) error {
@@ -122,8 +137,22 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, v *accou
 	if wantsJSON(r) {
 		return writeJSON(w, status, v)
 	}
+	l := h.pages.requestLang(r)
+	if v.Message != "" {
+		v.Message = localize(l, v.Message, nil)
+	}
+	now := h.now()
+	for i := range v.Sessions {
+		v.Sessions[i].seen = agoText(l, now, v.Sessions[i].LastSeen)
+		v.Sessions[i].name = deviceNameIn(l, v.Sessions[i].Browser, v.Sessions[i].System)
+	}
+	for i := range v.Devices {
+		v.Devices[i].seen = agoText(l, now, v.Devices[i].LastSeen)
+		v.Devices[i].name = deviceNameIn(l, v.Devices[i].Browser, v.Devices[i].System)
+	}
+	page := pageData{view: &view{User: v.User, RecoveryLeft: v.RecoveryLeft, lang: l}, Prefix: h.PathPrefix, cat: h.pages.catalog()}
 	var buf bytes.Buffer
-	if err := accountTemplate.Execute(&buf, accountPage{accountView: v, Prefix: h.PathPrefix}); err != nil {
+	if err := accountTemplate.Execute(&buf, accountPage{accountView: v, Prefix: h.PathPrefix, page: page}); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -1,6 +1,10 @@
 package caddymfa
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
+)
 
 // describeUserAgent names the browser and the system of a User-Agent
 // header in words a person recognises ("Firefox", "Windows"), for the
@@ -65,16 +69,21 @@ var uaSystems = []struct{ token, name string }{
 }
 
 // deviceName is a browser and system in words: "Firefox on Windows",
-// "Chrome", "an unknown browser".
+// "Chrome", "An unknown browser".
 func deviceName(ua string) string {
 	b, s := describeUserAgent(ua)
+	return deviceNameIn(i18n.Builtin().English(), b, s)
+}
+
+// deviceNameIn is browser b on system s in words of l.
+func deviceNameIn(l *i18n.Lang, b, s string) string {
 	switch {
 	case b != "" && s != "":
-		return b + " on " + s
+		return l.T("account.browser_on", "browser", b, "system", s)
 	case b != "":
 		return b
 	case s != "":
-		return "A browser on " + s
+		return l.T("account.a_browser_on", "system", s)
 	}
-	return "An unknown browser"
+	return l.T("account.unknown_browser")
 }

@@ -1,0 +1,39 @@
+package caddymfa
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The account page speaks the language of the request: its headings,
+// buttons and "last seen" times come from the catalog, not English.
+func TestAccountPageGerman(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	e.signIn("alice")
+	e.clock.add(20 * time.Minute)
+	a := e.signIn("alice")
+
+	resp := a.speaking("de")(request{target: "/.mfa/account"})
+	page := body(t, resp)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("account page: status %d\n%s", resp.StatusCode, page)
+	}
+	for _, want := range []string{`<html lang="de" dir="ltr">`, "<title>Ihr Konto</title>", "Angemeldet als <strong>alice</strong>.",
+		"So melden Sie sich an", "Wo Sie angemeldet sind", "dieser Browser", "Ein unbekannter Browser", "zuletzt gesehen vor 20 Minuten", "Diese beenden", "Abmelden"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("German account page lacks %q:\n%s", want, page)
+		}
+	}
+	for _, english := range []string{"Your account", "Signed in as", "Where you are signed in", "last seen", "End this one", "Sign out", "minutes ago", "An unknown browser"} {
+		if strings.Contains(page, english) {
+			t.Errorf("German account page says %q in English:\n%s", english, page)
+		}
+	}
+
+	if page := body(t, a.speaking("en")(request{target: "/.mfa/account"})); !strings.Contains(page, "Your account") || !strings.Contains(page, "last seen 20 minutes ago") {
+		t.Errorf("English account page:\n%s", page)
+	}
+}
