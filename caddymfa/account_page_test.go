@@ -37,3 +37,37 @@ func TestAccountPageGerman(t *testing.T) {
 		t.Errorf("English account page:\n%s", page)
 	}
 }
+
+// The buttons that end or replace something are styled as destructive,
+// and only they: a fresh account page with two sessions.
+func TestAccountDestructiveButtons(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	e.signIn("alice")
+	page := body(t, e.signIn("alice").do(request{target: "/.mfa/account"}))
+	forms := strings.Split(page, "<form")[1:]
+	seen := map[string]bool{}
+	for _, f := range forms {
+		f = f[:strings.Index(f, "</form>")]
+		action := "logout"
+		if i := strings.Index(f, `name="action" value="`); i >= 0 {
+			action = f[i+len(`name="action" value="`):]
+			action = action[:strings.IndexByte(action, '"')]
+		}
+		seen[action] = true
+		danger := strings.Contains(f, `class="link danger"`) || strings.Contains(f, `class="alt danger"`) || strings.Contains(f, `class="danger"`)
+		switch action {
+		case "end_session", "end_others", "forget_device", "remove_passkey", "recovery_codes":
+			if !danger {
+				t.Errorf("%s is not styled as destructive:\n%s", action, f)
+			}
+		default:
+			if danger {
+				t.Errorf("%s is styled as destructive:\n%s", action, f)
+			}
+		}
+	}
+	if !seen["end_session"] || !seen["end_others"] || !seen["logout"] {
+		t.Errorf("account page forms %v, want end_session, end_others and logout:\n%s", seen, page)
+	}
+}
