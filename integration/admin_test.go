@@ -94,7 +94,7 @@ func TestAdminAPIAndCommands(t *testing.T) {
 	if sites, _ := v.([]any); status != 200 || len(sites) != 1 || sites[0].(map[string]any)["site"] != "localhost:9080" {
 		t.Fatalf("sites: %d %v", status, v)
 	}
-	out, err := mfaCLI(t, "users", "Alice")
+	out, err := mfaCLI(t, "users", "alice")
 	if err != nil {
 		t.Fatalf("caddy mfa users: %v: %s", err, out)
 	}
@@ -312,7 +312,7 @@ func TestAdminInputsRefusedNotWidened(t *testing.T) {
 			t.Errorf("GET /mfa/log?%s: %d %v, want 400", q, status, v)
 		}
 	}
-	if status, v := admin(t, http.MethodGet, "/mfa/log?user=Alice&method=email&failed=false", ""); status != 200 || len(v.([]any)) == 0 {
+	if status, v := admin(t, http.MethodGet, "/mfa/log?user=alice&method=email&failed=false", ""); status != 200 || len(v.([]any)) == 0 {
 		t.Errorf("valid filters: %d %v", status, v)
 	}
 	if out, err := mfaCLI(t, "log", "--user", "a/b"); err == nil || strings.Contains(out, "alice") {
