@@ -273,6 +273,26 @@ func testTOTPEnrollment(t *testing.T, width, height int) {
 		}
 	}
 
+	// codes.js, the page's own script, runs under the CSP and shows the
+	// copy and print buttons; the download link holds the codes.
+	var shown []bool
+	var file string
+	err = chromedp.Do(ctx,
+		store(&shown, chromedp.Evaluate[[]bool](`["codes-copy", "codes-print"].map(id => !document.getElementById(id).hidden && document.getElementById(id).offsetHeight > 0)`)),
+		store(&file, chromedp.Evaluate[string](`decodeURIComponent(document.querySelector("a[download]").href.split(",")[1])`)),
+	)
+	if err != nil {
+		t.Fatalf("reading the recovery codes' buttons: %v", err)
+	}
+	if len(shown) != 2 || !shown[0] || !shown[1] {
+		t.Errorf("copy and print buttons shown: %v, want both", shown)
+	}
+	for _, c := range codes {
+		if !strings.Contains(file, c.Text+"\r\n") {
+			t.Errorf("the downloaded file lacks recovery code %q: %q", c.Text, file)
+		}
+	}
+
 	var body string
 	err = chromedp.Do(ctx,
 		follow(`//a[normalize-space()="I have saved them, continue"]`),

@@ -12,7 +12,7 @@ import (
 	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
-//go:embed assets/page.html assets/style.css assets/link.js
+//go:embed assets/page.html assets/style.css assets/link.js assets/codes.js
 var assets embed.FS
 
 // pageTemplate renders every step. Branding builds its own set with
@@ -225,11 +225,8 @@ func writePage(w http.ResponseWriter, status int, v *view, cat *i18n.Catalog, b 
 }
 
 // serveLinkJS serves the script of the link page.
-func serveLinkJS(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, err := w.Write(linkJS)
-	return err
+func serveLinkJS(w http.ResponseWriter, _ *http.Request) error {
+	return writeScript(w, linkJS)
 }
 
 // serveStyle answers GET /style.css: the built-in sheet with the site's

@@ -38,6 +38,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.serveLogo(w, r)
 	case "/link.js":
 		return serveLinkJS(w, r)
+	case "/codes.js":
+		return serveCodesJS(w, r)
 	case "/enroll/totp":
 		return h.serveEnroll(w, r)
 	case "/register/phone", "/register/email":
