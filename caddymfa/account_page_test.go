@@ -22,12 +22,12 @@ func TestAccountPageGerman(t *testing.T) {
 		t.Fatalf("account page: status %d\n%s", resp.StatusCode, page)
 	}
 	for _, want := range []string{`<html lang="de" dir="ltr">`, "<title>Ihr Konto</title>", "Angemeldet als <strong>alice</strong>.",
-		"So melden Sie sich an", "Wo Sie angemeldet sind", "dieser Browser", "Ein unbekannter Browser", "zuletzt gesehen vor 20 Minuten", "Diese beenden", "Abmelden"} {
+		"So melden Sie sich an", "Wo Sie angemeldet sind", "dieser Browser", "Ein unbekannter Browser", "zuletzt gesehen vor 20 Minuten", "angemeldet mit E-Mail", "Diese beenden", "Abmelden"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("German account page lacks %q:\n%s", want, page)
 		}
 	}
-	for _, english := range []string{"Your account", "Signed in as", "Where you are signed in", "last seen", "End this one", "Sign out", "minutes ago", "An unknown browser"} {
+	for _, english := range []string{"Your account", "Signed in as", "Where you are signed in", "last seen", "End this one", "Sign out", "signed in with", "minutes ago", "An unknown browser"} {
 		if strings.Contains(page, english) {
 			t.Errorf("German account page says %q in English:\n%s", english, page)
 		}

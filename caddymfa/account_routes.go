@@ -125,6 +125,17 @@ func (p accountPage) Text(key string) string { return p.page.Text(key) }
 // Date is t as a date that reads the same in every language.
 func (p accountPage) Date(t time.Time) string { return t.Format(time.DateOnly) }
 
+// MethodName is a session's sign-in method in the page's language; a
+// method the catalog has no name for stays as it is.
+func (p accountPage) MethodName(m string) string {
+	key := map[string]string{methodEmail: "account.email", methodSMS: "account.sms", methodTOTP: "account.totp",
+		methodPasskey: "account.passkey", methodRecovery: "account.recovery_code"}[m]
+	if key == "" {
+		return m
+	}
+	return p.page.Text(key)
+}
+
 // RecoveryText says how many recovery codes are left.
 func (p accountPage) RecoveryText() string { return p.page.RecoveryText() }
 
