@@ -140,25 +140,11 @@ func waitSubject(t *testing.T, srv *smtptest.Server, seen int, subject string) m
 // accountSite is a second-factor site for alice with email, an
 // authenticator app and remembered devices.
 func accountSite(t *testing.T, srv *smtptest.Server, up *upstream) string {
-	return site{
-		basicAuth: bcryptHash(t, alicePassword),
-		upstream:  up.addr(),
-		mfa: `		base_url http://localhost:9080
-		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		remember_device 30d
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + smtpBlock(srv, "starttls") + `
-			from "Example <noreply@example.com>"
-			` + relaxedThrottle + `
-		}
-		totp {
-			issuer Example
-		}`,
-	}.caddyfile()
+	return aliceSite(t, srv, up, aliceMFA{
+		top:   "base_url http://localhost:9080\nremember_device 30d",
+		email: relaxedThrottle,
+		after: "totp {\nissuer Example\n}",
+	})
 }
 
 // TestAccountPageEndsAnotherBrowser (SECURITY.md E30): alice signs in

@@ -66,25 +66,11 @@ func mfaCLI(t *testing.T, args ...string) (string, error) {
 func TestAdminAPIAndCommands(t *testing.T) {
 	srv := newSMTP(t)
 	up := newUpstream(t)
-	startCaddy(t, site{
-		basicAuth: bcryptHash(t, alicePassword),
-		upstream:  up.addr(),
-		mfa: `		base_url http://localhost:9080
-		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		lockout 3 15m
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + smtpBlock(srv, "starttls") + `
-			from "Example <noreply@example.com>"
-			` + relaxedThrottle + `
-		}
-		totp {
-			issuer Example
-		}`,
-	}.caddyfile())
+	startCaddy(t, aliceSite(t, srv, up, aliceMFA{
+		top:   "base_url http://localhost:9080\nlockout 3 15m",
+		email: relaxedThrottle,
+		after: "totp {\nissuer Example\n}",
+	}))
 
 	c := newClient(t).withBasicAuth("alice", alicePassword)
 	signIn(t, c, srv, 1)
@@ -230,24 +216,10 @@ func TestAdminAPIAndCommands(t *testing.T) {
 func TestAdminEnrollsWhenEnrollOff(t *testing.T) {
 	srv := newSMTP(t)
 	up := newUpstream(t)
-	startCaddy(t, site{
-		basicAuth: bcryptHash(t, alicePassword),
-		upstream:  up.addr(),
-		mfa: `		base_url http://localhost:9080
-		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + smtpBlock(srv, "starttls") + `
-			from "Example <noreply@example.com>"
-		}
-		totp {
-			issuer Example
-			enroll off
-		}`,
-	}.caddyfile())
+	startCaddy(t, aliceSite(t, srv, up, aliceMFA{
+		top:   "base_url http://localhost:9080",
+		after: "totp {\nissuer Example\nenroll off\n}",
+	}))
 
 	c := newClient(t).withBasicAuth("alice", alicePassword)
 	signIn(t, c, srv, 1)
@@ -289,20 +261,7 @@ func TestAdminEnrollsWhenEnrollOff(t *testing.T) {
 func TestAdminInputsRefusedNotWidened(t *testing.T) {
 	srv := newSMTP(t)
 	up := newUpstream(t)
-	startCaddy(t, site{
-		basicAuth: bcryptHash(t, alicePassword),
-		upstream:  up.addr(),
-		mfa: `		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + smtpBlock(srv, "starttls") + `
-			from "Example <noreply@example.com>"
-			` + relaxedThrottle + `
-		}`,
-	}.caddyfile())
+	startCaddy(t, aliceSite(t, srv, up, aliceMFA{email: relaxedThrottle}))
 	signIn(t, newClient(t).withBasicAuth("alice", alicePassword), srv, 1)
 	if status, v := admin(t, http.MethodGet, "/mfa/log", ""); status != 200 || len(v.([]any)) == 0 {
 		t.Fatalf("the log is empty after a sign-in: %d %v", status, v)

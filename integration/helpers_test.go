@@ -82,6 +82,32 @@ func newSMTP(t *testing.T) *smtptest.Server {
 	return smtptest.NewServer(t, smtptest.Options{Username: "mailer", Password: "mailer-secret"})
 }
 
+// aliceMFA is what a test adds to aliceSite's mfa block: top before the
+// users block, email inside the email block, after behind it.
+type aliceMFA struct{ top, email, after string }
+
+// aliceSite is the Caddyfile of the usual second-factor site: basic_auth
+// for alice, her address on file, codes by email through srv, state in a
+// Badger store of the test's own.
+func aliceSite(t *testing.T, srv *smtptest.Server, up *upstream, m aliceMFA) string {
+	return site{
+		basicAuth: bcryptHash(t, alicePassword),
+		upstream:  up.addr(),
+		mfa: `		storage badger ` + t.TempDir() + `
+		secret_key ` + testSecret + `
+		` + m.top + `
+		users {
+			alice email alice@example.com
+		}
+		email {
+			` + smtpBlock(srv, "starttls") + `
+			from "Example <noreply@example.com>"
+			` + m.email + `
+		}
+		` + m.after,
+	}.caddyfile()
+}
+
 // startCaddy loads a Caddyfile into the in-process Caddy (starting Caddy
 // on first use) and, once per test, unloads it when the test ends, so the
 // handler and its Badger store are closed before the temporary

@@ -15,19 +15,7 @@ import (
 func TestSignInAgainReusesLiveCode(t *testing.T) {
 	srv := newSMTP(t)
 	up := newUpstream(t)
-	startCaddy(t, site{
-		basicAuth: bcryptHash(t, alicePassword),
-		upstream:  up.addr(),
-		mfa: `		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + smtpBlock(srv, "starttls") + `
-			from "Example <noreply@example.com>"
-		}`,
-	}.caddyfile())
+	startCaddy(t, aliceSite(t, srv, up, aliceMFA{}))
 
 	first := newClient(t).withBasicAuth("alice", alicePassword)
 	code := sendCode(t, first, srv, 1)

@@ -20,21 +20,7 @@ import (
 func TestRepeatedCodeAfterSuccess(t *testing.T) {
 	srv := newSMTP(t)
 	up := newUpstream(t)
-	startCaddy(t, site{
-		basicAuth: bcryptHash(t, alicePassword),
-		upstream:  up.addr(),
-		mfa: `		storage badger ` + t.TempDir() + `
-		secret_key ` + testSecret + `
-		lockout 10 15m
-		users {
-			alice email alice@example.com
-		}
-		email {
-			` + smtpBlock(srv, "starttls") + `
-			from "Example <noreply@example.com>"
-			` + relaxedThrottle + `
-		}`,
-	}.caddyfile())
+	startCaddy(t, aliceSite(t, srv, up, aliceMFA{top: "lockout 10 15m", email: relaxedThrottle}))
 
 	c := newClient(t).withBasicAuth("alice", alicePassword)
 	code := sendCode(t, c, srv, 1)
