@@ -87,12 +87,14 @@ func follow(link string) chromedp.Action[chromedp.Void] {
 	return submit(link)
 }
 
-// signOut signs out from the signed-in page and waits for the sign-in
-// page.
+// signOut signs out from the signed-in page, waits for the signed-out
+// page, and follows its "Sign in again" to the sign-in page.
 func signOut() chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.WaitVisible(`form[action="/.mfa/logout"] button`),
 		submit(`form[action="/.mfa/logout"] button`),
+		chromedp.WaitVisible(`#sign-in-again`),
+		follow(`#sign-in-again`),
 		chromedp.WaitVisible(`.choices`),
 	)
 }

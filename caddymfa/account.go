@@ -501,13 +501,9 @@ func (h *Handler) accountRefusal(w http.ResponseWriter, r *http.Request, s *cach
 }
 
 // signedOut answers a browser that ended its own session: its cookies
-// go, and it is sent to the sign-in.
+// go, and it is sent to the signed-out page.
 func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, h.realm.expired(r, cookieSession))
 	http.SetCookie(w, h.realm.expired(r, cookieDevice))
-	if wantsJSON(r) {
-		return h.pages.render(w, r, &view{Step: stepSignedOut, Redirect: h.PathPrefix + "/"})
-	}
-	http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
-	return nil
+	return h.toSignedOut(w, r, "")
 }

@@ -276,7 +276,7 @@ func TestGoldenSignInJSON(t *testing.T) {
 }
 
 // The same sign-in as a browser sees it: redirects and HTML pages, form
-// posts.
+// posts, and the sign-out that lands on the signed-out page.
 func TestGoldenSignInHTML(t *testing.T) {
 	h, outbox := testConfig(t)
 	e := goldenEnv(t, h, outbox)
@@ -298,7 +298,10 @@ func TestGoldenSignInHTML(t *testing.T) {
 	g.do(b, "foreign origin", request{target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {code}, "csrf_token": {token}}, header: http.Header{"Accept": {"text/html"}, "Origin": {"https://evil.example"}}})
 	g.do(b, "right code", request{target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {code}, "csrf_token": {token}}, header: htmlAccept()})
 	g.do(b, "protected page, signed in", request{target: "/app?x=1", header: htmlAccept()})
-	g.do(b, "done page", request{target: "/.mfa/", header: htmlAccept()})
+	_, done := g.do(b, "done page", request{target: "/.mfa/?return=%2Fapp%3Fx%3D1", header: htmlAccept()})
+	token = string(regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindSubmatch(done)[1])
+	g.do(b, "sign out", request{target: "/.mfa/logout", form: url.Values{"csrf_token": {token}, "return": {"/app?x=1"}}, header: htmlAccept()})
+	g.do(b, "signed-out page", request{target: "/.mfa/signed-out?return=%2Fapp%3Fx%3D1", header: htmlAccept()})
 	g.check("signin_html")
 }
 

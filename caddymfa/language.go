@@ -120,9 +120,9 @@ func (h *Handler) serveLanguage(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	dest := h.PathPrefix + "/"
-	// Back to the flow's own page only, with its query ("?method=totp"),
-	// never elsewhere (SECURITY.md F32).
-	if ret := f.Return; strings.HasPrefix(ret, dest+"?") && len(ret) <= maxReturnURL &&
+	// Back to the flow's own page or the signed-out page only, with its
+	// query ("?method=totp"), never elsewhere (SECURITY.md F32).
+	if ret := f.Return; (strings.HasPrefix(ret, dest+"?") || ret == h.PathPrefix+signedOutPath || strings.HasPrefix(ret, h.PathPrefix+signedOutPath+"?")) && len(ret) <= maxReturnURL &&
 		strings.IndexFunc(ret, func(c rune) bool { return c < 0x20 || c >= 0x7f || c == '\\' }) < 0 {
 		dest = ret
 	}
@@ -138,6 +138,13 @@ func here(r *http.Request, prefix string) string {
 		if r.URL.RawQuery != "" {
 			return prefix + "/?" + r.URL.RawQuery
 		}
+	}
+	if r.Method == http.MethodGet && r.URL.Path == prefix+signedOutPath {
+		// The signed-out page stays itself: the sign-in would start a flow.
+		if r.URL.RawQuery != "" {
+			return prefix + signedOutPath + "?" + r.URL.RawQuery
+		}
+		return prefix + signedOutPath
 	}
 	return prefix + "/"
 }

@@ -54,6 +54,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.servePasskey(w, r, sub)
 	case "/language":
 		return h.serveLanguage(w, r)
+	case signedOutPath:
+		return h.serveSignedOut(w, r)
 	case "/identify", "/send", "/resend", "/verify", "/logout":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			return h.backToFlow(w, r)

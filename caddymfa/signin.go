@@ -340,9 +340,5 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f form) error {
 	http.SetCookie(w, h.realm.expired(r, cookieSession))
 	http.SetCookie(w, h.realm.expired(r, cookieDevice))
 	http.SetCookie(w, h.realm.expired(r, cookieFlow))
-	if wantsJSON(r) {
-		return h.pages.render(w, r, &view{Step: "signed_out", Redirect: h.PathPrefix + "/"})
-	}
-	http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
-	return nil
+	return h.toSignedOut(w, r, f.Return)
 }

@@ -27,6 +27,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 		stepUp = h.stepUpMethods(q.Get("step_up"))
 		if len(stepUp) == 0 && h.now().UnixNano() < s.goodUntil {
 			v := &view{Step: stepDone, User: s.User, Method: s.Method, CSRFToken: h.keys.csrfToken("s:" + requestSessionID(r, h.sessions))}
+			v.Return, _ = h.realm.safeReturn(q.Get("return"), h.PathPrefix)
 			if h.TOTP != nil {
 				v.Enroll = h.PathPrefix + "/enroll/totp"
 			}
