@@ -106,9 +106,11 @@ func startBranding(t *testing.T) *examples.Server {
 		t.Fatal(err)
 	}
 	return examples.Start(t, "branding", examples.Options{Rewrite: func(cfg map[string]any) {
-		examples.ForEachMFA(cfg, func(h map[string]any) {
-			for _, k := range []string{"logo", "css"} {
-				h[k] = filepath.Join(here, h[k].(string))
+		examples.Walk(cfg, func(h map[string]any) {
+			if h["handler"] == "mfa" {
+				for _, k := range []string{"logo", "css"} {
+					h[k] = filepath.Join(here, h[k].(string))
+				}
 			}
 		})
 	}})

@@ -208,21 +208,3 @@ func Walk(cfg any, fn func(obj map[string]any)) {
 		}
 	}
 }
-
-// ForEachMFA calls f with every mfa handler of an adapted config, for an
-// Options.Rewrite.
-func ForEachMFA(v any, f func(map[string]any)) {
-	switch v := v.(type) {
-	case map[string]any:
-		if v["handler"] == "mfa" {
-			f(v)
-		}
-		for _, c := range v {
-			ForEachMFA(c, f)
-		}
-	case []any:
-		for _, c := range v {
-			ForEachMFA(c, f)
-		}
-	}
-}

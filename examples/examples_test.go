@@ -123,7 +123,7 @@ func TestBranding(t *testing.T) {
 	srv := Start(t, "branding", Options{Rewrite: func(cfg map[string]any) {
 		// The Caddyfile names its files relative to its folder; the test
 		// runs Caddy in a temporary directory.
-		ForEachMFA(cfg, func(h map[string]any) {
+		forEachMFA(cfg, func(h map[string]any) {
 			for _, k := range []string{"logo", "css"} {
 				h[k] = filepath.Join(here, "branding", h[k].(string))
 			}
@@ -171,6 +171,23 @@ func TestBranding(t *testing.T) {
 	resp = do(t, c, get(t, site+"/", "alice", "alice", "text/html"))
 	if body := wantStatus(t, resp, http.StatusOK); body != "Hello alice, you passed MFA (email)." {
 		t.Errorf("body = %q", body)
+	}
+}
+
+// forEachMFA calls f with every mfa handler of an adapted config.
+func forEachMFA(v any, f func(map[string]any)) {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == "mfa" {
+			f(v)
+		}
+		for _, c := range v {
+			forEachMFA(c, f)
+		}
+	case []any:
+		for _, c := range v {
+			forEachMFA(c, f)
+		}
 	}
 }
 
