@@ -150,17 +150,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.SecretKey != "" && secret == "" {
 		return fmt.Errorf("secret_key %q resolved to an empty value", h.SecretKey)
 	}
-	key, err := loadSecret(ctx, h.store, secret)
-	if err != nil {
+	if err := checkSecret(secret); err != nil {
 		return err
 	}
-	h.keys = newKeyring(key)
 
 	h.pending = new(sync.WaitGroup)
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	h.wire()
 	// The delivery log reaches the challenges through h, so it follows
 	// a rewiring.
 	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: func(ctx context.Context, cid string) { h.challenges.markFailed(ctx, cid) }, metrics: h.metrics}
@@ -182,7 +179,36 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.RecoveryCodes = totp.MinRecoveryCodes
 		}
 	}
+	// The secret key may live in the store, which opens only when Caddy
+	// starts the config: provisioning alone writes nothing.
+	h.starting, err = storage.OnStart(ctx, func() error { return h.start(ctx, secret) })
+	return err
+}
+
+// start loads the secret key, builds the state services over it and
+// makes the handler known to the admin API. The mfa app runs it when
+// Caddy starts the config; a request that comes first runs it (ready).
+func (h *Handler) start(ctx context.Context, secret string) error {
+	key, err := loadSecret(ctx, h.store, secret)
+	if err != nil {
+		return err
+	}
+	h.keys = newKeyring(key)
+	h.wire()
 	running.add(h)
+	return nil
+}
+
+// ready starts the handler if Caddy has not yet: Caddy starts its apps in
+// no set order, so a request can come before the mfa app started.
+func (h *Handler) ready() error {
+	if h.starting.Done() {
+		return nil
+	}
+	if err := h.starting.Run(); err != nil {
+		h.logger.Error("starting mfa handler", zap.Error(err))
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
 	return nil
 }
 
@@ -223,8 +249,8 @@ func (h *Handler) wire() {
 // this store on first use.
 func loadSecret(ctx context.Context, store storage.Store, configured string) ([]byte, error) {
 	if configured != "" {
-		if len(configured) < minSecretKeyLen {
-			return nil, fmt.Errorf("secret_key is %d bytes; it must be at least %d (e.g. the output of 'openssl rand -base64 48')", len(configured), minSecretKeyLen)
+		if err := checkSecret(configured); err != nil {
+			return nil, err
 		}
 		return []byte(configured), nil
 	}
@@ -244,6 +270,15 @@ func loadSecret(ctx context.Context, store storage.Store, configured string) ([]
 		return nil, fmt.Errorf("loading generated secret key: %w", err)
 	}
 	return key, nil
+}
+
+// checkSecret refuses a configured secret key that is too short; ""
+// means the key is generated and kept in the store.
+func checkSecret(configured string) error {
+	if configured != "" && len(configured) < minSecretKeyLen {
+		return fmt.Errorf("secret_key is %d bytes; it must be at least %d (e.g. the output of 'openssl rand -base64 48')", len(configured), minSecretKeyLen)
+	}
+	return nil
 }
 
 // Validate checks the configuration without changing it.
@@ -310,6 +345,7 @@ func (h *Handler) Validate() error {
 // Cleanup stops the authenticators. The store module is cleaned up by
 // Caddy, which loaded it.
 func (h *Handler) Cleanup() error {
+	h.starting.Stop()
 	running.remove(h)
 	if h.pending != nil {
 		h.pending.Wait() // deliveries about to be queued
@@ -330,6 +366,9 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP serves the flow under PathPrefix and lets any other request
 // through only with a valid session.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if err := h.ready(); err != nil {
+		return err
+	}
 	if p := r.URL.Path; p == h.PathPrefix || strings.HasPrefix(p, h.PathPrefix) && p[len(h.PathPrefix)] == '/' {
 		return h.serveFlow(w, r)
 	}
@@ -542,6 +581,9 @@ type handlerState struct {
 	passkeys      *passkeys
 	catalog       *i18n.Catalog
 	brand         *brand
+
+	// starting runs start once (storage.OnStart).
+	starting *storage.Start
 }
 
 // Interface guards

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/sms/twiliotest"
@@ -881,4 +882,63 @@ func csrfToken(t *testing.T, page string) string {
 		t.Fatalf("no CSRF token in the page:\n%s", page)
 	}
 	return m[1]
+}
+
+// TestValidateWritesNothing validates every example as 'caddy validate'
+// does, in a copy of its folder: no store, outbox or other file appears
+// there or in Caddy's data directory.
+func TestValidateWritesNothing(t *testing.T) {
+	t.Setenv("SMTP_PASSWORD", "secret")
+	t.Setenv("REDIS_PASSWORD", "change-me")
+	t.Setenv("TWILIO_ACCOUNT_SID", twiliotest.AccountSID)
+	t.Setenv("TWILIO_AUTH_TOKEN", twiliotest.AuthToken)
+	here, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			cfg, _, err := Adapt(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := json.Marshal(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var config caddy.Config
+			if err := json.Unmarshal(raw, &config); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := os.CopyFS(dir, os.DirFS(filepath.Join(here, name))); err != nil {
+				t.Fatal(err)
+			}
+			t.Chdir(dir)
+			t.Setenv("HOME", dir)
+			t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg-data"))
+			t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "xdg-config"))
+			before := listDir(t, dir)
+			if err := caddy.Validate(&config); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+			if after := listDir(t, dir); !slices.Equal(after, before) {
+				t.Errorf("validate changed the folder from %q to %q", before, after)
+			}
+		})
+	}
+}
+
+// listDir lists the names in dir.
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names
 }

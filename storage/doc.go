@@ -11,4 +11,11 @@
 // read-modify-write (Update) and an atomic counter (Incr): enough to make
 // "check the lock, count the attempt" a single atomic step, which is what
 // the guessing limits depend on.
+//
+// The package also registers the Caddy app "mfa" (App). Stores, and the
+// handlers whose generated secret key lives in a store, register with it
+// while Caddy provisions a config (OnStart), and it opens them when Caddy
+// starts the config. Provisioning alone, which is all 'caddy validate'
+// does, so opens no store and writes nothing; a store used before the app
+// started (Caddy starts apps in no set order) opens on first use.
 package storage

@@ -12,6 +12,10 @@
 // corrupt) one store. It is a well-kept library used by Dgraph and others,
 // where a hand-written file format would have to earn the same trust.
 //
+// The database opens when Caddy starts the config (storage.App), not at
+// provision: 'caddy validate' creates no directory. A directory that cannot
+// be created or opened stops the start with an error naming it.
+//
 // Every Store on one directory in the process shares one open database
 // through a caddy.UsagePool: a config reload provisions the new handler
 // before cleaning up the old one, and the last Cleanup closes the

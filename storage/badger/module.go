@@ -65,9 +65,12 @@ type Store struct {
 
 	// mu guards db: methods hold it for reading while they use the
 	// database, Cleanup for writing while it lets go of it.
-	mu  sync.RWMutex
-	db  *database // nil before Provision and after Cleanup
-	dir string    // the pool key of db: absolute, symlinks resolved
+	mu     sync.RWMutex
+	db     *database // nil until open and after Cleanup
+	dir    string    // the pool key of db: absolute, symlinks resolved
+	path   string    // the directory as provisioned: absolute
+	tuned  tuning    // the memory settings the database opens with
+	closed bool      // Cleanup ran: the database does not open again
 
 	logger     *zap.Logger
 	minFree    uint64           // MinFree resolved: 0 when the guard is off
@@ -84,9 +87,8 @@ func (*Store) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the directory and opens its database, or takes a
-// reference to the database another Store in this process already opened
-// there.
+// Provision resolves the directory. The database opens when Caddy starts
+// the config (see storage.App), or at once when ctx belongs to no config.
 func (s *Store) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	if s.now == nil {
@@ -120,16 +122,42 @@ func (s *Store) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("resolving mfa store directory: %w", err)
 		}
 	}
-	dir, err = canonicalDir(dir)
+	dir, err = filepath.Abs(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("resolving mfa store directory: %w", err)
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.db != nil {
-		return fmt.Errorf("mfa store %s: already provisioned", s.dir)
+	if s.path != "" {
+		s.mu.Unlock()
+		return fmt.Errorf("mfa store %s: already provisioned", s.path)
 	}
+	s.path, s.tuned = dir, t
+	s.mu.Unlock()
+	// The database opens when Caddy starts the config, or on first use if
+	// a request comes first; provisioning alone, as 'caddy validate'
+	// does, creates nothing on disk.
+	_, err = storage.OnStart(ctx, s.open)
+	return err
+}
+
+// open opens the database in the provisioned directory, or takes a
+// reference to the database another Store in this process already opened
+// there. It does nothing once open, and refuses after Cleanup.
+func (s *Store) open() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.db != nil:
+		return nil
+	case s.path == "" || s.closed:
+		return storage.ErrClosed
+	}
+	dir, err := canonicalDir(s.path)
+	if err != nil {
+		return err
+	}
+	t := s.tuned
 	val, loaded, err := databases.LoadOrNew(dir, func() (caddy.Destructor, error) {
 		return openDatabase(dir, s.logger, s.gcInterval, t)
 	})
@@ -153,24 +181,28 @@ func (s *Store) Provision(ctx caddy.Context) error {
 // canonicalDir creates dir if needed and returns its absolute path with
 // symlinks resolved, so two spellings of one directory share one database.
 func canonicalDir(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolving mfa store directory: %w", err)
-	}
 	// The store holds enrollment secrets (encrypted) and session hashes:
 	// keep it private to Caddy's user.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("creating mfa store directory: %w", err)
+		return "", fmt.Errorf("creating mfa store directory %s: %w", dir, err)
 	}
-	dir, err = filepath.EvalSymlinks(dir)
+	dir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return "", fmt.Errorf("resolving mfa store directory: %w", err)
 	}
 	return dir, nil
 }
 
-// Location is the database directory: absolute, symlinks resolved.
-func (s *Store) Location() string { return s.dir }
+// Location is the database directory: absolute, and once the database is
+// open, with symlinks resolved.
+func (s *Store) Location() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.dir != "" {
+		return s.dir
+	}
+	return s.path
+}
 
 // Cleanup releases this Store's reference to its database; the last
 // reference closes it. Afterwards every method returns storage.ErrClosed.
@@ -178,6 +210,7 @@ func (s *Store) Location() string { return s.dir }
 func (s *Store) Cleanup() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	if s.db == nil {
 		return nil
 	}

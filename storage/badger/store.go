@@ -32,10 +32,23 @@ var (
 )
 
 // usable reports whether the Store can serve a call: it is provisioned,
-// not cleaned up, and ctx is live. The caller holds s.mu for reading.
+// not cleaned up, and ctx is live. The caller holds s.mu for reading. A
+// Store that Caddy has not started yet (a request came first) opens its
+// database now, letting go of s.mu for that moment.
 func (s *Store) usable(ctx context.Context) error {
 	if s.db == nil {
-		return storage.ErrClosed
+		if s.path == "" || s.closed {
+			return storage.ErrClosed
+		}
+		s.mu.RUnlock()
+		err := s.open()
+		s.mu.RLock()
+		if err != nil {
+			return err
+		}
+		if s.db == nil { // cleaned up meanwhile
+			return storage.ErrClosed
+		}
 	}
 	return ctx.Err()
 }
