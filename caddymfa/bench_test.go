@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
+	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
 
 // BenchmarkHotPath measures what the handler adds to a request that
@@ -70,48 +70,57 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) WriteHeader(int)             {}
 
 // BenchmarkSignIn measures one whole second-factor sign-in through the
-// handler: send (a code rendered and written by the outbox transport),
-// then verify (the attempt counted, the session stored).
+// handler: the flow page (its CSRF token), send (a code rendered and
+// written by the outbox transport), the flow page again, then verify (the
+// attempt counted, the session stored), four requests through ServeHTTP
+// as in the first version of this benchmark. The allocations counted are
+// those of every goroutine: the handler's, the delivery queue's (the
+// message written, the delivery log) and Badger's write goroutine's.
+//
+// The client is benchClient, not the tests' browser: it keeps the cookies
+// by name and reads the CSRF token and the code out of the raw answer and
+// message, with buffers reused from one sign-in to the next, where the
+// browser's cookie jar, httptest recorder, JSON decoding and MIME parsing
+// cost about 480 allocations a sign-in, a third of what the benchmark
+// counted then, none of them the handler's. What Caddy's server does for
+// a request before the handler (parsing it, its replacer and variables)
+// is done once per request here too, as cheaply as Caddy does it.
 func BenchmarkSignIn(b *testing.B) {
 	h, outbox := testConfig(b)
 	h.Lockout = &Lockout{Failures: 100}
 	e := benchEnv(b, h, outbox)
+	c := newBenchClient(e, "alice")
 	b.ReportAllocs()
 	for b.Loop() {
-		br := e.browser("alice")
-		if resp := br.postJSON("/send", nil); resp.StatusCode != http.StatusOK {
-			b.Fatalf("send: %d", resp.StatusCode)
-		}
-		if resp := br.postJSON("/verify", map[string]string{"code": e.lastCode()}); resp.StatusCode != http.StatusOK {
-			b.Fatalf("verify: %d", resp.StatusCode)
-		}
+		c.signInByEmail(b)
 		e.clock.add(time.Minute) // past the per-address cooldown
 		// Empty the outbox, so finding the next code costs the same
 		// whatever b.N is.
 		b.StopTimer()
-		for _, f := range e.outboxFiles() {
-			_ = os.Remove(f)
-		}
+		c.emptyOutbox()
 		b.StartTimer()
 	}
 }
 
 // BenchmarkSignInTOTP measures a sign-in with an authenticator app: the
 // flow page, then verify (the attempt counted, the secret opened, the
-// code checked and its step stored durably, the session stored).
+// code checked and its step stored durably, the session stored). The
+// client is benchClient, as in BenchmarkSignIn.
 func BenchmarkSignInTOTP(b *testing.B) {
 	h, outbox := testConfig(b)
 	h.Lockout = &Lockout{Failures: 100}
 	h.TOTP = &totp.Config{Issuer: "Example"}
 	e := benchEnv(b, h, outbox)
 	_, secret, _ := e.enrollApp("alice")
+	key, err := totpref.Key(secret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newBenchClient(e, "alice")
 	b.ReportAllocs()
 	for b.Loop() {
 		e.clock.add(30 * time.Second) // a new time step, past the replay guard
-		br := e.browser("alice")
-		if resp := br.postJSON("/verify", map[string]string{"method": "totp", "code": e.code(secret, 0)}); resp.StatusCode != http.StatusOK {
-			b.Fatalf("verify: %d", resp.StatusCode)
-		}
+		c.signInByApp(b, key)
 	}
 }
 
