@@ -104,7 +104,9 @@ func smsChannel(c *sms.Config) *channel {
 // message channels, email first, and the issuer of authenticator apps.
 // newMethods builds it at provision; it holds no state.
 type methods struct {
-	list    []*channel
+	list []*channel
+	// values are copies of the channels of list, made by build.
+	values  []channel
 	totp    *totp.Config
 	baseURL *url.URL
 	prefix  string
@@ -126,6 +128,10 @@ func (m *methods) build(e *email.Config, s *sms.Config) {
 	if s != nil {
 		m.list = append(m.list, smsChannel(s))
 	}
+	m.values = make([]channel, len(m.list))
+	for i, ch := range m.list {
+		m.values[i] = *ch
+	}
 }
 
 // channel returns the configured message method of that name.
@@ -139,12 +145,9 @@ func (m *methods) channel(method string) (channel, bool) {
 }
 
 // channels are the configured message methods, email first.
+// The slice is shared: callers read it and must not change it.
 func (m *methods) channels() []channel {
-	out := make([]channel, len(m.list))
-	for i, ch := range m.list {
-		out[i] = *ch
-	}
-	return out
+	return m.values[:len(m.values):len(m.values)]
 }
 
 // limitsFor returns the limits of a message method (zero for others).

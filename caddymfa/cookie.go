@@ -2,7 +2,6 @@ package caddymfa
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 	"slices"
@@ -25,34 +24,37 @@ const (
 // maxCookieValue bounds what decodeSigned looks at.
 const maxCookieValue = 4096
 
-// signValue returns "payload.tag", base64url, where tag is an HMAC of the
-// payload under purpose. Cookies carry no state the server must trust
-// without this tag.
-func signValue(key []byte, purpose, payload string) string {
-	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
-	return enc + "." + base64.RawURLEncoding.EncodeToString(signTag(key, purpose, enc))
-}
+// signedTagLen is the length of the tag of a signed value, in bytes.
+const signedTagLen = 18
 
-func signTag(key []byte, purpose, encPayload string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write([]byte(encPayload))
-	return m.Sum(nil)[:18]
+// signValue returns "payload.tag", base64url, where tag is an HMAC of the
+// payload under purpose, with the key of macs. Cookies carry no state
+// the server must trust without this tag.
+func signValue(macs *macPool, purpose, payload string) string {
+	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
+	return enc + "." + macs.encoded(base64.RawURLEncoding.Encode, base64.RawURLEncoding.EncodedLen, signedTagLen, purpose, enc)
 }
 
 // decodeSigned checks a value made by signValue and returns its payload. A
 // modified, truncated or foreign value is reported as absent.
-func decodeSigned(key []byte, purpose, value string) (string, bool) {
+func decodeSigned(macs *macPool, purpose, value string) (string, bool) {
 	if len(value) > maxCookieValue {
 		return "", false
 	}
 	enc, tag, ok := strings.Cut(value, ".")
-	if !ok {
+	var tagText [(signedTagLen*8 + 5) / 6]byte
+	if !ok || len(tag) != len(tagText) {
 		return "", false
 	}
-	got, err := base64.RawURLEncoding.DecodeString(tag)
-	if err != nil || !hmac.Equal(got, signTag(key, purpose, enc)) {
+	copy(tagText[:], tag)
+	var got [signedTagLen]byte
+	if n, err := base64.RawURLEncoding.Decode(got[:], tagText[:]); err != nil || n != signedTagLen {
+		return "", false
+	}
+	m := macs.mac([]string{purpose, enc})
+	valid := hmac.Equal(got[:], m.sum[:signedTagLen])
+	macs.put(m)
+	if !valid {
 		return "", false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(enc)

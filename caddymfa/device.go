@@ -201,10 +201,10 @@ func requestDevice(r *http.Request, rm *realm, k keyring) string {
 // deviceToken is the token of the request's device cookie, if it carries
 // a valid one, signed for this realm.
 func deviceToken(r *http.Request, rm *realm, k keyring) (string, bool) {
-	return decodeSigned(k.cookie, "device\x00"+rm.name, rm.read(r, cookieDevice))
+	return decodeSigned(k.cookieMACs, "device\x00"+rm.name, rm.read(r, cookieDevice))
 }
 
 // deviceCookie is the device cookie carrying token, signed for the realm.
 func deviceCookie(r *http.Request, rm *realm, k keyring, token string, expires time.Time) *http.Cookie {
-	return rm.cookie(r, cookieDevice, signValue(k.cookie, "device\x00"+rm.name, token), expires)
+	return rm.cookie(r, cookieDevice, signValue(k.cookieMACs, "device\x00"+rm.name, token), expires)
 }

@@ -1,7 +1,6 @@
 package caddymfa
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -54,12 +53,12 @@ func (fs flows) read(r *http.Request, ff string) *flowState {
 	if v == "" {
 		return nil
 	}
-	payload, ok := decodeSigned(fs.keys.cookie, "flow", v)
+	payload, ok := decodeSigned(fs.keys.cookieMACs, "flow", v)
 	if !ok {
 		return nil
 	}
-	var f flowState
-	if err := json.Unmarshal([]byte(payload), &f); err != nil || f.ID == "" {
+	f, err := decodeFlow(payload)
+	if err != nil || f.ID == "" {
 		return nil
 	}
 	issued := time.Unix(f.Issued, 0)
@@ -84,11 +83,7 @@ func (fs flows) start(ff, user, ret string) (*flowState, error) {
 
 // cookie is the signed cookie of a flow.
 func (fs flows) cookie(r *http.Request, f *flowState) (*http.Cookie, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return nil, err
-	}
-	return fs.realm.cookie(r, cookieFlow, signValue(fs.keys.cookie, "flow", string(b)), time.Time{}), nil
+	return fs.realm.cookie(r, cookieFlow, signValue(fs.keys.cookieMACs, "flow", encodeFlow(f)), time.Time{}), nil
 }
 
 // expired is the cookie that ends the browser's flow.

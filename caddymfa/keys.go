@@ -27,9 +27,10 @@ type keyring struct {
 	store       []byte // hashes session IDs into store keys
 	totp        []byte // master key of TOTP secrets and recovery-code hashes
 
-	// codeMACs, csrfMACs and storeMACs pool the HMAC states of the keys
-	// a sign-in uses a dozen times, so each use allocates only its result.
-	codeMACs, csrfMACs, storeMACs *macPool
+	// codeMACs, csrfMACs, storeMACs and cookieMACs pool the HMAC states
+	// of the keys a sign-in uses a dozen times, so each use allocates only
+	// its result.
+	codeMACs, csrfMACs, storeMACs, cookieMACs *macPool
 }
 
 func newKeyring(secret []byte) keyring {
@@ -47,7 +48,7 @@ func newKeyring(secret []byte) keyring {
 		store:       derive("store"),
 		totp:        derive("totp"),
 	}
-	k.codeMACs, k.csrfMACs, k.storeMACs = newMACPool(k.code), newMACPool(k.csrf), newMACPool(k.store)
+	k.codeMACs, k.csrfMACs, k.storeMACs, k.cookieMACs = newMACPool(k.code), newMACPool(k.csrf), newMACPool(k.store), newMACPool(k.cookie)
 	return k
 }
 
@@ -60,6 +61,7 @@ type macPool struct {
 type pooledMAC struct {
 	h   hash.Hash
 	buf []byte
+	sum [sha256.Size]byte
 }
 
 func newMACPool(key []byte) *macPool {
@@ -70,6 +72,25 @@ func newMACPool(key []byte) *macPool {
 
 // sum appends HMAC-SHA256(key, parts joined by NUL) to dst.
 func (p *macPool) sum(dst []byte, parts ...string) []byte {
+	m := p.mac(parts)
+	dst = append(dst, m.sum[:]...)
+	p.put(m)
+	return dst
+}
+
+// encoded is the first n bytes of HMAC-SHA256(key, parts joined by NUL)
+// as text in the encoding enc: the one allocation is the string.
+func (p *macPool) encoded(enc func(dst, src []byte), size func(int) int, n int, parts ...string) string {
+	m := p.mac(parts)
+	var out [2 * sha256.Size]byte
+	dst := out[:size(n)]
+	enc(dst, m.sum[:n])
+	p.put(m)
+	return string(dst)
+}
+
+// mac returns a pooled state holding the HMAC of parts in its sum.
+func (p *macPool) mac(parts []string) *pooledMAC {
 	m := p.pool.Get().(*pooledMAC)
 	m.h.Reset()
 	m.buf = m.buf[:0]
@@ -80,12 +101,17 @@ func (p *macPool) sum(dst []byte, parts ...string) []byte {
 		m.buf = append(m.buf, part...)
 	}
 	m.h.Write(m.buf)
-	dst = m.h.Sum(dst)
+	m.h.Sum(m.sum[:0])
+	return m
+}
+
+func (p *macPool) put(m *pooledMAC) {
 	if cap(m.buf) <= 4096 {
 		p.pool.Put(m)
 	}
-	return dst
 }
+
+func hexEncode(dst, src []byte) { hex.Encode(dst, src) }
 
 // sessionTag writes the tag of a session ID in a realm into dst (16
 // bytes): a cookie value made for one realm is no valid cookie in
@@ -112,14 +138,18 @@ func (k keyring) codeMAC(challengeID, code string) []byte {
 // storeID turns a bearer secret (a session ID) into the key it is stored
 // under, so a copy of the database yields no usable cookie.
 func (k keyring) storeID(secret string) string {
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(k.storeMACs.sum(sum[:0], secret)[:20])
+	return k.storeMACs.encoded(hexEncode, hex.EncodedLen, 20, secret)
+}
+
+// storeIDOf is storeID of parts joined by NUL, without joining them
+// first: storeIDOf("a", "b") == storeID("a\x00b").
+func (k keyring) storeIDOf(parts ...string) string {
+	return k.storeMACs.encoded(hexEncode, hex.EncodedLen, 20, parts...)
 }
 
 // csrfToken binds a CSRF token to a flow or session ID.
 func (k keyring) csrfToken(boundTo string) string {
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(k.csrfMACs.sum(sum[:0], boundTo)[:24])
+	return k.csrfMACs.encoded(base64.RawURLEncoding.Encode, base64.RawURLEncoding.EncodedLen, 24, boundTo)
 }
 
 func (k keyring) validCSRF(boundTo, token string) bool {

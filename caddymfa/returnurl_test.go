@@ -51,7 +51,7 @@ func FuzzSafeReturnPath(f *testing.F) {
 }
 
 func FuzzDecodeSigned(f *testing.F) {
-	key := []byte(strings.Repeat("k", 32))
+	key := newMACPool([]byte(strings.Repeat("k", 32)))
 	f.Add(signValue(key, "flow", `{"id":"x"}`))
 	f.Add("a.b")
 	f.Add("")

@@ -1,0 +1,127 @@
+package caddymfa
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+)
+
+// The flow cookie's payload (flowState) is binary: a format byte, then
+// ID, Realm, Issued, FirstFactor, User, Return, Next and StepUp, each
+// string a uvarint length and its bytes, Issued a varint, StepUp a
+// uvarint count and its strings. A sign-in reads it on every request;
+// decoding it is slicing one string where encoding/json made a decoder
+// and a string per field. A payload that starts with '{' is the JSON of
+// earlier versions, still read, so a flow begun before an upgrade goes
+// on after it.
+const flowFormat byte = 1
+
+// maxStepUp bounds the methods a flow cookie may name.
+const maxStepUp = 16
+
+var errBadFlow = errors.New("malformed flow cookie")
+
+// encodeFlow is the payload of f's cookie.
+func encodeFlow(f *flowState) string {
+	n := 1 + binary.MaxVarintLen64 + binary.MaxVarintLen64*(7+len(f.StepUp)) +
+		len(f.ID) + len(f.Realm) + len(f.FirstFactor) + len(f.User) + len(f.Return) + len(f.Next)
+	for _, m := range f.StepUp {
+		n += len(m)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, flowFormat)
+	b = appendString(b, f.ID)
+	b = appendString(b, f.Realm)
+	b = binary.AppendVarint(b, f.Issued)
+	b = appendString(b, f.FirstFactor)
+	b = appendString(b, f.User)
+	b = appendString(b, f.Return)
+	b = appendString(b, f.Next)
+	b = binary.AppendUvarint(b, uint64(len(f.StepUp)))
+	for _, m := range f.StepUp {
+		b = appendString(b, m)
+	}
+	return string(b)
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// decodeFlow parses a payload made by encodeFlow, or the JSON of earlier
+// versions. The strings of the result are substrings of p.
+func decodeFlow(p string) (flowState, error) {
+	var f flowState
+	if p == "" {
+		return f, errBadFlow
+	}
+	if p[0] == '{' {
+		err := json.Unmarshal([]byte(p), &f)
+		return f, err
+	}
+	if p[0] != flowFormat {
+		return f, errBadFlow
+	}
+	d := flowDecoder{rest: p[1:]}
+	f.ID = d.string()
+	f.Realm = d.string()
+	f.Issued = d.varint()
+	f.FirstFactor = d.string()
+	f.User = d.string()
+	f.Return = d.string()
+	f.Next = d.string()
+	if n := d.uvarint(); n > 0 && n <= maxStepUp {
+		f.StepUp = make([]string, n)
+		for i := range f.StepUp {
+			f.StepUp[i] = d.string()
+		}
+	} else if n > maxStepUp {
+		d.bad = true
+	}
+	if d.bad || d.rest != "" {
+		return flowState{}, errBadFlow
+	}
+	return f, nil
+}
+
+// flowDecoder reads the fields of a flow payload; bad records that one
+// did not parse.
+type flowDecoder struct {
+	rest string
+	bad  bool
+}
+
+func (d *flowDecoder) uvarint() uint64 {
+	var buf [binary.MaxVarintLen64]byte
+	n := copy(buf[:], d.rest)
+	v, k := binary.Uvarint(buf[:n])
+	if k <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.rest = d.rest[k:]
+	return v
+}
+
+func (d *flowDecoder) varint() int64 {
+	var buf [binary.MaxVarintLen64]byte
+	n := copy(buf[:], d.rest)
+	v, k := binary.Varint(buf[:n])
+	if k <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.rest = d.rest[k:]
+	return v
+}
+
+func (d *flowDecoder) string() string {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.rest)) {
+		d.bad = true
+		return ""
+	}
+	s := d.rest[:n]
+	d.rest = d.rest[n:]
+	return s
+}
