@@ -62,7 +62,7 @@ func (f *flowState) slot() challengeSlot {
 // is derived from the realm and the binding, so neither reveals the
 // binding, and one realm cannot name another's challenges.
 func (c *challenges) id(s challengeSlot) string {
-	return c.keys.storeID("challenge\x00" + c.realm.name + "\x00" + s.binding)
+	return c.keys.storeIDOf("challenge", c.realm.name, s.binding)
 }
 
 // ours reports whether a challenge was issued in this realm; one of

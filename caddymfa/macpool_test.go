@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"sync"
 	"testing"
@@ -45,5 +47,30 @@ func TestMACPoolMatchesHMAC(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { p.sum(make([]byte, 0, 64)[:0], "challenge", "123456") }); n > 1 {
 		t.Errorf("a pooled sum allocates %v times, want at most 1", n)
+	}
+}
+
+// The keys derived from pooled states are those of the plain HMAC: store
+// IDs (also of parts), CSRF tokens and the tags of signed cookies, so
+// records, cookies and tokens made before the pools stay valid.
+func TestPooledKeysMatchHMAC(t *testing.T) {
+	k := newKeyring([]byte(strings.Repeat("s", 40)))
+	for _, in := range []string{"", "alice", "challenge\x00app\x00f:xyz", strings.Repeat("é", 1000)} {
+		if got, want := k.storeID(in), hex.EncodeToString(mac(k.store, in)[:20]); got != want {
+			t.Errorf("storeID(%q) = %s, want %s", in, got, want)
+		}
+		if got, want := k.csrfToken(in), base64.RawURLEncoding.EncodeToString(mac(k.csrf, in)[:24]); got != want {
+			t.Errorf("csrfToken(%q) = %s, want %s", in, got, want)
+		}
+		enc := base64.RawURLEncoding.EncodeToString([]byte(in))
+		if got, want := signValue(k.cookieMACs, "flow", in), enc+"."+base64.RawURLEncoding.EncodeToString(mac(k.cookie, "flow", enc)[:18]); got != want {
+			t.Errorf("signValue(%q) = %s, want %s", in, got, want)
+		}
+		if got, ok := decodeSigned(k.cookieMACs, "flow", signValue(k.cookieMACs, "flow", in)); !ok || got != in {
+			t.Errorf("decodeSigned(signValue(%q)) = %q, %v", in, got, ok)
+		}
+	}
+	if got, want := k.storeIDOf("challenge", "app", "f:xyz"), k.storeID("challenge\x00app\x00f:xyz"); got != want {
+		t.Errorf("storeIDOf = %s, want %s", got, want)
 	}
 }
