@@ -91,22 +91,13 @@ type flowDecoder struct {
 	bad  bool
 }
 
-func (d *flowDecoder) uvarint() uint64 {
-	var buf [binary.MaxVarintLen64]byte
-	n := copy(buf[:], d.rest)
-	v, k := binary.Uvarint(buf[:n])
-	if k <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.rest = d.rest[k:]
-	return v
-}
+func (d *flowDecoder) uvarint() uint64 { return readNumber(d, binary.Uvarint) }
+func (d *flowDecoder) varint() int64   { return readNumber(d, binary.Varint) }
 
-func (d *flowDecoder) varint() int64 {
+func readNumber[T int64 | uint64](d *flowDecoder, read func([]byte) (T, int)) T {
 	var buf [binary.MaxVarintLen64]byte
 	n := copy(buf[:], d.rest)
-	v, k := binary.Varint(buf[:n])
+	v, k := read(buf[:n])
 	if k <= 0 {
 		d.bad = true
 		return 0
