@@ -3,6 +3,7 @@ package caddymfa
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +67,10 @@ func (c *countingStore) Delete(ctx context.Context, k string) error {
 func (c *countingStore) Update(ctx context.Context, k string, fn storage.UpdateFunc) error {
 	c.count("update", k)
 	return c.Store.Update(ctx, k, fn)
+}
+func (c *countingStore) UpdateMany(ctx context.Context, keys []string, fn storage.UpdateManyFunc) error {
+	c.count("update_many", strings.Join(keys, " "))
+	return c.Store.UpdateMany(ctx, keys, fn)
 }
 func (c *countingStore) Incr(ctx context.Context, k string, d int64, exp time.Time) (int64, error) {
 	c.count("incr", k)

@@ -78,6 +78,37 @@ func (s *memStore) Update(_ context.Context, k string, fn storage.UpdateFunc) er
 	return nil
 }
 
+func (s *memStore) UpdateMany(_ context.Context, keys []string, fn storage.UpdateManyFunc) error {
+	if err := storage.CheckKeys(keys); err != nil {
+		return err
+	}
+	s.updates.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := make([]storage.Record, len(keys))
+	found := make([]bool, len(keys))
+	for i, k := range keys {
+		cur[i], found[i] = s.live(k)
+		cur[i].Key = k
+	}
+	changes, err := fn(cur, found)
+	if err != nil {
+		return err
+	}
+	if err := storage.CheckChanges(changes, len(keys)); err != nil {
+		return err
+	}
+	for i, c := range changes {
+		switch c.Op {
+		case storage.Write, storage.WriteDurable:
+			s.m[keys[i]] = storage.Record{Key: keys[i], Value: c.Value, ExpiresAt: c.ExpiresAt}
+		case storage.Delete:
+			delete(s.m, keys[i])
+		}
+	}
+	return nil
+}
+
 func (s *memStore) Incr(_ context.Context, k string, delta int64, exp time.Time) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -98,6 +98,12 @@ func (f *faultyStore) Update(ctx context.Context, k string, fn storage.UpdateFun
 	}
 	return f.Store.Update(ctx, k, fn)
 }
+func (f *faultyStore) UpdateMany(ctx context.Context, keys []string, fn storage.UpdateManyFunc) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.Store.UpdateMany(ctx, keys, fn)
+}
 func (f *faultyStore) Incr(ctx context.Context, k string, d int64, exp time.Time) (int64, error) {
 	if err := f.fail(); err != nil {
 		return 0, err

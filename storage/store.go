@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -54,6 +55,25 @@ const (
 // is returned unchanged by Update.
 type UpdateFunc func(cur Record, found bool) (value []byte, expiresAt time.Time, op Op, err error)
 
+// MaxUpdateKeys bounds how many keys one UpdateMany may change.
+const MaxUpdateKeys = 64
+
+// Change is what UpdateMany does with one of its keys: the results of an
+// UpdateFunc. The zero Change keeps the key as it is.
+type Change struct {
+	Value     []byte
+	ExpiresAt time.Time
+	Op        Op
+}
+
+// UpdateManyFunc receives the current records of UpdateMany's keys, in
+// their order (found[i] false when keys[i] is absent or expired), and
+// returns one Change per key, or nil to keep them all. Like an
+// UpdateFunc it may be called more than once when writers conflict, so
+// it must not have side effects beyond its return values; an error
+// aborts the update and is returned unchanged by UpdateMany.
+type UpdateManyFunc func(cur []Record, found []bool) ([]Change, error)
+
 // Store is the state the handler keeps: challenges, counters, sessions,
 // enrollments and the delivery log. Keys are slash-separated strings such as
 // "chal/<id>". Every method is safe for concurrent use. Any error other than
@@ -73,6 +93,17 @@ type Store interface {
 	// number of times on conflict (then ErrConflict).
 	Update(ctx context.Context, key string, fn UpdateFunc) error
 
+	// UpdateMany is Update over several distinct keys (at most
+	// MaxUpdateKeys) in one atomic step: fn sees every key as it is, and
+	// its changes are all written, or none, only if no other writer
+	// changed any of the keys in between (a key fn keeps included);
+	// retried a bounded number of times on conflict (then ErrConflict).
+	// One WriteDurable change makes the whole write durable. It is how
+	// records that must agree change together (a lockout and the
+	// challenge it guards, a session and the user's index of sessions),
+	// and it costs one write, not one per key.
+	UpdateMany(ctx context.Context, keys []string, fn UpdateManyFunc) error
+
 	// Incr atomically adds delta to the int64 counter at key and returns the
 	// new value. A counter that does not exist (or expired) starts at zero
 	// and takes expiresAt; an existing counter keeps its expiry.
@@ -87,6 +118,46 @@ type Store interface {
 
 	// DeletePrefix removes every key that starts with prefix.
 	DeletePrefix(ctx context.Context, prefix string) error
+}
+
+// ErrBadKeys reports keys that UpdateMany cannot take: none, more than
+// MaxUpdateKeys, an empty key or a key given twice.
+var ErrBadKeys = errors.New("storage: UpdateMany needs 1 to MaxUpdateKeys distinct, non-empty keys")
+
+// CheckKeys returns ErrBadKeys unless keys are fit for UpdateMany.
+func CheckKeys(keys []string) error {
+	if len(keys) == 0 || len(keys) > MaxUpdateKeys {
+		return ErrBadKeys
+	}
+	for i, k := range keys {
+		if k == "" {
+			return ErrBadKeys
+		}
+		for _, o := range keys[:i] {
+			if o == k {
+				return ErrBadKeys
+			}
+		}
+	}
+	return nil
+}
+
+// CheckChanges reports an UpdateManyFunc's result that does not have
+// one change per key (nil, keeping every key, is fine) or names an
+// unknown Op.
+func CheckChanges(changes []Change, keys int) error {
+	if changes == nil {
+		return nil
+	}
+	if len(changes) != keys {
+		return fmt.Errorf("storage: %d changes for %d keys", len(changes), keys)
+	}
+	for _, c := range changes {
+		if c.Op < Keep || c.Op > WriteDurable {
+			return fmt.Errorf("storage: unknown update op %d", c.Op)
+		}
+	}
+	return nil
 }
 
 // Locator is implemented by stores that can name where their data lives,

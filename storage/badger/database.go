@@ -160,6 +160,28 @@ func (d *database) lockFor(key string) *sync.Mutex {
 	return &d.locks[maphash.String(d.seed, key)%keyLocks]
 }
 
+// lockAll takes the in-process locks of every key, each slot once and in
+// slot order, so two writers of overlapping key sets cannot deadlock, and
+// returns the unlock.
+func (d *database) lockAll(keys []string) (unlock func()) {
+	var want [keyLocks]bool
+	for _, k := range keys {
+		want[maphash.String(d.seed, k)%keyLocks] = true
+	}
+	for i := range want {
+		if want[i] {
+			d.locks[i].Lock()
+		}
+	}
+	return func() {
+		for i := range want {
+			if want[i] {
+				d.locks[i].Unlock()
+			}
+		}
+	}
+}
+
 // Destruct stops the GC goroutine and closes the database. The usage pool
 // calls it once, when the last Store using the directory is cleaned up.
 func (d *database) Destruct() error {

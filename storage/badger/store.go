@@ -179,6 +179,75 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 	return nil
 }
 
+// UpdateMany is an atomic read-modify-write of several keys in one Badger
+// transaction: one write to the log for all of them, retried on conflict
+// up to maxAttempts times, then storage.ErrConflict. An error from fn is
+// returned unchanged. fn runs while the keys' write locks are held, so it
+// must not call the Store.
+func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.UpdateManyFunc) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return fmt.Errorf("updating records: %w", err)
+	}
+	if err := storage.CheckKeys(keys); err != nil {
+		return err
+	}
+	if err := s.checkSpace(); err != nil {
+		return fmt.Errorf("updating records: %w", err)
+	}
+	unlock := s.db.lockAll(keys)
+	defer unlock()
+	var fnErr error
+	durable := false
+	cur := make([]storage.Record, len(keys))
+	found := make([]bool, len(keys))
+	err := s.retry(ctx, func(txn *badgerdb.Txn) error {
+		for i, k := range keys {
+			var err error
+			if cur[i], found[i], err = s.read(txn, k); err != nil {
+				return err
+			}
+		}
+		changes, err := fn(cur, found)
+		if err != nil {
+			fnErr = err
+			return errAborted
+		}
+		if err := storage.CheckChanges(changes, len(keys)); err != nil {
+			return err
+		}
+		durable = false
+		for i, c := range changes {
+			switch c.Op {
+			case storage.Write, storage.WriteDurable:
+				durable = durable || c.Op == storage.WriteDurable
+				err = txn.SetEntry(entry(keys[i], c.Value, c.ExpiresAt))
+			case storage.Delete:
+				if found[i] {
+					err = txn.Delete([]byte(keys[i]))
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errAborted) {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("updating records: %w", err)
+	}
+	if durable {
+		if err := s.db.syncer.Sync(); err != nil {
+			return fmt.Errorf("syncing records: %w", err)
+		}
+	}
+	return nil
+}
+
 // Incr atomically adds delta to the counter at key and returns the new
 // value. A counter that does not exist or has expired starts at zero and
 // takes expiresAt; an existing counter keeps its expiry.
@@ -327,6 +396,12 @@ func (s *Store) update(ctx context.Context, key string, fn func(*badgerdb.Txn) e
 	mu := s.db.lockFor(key)
 	mu.Lock()
 	defer mu.Unlock()
+	return s.retry(ctx, fn)
+}
+
+// retry runs fn in a read-write transaction, again on conflict, up to
+// maxAttempts times. The caller holds the keys' in-process locks.
+func (s *Store) retry(ctx context.Context, fn func(*badgerdb.Txn) error) error {
 	for range maxAttempts {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -203,3 +203,58 @@ end
 sweep()
 return 1
 `)
+
+// casManyScript is the write half of UpdateMany: a compare-and-set on the
+// whole stored values of several records at once. KEYS[1] and KEYS[2] are
+// the key index and the expiry index (see luaIndex), KEYS[2+i] the
+// records' Redis keys. ARGV[1] is the key prefix, ARGV[2] the sweep bound,
+// then six per record: its store key, "true" if the reader saw a stored
+// value and ARGV the value, "keep", "set" or "del", the new stored value
+// and its PXAT (0: none). It returns 1 when every record still held what
+// the reader saw and the writes were done, 0 (and writes nothing) when
+// another writer came first.
+var casManyScript = goredis.NewScript(`
+local n = #KEYS - 2
+for i = 1, n do
+  local a = 2 + (i - 1) * 6
+  local cur = redis.call('GET', KEYS[2 + i])
+  if ARGV[a + 2] == 'true' then
+    if cur ~= ARGV[a + 3] then return 0 end
+  elseif cur then
+    return 0
+  end
+end
+for i = 1, n do
+  local a = 2 + (i - 1) * 6
+  local key, member, op, px = KEYS[2 + i], ARGV[a + 1], ARGV[a + 4], ARGV[a + 6]
+  if op == 'del' then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('ZREM', KEYS[2], member)
+  elseif op == 'set' then
+    if px == '0' then
+      redis.call('SET', key, ARGV[a + 5])
+    else
+      redis.call('SET', key, ARGV[a + 5], 'PXAT', px)
+    end
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', KEYS[1], member)
+      redis.call('ZREM', KEYS[2], member)
+    else
+      redis.call('ZADD', KEYS[1], 0, member)
+      if px == '0' then
+        redis.call('ZREM', KEYS[2], member)
+      else
+        redis.call('ZADD', KEYS[2], px, member)
+      end
+    end
+  end
+end
+local dead = redis.call('ZRANGE', KEYS[2], '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, 4)
+for _, m in ipairs(dead) do
+  redis.call('DEL', ARGV[1] .. m)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', KEYS[2], m)
+end
+return 1
+`)

@@ -81,6 +81,35 @@ func (l *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 	}
 }
 
+// lockAll takes the locks of several full Redis keys, each slot once and
+// in slot order, so two callers of overlapping key sets cannot deadlock,
+// and returns the unlock, or ctx's error.
+func (l *keyLocks) lockAll(ctx context.Context, keys []string) (unlock func(), err error) {
+	var want [keyLockSlots]bool
+	for _, k := range keys {
+		want[maphash.String(l.seed, k)%keyLockSlots] = true
+	}
+	var held []chan struct{}
+	unlock = func() {
+		for _, slot := range held {
+			<-slot
+		}
+	}
+	for i, w := range want {
+		if !w {
+			continue
+		}
+		select {
+		case l.slots[i] <- struct{}{}:
+			held = append(held, l.slots[i])
+		case <-ctx.Done():
+			unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return unlock, nil
+}
+
 // usable returns the client if the Store can serve a call: provisioned,
 // not cleaned up, ctx live, key not empty. The caller holds s.mu for
 // reading.
@@ -241,6 +270,108 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		}
 	}
 	return fmt.Errorf("updating record: %w", storage.ErrConflict)
+}
+
+// UpdateMany is an atomic read-modify-write of several keys across every
+// node on the server: it reads them with one MGET, runs fn, and writes
+// the changes with one compare-and-set script that fails if any writer
+// changed any of the keys since the read (kept keys included); then it
+// reads and runs fn again, up to maxAttempts times, and gives up with
+// storage.ErrConflict. An error from fn is returned unchanged. fn runs
+// while the keys' in-process locks are held, so it must not call the
+// Store.
+func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.UpdateManyFunc) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := storage.CheckKeys(keys); err != nil {
+		return err
+	}
+	var rdb *goredis.Client
+	for _, k := range keys {
+		var err error
+		if rdb, err = s.usable(ctx, k, true); err != nil {
+			return fmt.Errorf("updating records: %w", err)
+		}
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.prefix + k
+	}
+	unlock, err := s.client.locks.lockAll(ctx, full)
+	if err != nil {
+		return fmt.Errorf("updating records: %w", err)
+	}
+	defer unlock()
+	cur := make([]storage.Record, len(keys))
+	found := make([]bool, len(keys))
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("updating records: %w", err)
+			}
+		}
+		vals, err := rdb.MGet(ctx, full...).Result()
+		if err != nil {
+			return fmt.Errorf("updating records: %w", err)
+		}
+		// ARGV: the prefix, the sweep bound, then six per key: its
+		// store key, whether it was seen and as what, and the change.
+		args := make([]any, 2, 2+6*len(keys))
+		args[0], args[1] = s.prefix, strconv.FormatInt(s.now().Add(-sweepMargin).UnixMilli(), 10)
+		for i, v := range vals {
+			raw, seen := v.(string)
+			cur[i], found[i] = storage.Record{Key: keys[i]}, false
+			if seen {
+				if cur[i], found[i], err = s.decode(keys[i], []byte(raw)); err != nil {
+					return fmt.Errorf("updating records: %q: %w", keys[i], err)
+				}
+			}
+			args = append(args, keys[i], strconv.FormatBool(seen), raw, "keep", "", "0")
+		}
+		changes, err := fn(cur, found)
+		if err != nil {
+			return err
+		}
+		if err := storage.CheckChanges(changes, len(keys)); err != nil {
+			return fmt.Errorf("updating records: %w", err)
+		}
+		writes, durable := false, false
+		for i, c := range changes {
+			a := args[2+6*i:]
+			switch c.Op {
+			case storage.Write, storage.WriteDurable:
+				a[3], a[4], a[5] = "set", encodeValue(c.Value, c.ExpiresAt), strconv.FormatInt(pxat(c.ExpiresAt), 10)
+				writes, durable = true, durable || c.Op == storage.WriteDurable
+			case storage.Delete:
+				if a[1] == "true" {
+					a[3], writes = "del", true
+				}
+			}
+		}
+		if !writes {
+			return nil
+		}
+		rkeys := append([]string{s.keysIndex(), s.expiryIndex()}, full...)
+		var done int64
+		if durable && s.WaitReplicas > 0 {
+			var cmd *goredis.Cmd
+			err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) {
+				cmd = casManyScript.Eval(ctx, pipe, rkeys, args...)
+			})
+			if err == nil {
+				done, err = cmd.Int64()
+			}
+		} else {
+			done, err = casManyScript.Run(ctx, rdb, rkeys, args...).Int64()
+		}
+		if err != nil {
+			return fmt.Errorf("updating records: %w", err)
+		}
+		if done == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("updating records: %w", storage.ErrConflict)
 }
 
 // backoff waits a little before the attempt'th try of an Update that lost

@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Update", testUpdate},
 		{"ConcurrentIncrIsExact", testConcurrentIncrIsExact},
 		{"ConcurrentUpdateIsExact", testConcurrentUpdateIsExact},
+		{"UpdateMany", testUpdateMany},
+		{"ConcurrentUpdateManyIsExact", testConcurrentUpdateManyIsExact},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore) })
@@ -555,5 +557,210 @@ func testConcurrentUpdateIsExact(t *testing.T, newStore NewStore) {
 	}
 	if want := fmt.Sprintf("attempts=%d", n); string(rec.Value) != want {
 		t.Errorf("value = %q, want %q", rec.Value, want)
+	}
+}
+
+func testUpdateMany(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	c := NewClock()
+	s := newStore(t, c.Now)
+	exp := c.Now().Add(time.Minute)
+	later := c.Now().Add(time.Hour)
+	errFn := errors.New("fn says no")
+
+	// Every case works on three keys: a and b stored before, c absent.
+	seed := func(t *testing.T, p string) []string {
+		t.Helper()
+		keys := []string{p + "/a", p + "/b", p + "/c"}
+		for i, k := range keys[:2] {
+			if err := s.Put(ctx, k, []byte("old "+"ab"[i:i+1]), exp, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return keys
+	}
+	tests := []struct {
+		name    string
+		changes func(keys []string) []storage.Change
+		fnErr   error
+		wantErr error
+		want    []string // after the update; "" absent
+	}{
+		{name: "keep all (nil)", changes: func([]string) []storage.Change { return nil },
+			want: []string{"old a", "old b", ""}},
+		{name: "mixed", changes: func([]string) []storage.Change {
+			return []storage.Change{
+				{Value: []byte("new a"), ExpiresAt: later, Op: storage.Write},
+				{Op: storage.Delete},
+				{Value: []byte("new c"), ExpiresAt: later, Op: storage.WriteDurable},
+			}
+		}, want: []string{"new a", "", "new c"}},
+		{name: "keep one", changes: func([]string) []storage.Change {
+			return []storage.Change{{}, {Value: []byte("new b"), Op: storage.Write}, {Op: storage.Delete}}
+		}, want: []string{"old a", "new b", ""}},
+		{name: "fn error writes nothing", fnErr: errFn, wantErr: errFn, changes: func([]string) []storage.Change {
+			return []storage.Change{{Value: []byte("new a"), Op: storage.Write}, {}, {}}
+		}, want: []string{"old a", "old b", ""}},
+		{name: "wrong number of changes writes nothing", wantErr: errAnyError, changes: func([]string) []storage.Change {
+			return []storage.Change{{Value: []byte("new a"), Op: storage.Write}}
+		}, want: []string{"old a", "old b", ""}},
+		{name: "unknown op writes nothing", wantErr: errAnyError, changes: func([]string) []storage.Change {
+			return []storage.Change{{Value: []byte("new a"), Op: storage.Write}, {Op: storage.Op(42)}, {}}
+		}, want: []string{"old a", "old b", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := seed(t, "multi/"+tt.name)
+			calls := 0
+			err := s.UpdateMany(ctx, keys, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+				calls++
+				if len(cur) != 3 || len(found) != 3 {
+					t.Fatalf("fn got %d records, %d found flags", len(cur), len(found))
+				}
+				for i, k := range keys {
+					wantFound := i < 2
+					if found[i] != wantFound || cur[i].Key != k {
+						t.Errorf("fn: %s found %v key %q", k, found[i], cur[i].Key)
+					}
+					if wantFound && (string(cur[i].Value) != "old "+"ab"[i:i+1] || !cur[i].ExpiresAt.Equal(exp)) {
+						t.Errorf("fn: %s = %q %v", k, cur[i].Value, cur[i].ExpiresAt)
+					}
+				}
+				return tt.changes(keys), tt.fnErr
+			})
+			switch {
+			case tt.wantErr == errAnyError:
+				if err == nil {
+					t.Error("UpdateMany succeeded")
+				}
+			case err != tt.wantErr: // fn's error comes back unchanged, not wrapped
+				t.Errorf("UpdateMany err = %v, want %v", err, tt.wantErr)
+			}
+			if calls != 1 {
+				t.Errorf("fn ran %d times without a conflict", calls)
+			}
+			for i, k := range keys {
+				want := tt.want[i]
+				rec, err := s.Get(ctx, k)
+				switch {
+				case tt.want[i] == "" && !errors.Is(err, storage.ErrNotFound):
+					t.Errorf("after: Get(%s) = %q, %v; want ErrNotFound", k, rec.Value, err)
+				case tt.want[i] != "" && (err != nil || string(rec.Value) != want):
+					t.Errorf("after: Get(%s) = %q, %v; want %q", k, rec.Value, err, want)
+				}
+			}
+		})
+	}
+
+	t.Run("expiry", func(t *testing.T) {
+		keys := []string{"multi/exp/a", "multi/exp/b"}
+		err := s.UpdateMany(ctx, keys, func([]storage.Record, []bool) ([]storage.Change, error) {
+			return []storage.Change{
+				{Value: []byte("short"), ExpiresAt: c.Now().Add(time.Minute), Op: storage.Write},
+				{Value: []byte("long"), ExpiresAt: c.Now().Add(time.Hour), Op: storage.Write},
+			}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Advance(2 * time.Minute)
+		if _, err := s.Get(ctx, keys[0]); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("expired record: %v", err)
+		}
+		err = s.UpdateMany(ctx, keys, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+			if found[0] || !found[1] || string(cur[1].Value) != "long" {
+				t.Errorf("fn saw found %v, %q", found, cur[1].Value)
+			}
+			return nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs, err := s.List(ctx, "multi/exp/", 0, false); err != nil || len(recs) != 1 || recs[0].Key != keys[1] {
+			t.Errorf("List after: %v, %v", recs, err)
+		}
+	})
+
+	for _, bad := range [][]string{nil, {"multi/x", "multi/x"}, {"multi/x", ""}, make([]string, storage.MaxUpdateKeys+1)} {
+		if len(bad) > 2 {
+			for i := range bad {
+				bad[i] = "multi/many/" + strconv.Itoa(i)
+			}
+		}
+		err := s.UpdateMany(ctx, bad, func([]storage.Record, []bool) ([]storage.Change, error) {
+			t.Errorf("fn ran for keys %q", bad)
+			return nil, nil
+		})
+		if !errors.Is(err, storage.ErrBadKeys) {
+			t.Errorf("UpdateMany(%d keys %q...): %v, want ErrBadKeys", len(bad), bad[:min(len(bad), 2)], err)
+		}
+	}
+}
+
+// testConcurrentUpdateManyIsExact moves units between two keys with
+// UpdateMany while other writers bump one of them with Update and Incr:
+// no change is lost, and no UpdateMany ever sees the pair half-written.
+func testConcurrentUpdateManyIsExact(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	const n = 100
+	keys := []string{"acct/a", "acct/b"}
+	num := func(rec storage.Record, found bool) int {
+		if !found {
+			return 0
+		}
+		v, err := strconv.Atoi(string(rec.Value))
+		if err != nil {
+			t.Errorf("value %q: %v", rec.Value, err)
+		}
+		return v
+	}
+	var wg sync.WaitGroup
+	for range n {
+		// Move one unit from a to b, and check the pair's sum, which only
+		// the single-key writers below change, one at a time.
+		wg.Go(func() {
+			err := s.UpdateMany(ctx, keys, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+				a, b := num(cur[0], found[0]), num(cur[1], found[1])
+				return []storage.Change{
+					{Value: []byte(strconv.Itoa(a - 1)), Op: storage.Write},
+					{Value: []byte(strconv.Itoa(b + 1)), Op: storage.Write},
+				}, nil
+			})
+			if err != nil {
+				t.Errorf("UpdateMany: %v", err)
+			}
+		})
+		wg.Go(func() {
+			err := s.Update(ctx, keys[1], func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+				return []byte(strconv.Itoa(num(cur, found) + 10)), time.Time{}, storage.Write, nil
+			})
+			if err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := s.Incr(ctx, "acct/count", 1, time.Time{}); err != nil {
+				t.Errorf("Incr: %v", err)
+			}
+			err := s.UpdateMany(ctx, []string{"acct/count", keys[0]}, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+				return nil, nil
+			})
+			if err != nil {
+				t.Errorf("UpdateMany keeping: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var got [2]int
+	for i, k := range keys {
+		rec, err := s.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = num(rec, true)
+	}
+	if got != [2]int{-n, n + 10*n} {
+		t.Errorf("a, b = %v, want [%d %d]", got, -n, 11*n)
 	}
 }
