@@ -249,14 +249,7 @@ func (c *challenges) load(ctx context.Context, cid string) (*challenge, error) {
 	if err != nil {
 		return nil, err
 	}
-	ch, err := decodeRecord[challenge](rec.Value)
-	if err != nil {
-		return nil, err
-	}
-	if !c.ours(&ch) {
-		return nil, nil
-	}
-	return &ch, nil
+	return c.decode(rec, true)
 }
 
 // markFailed kills a challenge whose code will never arrive, so it does
@@ -295,53 +288,54 @@ type verifyOutcome struct {
 	repeat bool
 }
 
-// verifyCode checks a code against the slot's challenge. The challenge's
-// attempt count moves before the code is compared, in one atomic store
-// operation (SECURITY.md A1, A2); a locked user's code is counted but
+// codeAttempt is one attempt of a code at the slot's challenge ch (nil
+// when there is none, or it is another realm's), stored as cur: the
+// challenge's attempt count moves before the code is compared, in the
+// same change (SECURITY.md A1, A2); a locked user's code is counted but
 // never compared (A4). Wrong, expired, exhausted, unknown and locked all
-// come out the same (A7). The caller has counted the attempt in the
-// user's lockout (verifier.run).
-func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, method, input string, limits authenticators.Limits, locked bool) (verifyOutcome, error) {
+// come out the same (A7). It returns the change to the challenge, the
+// outcome and, on success, the send cooldowns the code ends. The caller
+// makes the change in the store operation that counted the attempt in
+// the user's lockout (verifier.guarded).
+func (c *challenges) codeAttempt(ch *challenge, cur storage.Record, s challengeSlot, user, method, input string, limits authenticators.Limits, locked bool, now time.Time) (storage.Change, verifyOutcome, []string, error) {
+	if ch == nil || ch.State != statePending {
+		return storage.Change{}, verifyOutcome{}, nil, nil
+	}
 	code, wellFormed := authenticators.NormalizeCode(input, limits.CodeLength)
-	now := c.now()
 	var out verifyOutcome
 	var cool []string
-	err := c.store.Update(ctx, keyChallenge+c.id(s), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		out = verifyOutcome{}
-		if !found {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		ch, err := decodeRecord[challenge](cur.Value)
-		if err != nil {
-			return nil, time.Time{}, storage.Keep, err
-		}
-		if ch.State != statePending || !c.ours(&ch) {
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		ch.Attempts++
-		if ch.Attempts >= limits.MaxAttempts {
-			ch.State = stateDead
-		}
-		out.attemptsLeft = max(0, limits.MaxAttempts-ch.Attempts)
-		match := !locked && wellFormed && ch.Method == method && ch.User == user &&
-			now.Before(ch.ExpiresAt) && ch.Attempts <= limits.MaxAttempts &&
-			hmac.Equal(ch.CodeMAC, c.keys.codeMAC(s.binding, code))
-		if match {
-			ch.State = stateUsed
-			ch.UsedAt = now
-			out = verifyOutcome{ok: true, method: ch.Method, address: ch.Address}
-			cool = ch.CoolKeys
-		}
-		b, err := encodeRecord(ch)
-		return b, cur.ExpiresAt, storage.Write, err
-	})
+	ch.Attempts++
+	if ch.Attempts >= limits.MaxAttempts {
+		ch.State = stateDead
+	}
+	out.attemptsLeft = max(0, limits.MaxAttempts-ch.Attempts)
+	match := !locked && wellFormed && ch.Method == method && ch.User == user &&
+		now.Before(ch.ExpiresAt) && ch.Attempts <= limits.MaxAttempts &&
+		hmac.Equal(ch.CodeMAC, c.keys.codeMAC(s.binding, code))
+	if match {
+		ch.State = stateUsed
+		ch.UsedAt = now
+		out = verifyOutcome{ok: true, method: ch.Method, address: ch.Address}
+		cool = ch.CoolKeys
+	}
+	b, err := encodeRecord(*ch)
+	return storage.Change{Value: b, ExpiresAt: cur.ExpiresAt, Op: storage.Write}, out, cool, err
+}
+
+// decode reads a stored challenge; nil when there is none or it is
+// another realm's (SECURITY.md K49).
+func (c *challenges) decode(cur storage.Record, found bool) (*challenge, error) {
+	if !found {
+		return nil, nil
+	}
+	ch, err := decodeRecord[challenge](cur.Value)
 	if err != nil {
-		return verifyOutcome{}, fmt.Errorf("counting challenge attempt: %w", err)
+		return nil, err
 	}
-	if out.ok {
-		c.throttle.endCooldown(ctx, cool)
+	if !c.ours(&ch) {
+		return nil, nil
 	}
-	return out, nil
+	return &ch, nil
 }
 
 // verifyLink checks a link token against the challenge cid of user, as

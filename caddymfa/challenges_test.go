@@ -1,9 +1,13 @@
 package caddymfa
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/storage"
 )
 
 // A code matches only its own slot and only once; the attempts are
@@ -126,4 +130,21 @@ func matchOf(t testing.TB, c *challenges, cid string) int {
 		t.Fatalf("loading challenge: %v", err)
 	}
 	return ch.Match
+}
+
+// verifyCode makes one attempt of a code at the slot's challenge alone,
+// as verifier.channelCode does inside its store operation, for the tests
+// of the challenge rules; locked stands for the lockout's answer.
+func (c *challenges) verifyCode(ctx context.Context, s challengeSlot, user, method, input string, limits authenticators.Limits, locked bool) (verifyOutcome, error) {
+	var out verifyOutcome
+	err := c.store.Update(ctx, keyChallenge+c.id(s), func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+		ch, err := c.decode(cur, found)
+		if err != nil {
+			return nil, time.Time{}, storage.Keep, err
+		}
+		change, o, _, err := c.codeAttempt(ch, cur, s, user, method, input, limits, locked, c.now())
+		out = o
+		return change.Value, change.ExpiresAt, change.Op, err
+	})
+	return out, err
 }

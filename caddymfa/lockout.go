@@ -101,15 +101,42 @@ type lockCounter struct {
 }
 
 // count counts a verification attempt from network as a failure before
-// its code is compared, in one atomic step per record, and reports
-// whether the user is locked for that network (then the code must not
-// be compared at all) and whether this attempt locked them. An attempt
-// refused by the network's lock does not count user-wide, so one network
-// adds at most failures+1 to the user-wide count per window. A success
-// later clears the count (clear). network is "" in second-factor mode.
+// its code is compared, in one atomic step over all the user's lockout
+// records, and reports whether the user is locked for that network (then
+// the code must not be compared at all) and whether this attempt locked
+// them. A success later clears the count (clear). network is "" in
+// second-factor mode. The code, TOTP and recovery paths count in the same
+// store operation that compares (verifier.guarded); this is for the
+// others (links, unreadable input).
 func (l *lockout) count(ctx context.Context, user, network string) (locked, justLocked bool, err error) {
-	for _, c := range l.lockKeys(user, network) {
-		locked, justLocked, err = l.countOne(ctx, c)
+	counters := l.lockKeys(user, network)
+	now := l.now()
+	err = l.store.UpdateMany(ctx, counterKeys(counters), func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+		changes := make([]storage.Change, len(counters))
+		var err error
+		locked, justLocked, err = countIn(counters, cur, found, now, changes)
+		return changes, err
+	})
+	return locked, justLocked, err
+}
+
+// counterKeys returns the store keys of counters, in order.
+func counterKeys(counters []lockCounter) []string {
+	keys := make([]string, len(counters))
+	for i, c := range counters {
+		keys[i] = c.key
+	}
+	return keys
+}
+
+// countIn counts an attempt in the lockout records cur of counters (as
+// lockKeys orders them), writing the changes into changes, and reports
+// whether the user is locked and whether this attempt locked them. An
+// attempt refused by the network's lock does not count user-wide, so one
+// network adds at most failures+1 to the user-wide count per window.
+func countIn(counters []lockCounter, cur []storage.Record, found []bool, now time.Time, changes []storage.Change) (locked, justLocked bool, err error) {
+	for i, c := range counters {
+		changes[i], locked, justLocked, err = c.countRecord(cur[i], found[i], now)
 		if err != nil || locked {
 			return locked, justLocked, err
 		}
@@ -117,33 +144,40 @@ func (l *lockout) count(ctx context.Context, user, network string) (locked, just
 	return false, false, nil
 }
 
-func (l *lockout) countOne(ctx context.Context, c lockCounter) (locked, justLocked bool, err error) {
-	now := l.now()
-	err = l.store.Update(ctx, c.key, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		locked, justLocked = false, false
-		var rec lockRecord
-		if found {
-			var derr error
-			if rec, derr = decodeRecord[lockRecord](cur.Value); derr != nil {
-				return nil, time.Time{}, storage.Keep, derr
-			}
+// countRecord counts an attempt in one lockout record: the change to
+// write, and whether the record locks the user (then it changes nothing)
+// or this attempt locked them.
+func (c lockCounter) countRecord(cur storage.Record, found bool, now time.Time) (change storage.Change, locked, justLocked bool, err error) {
+	var rec lockRecord
+	if found {
+		if rec, err = decodeRecord[lockRecord](cur.Value); err != nil {
+			return storage.Change{}, false, false, err
 		}
-		if now.Before(rec.LockedUntil) {
-			locked = true
-			return nil, time.Time{}, storage.Keep, nil
-		}
-		if !rec.LockedUntil.IsZero() {
-			rec = lockRecord{} // an expired lock starts a fresh count
-		}
-		rec.Fails++
-		if rec.Fails > c.failures {
-			rec.LockedUntil = now.Add(c.window)
-			locked, justLocked = true, true
-		}
-		b, err := encodeRecord(rec)
-		return b, now.Add(c.window), storage.Write, err
-	})
-	return locked, justLocked, err
+	}
+	if now.Before(rec.LockedUntil) {
+		return storage.Change{}, true, false, nil
+	}
+	if !rec.LockedUntil.IsZero() {
+		rec = lockRecord{} // an expired lock starts a fresh count
+	}
+	rec.Fails++
+	if rec.Fails > c.failures {
+		rec.LockedUntil = now.Add(c.window)
+		locked, justLocked = true, true
+	}
+	b, err := encodeRecord(rec)
+	return storage.Change{Value: b, ExpiresAt: now.Add(c.window), Op: storage.Write}, locked, justLocked, err
+}
+
+// clearIn is clear inside the store operation that counted a successful
+// attempt: the first record (the user's, or in standalone mode the user
+// and network's) goes; the user-wide count of standalone mode stays.
+// The attempt succeeded, so the count did not lock.
+func clearIn(found []bool, changes []storage.Change) {
+	changes[0] = storage.Change{}
+	if found[0] {
+		changes[0].Op = storage.Delete
+	}
 }
 
 // clear resets the consecutive-failure count of a user (in standalone

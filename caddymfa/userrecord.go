@@ -82,26 +82,33 @@ func (u *users) load(ctx context.Context, user string) (userRecord, error) {
 // run more than once, so it must have no side effects beyond rec.
 func (u *users) update(ctx context.Context, user string, fn func(rec *userRecord) (storage.Op, error)) error {
 	return u.store.Update(ctx, keyUser+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		var rec userRecord
-		if found {
-			var err error
-			if rec, err = decodeRecord[userRecord](cur.Value); err != nil {
-				return nil, time.Time{}, storage.Keep, err
-			}
-		}
-		op, err := fn(&rec)
-		if err != nil || op == storage.Keep {
-			return nil, time.Time{}, storage.Keep, err
-		}
-		if rec.empty() {
-			if !found {
-				return nil, time.Time{}, storage.Keep, nil
-			}
-			return nil, time.Time{}, storage.Delete, nil
-		}
-		b, err := encodeRecord(rec)
-		return b, time.Time{}, op, err
+		c, err := editRecord(cur, found, fn)
+		return c.Value, c.ExpiresAt, c.Op, err
 	})
+}
+
+// editRecord is the change users.update makes to a stored user record
+// cur: fn's edit, or a delete when fn left the record empty.
+func editRecord(cur storage.Record, found bool, fn func(rec *userRecord) (storage.Op, error)) (storage.Change, error) {
+	var rec userRecord
+	if found {
+		var err error
+		if rec, err = decodeRecord[userRecord](cur.Value); err != nil {
+			return storage.Change{}, err
+		}
+	}
+	op, err := fn(&rec)
+	if err != nil || op == storage.Keep {
+		return storage.Change{}, err
+	}
+	if rec.empty() {
+		if !found {
+			return storage.Change{}, nil
+		}
+		return storage.Change{Op: storage.Delete}, nil
+	}
+	b, err := encodeRecord(rec)
+	return storage.Change{Value: b, Op: op}, err
 }
 
 // principal is whom a request or an operation is about: the first-factor

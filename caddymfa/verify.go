@@ -70,22 +70,27 @@ func (v *verifier) countFailure(ctx context.Context, user, network string) (lock
 	if err != nil {
 		return false, fmt.Errorf("counting attempt: %w", err)
 	}
-	if justLocked && network != "" {
-		v.metrics.lockout()
-		v.audit.event(ctx, "user locked for network", userField(user), zap.String("network", network))
-		return locked, nil
-	}
 	if justLocked {
-		v.metrics.lockout()
-		v.audit.event(ctx, "user locked", userField(user), zap.Int("failures", v.lockout.failures))
-		if _, err := v.sessions.revokeUser(ctx, user); err != nil {
-			v.logger.Error("revoking sessions of locked user", zap.Error(err))
-		}
-		if err := v.devices.forgetUser(ctx, user); err != nil {
-			v.logger.Error("forgetting devices of locked user", zap.Error(err))
-		}
+		v.lockedOut(ctx, user, network)
 	}
 	return locked, nil
+}
+
+// lockedOut follows the attempt that locked a user: in second-factor
+// mode it ends their sessions and forgets their devices.
+func (v *verifier) lockedOut(ctx context.Context, user, network string) {
+	v.metrics.lockout()
+	if network != "" {
+		v.audit.event(ctx, "user locked for network", userField(user), zap.String("network", network))
+		return
+	}
+	v.audit.event(ctx, "user locked", userField(user), zap.Int("failures", v.lockout.failures))
+	if _, err := v.sessions.revokeUser(ctx, user); err != nil {
+		v.logger.Error("revoking sessions of locked user", zap.Error(err))
+	}
+	if err := v.devices.forgetUser(ctx, user); err != nil {
+		v.logger.Error("forgetting devices of locked user", zap.Error(err))
+	}
 }
 
 // unreadable counts a verification whose input could not be read (an
@@ -108,34 +113,99 @@ func (v *verifier) unreadable(ctx context.Context, user, network string) error {
 // code (H37).
 func (v *verifier) factor(ctx context.Context, user, network string, s challengeSlot, method, input string) (verifyOutcome, error) {
 	if ch, ok := v.methods.channel(method); ok {
-		live, err := v.challenges.load(ctx, v.challenges.id(s))
+		return v.channelCode(ctx, user, network, s, method, input, ch.limits)
+	}
+	if method == methodTOTP || method == methodRecovery {
+		return v.ownFactor(ctx, user, network, method, input)
+	}
+	return v.run(ctx, user, network, method, func(bool) (verifyOutcome, error) { return verifyOutcome{}, nil })
+}
+
+// channelCode checks the code of the slot's challenge (email, sms) in one
+// atomic store operation over the challenge and the user's lockout.
+func (v *verifier) channelCode(ctx context.Context, user, network string, s challengeSlot, method, input string, limits authenticators.Limits) (verifyOutcome, error) {
+	now := v.now()
+	var cool []string
+	out, err := v.guarded(ctx, user, network, keyChallenge+v.challenges.id(s), func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error) {
+		cool = nil
+		ch, err := v.challenges.decode(own, found)
 		if err != nil {
-			return verifyOutcome{}, err
+			return storage.Change{}, verifyOutcome{}, err
 		}
-		if v.challenges.repeatedCode(live, s, user, method, input, ch.limits) {
+		if v.challenges.repeatedCode(ch, s, user, method, input, limits) {
 			// The code that just signed this flow in, again: the same
 			// success, counted nowhere (SECURITY.md K53).
-			return verifyOutcome{ok: true, method: method, repeat: true}, nil
+			return storage.Change{}, verifyOutcome{ok: true, method: method, repeat: true}, nil
 		}
-		if !live.delivered() {
-			out, err := v.challenges.verifyCode(ctx, s, user, method, input, ch.limits, true)
-			if err == nil {
-				v.metrics.verified(method, false)
+		locked := true // no delivered code: counted in the challenge alone, never compared
+		if ch.delivered() {
+			if locked, err = count(); err != nil {
+				return storage.Change{}, verifyOutcome{}, err
 			}
-			return out, err
 		}
-	}
-	return v.run(ctx, user, network, method, func(locked bool) (verifyOutcome, error) {
-		switch method {
-		case methodEmail, methodSMS:
-			if ch, ok := v.methods.channel(method); ok {
-				return v.challenges.verifyCode(ctx, s, user, method, input, ch.limits, locked)
-			}
-		case methodTOTP, methodRecovery:
-			return v.ownFactor(ctx, user, method, input, locked)
-		}
-		return verifyOutcome{}, nil
+		change, out, c, err := v.challenges.codeAttempt(ch, own, s, user, method, input, limits, locked, now)
+		cool = c
+		return change, out, err
 	})
+	if err != nil || out.repeat {
+		return out, err
+	}
+	v.metrics.verified(method, out.ok)
+	if out.ok {
+		v.challenges.throttle.endCooldown(ctx, cool)
+	}
+	return out, nil
+}
+
+// guarded runs one verification attempt as a single atomic store
+// operation over the user's lockout records and the attempt's own record
+// (the challenge, or the user's record): attempt reads its record, calls
+// count to count the attempt in the lockout before it compares anything
+// (count reports whether the user is locked; then attempt must not
+// compare), and returns the change to its record and the outcome. A
+// success clears the count as clear does. The count, the compare and its
+// effect are written together or not at all, so a crash cannot separate
+// them and concurrent attempts cannot slip between them (SECURITY.md A1,
+// A2, A4, C18, J44, J46); where this took four or five writes it takes
+// one. An attempt that never calls count counts in no lockout.
+func (v *verifier) guarded(ctx context.Context, user, network, own string, attempt func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error)) (verifyOutcome, error) {
+	counters := v.lockout.lockKeys(user, network)
+	n := len(counters)
+	keys := append(counterKeys(counters), own)
+	now := v.now()
+	var out verifyOutcome
+	var justLocked bool
+	err := v.lockout.store.UpdateMany(ctx, keys, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+		changes := make([]storage.Change, len(keys))
+		counted, locked := false, false
+		justLocked = false
+		count := func() (bool, error) {
+			if !counted {
+				var err error
+				if locked, justLocked, err = countIn(counters, cur[:n], found[:n], now, changes[:n]); err != nil {
+					return false, err
+				}
+				counted = true
+			}
+			return locked, nil
+		}
+		var err error
+		changes[n], out, err = attempt(cur[n], found[n], count)
+		if err != nil {
+			return nil, err
+		}
+		if out.ok && counted {
+			clearIn(found, changes)
+		}
+		return changes, nil
+	})
+	if err != nil {
+		return verifyOutcome{}, fmt.Errorf("counting attempt: %w", err)
+	}
+	if justLocked {
+		v.lockedOut(ctx, user, network)
+	}
+	return out, nil
 }
 
 // current checks the code a user gives to prove they hold the factor they
@@ -202,38 +272,46 @@ func (v *verifier) pickUp(ctx context.Context, p principal, network string, s ch
 }
 
 // ownFactor checks a TOTP code or a recovery code against the user's
-// record. The check and its effect (the new last step, the used code
-// removed) are one atomic store operation, so a code can succeed only
-// once even when submitted concurrently (SECURITY.md C18, J47).
-func (v *verifier) ownFactor(ctx context.Context, user, method, input string, locked bool) (verifyOutcome, error) {
-	if v.methods.totp == nil || locked {
-		return verifyOutcome{}, nil
-	}
+// record. The lockout count, the check and its effect (the new last step,
+// the used code removed, synced before the answer) are one atomic store
+// operation, so a code can succeed only once even when submitted
+// concurrently (SECURITY.md C18, J47).
+func (v *verifier) ownFactor(ctx context.Context, user, network, method, input string) (verifyOutcome, error) {
 	now := v.now()
-	var out verifyOutcome
-	err := v.users.update(ctx, user, func(rec *userRecord) (storage.Op, error) {
-		out = verifyOutcome{}
-		if method == methodTOTP {
-			step, ok, err := v.checkTOTP(rec, input, now)
-			if err != nil || !ok {
-				return storage.Keep, err
-			}
-			rec.TOTP.LastStep = step
-		} else {
-			i, ok, err := totp.MatchRecoveryCode(v.keys.totp, input, rec.Recovery)
-			if err != nil || !ok {
-				return storage.Keep, err
-			}
-			rec.Recovery = append(rec.Recovery[:i:i], rec.Recovery[i+1:]...)
-			out.recoveryLeft = len(rec.Recovery)
+	out, err := v.guarded(ctx, user, network, keyUser+user, func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error) {
+		locked, err := count()
+		if err != nil || locked || v.methods.totp == nil {
+			return storage.Change{}, verifyOutcome{}, err
 		}
-		out.ok, out.method = true, method
-		rec.LastMethod = method
-		return storage.WriteDurable, nil
+		var out verifyOutcome
+		change, err := editRecord(own, found, func(rec *userRecord) (storage.Op, error) {
+			if method == methodTOTP {
+				step, ok, err := v.checkTOTP(rec, input, now)
+				if err != nil || !ok {
+					return storage.Keep, err
+				}
+				rec.TOTP.LastStep = step
+			} else {
+				i, ok, err := totp.MatchRecoveryCode(v.keys.totp, input, rec.Recovery)
+				if err != nil || !ok {
+					return storage.Keep, err
+				}
+				rec.Recovery = append(rec.Recovery[:i:i], rec.Recovery[i+1:]...)
+				out.recoveryLeft = len(rec.Recovery)
+			}
+			out.ok, out.method = true, method
+			rec.LastMethod = method
+			return storage.WriteDurable, nil
+		})
+		if err != nil {
+			return storage.Change{}, verifyOutcome{}, fmt.Errorf("checking %s code: %w", method, err)
+		}
+		return change, out, nil
 	})
 	if err != nil {
-		return verifyOutcome{}, fmt.Errorf("checking %s code: %w", method, err)
+		return verifyOutcome{}, err
 	}
+	v.metrics.verified(method, out.ok)
 	return out, nil
 }
 
