@@ -100,12 +100,13 @@ type sendRequest struct {
 	origin *linkOrigin
 }
 
-// issue sends a new code for the slot's challenge. A challenge that exists
-// keeps its attempt count (SECURITY.md B11): the new code replaces the
-// old one and counts against max_sends. For a user without an address the
-// same records are written and nothing is sent, so the answer and its
-// timing do not reveal who exists.
-func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
+// issue sends a new code for the slot's challenge and returns the
+// challenge as it wrote it. A challenge that exists keeps its attempt
+// count (SECURITY.md B11): the new code replaces the old one and counts
+// against max_sends. For a user without an address the same records are
+// written and nothing is sent, so the answer and its timing do not reveal
+// who exists.
+func (c *challenges) issue(ctx context.Context, sr sendRequest) (*challenge, error) {
 	user := sr.user
 	cid := c.id(sr.slot)
 	sc := sendCheck{method: sr.sender.Method(), lim: sr.limits.Throttle, ip: sr.ip, userID: c.keys.storeID(lockName(user)), network: sr.network}
@@ -117,7 +118,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 	}
 	send, err := c.throttle.checkSendCaps(ctx, sc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The cooldowns a used code ends: none when no cooldown is set, so a
 	// sign-in then makes no store calls for them.
@@ -146,7 +147,7 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		code, err = authenticators.NewCode(sr.limits.CodeLength)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := c.now()
 	masked := ""
@@ -200,10 +201,10 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 		c.metrics.throttle(scopeMaxSends)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sr.dest == "" || ch.State != statePending {
-		return nil
+		return &ch, nil
 	}
 	c.metrics.sent(ch.Method)
 	msg := authenticators.Message{
@@ -230,14 +231,14 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) error {
 			cancel()
 			_ = sr.sender.Deliver(queueOnly, msg)
 		})
-		return nil
+		return &ch, nil
 	}
 	if err := sr.sender.Deliver(sr.lang.context(ctx), msg); err != nil {
 		// The channel has logged the failure.
 		c.markFailed(ctx, msg.ChallengeID)
-		return fmt.Errorf("%w: %v", errDelivery, err)
+		return nil, fmt.Errorf("%w: %v", errDelivery, err)
 	}
-	return nil
+	return &ch, nil
 }
 
 // load reads a challenge; nil when there is none.

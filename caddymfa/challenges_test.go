@@ -40,7 +40,7 @@ func TestChallengesVerifyCode(t *testing.T) {
 	if out, _ := c.verifyCode(ctx, a, "alice", methodEmail, code, limits, false); out.ok {
 		t.Fatal("a used code matched again")
 	}
-	if err := c.issue(ctx, sendRequest{slot: a, user: "alice", sender: f, limits: limits, dest: "alice@example.com", wait: true}); !errors.Is(err, errTooManySends) {
+	if _, err := c.issue(ctx, sendRequest{slot: a, user: "alice", sender: f, limits: limits, dest: "alice@example.com", wait: true}); !errors.Is(err, errTooManySends) {
 		t.Fatalf("issuing on a used challenge: %v", err)
 	}
 }

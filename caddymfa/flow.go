@@ -24,6 +24,18 @@ type flowState struct {
 	// StepUp, when set, are the methods a handler asked for because the
 	// session was not good enough for it; the flow offers only these.
 	StepUp []string `json:"su,omitempty"`
+
+	// challenge is the flow's challenge as this request knows it, when
+	// known is set: none for a flow it started, the one it wrote for a
+	// flow it sent a code for. The answer then need not read it back.
+	// Never in the cookie.
+	challenge *challenge
+	known     bool
+}
+
+// knownChallenge records the flow's challenge as this request wrote it.
+func (f *flowState) knownChallenge(ch *challenge) {
+	f.challenge, f.known = ch, true
 }
 
 // user is whom the flow signs in.
@@ -78,7 +90,8 @@ func (fs flows) start(ff, user, ret string) (*flowState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &flowState{ID: id, Realm: fs.realm.name, Issued: fs.now().Unix(), FirstFactor: ff, User: user, Return: ret}, nil
+	// A new flow has no challenge yet.
+	return &flowState{ID: id, Realm: fs.realm.name, Issued: fs.now().Unix(), FirstFactor: ff, User: user, Return: ret, known: true}, nil
 }
 
 // cookie is the signed cookie of a flow.

@@ -237,7 +237,7 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 	sr := sendRequest{slot: rp.slot, user: user, sender: ch.sender, limits: ch.limits, ip: clientIP(r), dest: address,
 		site: h.site(r), lang: h.pages.userLang(r), wait: true, bind: true}
 	sr.country, sr.perCountry = ch.countryOf(address)
-	if err := h.challenges.issue(r.Context(), sr); err != nil {
+	if _, err := h.challenges.issue(r.Context(), sr); err != nil {
 		return h.pages.sendFailed(w, r, err)
 	}
 	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {

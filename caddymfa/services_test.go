@@ -92,7 +92,7 @@ func (f *fakeSender) last(t *testing.T) authenticators.Message {
 // issue sends a code (or a link, with linkTTL) to alice for slot.
 func (s *services) issue(t *testing.T, f *fakeSender, slot challengeSlot, linkTTL time.Duration) authenticators.Message {
 	t.Helper()
-	err := s.h.challenges.issue(t.Context(), sendRequest{slot: slot, user: "alice", sender: f, limits: s.h.Email.Limits,
+	_, err := s.h.challenges.issue(t.Context(), sendRequest{slot: slot, user: "alice", sender: f, limits: s.h.Email.Limits,
 		ip: "192.0.2.1", dest: "alice@example.com", wait: true, linkTTL: linkTTL})
 	if err != nil {
 		t.Fatalf("issue: %v", err)

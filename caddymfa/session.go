@@ -266,12 +266,18 @@ func (ss *sessions) load(ctx context.Context, id string) (*cachedSession, error)
 		// forged or copied store could do that. Absent, either way.
 		return nil, storage.ErrNotFound
 	}
+	return ss.cached(sess, id, key), nil
+}
+
+// cached is the hot path's form of the stored session sess, whose ID is
+// id, at key.
+func (ss *sessions) cached(sess session, id, key string) *cachedSession {
 	s := &cachedSession{session: sess, id: id, storeKey: key, userValue: sess.User, methodValue: sess.Method}
 	s.admitted = ss.gate.admits(&sess)
 	s.goodUntil = ss.gate.goodUntil(&sess)
 	s.lastSeen.Store(sess.LastSeen.UnixNano())
 	s.persisted.Store(sess.LastSeen.UnixNano())
-	return s, nil
+	return s
 }
 
 // touch records activity in the store, at most every idle/8, so the idle
@@ -318,21 +324,38 @@ func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host strin
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	// The session and its entry in the user's index are written in one
+	// store operation: no session exists that the index (and so the
+	// user's "sign out everywhere", a lockout, an admin revoke) misses.
 	storeID := ss.keys.storeID(id)
-	if err := ss.store.Put(ctx, keySession+storeID, b, s.Expires, false); err != nil {
-		return "", time.Time{}, err
-	}
-	evicted, err := ss.index.add(ctx, user, storeID, s.Expires)
+	key := keySession + storeID
+	var evicted []string
+	err = ss.store.UpdateMany(ctx, []string{key, ss.index.prefix + user}, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+		index, err := ss.index.change(cur[1], found[1], ss.index.now(), func(es []rawEntry) []rawEntry {
+			es, evicted = ss.index.adding(es, storeID, s.Expires)
+			return es
+		})
+		return []storage.Change{{Value: b, ExpiresAt: s.Expires, Op: storage.Write}, index}, err
+	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	for _, old := range evicted {
-		// A node that has it cached refuses it within sessionRecheck.
+		// Another node that has it cached refuses it within
+		// sessionRecheck; this one at once.
+		ss.cache.removeStoreKey(keySession + old)
 		if err := ss.store.Delete(ctx, keySession+old); err != nil {
 			return "", time.Time{}, err
 		}
 	}
-	return ss.cookieValue(raw), s.Expires, nil
+	// The browser's next request brings the session back: it finds it in
+	// memory, as it would after a first load, rather than reading the
+	// record just written.
+	v := ss.cookieValue(raw)
+	c := ss.cached(s, id, key)
+	c.loadedAt = now
+	ss.cache.put(v, c)
+	return v, s.Expires, nil
 }
 
 // end revokes the session of a cookie value, if any, server-side, and

@@ -118,26 +118,32 @@ type userIndex struct {
 // to end: an entry that is not in the index could not be ended by the
 // user or an administrator.
 func (ix *userIndex) add(ctx context.Context, user, id string, expires time.Time) (evicted []string, err error) {
-	raw, ok := rawID(id)
-	if !ok {
+	if _, ok := rawID(id); !ok {
 		return nil, fmt.Errorf("indexing %q: not a store ID", id)
 	}
+	err = ix.update(ctx, user, func(es []rawEntry) []rawEntry {
+		es, evicted = ix.adding(es, id, expires)
+		return es
+	})
+	return evicted, err
+}
+
+// adding returns the entries es with id (a checked store ID) added until
+// expires, and the store IDs of the oldest entries it pushed out (add).
+func (ix *userIndex) adding(es []rawEntry, id string, expires time.Time) (kept []rawEntry, evicted []string) {
+	raw, _ := rawID(id)
 	exp := expires.Unix()
 	if expires.Nanosecond() > 0 {
 		exp++
 	}
-	err = ix.update(ctx, user, func(es []rawEntry) []rawEntry {
-		evicted = nil
-		es = slices.DeleteFunc(es, func(e rawEntry) bool { return e.id == raw })
-		if over := len(es) + 1 - ix.max; over > 0 {
-			for _, e := range es[:over] {
-				evicted = append(evicted, hex.EncodeToString(e.id[:]))
-			}
-			es = es[over:]
+	es = slices.DeleteFunc(es, func(e rawEntry) bool { return e.id == raw })
+	if over := len(es) + 1 - ix.max; over > 0 {
+		for _, e := range es[:over] {
+			evicted = append(evicted, hex.EncodeToString(e.id[:]))
 		}
-		return append(es, rawEntry{id: raw, exp: exp})
-	})
-	return evicted, err
+		es = es[over:]
+	}
+	return append(es, rawEntry{id: raw, exp: exp}), evicted
 }
 
 // remove takes ids out of user's index.
@@ -200,26 +206,32 @@ func (ix *userIndex) take(ctx context.Context, user string) ([]indexEntry, error
 func (ix *userIndex) update(ctx context.Context, user string, fn func([]rawEntry) []rawEntry) error {
 	now := ix.now()
 	return ix.store.Update(ctx, ix.prefix+user, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
-		var es []rawEntry
-		if found {
-			var err error
-			if es, err = decodeIndex(cur.Value); err != nil {
-				return nil, time.Time{}, storage.Keep, err
-			}
-		}
-		es = fn(live(es, now))
-		if len(es) == 0 {
-			if !found {
-				return nil, time.Time{}, storage.Keep, nil
-			}
-			return nil, time.Time{}, storage.Delete, nil
-		}
-		var last int64
-		for _, e := range es {
-			last = max(last, e.exp)
-		}
-		return encodeIndex(es), time.Unix(last, 0), storage.Write, nil
+		c, err := ix.change(cur, found, now, fn)
+		return c.Value, c.ExpiresAt, c.Op, err
 	})
+}
+
+// change is the change update makes to the stored index cur.
+func (ix *userIndex) change(cur storage.Record, found bool, now time.Time, fn func([]rawEntry) []rawEntry) (storage.Change, error) {
+	var es []rawEntry
+	if found {
+		var err error
+		if es, err = decodeIndex(cur.Value); err != nil {
+			return storage.Change{}, err
+		}
+	}
+	es = fn(live(es, now))
+	if len(es) == 0 {
+		if !found {
+			return storage.Change{}, nil
+		}
+		return storage.Change{Op: storage.Delete}, nil
+	}
+	var last int64
+	for _, e := range es {
+		last = max(last, e.exp)
+	}
+	return storage.Change{Value: encodeIndex(es), ExpiresAt: time.Unix(last, 0), Op: storage.Write}, nil
 }
 
 // live keeps the entries that have not expired, in place.

@@ -160,7 +160,8 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		sr.origin = h.requestOrigin(r)
 	}
 	sr.country, sr.perCountry = ch.countryOf(dest)
-	if err := h.challenges.issue(r.Context(), sr); err != nil {
+	issued, err := h.challenges.issue(r.Context(), sr)
+	if err != nil {
 		var te *throttledError
 		if errors.As(err, &te) {
 			if v, ok := h.stillLive(r, flow); ok {
@@ -184,6 +185,7 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		ttl = sr.linkTTL
 	}
 	h.rememberLive(r, flow, ttl)
+	flow.knownChallenge(issued)
 	return h.showStep(w, r, flow)
 }
 
@@ -287,7 +289,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 	ret := orRoot(flow.Return)
 	dest := ret
 	if h.methods.severalMethods() {
-		hasApp, err := h.users.rememberMethod(ctx, user, method)
+		// An app code's check wrote the method with the new time step
+		// (verifier.ownFactor) and proved the app is there.
+		hasApp, err := true, error(nil)
+		if method != methodTOTP {
+			hasApp, err = h.users.rememberMethod(ctx, user, method)
+		}
 		switch {
 		case err != nil:
 			h.logger.Error("reading user record after sign-in", zap.Error(err))

@@ -134,9 +134,12 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		return v, nil
 	}
 	if want != stepChoose && len(h.methods.channels()) > 0 {
-		ch, err := h.challenges.load(ctx, h.challenges.id(flow.slot()))
-		if err != nil {
-			return v, err
+		ch := flow.challenge
+		if !flow.known {
+			var err error
+			if ch, err = h.challenges.load(ctx, h.challenges.id(flow.slot())); err != nil {
+				return v, err
+			}
 		}
 		if h.pages.challenge(ch, acct.principal, h.now(), v) {
 			return v, nil
