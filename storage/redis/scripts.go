@@ -52,34 +52,42 @@ end
 // shrink as fast as they grow. The sweep touches keys not named in KEYS,
 // which a standalone Redis (and Sentinel) allows and Redis Cluster would
 // not.
-const luaIndex = `
+const luaIndex = luaIndexAt + `
 local member, prefix, sweepBefore = ARGV[1], ARGV[2], ARGV[3]
 
-local function unindex(m)
-  redis.call('ZREM', KEYS[2], m)
-  redis.call('ZREM', KEYS[3], m)
+local function unindex(m) unindexAt(KEYS[2], KEYS[3], m) end
+local function index(px) indexAt(KEYS[2], KEYS[3], KEYS[1], member, px) end
+local function sweep() sweepAt(KEYS[2], KEYS[3], prefix, sweepBefore) end
+`
+
+// luaIndexAt is luaIndex's work on any keys: kidx is the key index, eidx
+// the expiry index; indexAt records the record at Redis key rkey (store
+// key member) as written with PXAT px ('0': none): a record written
+// already expired is gone, and so is its entry.
+const luaIndexAt = `
+local function unindexAt(kidx, eidx, m)
+  redis.call('ZREM', kidx, m)
+  redis.call('ZREM', eidx, m)
 end
 
--- index records the record as written with PXAT px ('0': none); a record
--- written already expired is gone, and so is its entry.
-local function index(px)
-  if redis.call('EXISTS', KEYS[1]) == 0 then
-    unindex(member)
+local function indexAt(kidx, eidx, rkey, m, px)
+  if redis.call('EXISTS', rkey) == 0 then
+    unindexAt(kidx, eidx, m)
     return
   end
-  redis.call('ZADD', KEYS[2], 0, member)
+  redis.call('ZADD', kidx, 0, m)
   if px == '0' then
-    redis.call('ZREM', KEYS[3], member)
+    redis.call('ZREM', eidx, m)
   else
-    redis.call('ZADD', KEYS[3], px, member)
+    redis.call('ZADD', eidx, px, m)
   end
 end
 
-local function sweep()
-  local dead = redis.call('ZRANGE', KEYS[3], '-inf', '(' .. sweepBefore, 'BYSCORE', 'LIMIT', 0, 4)
+local function sweepAt(kidx, eidx, prefix, sweepBefore)
+  local dead = redis.call('ZRANGE', eidx, '-inf', '(' .. sweepBefore, 'BYSCORE', 'LIMIT', 0, 4)
   for _, m in ipairs(dead) do
     redis.call('DEL', prefix .. m)
-    unindex(m)
+    unindexAt(kidx, eidx, m)
   end
 end
 `
@@ -213,7 +221,7 @@ return 1
 // and its PXAT (0: none). It returns 1 when every record still held what
 // the reader saw and the writes were done, 0 (and writes nothing) when
 // another writer came first.
-var casManyScript = goredis.NewScript(`
+var casManyScript = goredis.NewScript(luaIndexAt + `
 local n = #KEYS - 2
 for i = 1, n do
   local a = 2 + (i - 1) * 6
@@ -229,32 +237,16 @@ for i = 1, n do
   local key, member, op, px = KEYS[2 + i], ARGV[a + 1], ARGV[a + 4], ARGV[a + 6]
   if op == 'del' then
     redis.call('DEL', key)
-    redis.call('ZREM', KEYS[1], member)
-    redis.call('ZREM', KEYS[2], member)
+    unindexAt(KEYS[1], KEYS[2], member)
   elseif op == 'set' then
     if px == '0' then
       redis.call('SET', key, ARGV[a + 5])
     else
       redis.call('SET', key, ARGV[a + 5], 'PXAT', px)
     end
-    if redis.call('EXISTS', key) == 0 then
-      redis.call('ZREM', KEYS[1], member)
-      redis.call('ZREM', KEYS[2], member)
-    else
-      redis.call('ZADD', KEYS[1], 0, member)
-      if px == '0' then
-        redis.call('ZREM', KEYS[2], member)
-      else
-        redis.call('ZADD', KEYS[2], px, member)
-      end
-    end
+    indexAt(KEYS[1], KEYS[2], key, member, px)
   end
 end
-local dead = redis.call('ZRANGE', KEYS[2], '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, 4)
-for _, m in ipairs(dead) do
-  redis.call('DEL', ARGV[1] .. m)
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZREM', KEYS[2], m)
-end
+sweepAt(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1
 `)

@@ -250,18 +250,7 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 		default:
 			return fmt.Errorf("updating record: unknown update op %d", op)
 		}
-		var done int64
-		if op == storage.WriteDurable && s.WaitReplicas > 0 {
-			var cmd *goredis.Cmd
-			err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) {
-				cmd = casScript.Eval(ctx, pipe, keys, args...)
-			})
-			if err == nil {
-				done, err = cmd.Int64()
-			}
-		} else {
-			done, err = casScript.Run(ctx, rdb, keys, args...).Int64()
-		}
+		done, err := s.cas(ctx, rdb, casScript, op == storage.WriteDurable, keys, args)
 		if err != nil {
 			return fmt.Errorf("updating record: %w", err)
 		}
@@ -352,18 +341,7 @@ func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.Update
 			return nil
 		}
 		rkeys := append([]string{s.keysIndex(), s.expiryIndex()}, full...)
-		var done int64
-		if durable && s.WaitReplicas > 0 {
-			var cmd *goredis.Cmd
-			err = s.durably(ctx, rdb, func(pipe goredis.Pipeliner) {
-				cmd = casManyScript.Eval(ctx, pipe, rkeys, args...)
-			})
-			if err == nil {
-				done, err = cmd.Int64()
-			}
-		} else {
-			done, err = casManyScript.Run(ctx, rdb, rkeys, args...).Int64()
-		}
+		done, err := s.cas(ctx, rdb, casManyScript, durable, rkeys, args)
 		if err != nil {
 			return fmt.Errorf("updating records: %w", err)
 		}
@@ -372,6 +350,23 @@ func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.Update
 		}
 	}
 	return fmt.Errorf("updating records: %w", storage.ErrConflict)
+}
+
+// cas runs a compare-and-set script (casScript, casManyScript) and returns
+// its answer: 1 written, 0 lost to another writer. A durable write waits
+// for WaitReplicas replicas, if set.
+func (s *Store) cas(ctx context.Context, rdb *goredis.Client, script *goredis.Script, durable bool, keys []string, args []any) (int64, error) {
+	if !durable || s.WaitReplicas == 0 {
+		return script.Run(ctx, rdb, keys, args...).Int64()
+	}
+	var cmd *goredis.Cmd
+	err := s.durably(ctx, rdb, func(pipe goredis.Pipeliner) {
+		cmd = script.Eval(ctx, pipe, keys, args...)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return cmd.Int64()
 }
 
 // backoff waits a little before the attempt'th try of an Update that lost
