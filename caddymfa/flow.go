@@ -46,6 +46,16 @@ func (f *flowState) user() string {
 	return f.User
 }
 
+// typed is, in standalone mode, the name this browser typed on the
+// identify step, which the pages show back with a way to change it; ""
+// in second-factor mode and in a step-up, whose user is the session's.
+func (f *flowState) typed() string {
+	if f.FirstFactor != "" || len(f.StepUp) > 0 {
+		return ""
+	}
+	return f.User
+}
+
 // flows reads, starts and signs flow cookies.
 type flows struct {
 	realm *realm

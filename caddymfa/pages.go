@@ -73,6 +73,10 @@ func (p pageData) Logo() bool { return p.brand != nil && p.brand.logo != nil }
 // factor), so the page must not say what is on file.
 func (p pageData) Standalone() bool { return p.standalone }
 
+// Typed is, in standalone mode, the name or address the visitor typed,
+// shown back with a link to change it.
+func (p pageData) Typed() string { return p.typed }
+
 // Lang is the language of the page.
 func (p pageData) Lang() *i18n.Lang {
 	if p.lang == nil {

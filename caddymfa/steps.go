@@ -107,6 +107,15 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		v.Passwordless = h.passkeys != nil && h.passkeys.passwordless
 		return v, nil
 	}
+	v.typed = flow.typed()
+	if v.typed != "" && r.URL.Query().Get("method") == stepIdentify {
+		// "Change" next to the name typed: the identify step again,
+		// filled in; the flow and any code sent stay until a new name
+		// is posted.
+		v.Step, v.User = stepIdentify, v.typed
+		v.Passwordless = h.passkeys != nil && h.passkeys.passwordless
+		return v, nil
+	}
 	ctx := r.Context()
 	acct := h.account(r, flow.FirstFactor, flow.user())
 	v.User = acct.user
@@ -160,7 +169,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 	}
 	if flow.FirstFactor == "" {
 		if slices.Contains(v.Methods, methodEmail) {
-			v.Destination = maskedIdentity(flow.User)
+			v.Destination = typedAddress(flow.User)
 		}
 		return v, nil
 	}

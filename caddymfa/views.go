@@ -109,7 +109,10 @@ type view struct {
 	back       string // a link back from an enrollment page
 	retry      time.Duration
 	standalone bool
-	linkToken  string // the token of a link page, for its form
+	// typed is, in standalone mode, the name or address this browser
+	// typed, shown with a link to change it; "" in a step-up.
+	typed     string
+	linkToken string // the token of a link page, for its form
 	// msgArgs are the placeholders of Message, pairs of name and value
 	// (a value that is a message key is said in the user's language).
 	msgArgs []string
@@ -167,7 +170,7 @@ func (pg *pages) challenge(ch *challenge, p principal, now time.Time, v *view) b
 		if p.firstFactor == "" {
 			// Standalone: show only what the visitor typed, never
 			// what is on file (that would tell who exists).
-			v.Destination = maskedIdentity(p.user)
+			v.Destination = typedAddress(p.user)
 		}
 		v.ExpiresIn = int(ch.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
 		left := max(0, limits.MaxAttempts-ch.Attempts)
@@ -207,6 +210,7 @@ func (pg *pages) failed(flow *flowState, p principal, method, dest string, attem
 	v.Method = method
 	v.CSRFToken = pg.keys.csrfToken("f:" + flow.ID)
 	v.standalone = p.firstFactor == ""
+	v.typed = flow.typed()
 	pg.offerRemember(v, p)
 	ch, isChannel := pg.methods.channel(method)
 	if !isChannel {
@@ -217,7 +221,7 @@ func (pg *pages) failed(flow *flowState, p principal, method, dest string, attem
 	v.AttemptsLeft = &attemptsLeft
 	v.CanResend = attemptsLeft > 0
 	if v.standalone {
-		v.Destination = maskedIdentity(p.user)
+		v.Destination = typedAddress(p.user)
 	} else if dest != "" {
 		v.Destination = ch.sender.Mask(dest)
 	}
@@ -227,13 +231,17 @@ func (pg *pages) failed(flow *flowState, p principal, method, dest string, attem
 	return v
 }
 
-// maskedIdentity shows a standalone user what they typed, masked when it
-// is an email address; names that are not addresses show nothing.
-func maskedIdentity(user string) string {
-	if _, err := email.ParseAddress(user); err == nil {
-		return email.Mask(user)
+// typedAddress shows a standalone user the address they typed, unmasked
+// so that a typo can be spotted; names that are not addresses show
+// nothing. It comes from the browser's own flow cookie, never from the
+// store, so it is the same whether or not the address is known
+// (SECURITY.md H37), and it is said only to the browser that typed it.
+func typedAddress(user string) string {
+	addr, err := email.ParseAddress(user)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return addr
 }
 
 // sendFailed answers a send that issue refused or could not deliver.

@@ -3,6 +3,8 @@ package integration
 import (
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -39,8 +41,9 @@ func TestStandaloneSignIn(t *testing.T) {
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("identify: status %d: %s", r.StatusCode, r.body)
 	}
-	if st := r.json(t); st["step"] != "verify" || st["destination"] != "b***@e***.com" {
-		t.Fatalf("identify answered %v, want the verify step for b***@e***.com", st)
+	// The address typed is shown back in full, to this client only.
+	if st := r.json(t); st["step"] != "verify" || st["destination"] != "bob@example.com" {
+		t.Fatalf("identify answered %v, want the verify step for the address typed", st)
 	}
 	m := waitMessage(t, srv, 1)
 	if len(m.To) != 1 || m.To[0] != "bob@example.com" {
@@ -136,4 +139,69 @@ func cookieNames(r *response) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// TestStandaloneTypedAddressStaysWithTheBrowser: standalone pages show
+// the address typed in full (SECURITY.md H37 holds: it is what that
+// browser sent, never what the store has). A real Caddy writes its access
+// log and every log line at debug level to files: the address reaches
+// the page of the browser that typed it, with no-store, and the "Change"
+// form filled in, but no other browser, no URL and no log line.
+func TestStandaloneTypedAddressStaysWithTheBrowser(t *testing.T) {
+	srv := newSMTP(t)
+	up := newUpstream(t)
+	logs := t.TempDir()
+	const typed = "carol.typo@example.com"
+	startCaddy(t, strings.Replace(standaloneSite(t, `log {
+		output file `+filepath.Join(logs, "caddy.log")+`
+		level DEBUG
+	}`, smtpBlock(srv, "starttls"), relaxedThrottle, up), "\tmfa {", `	log {
+		output file `+filepath.Join(logs, "access.log")+`
+	}
+	mfa {`, 1))
+
+	c := newClient(t)
+	page := c.get("/.mfa/", "text/html")
+	r := c.postForm("/.mfa/identify", url.Values{"username": {typed}, "csrf_token": {form(t, page.body, "/.mfa/identify").values.Get("csrf_token")}})
+	if r.StatusCode != http.StatusSeeOther || strings.Contains(r.Header.Get("Location"), "carol") {
+		t.Fatalf("identify: status %d, Location %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	page = c.get("/.mfa/", "text/html")
+	if !strings.Contains(string(page.body), "<strong>"+typed+"</strong> · ") || page.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("the verify page (Cache-Control %q) does not show the address typed:\n%s", page.Header.Get("Cache-Control"), string(page.body))
+	}
+	if r := c.get("/.mfa/", "application/json"); r.json(t)["destination"] != typed || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("JSON verify step: %s (Cache-Control %q)", r.body, r.Header.Get("Cache-Control"))
+	}
+	change := c.get("/.mfa/?method=identify", "text/html")
+	if f := form(t, change.body, "/.mfa/identify"); !strings.Contains(string(change.body), `value="`+typed+`"`) || f.values.Get("csrf_token") == "" {
+		t.Fatalf("Change: not the identify form filled in:\n%s", string(change.body))
+	}
+
+	other := newClient(t)
+	for _, accept := range []string{"text/html", "application/json"} {
+		if r := other.get("/.mfa/", accept); strings.Contains(string(r.body), "carol") {
+			t.Errorf("another browser sees the address (%s):\n%s", accept, string(r.body))
+		}
+	}
+
+	var access, all string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, _ := os.ReadFile(filepath.Join(logs, "access.log"))
+		b, _ := os.ReadFile(filepath.Join(logs, "caddy.log"))
+		access, all = string(a), string(b)
+		if strings.Count(access, "\n") >= 7 && strings.Contains(all, "delivery attempt") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(access, `"uri":"/.mfa/?method=identify"`) || !strings.Contains(all, `c***@e***.com`) {
+		t.Fatalf("the logs miss the sign-in:\naccess:\n%s\nlog:\n%s", access, all)
+	}
+	for name, text := range map[string]string{"access log": access, "log": all} {
+		if strings.Contains(text, "carol.typo") {
+			t.Errorf("the %s carries the address typed:\n%s", name, text)
+		}
+	}
 }
