@@ -213,6 +213,7 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 		v.AppAdded = auth.rec.TOTP.Added.UTC().Format("2 January 2006")
 		left := len(auth.rec.Recovery)
 		v.RecoveryLeft = &left
+		v.RecoveryUsed = auth.session != nil && auth.session.Method == methodRecovery
 		if h.TOTP.Enroll != totp.EnrollOff {
 			v.Enroll = h.PathPrefix + "/enroll/totp?replace=1&return=" + url.QueryEscape(ret)
 		}

@@ -70,6 +70,10 @@ type view struct {
 	RecoveryCodes []string `json:"recovery_codes,omitempty"`
 	// RecoveryLeft is how many unused recovery codes the user has.
 	RecoveryLeft *int `json:"recovery_codes_left,omitempty"`
+	// RecoveryUsed says, on the app settings, that this session was
+	// signed in with a recovery code: the page explains it and offers a
+	// new app, new codes, or the site.
+	RecoveryUsed bool `json:"recovery_code_used,omitempty"`
 	// AppAdded is when the user's authenticator app was set up.
 	AppAdded string `json:"totp_added,omitempty"`
 	// Return is where the browser goes after an enrollment page.
