@@ -386,4 +386,27 @@ func testTOTPEnrollment(t *testing.T, width, height int) {
 	if !strings.Contains(location, "/.mfa/") {
 		t.Errorf("a used code led the browser to %q", location)
 	}
+
+	// A recovery code signs in; the page says so and how many are left,
+	// and continues to the site.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL("/.mfa/?method=recovery")),
+		chromedp.WaitVisible(`#code`),
+		chromedp.SendKeys(`#code`, codes[0].Text),
+		submit(`form[action="/.mfa/verify"] button`),
+		store(&heading, chromedp.Text("h1")),
+		store(&text, chromedp.Text("main")),
+		shots.shot("recovery-code-used"),
+		follow(`//a[normalize-space()="Continue to the site"]`),
+		store(&body, chromedp.Text("body")),
+	)
+	if err != nil {
+		t.Fatalf("signing in with a recovery code: %v", err)
+	}
+	if heading != "You signed in with a recovery code" || !strings.Contains(text, "That code no longer works. You have 9 unused recovery codes.") || !strings.Contains(text, "Set up a new app") {
+		t.Errorf("after a recovery code the page says %q:\n%s", heading, text)
+	}
+	if want := "Hello alice, you passed MFA (recovery)."; strings.TrimSpace(body) != want {
+		t.Errorf("Continue to the site: the page says %q, want %q", body, want)
+	}
 }
