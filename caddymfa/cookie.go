@@ -32,7 +32,7 @@ const signedTagLen = 18
 // the server must trust without this tag.
 func signValue(macs *macPool, purpose, payload string) string {
 	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
-	return enc + "." + macs.encoded(base64.RawURLEncoding.Encode, base64.RawURLEncoding.EncodedLen, signedTagLen, purpose, enc)
+	return enc + "." + macs.encoded(base64Text, signedTagLen, purpose, enc)
 }
 
 // decodeSigned checks a value made by signValue and returns its payload. A

@@ -78,13 +78,24 @@ func (p *macPool) sum(dst []byte, parts ...string) []byte {
 	return dst
 }
 
+// hexText and base64Text are the encodings of macPool.encoded.
+const (
+	hexText = iota
+	base64Text
+)
+
 // encoded is the first n bytes of HMAC-SHA256(key, parts joined by NUL)
-// as text in the encoding enc: the one allocation is the string.
-func (p *macPool) encoded(enc func(dst, src []byte), size func(int) int, n int, parts ...string) string {
+// as hex or unpadded base64url text: the one allocation is the string.
+func (p *macPool) encoded(encoding, n int, parts ...string) string {
 	m := p.mac(parts)
 	var out [2 * sha256.Size]byte
-	dst := out[:size(n)]
-	enc(dst, m.sum[:n])
+	var dst []byte
+	if encoding == hexText {
+		dst = out[:hex.Encode(out[:], m.sum[:n])]
+	} else {
+		dst = out[:base64.RawURLEncoding.EncodedLen(n)]
+		base64.RawURLEncoding.Encode(dst, m.sum[:n])
+	}
 	p.put(m)
 	return string(dst)
 }
@@ -111,8 +122,6 @@ func (p *macPool) put(m *pooledMAC) {
 	}
 }
 
-func hexEncode(dst, src []byte) { hex.Encode(dst, src) }
-
 // sessionTag writes the tag of a session ID in a realm into dst (16
 // bytes): a cookie value made for one realm is no valid cookie in
 // another (SECURITY.md K49).
@@ -138,18 +147,18 @@ func (k keyring) codeMAC(challengeID, code string) []byte {
 // storeID turns a bearer secret (a session ID) into the key it is stored
 // under, so a copy of the database yields no usable cookie.
 func (k keyring) storeID(secret string) string {
-	return k.storeMACs.encoded(hexEncode, hex.EncodedLen, 20, secret)
+	return k.storeMACs.encoded(hexText, 20, secret)
 }
 
 // storeIDOf is storeID of parts joined by NUL, without joining them
 // first: storeIDOf("a", "b") == storeID("a\x00b").
 func (k keyring) storeIDOf(parts ...string) string {
-	return k.storeMACs.encoded(hexEncode, hex.EncodedLen, 20, parts...)
+	return k.storeMACs.encoded(hexText, 20, parts...)
 }
 
 // csrfToken binds a CSRF token to a flow or session ID.
 func (k keyring) csrfToken(boundTo string) string {
-	return k.csrfMACs.encoded(base64.RawURLEncoding.Encode, base64.RawURLEncoding.EncodedLen, 24, boundTo)
+	return k.csrfMACs.encoded(base64Text, 24, boundTo)
 }
 
 func (k keyring) validCSRF(boundTo, token string) bool {

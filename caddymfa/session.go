@@ -16,8 +16,11 @@ import (
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
-// maxCachedSessions bounds the in-memory session cache.
-const maxCachedSessions = 10000
+// maxCachedSessions bounds the in-memory session cache: 2,048 entries a
+// generation (sessionCache), the sessions of about a thousand browsers
+// that each come back within a second, which is as long as an entry
+// saves a store read. A cached session takes about 1.5 KiB.
+const maxCachedSessions = 4096
 
 // sessionRecheck is how long a cached session is trusted before the store
 // is asked again: the bound on how long a revocation (sign-out, lockout,
@@ -52,59 +55,97 @@ type cachedSession struct {
 // request costs one cookie lookup and one map read. It is a sync.Map: the
 // entries are read far more often than written, and reads then take no
 // lock shared between cores.
+//
+// A cached entry saves the store read for sessionRecheck only; after
+// that the next request reads the store again and puts the fresh entry
+// back. So the cache needs the sessions of the last few seconds, not
+// every session since the last start: it keeps two generations of
+// entries, and a new generation starts when the current one is
+// sessionCacheSpan old or holds half the entries allowed. An entry not
+// put again in two generations is gone, so a sign-in storm, where each
+// new session is used once, leaves a few seconds' worth in memory rather
+// than up to the maximum; what an evicted entry held that the store does
+// not (its last activity, by less than idle_timeout/8) is the same that
+// the earlier start-over lost.
 type sessionCache struct {
-	m   atomic.Pointer[sync.Map] // cookie value → *cachedSession
-	n   atomic.Int64             // entries added since the map was new
-	max int64
+	gen atomic.Pointer[cacheGeneration]
+	max int64 // entries in both generations
+}
+
+// sessionCacheSpan is how long a generation of the session cache takes
+// new entries: an entry lives between one and two spans after it was last
+// put.
+const sessionCacheSpan = 2 * sessionRecheck
+
+// cacheGeneration is the current generation of entries and the one
+// before it.
+type cacheGeneration struct {
+	cur, prev *sync.Map    // cookie value → *cachedSession
+	start     time.Time    // when cur began
+	n         atomic.Int64 // entries put into cur
 }
 
 func newSessionCache(max int) *sessionCache {
 	c := &sessionCache{max: int64(max)}
-	c.m.Store(new(sync.Map))
+	c.gen.Store(&cacheGeneration{cur: new(sync.Map), prev: new(sync.Map)})
 	return c
 }
 
 func (c *sessionCache) get(cookie string) *cachedSession {
-	if v, ok := c.m.Load().Load(cookie); ok {
+	g := c.gen.Load()
+	if v, ok := g.cur.Load(cookie); ok {
+		return v.(*cachedSession)
+	}
+	if v, ok := g.prev.Load(cookie); ok {
 		return v.(*cachedSession)
 	}
 	return nil
 }
 
+// put caches s, loaded from the store at s.loadedAt.
 func (c *sessionCache) put(cookie string, s *cachedSession) {
-	if c.n.Add(1) > c.max {
-		// Starting over is cheap and safe: the store is the truth.
-		c.m.Store(new(sync.Map))
-		c.n.Store(1)
+	g := c.gen.Load()
+	if g.n.Add(1) > c.max/2 || s.loadedAt.Sub(g.start) >= sessionCacheSpan || s.loadedAt.Before(g.start) {
+		next := &cacheGeneration{cur: new(sync.Map), prev: g.cur, start: s.loadedAt}
+		next.n.Store(1)
+		if !c.gen.CompareAndSwap(g, next) {
+			next = c.gen.Load()
+		}
+		g = next
 	}
-	c.m.Load().Store(cookie, s)
+	g.cur.Store(cookie, s)
+	g.prev.Delete(cookie) // replaced by the entry in cur
 }
 
 func (c *sessionCache) remove(cookie string) {
-	c.m.Load().Delete(cookie)
+	g := c.gen.Load()
+	g.cur.Delete(cookie)
+	g.prev.Delete(cookie)
+}
+
+// removeWhere drops the entries for which drop is true.
+func (c *sessionCache) removeWhere(drop func(*cachedSession) bool) {
+	g := c.gen.Load()
+	for _, m := range []*sync.Map{g.cur, g.prev} {
+		m.Range(func(k, v any) bool {
+			if drop(v.(*cachedSession)) {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
 }
 
 // removeStoreKey drops the cached entries of one session, named by its
 // store key: a session ended by ID takes effect at the next request on
 // this node, as on the others within sessionRecheck.
 func (c *sessionCache) removeStoreKey(key string) {
-	m := c.m.Load()
-	m.Range(func(k, v any) bool {
-		if v.(*cachedSession).storeKey == key {
-			m.Delete(k)
-		}
-		return true
-	})
+	c.removeWhere(func(s *cachedSession) bool { return s.storeKey == key })
 }
 
 // removeUser drops every cached session of a user.
 func (c *sessionCache) removeUser(user string) {
-	c.m.Load().Range(func(k, v any) bool {
-		if v.(*cachedSession).User == user {
-			c.m.Load().Delete(k)
-		}
-		return true
-	})
+	c.removeWhere(func(s *cachedSession) bool { return s.User == user })
 }
 
 // sessionIDLen is the length of a session ID in bytes; a session cookie

@@ -204,15 +204,14 @@ func (c *Config) message(m authenticators.Message, to, masked string, lang *i18n
 	return msg, nil
 }
 
-// newMsg builds a message to the one recipient to with a text body and an
-// HTML alternative, setting every header through go-mail, which encodes
-// header values.
+// newMsg builds a message to the one recipient to, an address returned
+// by ParseAddress (which net/mail has parsed already), with a text body
+// and an HTML alternative, setting every header through go-mail, which
+// encodes header values.
 func (c *Config) newMsg(to, subject, text, html string) (*Message, error) {
 	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(c.from)
-	if err := msg.To(to); err != nil {
-		return nil, fmt.Errorf("setting recipient: %w", err)
-	}
+	msg.ToMailAddress(&netmail.Address{Address: to})
 	msg.Subject(subject)
 	msg.SetDateWithValue(time.Now())
 	id, err := messageID(c.from.Address)
