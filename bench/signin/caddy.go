@@ -252,6 +252,11 @@ type procSample struct {
 	cpuTicks uint64 // utime + stime
 	rssKB    int64  // VmRSS
 	hwmKB    int64  // VmHWM, the peak of VmRSS
+	// anonKB is RssAnon, the part of VmRSS that is the process's own
+	// memory (Go's heap, stacks): the rest (RssFile) is pages of mapped
+	// files, Caddy's executable and Badger's tables and logs, which the
+	// kernel can drop and read again.
+	anonKB int64
 }
 
 // sampleProc reads /proc/<pid>/stat and /proc/<pid>/status.
@@ -294,6 +299,8 @@ func sampleProc(pid int) (procSample, error) {
 			dst = &s.rssKB
 		case "VmHWM":
 			dst = &s.hwmKB
+		case "RssAnon":
+			dst = &s.anonKB
 		default:
 			continue
 		}

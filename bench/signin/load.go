@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,7 +93,7 @@ func newRunner(t target, opts loadOptions, mail *mailServer) (*runner, error) {
 // close releases the runner's connections.
 func (r *runner) close() { r.http.CloseIdleConnections() }
 
-func (r *runner) userName(i int) string { return fmt.Sprintf("u%d@%s", i, r.t.domain) }
+func (r *runner) userName(i int) string { return "u" + strconv.Itoa(i) + "@" + r.t.domain }
 
 // setup prepares the users: TOTP users get an app through the admin API.
 func (r *runner) setup(ctx context.Context) error {
@@ -250,7 +251,8 @@ func (r *runner) emailSignIn(ctx context.Context, user string) (signInTimes, err
 	var st signInTimes
 	ctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
 	defer cancel()
-	b := &browser{r: r, cookies: map[string]string{}}
+	b := newBrowser(r)
+	defer b.release()
 	start := time.Now()
 	page, err := b.step(ctx, &st, stepPage, http.MethodGet, "/.mfa/", nil, "identify")
 	if err != nil {
@@ -259,7 +261,7 @@ func (r *runner) emailSignIn(ctx context.Context, user string) (signInTimes, err
 	codes := r.mail.expect(user)
 	defer r.mail.forget(user)
 	ans, err := b.step(ctx, &st, stepIdentify, http.MethodPost, "/.mfa/identify",
-		map[string]string{"username": user, "csrf_token": page.CSRFToken}, "verify")
+		fields{"username", user, "csrf_token", page.CSRFToken}, "verify")
 	if err != nil {
 		return st, err
 	}
@@ -272,7 +274,7 @@ func (r *runner) emailSignIn(ctx context.Context, user string) (signInTimes, err
 	}
 	st.steps[stepMail] = time.Since(t)
 	if _, err := b.step(ctx, &st, stepVerify, http.MethodPost, "/.mfa/verify",
-		map[string]string{"method": "email", "code": code, "csrf_token": ans.CSRFToken}, "done"); err != nil {
+		fields{"method", "email", "code", code, "csrf_token", ans.CSRFToken}, "done"); err != nil {
 		return st, err
 	}
 	if err := b.protected(ctx, &st); err != nil {
@@ -295,19 +297,20 @@ func (r *runner) totpSignIn(ctx context.Context) (signInTimes, time.Duration, er
 	defer r.apps.put(app)
 	ctx, cancel := context.WithTimeout(ctx, r.opts.timeout)
 	defer cancel()
-	b := &browser{r: r, cookies: map[string]string{}}
+	b := newBrowser(r)
+	defer b.release()
 	start := time.Now()
 	page, err := b.step(ctx, &st, stepPage, http.MethodGet, "/.mfa/", nil, "identify")
 	if err != nil {
 		return st, waited, err
 	}
 	ans, err := b.step(ctx, &st, stepIdentify, http.MethodPost, "/.mfa/identify",
-		map[string]string{"username": app.user, "csrf_token": page.CSRFToken}, "choose")
+		fields{"username", app.user, "csrf_token", page.CSRFToken}, "choose")
 	if err != nil {
 		return st, waited, err
 	}
 	if _, err := b.step(ctx, &st, stepVerify, http.MethodPost, "/.mfa/verify",
-		map[string]string{"method": "totp", "code": code, "csrf_token": ans.CSRFToken}, "done"); err != nil {
+		fields{"method", "totp", "code", code, "csrf_token", ans.CSRFToken}, "done"); err != nil {
 		return st, waited, err
 	}
 	if err := b.protected(ctx, &st); err != nil {
@@ -317,10 +320,70 @@ func (r *runner) totpSignIn(ctx context.Context) (signInTimes, time.Duration, er
 	return st, waited, nil
 }
 
-// browser is one sign-in's cookies; connections are shared.
+// browser is one sign-in's cookies; connections are shared. Its
+// buffers come from a pool, so a sign-in allocates little of its own:
+// the tool shares two cores with the Caddy it measures.
 type browser struct {
 	r       *runner
-	cookies map[string]string
+	cookies []cookie
+	buf     *buffers
+}
+
+type cookie struct{ name, value string }
+
+// buffers are a request body and an answer, reused across sign-ins.
+type buffers struct {
+	body   []byte
+	answer bytes.Buffer
+	reader bytes.Reader
+}
+
+var bufferPool = sync.Pool{New: func() any { return new(buffers) }}
+
+func newBrowser(r *runner) *browser {
+	return &browser{r: r, buf: bufferPool.Get().(*buffers)}
+}
+
+// release returns the browser's buffers; the browser is not used after.
+func (b *browser) release() {
+	bufferPool.Put(b.buf)
+	b.buf = nil
+}
+
+// fields are the fields of a JSON request body, names and values
+// alternating.
+type fields []string
+
+// appendJSON appends f as a JSON object.
+func (f fields) appendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	for i := 0; i+1 < len(f); i += 2 {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, f[i])
+		dst = append(dst, ':')
+		dst = appendJSONString(dst, f[i+1])
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, everything else (UTF-8) as it is.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
 }
 
 // answer is the part of a JSON answer the sign-in reads.
@@ -333,7 +396,7 @@ type answer struct {
 
 // step makes one request of the flow, times it as step i, and checks
 // that it answers 200 with the wanted step.
-func (b *browser) step(ctx context.Context, st *signInTimes, i int, method, path string, body map[string]string, want string) (answer, error) {
+func (b *browser) step(ctx context.Context, st *signInTimes, i int, method, path string, body fields, want string) (answer, error) {
 	var ans answer
 	t := time.Now()
 	status, raw, err := b.do(ctx, method, path, body)
@@ -365,43 +428,73 @@ func (b *browser) protected(ctx context.Context, st *signInTimes) error {
 }
 
 // do sends a request with the browser's cookies, keeps the cookies of the
-// answer and returns its status and body.
-func (b *browser) do(ctx context.Context, method, path string, body map[string]string) (int, []byte, error) {
+// answer and returns its status and body, which is valid until the next
+// request of the browser.
+func (b *browser) do(ctx context.Context, method, path string, body fields) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(j)
+		b.buf.body = body.appendJSON(b.buf.body[:0])
+		b.buf.reader.Reset(b.buf.body)
+		rd = &b.buf.reader
 	}
 	req, err := http.NewRequestWithContext(ctx, method, b.r.t.base+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header["Accept"] = jsonType
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonType
 	}
-	for name, value := range b.cookies {
-		req.AddCookie(&http.Cookie{Name: name, Value: value})
+	if len(b.cookies) > 0 {
+		var line strings.Builder
+		for i, c := range b.cookies {
+			if i > 0 {
+				line.WriteString("; ")
+			}
+			line.WriteString(c.name)
+			line.WriteByte('=')
+			line.WriteString(c.value)
+		}
+		req.Header["Cookie"] = []string{line.String()}
 	}
 	resp, err := b.r.http.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
+	b.buf.answer.Reset()
+	if _, err := b.buf.answer.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
 		return 0, nil, err
 	}
-	now := time.Now()
-	for _, c := range resp.Cookies() {
-		if c.MaxAge < 0 || (!c.Expires.IsZero() && c.Expires.Before(now)) {
-			delete(b.cookies, c.Name)
-			continue
-		}
-		b.cookies[c.Name] = c.Value
+	for _, line := range resp.Header["Set-Cookie"] {
+		b.setCookie(line)
 	}
-	return resp.StatusCode, raw, nil
+	return resp.StatusCode, b.buf.answer.Bytes(), nil
+}
+
+var jsonType = []string{"application/json"}
+
+// setCookie keeps or deletes the cookie of a Set-Cookie line. The handler
+// deletes a cookie with Max-Age=0 (and an expiry in the past); every
+// other cookie it sets lives longer than a sign-in.
+func (b *browser) setCookie(line string) {
+	pair, attrs, _ := strings.Cut(line, ";")
+	name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
+	if !ok || name == "" {
+		return
+	}
+	del := strings.Contains(attrs, "Max-Age=0")
+	for i, c := range b.cookies {
+		if c.name == name {
+			if del {
+				b.cookies = append(b.cookies[:i], b.cookies[i+1:]...)
+			} else {
+				b.cookies[i].value = value
+			}
+			return
+		}
+	}
+	if !del {
+		b.cookies = append(b.cookies, cookie{name, value})
+	}
 }

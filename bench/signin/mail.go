@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log"
 	"net"
@@ -113,18 +114,18 @@ func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 // the code alone, indented.
 var codeLine = regexp.MustCompile(`(?m)^[ \t]+([0-9]{4,10})[ \t]*\r?$`)
 
+// dataPool holds the buffers messages are read into.
+var dataPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (s *mailSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
+	buf := dataPool.Get().(*bytes.Buffer)
+	defer dataPool.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
 		return err
 	}
 	s.m.received.Add(1)
-	var code string
-	if msg, err := mailtest.Parse(raw); err == nil {
-		if sub := codeLine.FindStringSubmatch(msg.Text); sub != nil {
-			code = sub[1]
-		}
-	}
+	code := codeIn(buf.Bytes())
 	for _, to := range s.to {
 		if code == "" {
 			s.m.unclaimed.Add(1)
@@ -133,6 +134,44 @@ func (s *mailSession) Data(r io.Reader) error {
 		s.m.deliver(to, code)
 	}
 	return nil
+}
+
+// codeIn finds the code in a raw message. The text part is quoted-printable,
+// which leaves a line of spaces and digits as it is, so the code line is
+// found in the raw bytes without parsing the MIME structure; a message
+// where it is not (another encoding) is parsed.
+func codeIn(raw []byte) string {
+	for line := range bytes.Lines(raw) {
+		if code := codeOfLine(line); code != "" {
+			return code
+		}
+	}
+	if msg, err := mailtest.Parse(raw); err == nil {
+		if sub := codeLine.FindStringSubmatch(msg.Text); sub != nil {
+			return sub[1]
+		}
+	}
+	return ""
+}
+
+// codeOfLine is the code of a line that holds nothing else but indentation
+// (what codeLine matches), or "".
+func codeOfLine(line []byte) string {
+	line = bytes.TrimRight(line, "\r\n")
+	rest := bytes.TrimLeft(line, " \t")
+	if len(rest) == len(line) {
+		return "" // not indented
+	}
+	rest = bytes.TrimRight(rest, " \t")
+	if len(rest) < 4 || len(rest) > 10 {
+		return ""
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return ""
+		}
+	}
+	return string(rest)
 }
 
 func (s *mailSession) Reset()        { s.to = nil }

@@ -212,7 +212,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		if err != nil {
 			return fmt.Errorf("measuring a plain Caddy: %w", err)
 		}
-		var idle int64
+		var idle procSample
 		p, tt, err := startTarget(ctx, bin, filepath.Join(dir, "mfa"), siteConfig{method: c.method, domain: c.domain, workers: c.workers, storage: c.storage(filepath.Join(dir, "mfa", "badger"))}, mail)
 		if err != nil {
 			return err
@@ -222,7 +222,8 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		if idle, err = settledRSS(ctx, p.pid()); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "# caddy %s, pid %d; idle RSS: plain site %.1f MB, mfa site (store open: %s) %.1f MB\n", bin, p.pid(), mb(plain), c.storeName(), mb(idle))
+		fmt.Fprintf(out, "# caddy %s, pid %d; idle RSS: plain site %.1f MB (anon %.1f), mfa site (store open: %s) %.1f MB (anon %.1f)\n",
+			bin, p.pid(), mb(plain.rssKB), mb(plain.anonKB), c.storeName(), mb(idle.rssKB), mb(idle.anonKB))
 		defer func() {
 			if retErr != nil {
 				fmt.Fprintf(os.Stderr, "caddy's log ends:\n%s\n", p.logTail())
@@ -276,6 +277,7 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		}
 	}
 	fmt.Fprintln(out, "# cpu_ms: Caddy's CPU time (user+system) per completed sign-in; rss_mb, hwm_mb: Caddy's VmRSS after the round and its peak so far;")
+	fmt.Fprintln(out, "# anon_mb: Caddy's RssAnon after the round, its own memory (VmRSS less the pages of mapped files: the executable, Badger's tables and logs);")
 	fmt.Fprintln(out, "# tool_ms: this tool's own CPU time per sign-in (clients and SMTP server), which competes with Caddy on a small machine")
 	if mail != nil {
 		fmt.Fprintf(out, "# messages received %d, not claimed by a sign-in %d\n", mail.received.Load(), mail.unclaimed.Load())
@@ -307,26 +309,25 @@ func startTarget(ctx context.Context, bin, dir string, sc siteConfig, mail *mail
 }
 
 // idleRSS starts a Caddy serving a plain site (no mfa), lets it settle
-// and returns its RSS in kB.
-func idleRSS(ctx context.Context, bin, dir string) (int64, error) {
+// and returns its memory.
+func idleRSS(ctx context.Context, bin, dir string) (procSample, error) {
 	p, _, err := startTarget(ctx, bin, dir, siteConfig{domain: "example.com"}, nil)
 	if err != nil {
-		return 0, err
+		return procSample{}, err
 	}
 	defer p.stop()
 	return settledRSS(ctx, p.pid())
 }
 
 // settledRSS waits a second after start, so that start-up work is done,
-// and reads the RSS.
-func settledRSS(ctx context.Context, pid int) (int64, error) {
+// and reads the memory.
+func settledRSS(ctx context.Context, pid int) (procSample, error) {
 	select {
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return procSample{}, ctx.Err()
 	case <-time.After(time.Second):
 	}
-	s, err := sampleProc(pid)
-	return s.rssKB, err
+	return sampleProc(pid)
 }
 
 // fetchProfile asks Caddy's admin endpoint for a CPU profile.

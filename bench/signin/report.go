@@ -31,8 +31,8 @@ type reporter struct {
 }
 
 func (rp *reporter) header() {
-	fmt.Fprintf(rp.w, "%5s %8s %8s %9s %7s %7s %7s %8s %7s %7s %6s %7s\n",
-		"round", "signins", "total", "signins/s", "p50_ms", "p90_ms", "p99_ms", "cpu_ms", "rss_mb", "hwm_mb", "failed", "tool_ms")
+	fmt.Fprintf(rp.w, "%5s %8s %8s %9s %7s %7s %7s %8s %7s %7s %7s %6s %7s\n",
+		"round", "signins", "total", "signins/s", "p50_ms", "p90_ms", "p99_ms", "cpu_ms", "rss_mb", "hwm_mb", "anon_mb", "failed", "tool_ms")
 }
 
 // perSignIn is CPU milliseconds per sign-in.
@@ -46,7 +46,7 @@ func (rp *reporter) round(i int, res *roundResult) {
 	rp.total += res.ok
 	slices.Sort(res.signIns)
 	rate := float64(res.ok) / res.elapsed.Seconds()
-	cpu, rss, hwm, self := "-", "-", "-", "-"
+	cpu, rss, hwm, anon, self := "-", "-", "-", "-", "-"
 	if res.ok > 0 {
 		self = fmt.Sprintf("%.2f", rp.perSignIn(res.self, res.ok))
 	}
@@ -56,11 +56,12 @@ func (rp *reporter) round(i int, res *roundResult) {
 		}
 		rss = fmt.Sprintf("%.1f", mb(res.after.rssKB))
 		hwm = fmt.Sprintf("%.1f", mb(res.after.hwmKB))
+		anon = fmt.Sprintf("%.1f", mb(res.after.anonKB))
 	}
-	fmt.Fprintf(rp.w, "%5d %8d %8d %9.1f %7.2f %7.2f %7.2f %8s %7s %7s %6d %7s\n",
+	fmt.Fprintf(rp.w, "%5d %8d %8d %9.1f %7.2f %7.2f %7.2f %8s %7s %7s %7s %6d %7s\n",
 		i, res.ok, rp.total, rate,
 		ms(percentile(res.signIns, 50)), ms(percentile(res.signIns, 90)), ms(percentile(res.signIns, 99)),
-		cpu, rss, hwm, res.failed, self)
+		cpu, rss, hwm, anon, res.failed, self)
 	if rp.steps {
 		var parts []string
 		for s, d := range res.steps {

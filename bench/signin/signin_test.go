@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,44 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := percentile(nil, 50); got != 0 {
 		t.Errorf("empty: %v", got)
+	}
+}
+
+// The request bodies the tool writes by hand are the JSON objects
+// encoding/json reads back, whatever the values hold.
+func TestFieldsJSON(t *testing.T) {
+	for _, v := range []string{"", "u1@example.com", `q"uo\te`, "ctl\x00\x1f\n", "ünï ✓"} {
+		var got map[string]string
+		if err := json.Unmarshal(fields{"username", v, "csrf_token", "x"}.appendJSON(nil), &got); err != nil || got["username"] != v || got["csrf_token"] != "x" {
+			t.Errorf("%q: got %q, %v", v, got, err)
+		}
+	}
+}
+
+// The code is found in the raw message when its line is there, and in
+// the parsed text otherwise; a message without one gives none.
+func TestCodeIn(t *testing.T) {
+	for raw, want := range map[string]string{
+		"Subject: x\r\n\r\nYour code:\r\n\r\n    123456\r\n\r\nbye\r\n":                        "123456",
+		"Subject: x\r\n\r\n<p dir=\"ltr\">123456</p>\r\n":                                      "",
+		"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\nICAgIDk4NzY1NAo=\r\n":          "987654",
+		"Subject: x\r\n\r\nno code here, 12345678 inline\r\n\t1234567890123\r\n    12a456\r\n": "",
+	} {
+		if got := codeIn([]byte(raw)); got != want {
+			t.Errorf("%q: code %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// Cookies are kept, replaced and deleted (Max-Age=0) by name.
+func TestBrowserCookies(t *testing.T) {
+	b := &browser{}
+	b.setCookie("mfa_flow=a; Path=/; HttpOnly")
+	b.setCookie("mfa_lang=de; Path=/")
+	b.setCookie("mfa_flow=b; Path=/")
+	b.setCookie("mfa_lang=; Path=/; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0")
+	b.setCookie("mfa_sess=c; Path=/; Max-Age=43200")
+	if want := []cookie{{"mfa_flow", "b"}, {"mfa_sess", "c"}}; !slices.Equal(b.cookies, want) {
+		t.Errorf("cookies %v, want %v", b.cookies, want)
 	}
 }
