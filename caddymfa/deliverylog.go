@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,9 +28,24 @@ const (
 // it, so a delivery costs the same after a million sign-ins as after one.
 const keyLogSeq = "meta/log_seq"
 
+// logFlushDelay is how long a delivery's log entry waits in memory for
+// the entries of other deliveries to share its store write. Under load
+// the log then costs two store writes (the sequence and the slots) per
+// few milliseconds, not two per delivery; a crash (kill -9, power) loses
+// the entries of the last few milliseconds, which no guarantee rests on:
+// a failed delivery kills its challenge before its entry is queued
+// (SECURITY.md I41), and the zap lines and metrics are written at once.
+const logFlushDelay = 5 * time.Millisecond
+
 // deliveryLog keeps every delivery attempt in the store (the seeds' async
 // log) so an operator can see why a message did not arrive. It is a ring of
 // max slots, shared by every handler on the store.
+//
+// Once started, entries go to the store through one writer goroutine
+// that gathers what arrives within logFlushDelay into one write; reading
+// the log first waits for the entries recorded before the read, so the
+// admin API shows every delivery. A log that is not started (or is
+// closed) writes each entry at once.
 type deliveryLog struct {
 	store  storage.Store
 	logger *zap.Logger
@@ -38,6 +54,17 @@ type deliveryLog struct {
 	failed func(ctx context.Context, challengeID string)
 	// metrics counts the attempts and their latency.
 	metrics *metricSet
+
+	mu      sync.Mutex
+	running bool
+	pending []authenticators.DeliveryResult // waiting for the writer, oldest first
+	queued  uint64                          // entries handed to the writer so far
+	written uint64                          // of those, written (or given up on)
+	moved   chan struct{}                   // closed (and replaced) when written moves
+	wake    chan struct{}                   // the writer has entries
+	full    chan struct{}                   // ... and should not wait for more
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // logEntry is one slot of the ring: the attempt and its sequence number,
@@ -50,6 +77,64 @@ type logEntry struct {
 // slotKey names the slot of entry seq.
 func (l *deliveryLog) slotKey(seq int64) string {
 	return keyLog + strconv.FormatInt((seq-1)%int64(l.max), 10)
+}
+
+// start starts the writer; close stops it.
+func (l *deliveryLog) start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running {
+		return
+	}
+	l.running = true
+	l.moved = make(chan struct{})
+	l.wake, l.full = make(chan struct{}, 1), make(chan struct{}, 1)
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go l.run(l.wake, l.full, l.stop, l.done)
+}
+
+// close writes the entries still waiting and stops the writer; entries
+// recorded afterwards are written at once.
+func (l *deliveryLog) close() {
+	l.mu.Lock()
+	if !l.running {
+		l.mu.Unlock()
+		return
+	}
+	l.running = false
+	stop, done := l.stop, l.done
+	l.mu.Unlock()
+	close(stop)
+	<-done
+}
+
+// run is the writer: it waits for an entry, lets others join it for
+// logFlushDelay (unless a batch is full or the log is read), and writes
+// them all.
+func (l *deliveryLog) run(wake, full, stop, done chan struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-wake:
+		case <-stop:
+			l.writePending()
+			return
+		}
+		t := time.NewTimer(logFlushDelay)
+		select {
+		case <-t.C:
+		case <-full:
+		case <-stop:
+		}
+		t.Stop()
+		l.writePending()
+	}
+}
+
+// batchSize is how many entries one store write takes: distinct slots,
+// at most storage.MaxUpdateKeys.
+func (l *deliveryLog) batchSize() int {
+	return min(storage.MaxUpdateKeys, l.max)
 }
 
 // record stores one attempt. Addresses arrive masked; codes never arrive.
@@ -69,20 +154,115 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 	if !res.OK && res.Permanent && res.ChallengeID != "" && l.failed != nil {
 		l.failed(ctx, res.ChallengeID)
 	}
-	seq, err := l.store.Incr(ctx, keyLogSeq, 1, time.Time{})
+	l.mu.Lock()
+	if !l.running {
+		l.mu.Unlock()
+		l.write([]authenticators.DeliveryResult{res})
+		return
+	}
+	if len(l.pending) >= l.max {
+		// The store is not keeping up; the ring would overwrite the
+		// oldest entry with this one anyway.
+		l.pending = l.pending[1:]
+		l.written++
+	}
+	l.pending = append(l.pending, res)
+	l.queued++
+	n := len(l.pending)
+	l.mu.Unlock()
+	signal(l.wake)
+	if n >= l.batchSize() {
+		signal(l.full)
+	}
+}
+
+// signal wakes the one waiter on a 1-buffered channel, if it is not
+// awake already.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// writePending writes the entries waiting, oldest first.
+func (l *deliveryLog) writePending() {
+	l.mu.Lock()
+	batch := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for len(batch) > 0 {
+		n := min(len(batch), l.batchSize())
+		l.write(batch[:n])
+		batch = batch[n:]
+		l.mu.Lock()
+		l.written += uint64(n)
+		close(l.moved)
+		l.moved = make(chan struct{})
+		l.mu.Unlock()
+	}
+}
+
+// write stores entries (at most batchSize) in two store writes: their
+// sequence numbers, counted on from every handler's entries, and their
+// slots.
+func (l *deliveryLog) write(entries []authenticators.DeliveryResult) {
+	ctx := context.Background()
+	n := int64(len(entries))
+	last, err := l.store.Incr(ctx, keyLogSeq, n, time.Time{})
 	if err == nil {
-		var b []byte
-		if b, err = encodeRecord(logEntry{Seq: seq, DeliveryResult: res}); err == nil {
-			err = l.store.Put(ctx, l.slotKey(seq), b, res.Time.Add(logTTL), false)
-		}
+		err = l.putSlots(ctx, last-n+1, entries)
 	}
 	if err != nil {
 		if errors.Is(err, storage.ErrClosed) {
-			// A result that arrives while the config is being unloaded.
-			l.logger.Debug("delivery log closed; entry not kept", zap.String("method", res.Method), zap.Bool("ok", res.OK))
+			// Results that arrive while the config is being unloaded.
+			l.logger.Debug("delivery log closed; entries not kept", zap.Int("entries", len(entries)))
 			return
 		}
 		l.logger.Error("writing delivery log", zap.Error(err))
+	}
+}
+
+// putSlots writes entries, numbered from first, into their slots.
+func (l *deliveryLog) putSlots(ctx context.Context, first int64, entries []authenticators.DeliveryResult) error {
+	keys := make([]string, len(entries))
+	changes := make([]storage.Change, len(entries))
+	for i, res := range entries {
+		b, err := encodeRecord(logEntry{Seq: first + int64(i), DeliveryResult: res})
+		if err != nil {
+			return err
+		}
+		keys[i] = l.slotKey(first + int64(i))
+		changes[i] = storage.Change{Value: b, ExpiresAt: res.Time.Add(logTTL), Op: storage.Write}
+	}
+	if len(entries) == 1 {
+		return l.store.Put(ctx, keys[0], changes[0].Value, changes[0].ExpiresAt, false)
+	}
+	return l.store.UpdateMany(ctx, keys, func([]storage.Record, []bool) ([]storage.Change, error) {
+		return changes, nil
+	})
+}
+
+// flush waits until the entries recorded before it are in the store, or
+// ctx ends.
+func (l *deliveryLog) flush(ctx context.Context) {
+	l.mu.Lock()
+	target := l.queued
+	l.mu.Unlock()
+	for {
+		l.mu.Lock()
+		if !l.running || l.written >= target {
+			l.mu.Unlock()
+			return
+		}
+		moved := l.moved
+		l.mu.Unlock()
+		signal(l.full)
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -90,6 +270,7 @@ func (l *deliveryLog) record(res authenticators.DeliveryResult) {
 // newest first. It walks the ring back from the newest sequence number,
 // skipping slots that expired or were overwritten out of order.
 func (l *deliveryLog) entries(ctx context.Context, limit int) ([]authenticators.DeliveryResult, error) {
+	l.flush(ctx)
 	newest, err := l.newestSeq(ctx)
 	if err != nil {
 		return nil, err

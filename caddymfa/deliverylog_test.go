@@ -6,7 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/storage"
@@ -166,16 +169,19 @@ func TestSignInStoreCallsDoNotGrow(t *testing.T) {
 	cs := newCountingStore(e.h.store)
 	e.h.store = cs
 	e.h.dlog.store = cs
+	sent := 0
 	signIn := func() map[string]int {
 		b := e.browser("alice")
 		cs.take()
 		if resp := b.postJSON("/send", nil); resp.StatusCode != 200 {
 			t.Fatalf("send: %d", resp.StatusCode)
 		}
+		sent++
 		code := e.lastCode()
 		if resp := b.postJSON("/verify", map[string]string{"code": code}); resp.StatusCode != 200 {
 			t.Fatalf("verify: %d", resp.StatusCode)
 		}
+		e.waitLogged(sent) // the delivery's log entry is part of the sign-in
 		ops, listed := cs.take()
 		if ops["list"]+ops["delete_prefix"] != 0 || listed != 0 {
 			t.Fatalf("a sign-in listed the store: %v, %d records", ops, listed)
@@ -194,7 +200,83 @@ func TestSignInStoreCallsDoNotGrow(t *testing.T) {
 	if fmt.Sprint(first) != fmt.Sprint(last) {
 		t.Fatalf("store calls per sign-in grew: first %v, after 300 sign-ins %v", first, last)
 	}
+	e.h.dlog.flush(t.Context())
 	if recs, _ := e.h.store.List(t.Context(), keyLog, 0, false); len(recs) < 300 {
 		t.Fatalf("log holds %d entries, want one per sign-in", len(recs))
+	}
+}
+
+// Entries recorded within logFlushDelay of each other share one store
+// write: 40 deliveries cost one sequence update and one write of their
+// slots (not 80 writes), /mfa/log shows all of them, and closing the log
+// stops its writer.
+func TestDeliveryLogGroupsWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := &testClock{t: time.Now()}
+		cs := newCountingStore(newMemStore(clock.now))
+		l := &deliveryLog{store: cs, logger: zap.NewNop(), max: 100}
+		l.start()
+		defer l.close()
+		for i := range 40 {
+			l.record(authenticators.DeliveryResult{Method: "email", OK: true, Error: fmt.Sprint(i)})
+		}
+		synctest.Wait()
+		if ops, _ := cs.take(); len(ops) != 0 {
+			t.Fatalf("written before the flush delay: %v", ops)
+		}
+		time.Sleep(logFlushDelay)
+		synctest.Wait()
+		if ops, _ := cs.take(); len(ops) != 2 || ops["incr"] != 1 || ops["update_many"] != 1 {
+			t.Fatalf("40 entries: store calls %v, want one incr and one update_many", ops)
+		}
+		got, err := l.entries(t.Context(), 0)
+		if err != nil || len(got) != 40 || got[0].Error != "39" || got[39].Error != "0" {
+			t.Fatalf("entries: %d, %v", len(got), err)
+		}
+		// A full batch goes out without waiting; reading the log waits
+		// for what was recorded before the read.
+		for i := range storage.MaxUpdateKeys + 3 {
+			l.record(authenticators.DeliveryResult{Method: "email", OK: true, Error: fmt.Sprint("b", i)})
+		}
+		got, err = l.entries(t.Context(), 1)
+		if err != nil || len(got) != 1 || got[0].Error != fmt.Sprint("b", storage.MaxUpdateKeys+2) {
+			t.Fatalf("newest entry after a read: %v, %v", got, err)
+		}
+	})
+}
+
+// Two handlers on one store, each with its writer, under concurrent
+// deliveries: every entry is kept once, in its own slot (the sequence
+// ranges of their batches never overlap).
+func TestDeliveryLogBatchesSharedByHandlers(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	a := &deliveryLog{store: e.h.store, logger: e.h.logger, max: 500}
+	b := &deliveryLog{store: e.h.store, logger: e.h.logger, max: 500}
+	a.start()
+	b.start()
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Go(func() {
+			l := a
+			if i%2 == 1 {
+				l = b
+			}
+			l.record(authenticators.DeliveryResult{Method: "email", OK: true, Error: fmt.Sprint(i)})
+		})
+	}
+	wg.Wait()
+	a.close()
+	b.close()
+	got, err := a.entries(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[r.Error] = true
+	}
+	if len(got) != 300 || len(seen) != 300 {
+		t.Fatalf("shared log: %d entries, %d distinct", len(got), len(seen))
 	}
 }

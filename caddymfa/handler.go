@@ -161,6 +161,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// The delivery log reaches the challenges through h, so it follows
 	// a rewiring.
 	h.dlog = &deliveryLog{store: h.store, logger: h.logger, max: maxLogEntries, failed: func(ctx context.Context, cid string) { h.challenges.markFailed(ctx, cid) }, metrics: h.metrics}
+	h.dlog.start()
 	if h.Email != nil {
 		if err := h.Email.Provision(ctx, h.dlog.record); err != nil {
 			return fmt.Errorf("provisioning email: %w", err)
@@ -359,6 +360,10 @@ func (h *Handler) Cleanup() error {
 	}
 	if h.policy != nil && h.policy.geo != nil {
 		errs = append(errs, h.policy.geo.Close())
+	}
+	if h.dlog != nil {
+		// After the channels: their last results are written.
+		h.dlog.close()
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"context"
+	"encoding/binary"
 	"sort"
 	"strings"
 	"sync"
@@ -115,11 +116,11 @@ func (s *memStore) Incr(_ context.Context, k string, delta int64, exp time.Time)
 	cur, found := s.live(k)
 	var n int64
 	if found {
-		n = int64(cur.Value[0]) | int64(cur.Value[1])<<8
+		n = int64(binary.BigEndian.Uint64(cur.Value))
 		exp = cur.ExpiresAt
 	}
 	n += delta
-	s.m[k] = storage.Record{Key: k, Value: []byte{byte(n), byte(n >> 8)}, ExpiresAt: exp}
+	s.m[k] = storage.Record{Key: k, Value: binary.BigEndian.AppendUint64(nil, uint64(n)), ExpiresAt: exp}
 	return n, nil
 }
 
