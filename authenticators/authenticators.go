@@ -65,6 +65,17 @@ type Notice struct {
 	ClientIP string
 }
 
+// Key names what n's event did to its factor, as the message catalog's
+// security.subject.* and security.what.* messages do: the event, and for
+// a factor added or removed, the factor ("factor_added.totp").
+func (n Notice) Key() string {
+	switch n.Event {
+	case NoticeFactorAdded, NoticeFactorRemoved:
+		return n.Event + "." + n.Factor
+	}
+	return n.Event
+}
+
 // Events of a Notice.
 const (
 	// NoticeFactorAdded: a factor was added, or an address or phone number

@@ -145,12 +145,12 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, v *accou
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if wantsJSON(r) {
-		return writeJSON(w, status, v)
-	}
 	l := h.pages.requestLang(r)
 	if v.Message != "" {
 		v.Message = localize(l, v.Message, nil)
+	}
+	if wantsJSON(r) {
+		return writeJSON(w, status, v)
 	}
 	now := h.now()
 	for i := range v.Sessions {

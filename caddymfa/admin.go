@@ -324,7 +324,7 @@ func (a *AdminAPI) userAction(w http.ResponseWriter, r *http.Request, h *Handler
 		result["removed"] = had
 		adminAudit(h, r, "admin: factor reset", userField(user), zap.String("factor", factor), zap.Bool("removed", had))
 		if had {
-			h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorRemoved, factor: factor})
+			h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorRemoved, factor: factor, byAdmin: true})
 		} else if err := h.devices.forgetUser(ctx, user); err != nil {
 			return adminError(http.StatusServiceUnavailable, "forgetting devices: %v", err)
 		}
@@ -424,7 +424,7 @@ func (a *AdminAPI) enroll(w http.ResponseWriter, r *http.Request, h *Handler, us
 		return adminError(http.StatusServiceUnavailable, "storing the app: %v", err)
 	}
 	adminAudit(h, r, "admin: app enrolled", userField(user), zap.Bool("replaced", replaced))
-	h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: methodTOTP})
+	h.factorChanged(nil, r, factorChange{who: who, event: authenticators.NoticeFactorAdded, factor: methodTOTP, byAdmin: true})
 	w.Header().Set("Cache-Control", "no-store")
 	return writeAdminJSON(w, map[string]any{
 		"user":           user,

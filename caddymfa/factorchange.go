@@ -19,6 +19,10 @@ type factorChange struct {
 	// changed factor's new address (a phone number replaced: the old
 	// number is told, not the new one).
 	noticeTo map[string]string
+	// byAdmin: an administrator made the change (admin API), so the
+	// notice is in the language of the user's last sign-in rather than
+	// that of the request.
+	byAdmin bool
 }
 
 // factorChanged applies SECURITY.md E30 and E31 to a change: every session
@@ -40,6 +44,10 @@ func (h *Handler) factorChanged(w http.ResponseWriter, r *http.Request, c factor
 	}
 	if err := h.devices.forgetUser(ctx, user); err != nil {
 		h.logger.Error("forgetting devices after a factor change", zap.Error(err))
+	}
+	if c.byAdmin {
+		h.notifyByAdmin(r, c.who, c.event, c.factor, c.noticeTo, fields...)
+		return
 	}
 	h.notify(r, c.who, c.event, c.factor, c.noticeTo, fields...)
 }

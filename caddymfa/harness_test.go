@@ -23,6 +23,7 @@ import (
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 	"github.com/caddymfa/caddy-mfa/internal/mailtest"
 	_ "github.com/caddymfa/caddy-mfa/storage/badger"
 )
@@ -218,6 +219,8 @@ type browser struct {
 	jar  http.CookieJar
 	user string
 	ip   string
+	// lang, when set, is the browser's Accept-Language.
+	lang string
 }
 
 func (e *env) browser(user string) *browser {
@@ -232,6 +235,13 @@ func (b *browser) do(rq request) *http.Response {
 	}
 	if rq.ip == "" {
 		rq.ip = b.ip
+	}
+	if b.lang != "" && rq.header.Get("Accept-Language") == "" {
+		rq.header = rq.header.Clone()
+		if rq.header == nil {
+			rq.header = http.Header{}
+		}
+		rq.header.Set("Accept-Language", b.lang)
 	}
 	return b.e.serve(rq, b.jar)
 }
@@ -312,7 +322,7 @@ func (e *env) lastCode() string {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if strings.HasPrefix(m.Subject, "Security notice") {
+		if isNotice(m.Text) {
 			continue
 		}
 		code := codePattern.FindString(m.Text)
@@ -325,10 +335,26 @@ func (e *env) lastCode() string {
 	return ""
 }
 
+// isNotice reports whether a message's text is a security notice, in
+// any shipped language: notices end with the catalog's security.automatic.
+func isNotice(text string) bool {
+	for _, l := range i18n.Builtin().Languages() {
+		if strings.Contains(text, l.T("security.automatic")) {
+			return true
+		}
+	}
+	return false
+}
+
 // signIn runs the second-factor flow to the end and returns the browser.
 func (e *env) signIn(user string) *browser {
 	e.t.Helper()
-	b := e.browser(user)
+	return e.signInWith(e.browser(user))
+}
+
+// signInWith runs the second-factor flow to the end in browser b.
+func (e *env) signInWith(b *browser) *browser {
+	e.t.Helper()
 	resp := b.postJSON("/send", map[string]string{"method": "email"})
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("send: status %d: %v", resp.StatusCode, decodeJSON(e.t, resp))

@@ -201,9 +201,10 @@ func TestOperatorTranslations(t *testing.T) {
 }
 
 // Every message the code says is in the English catalog, so it is
-// translated: a string literal given to errorView, assigned to a view's
-// Message or returned as a problem with an address must be the English
-// text of a msg.* key.
+// translated: a string literal given to errorView or accountRefusal,
+// assigned to a view's Message or to msg (the account page's answer), or
+// returned as a problem with an address must be the English text of a
+// msg.* key.
 func TestMessagesTranslatable(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -238,9 +239,15 @@ func TestMessagesTranslatable(t *testing.T) {
 				if id, ok := n.Fun.(*ast.Ident); ok && (id.Name == "errorView" && len(n.Args) == 3 || id.Name == "invalid" && len(n.Args) == 2) {
 					check(n.Args[len(n.Args)-1])
 				}
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "accountRefusal" && len(n.Args) == 6 {
+					check(n.Args[5])
+				}
 			case *ast.AssignStmt:
 				for i, lhs := range n.Lhs {
 					if sel, ok := lhs.(*ast.SelectorExpr); ok && sel.Sel.Name == "Message" && i < len(n.Rhs) {
+						check(n.Rhs[i])
+					}
+					if id, ok := lhs.(*ast.Ident); ok && id.Name == "msg" && i < len(n.Rhs) {
 						check(n.Rhs[i])
 					}
 				}

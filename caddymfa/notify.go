@@ -39,6 +39,10 @@ type notice struct {
 	event, factor string
 	site, ip      string
 	at            map[string]string
+	// lang is the user's language: that of the request that made the
+	// change, or for an administrator's change, that of the user's last
+	// sign-in.
+	lang userLang
 }
 
 // send audits and sends a notice to the account's user.
@@ -61,7 +65,7 @@ func (ns *notices) send(ctx context.Context, a *account, n notice, fields ...zap
 	if notifier == nil {
 		return
 	}
-	queueOnly, cancel := context.WithCancel(context.Background())
+	queueOnly, cancel := context.WithCancel(n.lang.context(context.Background()))
 	cancel()
 	err := notifier.Notify(queueOnly, authenticators.Notice{
 		User:     user,
@@ -77,9 +81,32 @@ func (ns *notices) send(ctx context.Context, a *account, n notice, fields ...zap
 	}
 }
 
-// notify sends a notice of a change made by request r.
+// notify sends a notice of a change made by request r, in the language
+// of r's user.
 func (h *Handler) notify(r *http.Request, a *account, event, factor string, at map[string]string, fields ...zap.Field) {
-	h.notices.send(r.Context(), a, notice{event: event, factor: factor, site: h.site(r), ip: clientIP(r), at: at}, fields...)
+	h.notices.send(r.Context(), a, notice{event: event, factor: factor, site: h.site(r), ip: clientIP(r), at: at, lang: h.pages.userLang(r)}, fields...)
+}
+
+// notifyByAdmin sends a notice of a change an administrator made through
+// the admin API (request r), in the language of the user's last sign-in.
+// The notice names no client address: the administrator's is not the
+// user's business.
+func (h *Handler) notifyByAdmin(r *http.Request, a *account, event, factor string, at map[string]string, fields ...zap.Field) {
+	h.notices.send(r.Context(), a, notice{event: event, factor: factor, site: h.site(r), at: at, lang: h.lastSignInLang(r.Context(), a)}, fields...)
+}
+
+// lastSignInLang is the language the user of a last signed in with (English
+// when unknown, or when the record cannot be read).
+func (h *Handler) lastSignInLang(ctx context.Context, a *account) userLang {
+	rec, err := a.record(ctx)
+	if err != nil {
+		h.logger.Warn("reading the user's language for a notice", zap.Error(err))
+	}
+	l := h.pages.catalog().Lookup(rec.Lang)
+	if l == nil {
+		l = h.pages.catalog().English()
+	}
+	return userLang{lang: l, pref: l.Tag()}
 }
 
 // auditor writes audit events.

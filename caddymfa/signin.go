@@ -213,7 +213,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	user := flow.user()
-	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
+	out, err := h.verifier.factor(withSignInLang(r.Context(), h.pages.requestLang(r).Tag()), user, h.guessNetwork(r), flow.slot(), method, f.Code)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}
@@ -288,13 +288,15 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 	}
 	ret := orRoot(flow.Return)
 	dest := ret
-	if h.methods.severalMethods() {
-		// An app code's check wrote the method with the new time step
-		// (verifier.ownFactor) and proved the app is there.
-		hasApp, err := true, error(nil)
-		if method != methodTOTP {
-			hasApp, err = h.users.rememberMethod(ctx, user, method)
-		}
+	several := h.methods.severalMethods()
+	// An app or recovery code's check wrote the method and the language
+	// with the new time step (verifier.ownFactor) and proved the app is
+	// there (a recovery code leads to the app's page in any case).
+	hasApp, err := true, error(nil)
+	if method != methodTOTP && method != methodRecovery {
+		hasApp, err = h.users.noteSignIn(ctx, user, method, several, h.pages.requestLang(r).Tag())
+	}
+	if several {
 		switch {
 		case err != nil:
 			h.logger.Error("reading user record after sign-in", zap.Error(err))
@@ -302,6 +304,8 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 		case method == methodRecovery, !hasApp && h.TOTP.Enroll != totp.EnrollOff && method != methodPasskey:
 			dest = h.PathPrefix + "/enroll/totp?return=" + url.QueryEscape(ret)
 		}
+	} else if err != nil {
+		h.logger.Error("recording the sign-in's language", zap.Error(err))
 	}
 	if kind, ok := strings.CutPrefix(flow.Next, "register/"); ok && slices.Contains(h.methods.requiredFor(registerKinds[kind]), method) ||
 		flow.Next == "enroll/totp" && h.TOTP != nil && isFactor(method) ||
@@ -311,18 +315,50 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 	return dest, nil
 }
 
-// rememberMethod records the method of a sign-in, preselected next time,
-// and reports whether the user has an authenticator app.
-func (u *users) rememberMethod(ctx context.Context, user, method string) (hasApp bool, err error) {
+// noteSignIn records in the user's record, in one update, what a sign-in
+// tells about the user: the method, preselected next time (when track is
+// set: the user has several), and the language, for notices of changes an
+// administrator makes later. It writes only what changed, so a sign-in
+// like the last one writes nothing. It reports whether the user has an
+// authenticator app.
+func (u *users) noteSignIn(ctx context.Context, user, method string, track bool, lang string) (hasApp bool, err error) {
+	lang = recordLang(lang)
 	err = u.update(ctx, user, func(rec *userRecord) (storage.Op, error) {
 		hasApp = rec.TOTP != nil
-		if rec.LastMethod == method || method == methodRecovery {
-			return storage.Keep, nil
+		op := storage.Keep
+		if track && rec.LastMethod != method && method != methodRecovery {
+			rec.LastMethod, op = method, storage.Write
 		}
-		rec.LastMethod = method
-		return storage.Write, nil
+		if rec.Lang != lang {
+			rec.Lang, op = lang, storage.Write
+		}
+		return op, nil
 	})
 	return hasApp, err
+}
+
+// recordLang is a language tag as the user record keeps it: English, the
+// default, as nothing.
+func recordLang(tag string) string {
+	if tag == "en" {
+		return ""
+	}
+	return tag
+}
+
+// signInLangKey carries the language tag of a sign-in to the check of an
+// app or recovery code, which writes it with the user's record.
+type signInLangKey struct{}
+
+// withSignInLang returns ctx carrying the language tag of the sign-in.
+func withSignInLang(ctx context.Context, tag string) context.Context {
+	return context.WithValue(ctx, signInLangKey{}, recordLang(tag))
+}
+
+// signInLang returns the tag withSignInLang put in ctx.
+func signInLang(ctx context.Context) (string, bool) {
+	tag, ok := ctx.Value(signInLangKey{}).(string)
+	return tag, ok
 }
 
 // logout revokes the session server-side. The CSRF token is bound to the

@@ -346,7 +346,7 @@ func TestChangingTheAppNeedsTheAppOrARecoveryCode(t *testing.T) {
 func (e *env) notices() []string {
 	var out []string
 	for _, m := range e.outboxMessages() {
-		if parsed, err := mailtest.Parse([]byte(m)); err == nil && strings.HasPrefix(parsed.Subject, "Security notice") {
+		if parsed, err := mailtest.Parse([]byte(m)); err == nil && isNotice(parsed.Text) {
 			out = append(out, parsed.Subject)
 		}
 	}

@@ -37,6 +37,10 @@ type userRecord struct {
 	// PasskeyHandle the random user handle their authenticators keep.
 	Passkeys      []passkeyFactor `json:"pk,omitempty"`
 	PasskeyHandle []byte          `json:"pkh,omitempty"`
+	// Lang is the language tag of the user's last sign-in, for notices
+	// of changes an administrator makes; "" is English. It is written
+	// only when it changes (noteSignIn).
+	Lang string `json:"lg,omitempty"`
 }
 
 // totpFactor is an enrolled authenticator app.
@@ -50,7 +54,7 @@ type totpFactor struct {
 }
 
 func (u *userRecord) empty() bool {
-	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0 && u.Phone == "" && u.Email == "" && len(u.Passkeys) == 0 && len(u.PasskeyHandle) == 0
+	return u.TOTP == nil && len(u.Recovery) == 0 && u.LastMethod == "" && len(u.Known) == 0 && u.Phone == "" && u.Email == "" && len(u.Passkeys) == 0 && len(u.PasskeyHandle) == 0 && u.Lang == ""
 }
 
 // users owns the users' records (user/<name>: enrolled factors, the

@@ -301,6 +301,9 @@ func (v *verifier) ownFactor(ctx context.Context, user, network, method, input s
 			}
 			out.ok, out.method = true, method
 			rec.LastMethod = method
+			if tag, ok := signInLang(ctx); ok {
+				rec.Lang = tag
+			}
 			return storage.WriteDurable, nil
 		})
 		if err != nil {

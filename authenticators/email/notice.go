@@ -8,126 +8,94 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
+	"github.com/caddymfa/caddy-mfa/internal/i18n"
 )
 
-// Built-in notice templates. Each event has its own subject and a sentence
-// saying what happened (the "what" template); the text and HTML bodies
-// around that sentence say when, from which IP address, and what to do if
-// it was not the user.
+// Built-in notice templates. The subject and the sentence that opens the
+// message (What) say what happened; the bodies around that sentence say
+// when, from which IP address, and what to do if it was not the user, all
+// in the user's language (the catalog's security.* messages).
 const (
-	noticeText = `{{template "what" .}}
+	noticeSubject = `{{.Subject}}`
 
-{{if .User}}Account:    {{.User}}
-{{end}}When:       {{.Time}}
-{{if .ClientIP}}IP address: {{.ClientIP}}
+	noticeText = `{{.What}}
+
+{{if .User}}{{.T "security.account"}}: {{.User}}
+{{end}}{{.T "security.when"}}: {{.Time}}
+{{if .ClientIP}}{{.T "security.ip"}}: {{.ClientIP}}
 {{end}}
-If this was you, there is nothing to do.
-If this was not you, contact the administrator now.
+{{.T "security.if_you"}}
+{{.T "security.if_not_you"}}
 
-This is an automatic security notice. It contains no code and no link.
+{{.T "security.automatic"}}
 `
 
 	noticeHTML = `<!DOCTYPE html>
-<html lang="en">
+<html lang="{{.Lang}}" dir="{{.Dir}}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Security notice for {{.Site}}</title>
+<title>{{.Subject}}</title>
 </head>
 <body style="margin:0;padding:24px;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1f2328;background:#ffffff;">
-<p style="font-size:16px;margin:0 0 16px;">{{template "what" .}}</p>
+<p style="font-size:16px;margin:0 0 16px;">{{.What}}</p>
 <table role="presentation" style="font-size:16px;margin:0 0 16px;border-collapse:collapse;">
-{{if .User}}<tr><td style="padding:0 16px 4px 0;color:#57606a;">Account</td><td style="padding:0 0 4px;">{{.User}}</td></tr>
-{{end}}<tr><td style="padding:0 16px 4px 0;color:#57606a;">When</td><td style="padding:0 0 4px;">{{.Time}}</td></tr>
-{{if .ClientIP}}<tr><td style="padding:0 16px 4px 0;color:#57606a;">IP address</td><td style="padding:0 0 4px;">{{.ClientIP}}</td></tr>
+{{if .User}}<tr><td style="padding:0 16px 4px 0;color:#57606a;">{{.T "security.account"}}</td><td style="padding:0 0 4px;">{{.User}}</td></tr>
+{{end}}<tr><td style="padding:0 16px 4px 0;color:#57606a;">{{.T "security.when"}}</td><td style="padding:0 0 4px;" dir="ltr">{{.Time}}</td></tr>
+{{if .ClientIP}}<tr><td style="padding:0 16px 4px 0;color:#57606a;">{{.T "security.ip"}}</td><td style="padding:0 0 4px;" dir="ltr">{{.ClientIP}}</td></tr>
 {{end}}</table>
-<p style="font-size:16px;margin:0 0 8px;">If this was you, there is nothing to do.</p>
-<p style="font-size:16px;font-weight:bold;margin:0 0 16px;">If this was not you, contact the administrator now.</p>
-<p style="font-size:14px;color:#57606a;margin:0;">This is an automatic security notice. It contains no code and no link.</p>
+<p style="font-size:16px;margin:0 0 8px;">{{.T "security.if_you"}}</p>
+<p style="font-size:16px;font-weight:bold;margin:0 0 16px;">{{.T "security.if_not_you"}}</p>
+<p style="font-size:14px;color:#57606a;margin:0;">{{.T "security.automatic"}}</p>
 </body>
 </html>
 `
 )
 
-// noticeEvents are the subject and "what" templates of each event.
-var noticeEvents = map[string]struct{ subject, what string }{
-	authenticators.NoticeFactorAdded: {
-		subject: `Security notice: {{.Factor}} was added to your account on {{.Site}}`,
-		what:    `{{capitalize .Factor}} was added to your account on {{.Site}}.`,
-	},
-	authenticators.NoticeFactorRemoved: {
-		subject: `Security notice: {{.Factor}} was removed from your account on {{.Site}}`,
-		what:    `{{capitalize .Factor}} was removed from your account on {{.Site}}.`,
-	},
-	authenticators.NoticeRecoveryCodeUsed: {
-		subject: `Security notice: a recovery code was used to sign in to your account on {{.Site}}`,
-		what:    `A recovery code was used to sign in to your account on {{.Site}}. That code cannot be used again.`,
-	},
-	authenticators.NoticeRecoveryCodesRenewed: {
-		subject: `Security notice: new recovery codes were generated for your account on {{.Site}}`,
-		what:    `New recovery codes were generated for your account on {{.Site}}. The old codes no longer work.`,
-	},
-	authenticators.NoticeSessionsEnded: {
-		subject: `Security notice: devices were signed out of your account on {{.Site}}`,
-		what:    `Devices were signed out of your account on {{.Site}} from its account page. They have to sign in with a code again.`,
-	},
-}
-
-// factorWords name the factors of NoticeFactorAdded and
-// NoticeFactorRemoved in the notice.
-var factorWords = map[string]string{
-	"totp":     "an authenticator app",
-	"passkey":  "a passkey",
-	"email":    "an email address",
-	"sms":      "a phone number",
-	"recovery": "a recovery code",
-}
+// noticeTimeLayout writes a notice's time the same way in every
+// language: no day or month names to translate.
+const noticeTimeLayout = "2006-01-02 15:04:05 UTC"
 
 // noticeData is what the notice templates receive. Every field is a single
 // line of plain text.
 type noticeData struct {
+	// Subject and What say what happened, in the user's language: the
+	// subject line, and the sentence that opens the message.
+	Subject, What string
 	// User is the canonical user name; may be empty.
 	User string
-	// Site names the protected site, "this site" when unknown.
-	Site string
-	// Factor is the factor in words, e.g. "an authenticator app"; empty
-	// for the recovery code events.
-	Factor string
-	// Time is when it happened, in UTC, e.g. "Mon, 02 Jan 2006 15:04:05 UTC".
+	// Time is when it happened, in UTC, e.g. "2006-01-02 15:04:05 UTC".
 	Time string
 	// ClientIP is the client's IP address; empty when unknown.
 	ClientIP string
+
+	lang *i18n.Lang
 }
 
-// noticeTemplates are the parsed templates of each event. They are built
-// in, so a parse error is a bug of this package.
-var noticeTemplates = parseNoticeTemplates()
+// T is the message key in the user's language.
+func (d noticeData) T(key string) string { return d.lang.T(key) }
 
-func parseNoticeTemplates() map[string]*templates {
-	funcs := map[string]any{"capitalize": capitalize}
-	tps := make(map[string]*templates, len(noticeEvents))
-	for event, t := range noticeEvents {
-		text := texttemplate.Must(texttemplate.New("text").Funcs(funcs).Parse(noticeText))
-		texttemplate.Must(text.New("what").Parse(t.what))
-		html := htmltemplate.Must(htmltemplate.New("html").Funcs(funcs).Parse(noticeHTML))
-		htmltemplate.Must(html.New("what").Parse(t.what))
-		tps[event] = &templates{
-			subject: texttemplate.Must(texttemplate.New("subject").Parse(t.subject)),
-			text:    text.Lookup("text"),
-			html:    html.Lookup("html"),
-		}
-	}
-	return tps
+// Lang is the user's language tag ("de", "pt-BR").
+func (d noticeData) Lang() string { return d.lang.Tag() }
+
+// Dir is the writing direction of the user's language, "ltr" or "rtl".
+func (d noticeData) Dir() string { return d.lang.Dir() }
+
+// noticeTemplates are the parsed notice templates. They are built in, so
+// a parse error is a bug of this package.
+var noticeTemplates = &templates{
+	subject: texttemplate.Must(texttemplate.New("subject").Parse(noticeSubject)),
+	text:    texttemplate.Must(texttemplate.New("text").Parse(noticeText)),
+	html:    htmltemplate.Must(htmltemplate.New("html").Parse(noticeHTML)),
 }
 
-// Notify renders the security notice n for n.To and queues it like a code,
-// without a challenge ID, so the delivery log records it and no challenge
-// is touched. It waits up to the delivery wait for the outcome: nil means
+// Notify renders the security notice n for n.To, in the language of ctx
+// (i18n.WithLang, else English), and queues it like a code, without a
+// challenge ID, so the delivery log records it and no challenge is
+// touched. It waits up to the delivery wait for the outcome: nil means
 // sent or still being tried; an error wrapping
 // authenticators.ErrDeliveryFailed means the notice will not arrive (an
 // unknown event or factor, an invalid address, a permanent SMTP failure,
@@ -142,7 +110,7 @@ func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
 		return c.ch.Fail("", n.User, Mask(n.To), err)
 	}
 	masked := Mask(to)
-	msg, err := c.notice(n, to)
+	msg, err := c.notice(n, to, i18n.FromContext(ctx))
 	if err != nil {
 		return c.ch.Fail("", n.User, masked, delivery.Mask(err, maskText(err.Error(), "")))
 	}
@@ -153,30 +121,29 @@ func (c *Config) Notify(ctx context.Context, n authenticators.Notice) error {
 	})
 }
 
-// notice renders the templates of n's event and builds the message.
-func (c *Config) notice(n authenticators.Notice, to string) (*Message, error) {
-	tp, ok := noticeTemplates[n.Event]
-	if !ok {
-		return nil, fmt.Errorf("unknown notice event %q", n.Event)
+// notice renders the notice n in lang and builds the message.
+func (c *Config) notice(n authenticators.Notice, to string, lang *i18n.Lang) (*Message, error) {
+	key := n.Key()
+	if !lang.Has("security.subject."+key) || !lang.Has("security.what."+key) {
+		return nil, fmt.Errorf("unknown notice event %q or factor %q", n.Event, n.Factor)
 	}
-	data := noticeData{
-		User:     oneLine(n.User),
-		Site:     siteName(n.Site),
-		ClientIP: noticeIP(n.ClientIP),
-	}
-	switch n.Event {
-	case authenticators.NoticeFactorAdded, authenticators.NoticeFactorRemoved:
-		if data.Factor = factorWords[n.Factor]; data.Factor == "" {
-			return nil, fmt.Errorf("unknown factor %q", n.Factor)
-		}
+	site := oneLine(n.Site)
+	if site == "" {
+		site = lang.T("security.this_site")
 	}
 	t := n.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
-	data.Time = t.UTC().Format(time.RFC1123)
-
-	subject, text, html, err := tp.render(data)
+	data := noticeData{
+		Subject:  lang.T("security.subject."+key, "site", site),
+		What:     lang.T("security.what."+key, "site", site),
+		User:     oneLine(n.User),
+		Time:     t.UTC().Format(noticeTimeLayout),
+		ClientIP: noticeIP(n.ClientIP),
+		lang:     lang,
+	}
+	subject, text, html, err := noticeTemplates.render(data)
 	if err != nil {
 		return nil, err
 	}
@@ -196,15 +163,6 @@ func noticeIP(s string) string {
 		a = ap.Addr()
 	}
 	return a.WithZone("").Unmap().String()
-}
-
-// capitalize returns s with its first letter in upper case.
-func capitalize(s string) string {
-	r, size := utf8.DecodeRuneInString(s)
-	if size == 0 {
-		return s
-	}
-	return string(unicode.ToUpper(r)) + s[size:]
 }
 
 // Interface guard

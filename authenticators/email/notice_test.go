@@ -20,10 +20,10 @@ import (
 )
 
 // noticeTime is when the test notices happened; in UTC it is
-// "Tue, 04 Mar 2025 04:06:07 UTC".
+// "2025-03-04 04:06:07 UTC".
 var noticeTime = time.Date(2025, 3, 4, 5, 6, 7, 0, time.FixedZone("CET", 3600))
 
-const noticeTimeUTC = "Tue, 04 Mar 2025 04:06:07 UTC"
+const noticeTimeUTC = "2025-03-04 04:06:07 UTC"
 
 func testNotice(event, factor string) authenticators.Notice {
 	return authenticators.Notice{
@@ -82,10 +82,10 @@ func TestNotifyEvents(t *testing.T) {
 			what:    "A phone number was removed from your account on " + site + ".",
 		},
 		{
-			name:    "recovery codes removed",
-			notice:  testNotice(authenticators.NoticeFactorRemoved, "recovery"),
-			subject: "Security notice: a recovery code was removed from your account on " + site,
-			what:    "A recovery code was removed from your account on " + site + ".",
+			name:    "passkey removed",
+			notice:  testNotice(authenticators.NoticeFactorRemoved, "passkey"),
+			subject: "Security notice: a passkey was removed from your account on " + site,
+			what:    "A passkey was removed from your account on " + site + ".",
 		},
 		{
 			name:    "recovery code used",
@@ -148,8 +148,8 @@ func TestNotifyEvents(t *testing.T) {
 				t.Errorf("text part does not start with %q:\n%s", tt.what, text)
 			}
 			for _, want := range []string{
-				"Account:    john\n",
-				"When:       " + noticeTimeUTC + "\n",
+				"Account: john\n",
+				"When: " + noticeTimeUTC + "\n",
 				"If this was not you, contact the administrator now.",
 			} {
 				if !strings.Contains(text, want) {

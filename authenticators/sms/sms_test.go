@@ -314,7 +314,7 @@ func TestNotify(t *testing.T) {
 
 func TestNoticeSite(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                        "this site",
+		"":                        "",
 		"  app.example.com  ":     "app.example.com",
 		"evil\r\nline":            "evil  line",
 		strings.Repeat("a", 100):  strings.Repeat("a", 57) + "...",
