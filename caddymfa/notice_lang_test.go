@@ -54,6 +54,22 @@ func (s *userWrites) Update(ctx context.Context, key string, fn storage.UpdateFu
 	})
 }
 
+func (s *userWrites) UpdateMany(ctx context.Context, keys []string, fn storage.UpdateManyFunc) error {
+	return s.Store.UpdateMany(ctx, keys, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+		changes, err := fn(cur, found)
+		if err == nil {
+			for i, c := range changes {
+				if c.Op != storage.Keep && strings.HasPrefix(keys[i], keyUser) {
+					s.mu.Lock()
+					s.writes++
+					s.mu.Unlock()
+				}
+			}
+		}
+		return changes, err
+	})
+}
+
 func (s *userWrites) take() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,9 +168,25 @@ func TestNoticesInUsersLanguage(t *testing.T) {
 	if rec, _ := e.h.users.load(t.Context(), "alice"); rec.Lang != "" {
 		t.Errorf("after an English sign-in the record keeps %q", rec.Lang)
 	}
-	e.adminCall(http.MethodPost, "/mfa/users/alice/enroll")
+	app := e.adminCall(http.MethodPost, "/mfa/users/alice/enroll")
 	if enrolled := e.waitNotice(4); !strings.HasPrefix(enrolled.subject, "Security notice: an authenticator app was added to your account on ") {
 		t.Errorf("admin enroll after an English sign-in: subject %q", enrolled.subject)
+	}
+
+	// A sign-in with the app keeps the language in the one write its
+	// check makes.
+	secret := strings.ReplaceAll(app["secret"].(string), " ", "")
+	sv := e.browser("alice")
+	sv.lang = "sv"
+	spy.take()
+	if resp := sv.postJSON("/verify", map[string]string{"method": methodTOTP, "code": e.code(secret, 0)}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("app sign-in: %d %v", resp.StatusCode, decodeJSON(t, resp))
+	}
+	if n := spy.take(); n != 1 {
+		t.Errorf("an app sign-in in a new language wrote the user record %d times, want 1", n)
+	}
+	if rec, _ := e.h.users.load(t.Context(), "alice"); rec.Lang != "sv" {
+		t.Errorf("after a Swedish app sign-in the record says %q", rec.Lang)
 	}
 }
 

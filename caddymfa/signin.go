@@ -213,7 +213,9 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	user := flow.user()
-	out, err := h.verifier.factor(withSignInLang(r.Context(), h.pages.requestLang(r).Tag()), user, h.guessNetwork(r), flow.slot(), method, f.Code)
+	// The check keeps the sign-in's language in the user's record.
+	r = r.WithContext(withSignInLang(r.Context(), h.pages.requestLang(r).Tag()))
+	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}
@@ -289,12 +291,16 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flo
 	ret := orRoot(flow.Return)
 	dest := ret
 	several := h.methods.severalMethods()
-	// An app or recovery code's check wrote the method and the language
-	// with the new time step (verifier.ownFactor) and proved the app is
-	// there (a recovery code leads to the app's page in any case).
 	hasApp, err := true, error(nil)
-	if method != methodTOTP && method != methodRecovery {
+	switch lang, noted := signInLang(ctx); {
+	case !noted:
+		// A link or a passkey: the language goes in with the method.
 		hasApp, err = h.users.noteSignIn(ctx, user, method, several, h.pages.requestLang(r).Tag())
+	case several && method != methodTOTP:
+		// A code's check kept the language (verifier.guarded); an app
+		// code's also wrote the method with the new time step
+		// (verifier.ownFactor) and proved the app is there.
+		hasApp, err = h.users.noteSignIn(ctx, user, method, true, lang)
 	}
 	if several {
 		switch {

@@ -168,10 +168,18 @@ func (v *verifier) channelCode(ctx context.Context, user, network string, s chal
 // them and concurrent attempts cannot slip between them (SECURITY.md A1,
 // A2, A4, C18, J44, J46); where this took four or five writes it takes
 // one. An attempt that never calls count counts in no lockout.
+//
+// A sign-in's check (ctx carries its language: withSignInLang) also keeps
+// that language in the user's record, in the same operation: a success
+// writes it when it changed, so the sign-in needs no call of its own.
 func (v *verifier) guarded(ctx context.Context, user, network, own string, attempt func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error)) (verifyOutcome, error) {
 	counters := v.lockout.lockKeys(user, network)
 	n := len(counters)
 	keys := append(counterKeys(counters), own)
+	lang, noteLang := signInLang(ctx)
+	if noteLang = noteLang && own != keyUser+user; noteLang {
+		keys = append(keys, keyUser+user)
+	}
 	now := v.now()
 	var out verifyOutcome
 	var justLocked bool
@@ -196,6 +204,17 @@ func (v *verifier) guarded(ctx context.Context, user, network, own string, attem
 		}
 		if out.ok && counted {
 			clearIn(found, changes)
+		}
+		if noteLang && out.ok && !out.repeat {
+			if changes[n+1], err = editRecord(cur[n+1], found[n+1], func(rec *userRecord) (storage.Op, error) {
+				if rec.Lang == lang {
+					return storage.Keep, nil
+				}
+				rec.Lang = lang
+				return storage.Write, nil
+			}); err != nil {
+				return nil, err
+			}
 		}
 		return changes, nil
 	})
