@@ -2,7 +2,6 @@ package browser
 
 import (
 	"context"
-	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
-	"github.com/caddymfa/caddy-mfa/examples"
 )
 
 // axeSource returns axe.min.js: the file $AXE_CORE_JS, or else axe-core
@@ -49,26 +46,6 @@ func axeSource(t *testing.T) string {
 	return string(src)
 }
 
-// axeCheck injects axe-core into the page and reports every violation of
-// WCAG 2.1 A and AA and best practice.
-func axeCheck(t *testing.T, src, what string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := chromedp.Evaluate[any](src+";0")(ctx, tg); err != nil {
-			return err
-		}
-		found, err := chromedp.Evaluate[[]string](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
-			r.violations.map(v => v.id + " (" + v.impact + "): " + v.help + " at " + v.nodes.map(n => n.target.join(" ")).join(", ")))`,
-			chromedp.EvalAwaitPromise)(ctx, tg)
-		if err != nil {
-			return err
-		}
-		for _, v := range found {
-			t.Errorf("%s: axe: %s", what, v)
-		}
-		return nil
-	})
-}
-
 // headers makes the tab send these headers with every request.
 func headers(h network.Headers) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -88,118 +65,6 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 		})
 		return err
 	})
-}
-
-// TestAccessibility runs axe-core over the sign-in pages (choose, code
-// sent, wrong code, out of attempts, 404, signed in) in English, German
-// and Arabic, light and dark, at desktop and phone sizes, and keeps a
-// screenshot of each.
-func TestAccessibility(t *testing.T) {
-	src := axeSource(t)
-	for _, vp := range viewports {
-		t.Run(vp.name, func(t *testing.T) {
-			// One user goes through many sign-ins here: no cooldown between
-			// sends, and no lockout after the wrong codes.
-			srv := examples.Start(t, "quickstart", examples.Options{Rewrite: func(cfg map[string]any) {
-				eachMFA(cfg, func(h map[string]any) {
-					h["lockout"] = map[string]any{"failures": 100, "user_failures": 100}
-					if e, ok := h["email"].(map[string]any); ok {
-						e["throttle"] = map[string]any{"cooldown": -1, "per_user_per_hour": -1, "per_ip_per_hour": -1, "per_destination_per_hour": -1, "per_5m": -1, "per_hour": -1}
-					}
-				})
-			}})
-			mailbox := filepath.Join(srv.Dir, "mailbox")
-			shots := newShooter(t)
-			auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
-			sent := 0
-			for _, lang := range []string{"en", "de", "ar"} {
-				for _, scheme := range []string{"light", "dark"} {
-					// A browser for each, within its time limit.
-					ctx, cancel := newBrowser(t, vp.width, vp.height)
-					defer cancel()
-					at := func(page string) string { return lang + " " + scheme + " " + page }
-					err := chromedp.Do(ctx,
-						chromedp.EmulateViewport(int64(vp.width), int64(vp.height)),
-						headers(network.Headers{"Authorization": auth, "Accept-Language": lang}),
-						colorScheme(scheme),
-						chromedp.Navigate(srv.URL("/")),
-						chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-						axeCheck(t, src, at("choose")),
-						shots.shot(lang+"-"+scheme+"-choose"),
-						submit(`form[action="/.mfa/send"] button`),
-						chromedp.WaitVisible(`#code`),
-						axeCheck(t, src, at("code sent")),
-					)
-					if err != nil {
-						t.Fatalf("%s: %v", at("sign-in"), err)
-					}
-					sent++
-					examples.WaitOutbox(t, mailbox, sent)
-					for i := range 3 {
-						if err := chromedp.Do(ctx,
-							chromedp.SendKeys(`#code`, "000000"),
-							submit(`form[action="/.mfa/verify"] button`),
-							chromedp.WaitVisible(`p[role="alert"]`),
-						); err != nil {
-							t.Fatalf("%s: wrong code %d: %v", at("verify"), i, err)
-						}
-						if i == 0 {
-							if err := chromedp.Do(ctx, axeCheck(t, src, at("wrong code")), shots.shot(lang+"-"+scheme+"-wrong-code")); err != nil {
-								t.Fatal(err)
-							}
-						}
-					}
-					var disabled bool
-					err = chromedp.Do(ctx,
-						store(&disabled, chromedp.Evaluate[bool](`document.querySelector("#code").disabled`)),
-						axeCheck(t, src, at("out of attempts")),
-						shots.shot(lang+"-"+scheme+"-no-attempts"),
-						chromedp.Navigate(srv.URL("/.mfa/nowhere")),
-						chromedp.WaitVisible(`h1`),
-						axeCheck(t, src, at("404")),
-					)
-					if err != nil {
-						t.Fatalf("%s: %v", at("out of attempts"), err)
-					}
-					if !disabled {
-						t.Errorf("%s: the code field is enabled with no attempt left", at("out of attempts"))
-					}
-				}
-			}
-			// Signed in, in Arabic and dark.
-			ctx, cancel := newBrowser(t, vp.width, vp.height)
-			defer cancel()
-			err := chromedp.Do(ctx,
-				chromedp.EmulateViewport(int64(vp.width), int64(vp.height)),
-				headers(network.Headers{"Authorization": auth, "Accept-Language": "ar"}),
-				colorScheme("dark"),
-				chromedp.Navigate(srv.URL("/")),
-				chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-				submit(`form[action="/.mfa/send"] button`),
-				chromedp.WaitVisible(`#code`),
-			)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg := examples.WaitOutbox(t, mailbox, sent+1)
-			var dir string
-			err = chromedp.Do(ctx,
-				chromedp.SendKeys(`#code`, msg.Code),
-				submit(`form[action="/.mfa/verify"] button`),
-				chromedp.Navigate(srv.URL("/.mfa/")),
-				chromedp.WaitVisible(`form[action="/.mfa/logout"]`),
-				store(&dir, chromedp.Evaluate[string](`document.documentElement.dir`)),
-				axeCheck(t, src, "ar dark signed in"),
-				shots.shot("ar-dark-signed-in"),
-			)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dir != "rtl" {
-				t.Errorf("Arabic page dir = %q", dir)
-			}
-		})
-	}
 }
 
 // eachMFA calls f with every mfa handler of an adapted config.

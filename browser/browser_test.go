@@ -42,6 +42,12 @@ func findChromium(t *testing.T) string {
 // traffic, no sync, no first-run pages.
 func newBrowser(t *testing.T, width, height int, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
 	t.Helper()
+	return newBrowserFor(t, 90*time.Second, width, height, extra...)
+}
+
+// newBrowserFor is newBrowser for a test that needs the browser longer.
+func newBrowserFor(t *testing.T, limit time.Duration, width, height int, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
+	t.Helper()
 	execPath := findChromium(t)
 	profile := t.TempDir()
 	tmp := t.TempDir() // Chromium's shared memory files, removed with the test
@@ -62,7 +68,7 @@ func newBrowser(t *testing.T, width, height int, extra ...chromedp.ExecAllocator
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
 	opts = append(opts, extra...)
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), limit)
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	ctx, cancelBrowser := chromedp.NewContext(ctx, chromedp.WithErrorf(t.Logf))
 	return ctx, func() {

@@ -273,11 +273,12 @@ func TestLinkCrossDevice(t *testing.T) {
 			e := linkEnv(t)
 			b, token := e.sendLink("alice")
 			flowID := e.flowID(b)
-			// The waiting page refreshes itself; no script needed.
+			// The waiting page's own script asks /status; without
+			// scripts the page refreshes itself.
 			resp := b.do(request{target: "/.mfa/", header: http.Header{"Accept": {"text/html"}}})
 			page, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if !strings.Contains(string(page), `<meta http-equiv="refresh" content="3">`) || strings.Contains(string(page), "<script") {
+			if !strings.Contains(string(page), `<noscript><meta http-equiv="refresh" content="3"></noscript>`) || !strings.Contains(string(page), `<script src="/.mfa/link.js" data-status="/.mfa/status" defer></script>`) {
 				t.Errorf("waiting page:\n%s", page)
 			}
 			if _, v := b.status(); v["status"] != statusPending || v["expires_in"] != 600.0 {

@@ -32,9 +32,10 @@ var styleCSS, _ = assets.ReadFile("assets/style.css")
 var linkJS, _ = assets.ReadFile("assets/link.js")
 
 // contentSecurityPolicy allows nothing but our own stylesheet and script
-// (link.js, embedded): no inline or third-party scripts, no frames, forms
-// only to ourselves (SECURITY.md G36).
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// (link.js, embedded) and requests to ourselves (the waiting page asks
+// /status): no inline or third-party scripts, no frames, forms only to
+// ourselves (SECURITY.md G36).
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders sets the security headers of every answer under
 // PathPrefix. Their values share one new array: one allocation where

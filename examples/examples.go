@@ -50,6 +50,10 @@ func Adapt(name string) (map[string]any, []caddyconfig.Warning, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return adapt(name, body)
+}
+
+func adapt(name string, body []byte) (map[string]any, []caddyconfig.Warning, error) {
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	out, warnings, err := adapter.Adapt(body, map[string]any{"filename": name + "/Caddyfile"})
 	if err != nil {
@@ -93,7 +97,18 @@ type Server struct {
 // admin endpoint is off.
 func Start(t testing.TB, name string, opts Options) *Server {
 	t.Helper()
-	cfg, warnings, err := Adapt(name)
+	body, err := Caddyfile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartCaddyfile(t, name, body, opts)
+}
+
+// StartCaddyfile runs a Caddyfile that is not one of the examples, such
+// as a test's own, as Start runs an example; name labels its errors.
+func StartCaddyfile(t testing.TB, name string, body []byte, opts Options) *Server {
+	t.Helper()
+	cfg, warnings, err := adapt(name, body)
 	if err != nil {
 		t.Fatal(err)
 	}
