@@ -97,6 +97,7 @@ func (a *auditor) check(t *testing.T, ctx context.Context, lang, state string) {
 				chromedp.EmulateViewport(int64(vp.width), int64(vp.height)),
 				colorScheme(scheme),
 				axeRun(t, a.axe, at, first),
+				noOverflow(t, at),
 				a.shot(t, fmt.Sprintf("%s-%s-%s-%s", state, lang, vp.name, scheme)),
 			)
 			if err != nil {
@@ -122,6 +123,28 @@ func (a *auditor) shot(t *testing.T, name string) chromedp.Action[chromedp.Void]
 	})
 }
 
+// noOverflow reports a page wider than the viewport: something sticks
+// out sideways, or is cut off, at that size.
+func noOverflow(t *testing.T, what string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		wide, err := chromedp.Evaluate[[]string](`(() => {
+			const vw = document.documentElement.clientWidth;
+			if (document.documentElement.scrollWidth <= vw) return [];
+			return [...document.querySelectorAll("body *")].filter(e => {
+				const r = e.getBoundingClientRect();
+				return r.width > 0 && (r.right > vw + 1 || r.left < -1);
+			}).map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")).slice(0, 5);
+		})()`)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		if len(wide) > 0 {
+			t.Errorf("%s: the page is wider than the viewport: %v", what, wide)
+		}
+		return nil
+	})
+}
+
 // layoutRules are the axe-core rules whose result can change with the
 // viewport or the color scheme of a page that is not reloaded: colors,
 // and sizes and overflow. The pages' markup is the same at every size
@@ -130,11 +153,11 @@ func (a *auditor) shot(t *testing.T, name string) chromedp.Action[chromedp.Void]
 const layoutRules = `["color-contrast", "link-in-text-block", "target-size", "scrollable-region-focusable", "meta-viewport"]`
 
 // axeRun injects axe-core into the page unless it is there already and
-// reports every violation of WCAG 2.x A and AA and best practice (all
-// rules when all is set, else layoutRules; the enhanced 7:1 contrast of
-// AAA is not asked for).
+// reports every violation of WCAG 2.0, 2.1 and 2.2 A and AA and of
+// axe's best practices (all those rules when all is set, else
+// layoutRules).
 func axeRun(t *testing.T, src, what string, all bool) chromedp.Action[chromedp.Void] {
-	opts := `{resultTypes: ["violations"]}`
+	opts := `{resultTypes: ["violations"], runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]}}`
 	if !all {
 		opts = `{resultTypes: ["violations"], runOnly: {type: "rule", values: ` + layoutRules + `}}`
 	}

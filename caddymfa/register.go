@@ -95,8 +95,11 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 			v.Continue = h.PathPrefix + "/register/" + kind + "?start=1&return=" + url.QueryEscape(ret)
 			return h.pages.render(w, r, v)
 		}
+		// "Codes now go to" only when an address is on file.
 		if ch, ok := h.methods.channel(method); ok {
-			v.Destination = ch.sender.Mask(rp.acct.destination(r.Context(), method))
+			if dest := rp.acct.destination(r.Context(), method); dest != "" {
+				v.Destination = ch.sender.Mask(dest)
+			}
 		}
 		return h.pages.render(w, r, v)
 	}
