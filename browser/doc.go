@@ -7,6 +7,10 @@
 // screen, codes come from internal/totpref, and the recovery codes, a
 // sign-in with the app and a replayed code follow.
 //
+// TestAccessibility walks every page and state of the sign-in in
+// English, German and Arabic in one Chromium, and axe-core checks each at
+// desktop and phone sizes in light and dark.
+//
 // The tests look for Chromium as $CHROMIUM, then chromium,
 // chromium-browser and google-chrome on $PATH. Without one they are
 // skipped, except when CI=true, where a missing browser fails the run
