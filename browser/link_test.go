@@ -106,19 +106,10 @@ func TestLinkNumberMatching(t *testing.T) {
 // linkMode turns the quickstart's email into sign-in links from its own
 // address.
 func linkMode(cfg map[string]any) {
-	port := ""
-	examples.Walk(cfg, func(obj map[string]any) {
-		if l, ok := obj["listen"].([]any); ok && len(l) > 0 {
-			s, _ := l[0].(string)
-			port = s[strings.LastIndexByte(s, ':')+1:]
-		}
-	})
-	examples.Walk(cfg, func(obj map[string]any) {
-		if obj["handler"] == "mfa" {
-			obj["base_url"] = "http://localhost:" + port
-			if e, ok := obj["email"].(map[string]any); ok {
-				e["send"] = "link"
-			}
+	withBaseURL(cfg)
+	eachMFA(cfg, func(h map[string]any) {
+		if e, ok := h["email"].(map[string]any); ok {
+			e["send"] = "link"
 		}
 	})
 }
