@@ -64,9 +64,15 @@ type database struct {
 // lets grow to about twice what is live, so every MiB kept costs about two
 // of Caddy's memory. So, by default (each settable, see Store):
 //
-//   - two 2 MiB memtables bound write-buffer memory at 4 MiB (a memtable
-//     holds some 300 sign-ins' records before it is flushed to a table;
-//     4 MiB ones cost the same CPU under load, and about 5 MiB more);
+//   - two 1 MiB memtables bound write-buffer memory at 2 MiB (a memtable
+//     holds some 150 sign-ins' records before it is flushed to a table).
+//     A flush builds its table in a buffer Badger keeps for the next
+//     build, up to eight of them, which starts at twice the table size
+//     (1 MiB tables, below) and doubles when the table does not fit: a
+//     1 MiB memtable fits the first 2 MiB, a 2 MiB one made every buffer
+//     grow to 6 MiB, and Caddy's own memory rose by some 25 MB every 4,000
+//     sign-ins, up to about 120 MB, where with 1 MiB it stays near 60 MB
+//     (BENCHMARKS.md);
 //   - tables are not compressed and have no block cache: reads come
 //     straight from the memory-mapped tables (page cache the kernel can
 //     reclaim) with no decompression, which with compression would need a

@@ -35,7 +35,7 @@ type Store struct {
 
 	// MemtableSize is the size of Badger's write buffer (two of them, in
 	// the Go heap): larger buffers flush to disk less often, smaller ones
-	// keep Caddy's memory lower. Default: 2 MiB.
+	// keep Caddy's memory lower. Default: 1 MiB.
 	MemtableSize int64 `json:"memtable_size,omitempty"`
 
 	// BlockCacheSize is the cache of table blocks in memory. It speeds up

@@ -19,7 +19,7 @@ import (
 // has no block left for a page it touches, the kernel answers with SIGBUS,
 // which ends the whole Caddy process. Refusing writes while a margin is
 // left keeps Badger away from that edge: the margin covers the memtable's
-// log (2 x memtable_size, 4 MiB by default), a memtable flushed to a
+// log (2 x memtable_size, 2 MiB by default), a memtable flushed to a
 // table, and a compaction of the small tables this store makes.
 const DefaultMinFree = 64 << 20
 

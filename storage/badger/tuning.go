@@ -10,7 +10,7 @@ import (
 
 // Defaults of the memory settings (see Store and tuning.apply).
 const (
-	DefaultMemtableSize     = 2 << 20
+	DefaultMemtableSize     = 1 << 20
 	DefaultIndexCacheSize   = 2 << 20
 	DefaultValueLogFileSize = 64 << 20
 	DefaultCompactors       = 2
