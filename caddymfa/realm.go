@@ -51,11 +51,12 @@ const (
 	cookieFlow cookieKind = iota
 	cookieSession
 	cookieDevice
+	cookieNotice // an error kept across a form's redirect (flash.go)
 	cookieKinds
 )
 
 // cookieBases are the cookie names before the realm's tag.
-var cookieBases = [cookieKinds]string{cookieFlow: "mfa_flow", cookieSession: "mfa_session", cookieDevice: "mfa_device"}
+var cookieBases = [cookieKinds]string{cookieFlow: "mfa_flow", cookieSession: "mfa_session", cookieDevice: "mfa_device", cookieNotice: "mfa_notice"}
 
 // maxRealmName bounds a configured realm name.
 const maxRealmName = 64

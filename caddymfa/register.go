@@ -76,8 +76,13 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	// A required factor passed in this session's lifetime, recently;
 	// never a policy exemption (SECURITY.md N61).
 	if !signedIn || !slices.Contains(required, s.Method) || !s.factorWithin(h.now(), enrollFreshness) {
-		if post {
+		if post && wantsJSON(r) {
 			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you first, then try again."))
+		}
+		if post {
+			// The page of the form asks for the factor first.
+			http.Redirect(w, r, regURL(h.PathPrefix, kind, ret, ""), http.StatusSeeOther)
+			return nil
 		}
 		return h.confirmFirst(w, r, ff, "register/"+kind, kind, ret, required)
 	}
@@ -85,26 +90,15 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 	rp := &regPage{
 		slot: challengeSlot{binding: "register\x00" + id, since: time.Unix(s.Created.Unix(), 0)},
 		acct: h.account(r, s.FirstFactor, s.User),
+		kind: kind,
 		ret:  ret,
 		csrf: h.keys.csrfToken("s:" + id),
 	}
 	if !post {
-		v := &view{Step: stepRegister, Method: method, User: s.User, CSRFToken: rp.csrf, Return: ret, Redirect: orRoot(ret)}
-		if h.methods.registration(method).ShowInfo && r.URL.Query().Get("start") == "" {
-			v.Step = stepRegisterInfo
-			v.Continue = h.PathPrefix + "/register/" + kind + "?start=1&return=" + url.QueryEscape(ret)
-			return h.pages.render(w, r, v)
-		}
-		// "Codes now go to" only when an address is on file.
-		if ch, ok := h.methods.channel(method); ok {
-			if dest := rp.acct.destination(r.Context(), method); dest != "" {
-				v.Destination = ch.sender.Mask(dest)
-			}
-		}
-		return h.pages.render(w, r, v)
+		return h.registerPage(w, r, rp, method)
 	}
 	if !h.keys.validCSRF("s:"+id, f.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+		return h.registerRefused(w, r, rp, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."), "")
 	}
 	if f.Action == actionSend {
 		return h.registerSend(w, r, f, rp, method)
@@ -118,8 +112,71 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request, kind str
 type regPage struct {
 	slot challengeSlot
 	acct *account
+	kind string // "phone" or "email", as in the path
 	ret  string
 	csrf string
+}
+
+// regURL is the address of a registration page: the form, or with step
+// "verify" the code form of the address just sent to.
+func regURL(prefix, kind, ret, step string) string {
+	u := prefix + "/register/" + kind + "?start=1"
+	if step != "" {
+		u += "&step=" + step
+	}
+	if ret != "" {
+		u += "&return=" + url.QueryEscape(ret)
+	}
+	return u
+}
+
+// registerPage answers GET: the explanation first (show_info), the form,
+// or with ?step=verify the code form of the address the code went to
+// while that code can be used; with the error of the form just posted,
+// if any (flash.go).
+func (h *Handler) registerPage(w http.ResponseWriter, r *http.Request, rp *regPage, method string) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	v := &view{Step: stepRegister, Method: method, User: rp.acct.user, CSRFToken: rp.csrf, Return: rp.ret, Redirect: orRoot(rp.ret)}
+	if h.methods.registration(method).ShowInfo && q.Get("start") == "" {
+		v.Step = stepRegisterInfo
+		v.Continue = regURL(h.PathPrefix, rp.kind, rp.ret, "")
+		return h.pages.render(w, r, v)
+	}
+	ch, _ := h.methods.channel(method)
+	if q.Get("step") == "verify" {
+		pending, found, err := h.registrations.get(ctx, rp.slot)
+		if err != nil && !errors.Is(err, errBadRecord) {
+			return h.pages.unavailable(w, r, "reading registration", err)
+		}
+		c, err := h.challenges.load(ctx, h.challenges.id(rp.slot))
+		if err != nil {
+			return h.pages.unavailable(w, r, "reading challenge", err)
+		}
+		limits := ch.limits
+		if found && pending.User == rp.acct.user && pending.Method == method && c != nil && c.State == statePending &&
+			h.now().Before(c.ExpiresAt) && c.Attempts < limits.MaxAttempts {
+			left := limits.MaxAttempts - c.Attempts
+			v.Step, v.AttemptsLeft = stepRegisterVerify, &left
+			v.Destination = ch.sender.Mask(pending.Address)
+			v.ExpiresIn = int(c.ExpiresAt.Sub(h.now()).Round(time.Second) / time.Second)
+			h.takeFlash(w, r, v, "register/"+rp.kind, rp.csrf)
+			return h.pages.render(w, r, v)
+		}
+	}
+	// "Codes now go to" only when an address is on file.
+	if dest := rp.acct.destination(ctx, method); dest != "" {
+		v.Destination = ch.sender.Mask(dest)
+	}
+	h.takeFlash(w, r, v, "register/"+rp.kind, rp.csrf)
+	return h.pages.render(w, r, v)
+}
+
+// registerRefused answers a registration form that failed: JSON clients
+// get v; browsers a 303 to the registration page (the form, or with step
+// "verify" the code form) that shows v's error, so a reload posts nothing.
+func (h *Handler) registerRefused(w http.ResponseWriter, r *http.Request, rp *regPage, v *view, step string) error {
+	return h.redirectWithError(w, r, v, regURL(h.PathPrefix, rp.kind, rp.ret, step), "register/"+rp.kind, rp.csrf)
 }
 
 // registrations owns the addresses users asked to register while they
@@ -231,7 +288,7 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 	if problem != "" {
 		v := &view{Step: stepRegister, Method: method, User: user, CSRFToken: rp.csrf, Return: rp.ret, Redirect: orRoot(rp.ret),
 			status: http.StatusBadRequest, Error: errCodeRequest, Message: problem}
-		return h.pages.render(w, r, v)
+		return h.registerRefused(w, r, rp, v, "")
 	}
 	// The challenge keeps the address with its code, in one update, so
 	// only the address that received the code can be confirmed; a send
@@ -241,10 +298,17 @@ func (h *Handler) registerSend(w http.ResponseWriter, r *http.Request, f form, r
 		site: h.site(r), lang: h.pages.userLang(r), wait: true, bind: true}
 	sr.country, sr.perCountry = ch.countryOf(address)
 	if _, err := h.challenges.issue(r.Context(), sr); err != nil {
+		if v := h.pages.sendRefusal(err); v != nil {
+			return h.registerRefused(w, r, rp, v, "")
+		}
 		return h.pages.sendFailed(w, r, err)
 	}
 	if err := h.registrations.put(r.Context(), rp.slot, pendingRegistration{User: user, Method: method, Address: address, Return: rp.ret}); err != nil {
 		return h.pages.unavailable(w, r, "storing registration", err)
+	}
+	if !wantsJSON(r) {
+		http.Redirect(w, r, regURL(h.PathPrefix, rp.kind, rp.ret, "verify"), http.StatusSeeOther)
+		return nil
 	}
 	limits := ch.limits
 	left := limits.MaxAttempts
@@ -260,13 +324,13 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 	user := rp.acct.user
 	pending, found, err := h.registrations.get(ctx, rp.slot)
 	if !found && err == nil {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
+		return h.registerRefused(w, r, rp, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."), "")
 	}
 	if err != nil && !errors.Is(err, errBadRecord) {
 		return h.pages.unavailable(w, r, "reading registration", err)
 	}
 	if err != nil || pending.User != user || pending.Method != method {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
+		return h.registerRefused(w, r, rp, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."), "")
 	}
 	ret := pending.Return
 	out, err := h.verifier.factor(ctx, user, h.guessNetwork(r), rp.slot, method, f.Code)
@@ -278,12 +342,17 @@ func (h *Handler) registerConfirm(w http.ResponseWriter, r *http.Request, f form
 		left := out.attemptsLeft
 		v := &view{Step: stepRegisterVerify, Method: method, User: user, CSRFToken: rp.csrf, Return: ret, Redirect: orRoot(ret),
 			Destination: ch.sender.Mask(pending.Address), AttemptsLeft: &left, status: http.StatusUnauthorized, Error: errCodeInvalid, Message: "That code is not valid."}
-		return h.pages.render(w, r, v)
+		if left == 0 {
+			// The code form is over: back to the address, to send a new one.
+			v.Message = "That code is not valid, and no attempts are left for it. Send a new code to try again."
+			return h.registerRefused(w, r, rp, v, "")
+		}
+		return h.registerRefused(w, r, rp, v, "verify")
 	}
 	// The address the code was sent to, never one stored beside it.
 	address := out.address
 	if address == "" {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."))
+		return h.registerRefused(w, r, rp, errorView(http.StatusBadRequest, errCodeRequest, "Enter the new address first."), "")
 	}
 	old := map[string]string{method: rp.acct.destination(ctx, method)}
 	err = h.users.update(ctx, user, func(u *userRecord) (storage.Op, error) {

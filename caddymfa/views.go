@@ -250,21 +250,30 @@ func typedAddress(user string) string {
 
 // sendFailed answers a send that issue refused or could not deliver.
 func (pg *pages) sendFailed(w http.ResponseWriter, r *http.Request, err error) error {
+	if v := pg.sendRefusal(err); v != nil {
+		return pg.render(w, r, v)
+	}
+	return pg.unavailable(w, r, "issuing code", err)
+}
+
+// sendRefusal is the answer to a send that issue refused or could not
+// deliver, or nil when the store failed.
+func (pg *pages) sendRefusal(err error) *view {
 	var te *throttledError
 	switch {
 	case errors.As(err, &te):
 		pg.logger.Info("send throttled", zap.String("scope", te.scope))
 		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "Too many codes were requested.")
 		v.retry = te.retryAfter
-		return pg.render(w, r, v)
+		return v
 	case errors.Is(err, errTooManySends):
 		v := errorView(http.StatusTooManyRequests, errCodeThrottled, "No more codes can be sent for this sign-in.")
 		v.retry = flowTTL
-		return pg.render(w, r, v)
+		return v
 	case errors.Is(err, errDelivery):
-		return pg.render(w, r, errorView(http.StatusBadGateway, errCodeDelivery, "The code could not be delivered. Try again later or contact the administrator."))
+		return errorView(http.StatusBadGateway, errCodeDelivery, "The code could not be delivered. Try again later or contact the administrator.")
 	}
-	return pg.unavailable(w, r, "issuing code", err)
+	return nil
 }
 
 // unavailable answers a request the store could not serve: it is denied
