@@ -8,9 +8,11 @@
 // embedded Badger v4 database.
 //
 // The interface is a small key-value store with expiry, an atomic
-// read-modify-write (Update) and an atomic counter (Incr): enough to make
-// "check the lock, count the attempt" a single atomic step, which is what
-// the guessing limits depend on.
+// read-modify-write of one key (Update) or of several (UpdateMany) and an
+// atomic counter (Incr): enough to make "check the lock, count the
+// attempt, compare" a single atomic step, which is what the guessing
+// limits depend on, and to write records that must agree (a session and
+// the user's index of sessions) in one write.
 //
 // The package also registers the Caddy app "mfa" (App). Stores, and the
 // handlers whose generated secret key lives in a store, register with it
