@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -147,8 +149,13 @@ func OnStart(ctx caddy.Context, fn func() error) (*Start, error) {
 func appOf(ctx caddy.Context) (app *App, err error) {
 	defer func() {
 		// caddy.Context.App dereferences the context's config, which a
-		// context made by caddy.NewContext outside a config lacks.
+		// context made by caddy.NewContext outside a config lacks: that
+		// nil dereference means "no config". Any other panic is not ours
+		// to hide.
 		if r := recover(); r != nil {
+			if re, ok := r.(runtime.Error); !ok || !strings.Contains(re.Error(), "nil pointer dereference") {
+				panic(r)
+			}
 			app, err = nil, nil
 		}
 	}()
