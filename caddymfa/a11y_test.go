@@ -19,7 +19,7 @@ func TestWrongCodeTiedToInput(t *testing.T) {
 	b.do(request{method: http.MethodPost, target: "/.mfa/send", form: url.Values{"method": {"email"}, "csrf_token": {csrf}}}).Body.Close()
 	var page string
 	for i := 0; i < 3; i++ {
-		resp := b.do(request{method: http.MethodPost, target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {"000000"}, "csrf_token": {csrf}}})
+		resp := b.follow(b.do(request{method: http.MethodPost, target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {"000000"}, "csrf_token": {csrf}}}))
 		page = body(t, resp)
 		if i == 0 {
 			for _, want := range []string{`aria-invalid="true" aria-describedby="error attempts"`, `<p id="error" class="error" role="alert">`, `<p class="hint" id="attempts">2 attempts left.</p>`} {

@@ -35,8 +35,9 @@ func TestGetOnPostPathGoesBackToFlow(t *testing.T) {
 	}
 }
 
-// After a wrong code the browser sits on /verify; reloading it shows the
-// verify step again, with the attempts left.
+// A wrong code sends the browser back to the flow's page (303); a GET of
+// /verify (a bookmark, an old history entry) shows the verify step again,
+// with the attempts left.
 func TestReloadAfterWrongCodeShowsVerifyStep(t *testing.T) {
 	h, outbox := testConfig(t)
 	e := newEnv(t, h, outbox)
@@ -44,8 +45,8 @@ func TestReloadAfterWrongCodeShowsVerifyStep(t *testing.T) {
 	csrf := b.state()["csrf_token"].(string)
 	b.do(request{target: "/.mfa/send", form: url.Values{"method": {"email"}, "csrf_token": {csrf}}})
 	resp := b.do(request{target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {"000000"}, "csrf_token": {csrf}}})
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("wrong code: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/.mfa/" {
+		t.Fatalf("wrong code: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp = b.do(request{target: "/.mfa/verify", header: http.Header{"Accept": {"text/html"}}})
 	if resp.StatusCode != http.StatusSeeOther {

@@ -22,6 +22,8 @@ type flash struct {
 	Message string   `json:"m"`
 	Args    []string `json:"a,omitempty"`
 	Retry   int64    `json:"r,omitempty"` // until, Unix seconds
+	Left    *int     `json:"l,omitempty"` // the attempts left the answer showed
+	Method  string   `json:"k,omitempty"` // the method of the code form it showed
 	Until   int64    `json:"t"`           // Unix seconds
 }
 
@@ -36,7 +38,7 @@ func (h *Handler) redirectWithError(w http.ResponseWriter, r *http.Request, v *v
 	if wantsJSON(r) {
 		return h.pages.render(w, r, v)
 	}
-	f := flash{Status: v.status, Error: v.Error, Message: v.Message, Args: v.msgArgs, Until: h.now().Add(flashTTL).Unix()}
+	f := flash{Status: v.status, Error: v.Error, Message: v.Message, Args: v.msgArgs, Left: v.AttemptsLeft, Method: v.Method, Until: h.now().Add(flashTTL).Unix()}
 	if v.retry > 0 {
 		f.Retry = h.now().Add(v.retry).Unix() + 1
 	}
@@ -52,21 +54,37 @@ func (h *Handler) redirectWithError(w http.ResponseWriter, r *http.Request, v *v
 // takeFlash puts the error kept for page into v, if the browser carries
 // one, and drops the cookie: the error is said once.
 func (h *Handler) takeFlash(w http.ResponseWriter, r *http.Request, v *view, page, binding string) {
-	raw := h.realm.read(r, cookieNotice)
-	if raw == "" {
+	f := h.readFlash(w, r, page, binding)
+	if f == nil {
 		return
 	}
-	http.SetCookie(w, h.realm.expired(r, cookieNotice))
-	payload, ok := decodeSigned(h.keys.cookieMACs, flashPurpose(page, binding), raw)
-	if !ok {
-		return
-	}
-	var f flash
-	if json.Unmarshal([]byte(payload), &f) != nil || h.now().Unix() > f.Until || f.Message == "" {
-		return
-	}
+	h.applyFlash(v, f)
+}
+
+// applyFlash puts the kept error f into v.
+func (h *Handler) applyFlash(v *view, f *flash) {
 	v.status, v.Error, v.Message, v.msgArgs = f.Status, f.Error, f.Message, f.Args
 	if wait := time.Unix(f.Retry, 0).Sub(h.now()); f.Retry > 0 && wait > 0 {
 		v.retry = wait
 	}
+}
+
+// readFlash returns the error kept for page and binding, if the browser
+// carries one that is signed for them and still fresh, and drops the
+// cookie: the error is said once.
+func (h *Handler) readFlash(w http.ResponseWriter, r *http.Request, page, binding string) *flash {
+	raw := h.realm.read(r, cookieNotice)
+	if raw == "" {
+		return nil
+	}
+	http.SetCookie(w, h.realm.expired(r, cookieNotice))
+	payload, ok := decodeSigned(h.keys.cookieMACs, flashPurpose(page, binding), raw)
+	if !ok {
+		return nil
+	}
+	var f flash
+	if json.Unmarshal([]byte(payload), &f) != nil || h.now().Unix() > f.Until || f.Message == "" {
+		return nil
+	}
+	return &f
 }

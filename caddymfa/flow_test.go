@@ -353,7 +353,7 @@ func TestOutOfAttemptsPageOffersNewCode(t *testing.T) {
 	csrf := b.state()["csrf_token"].(string)
 	var body []byte
 	for range 3 {
-		resp := b.do(request{target: "/.mfa/verify", form: url.Values{"code": {wrongCode(code)}, "csrf_token": {csrf}}})
+		resp := b.follow(b.do(request{target: "/.mfa/verify", form: url.Values{"code": {wrongCode(code)}, "csrf_token": {csrf}}}))
 		body, _ = io.ReadAll(resp.Body)
 	}
 	if !strings.Contains(string(body), `action="/.mfa/send"`) || strings.Contains(string(body), `action="/.mfa/resend"`) {

@@ -295,6 +295,8 @@ func TestGoldenSignInHTML(t *testing.T) {
 	g.literal("code", code)
 	g.do(b, "verify page", request{target: "/.mfa/", header: htmlAccept()})
 	g.do(b, "wrong code", request{target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {wrongCode(code)}, "csrf_token": {token}}, header: htmlAccept()})
+	g.do(b, "wrong code: the page it lands on", request{target: "/.mfa/", header: htmlAccept()})
+	g.do(b, "wrong code: reload", request{target: "/.mfa/", header: htmlAccept()})
 	g.do(b, "foreign origin", request{target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {code}, "csrf_token": {token}}, header: http.Header{"Accept": {"text/html"}, "Origin": {"https://evil.example"}}})
 	g.do(b, "right code", request{target: "/.mfa/verify", form: url.Values{"method": {"email"}, "code": {code}, "csrf_token": {token}}, header: htmlAccept()})
 	g.do(b, "protected page, signed in", request{target: "/app?x=1", header: htmlAccept()})

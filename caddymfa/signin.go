@@ -170,13 +170,16 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 				h.logger.Info("send throttled", zap.String("scope", te.scope))
 				v.status, v.Error, v.retry = http.StatusTooManyRequests, errCodeThrottled, te.retryAfter
 				v.Message = "The code already sent still works; a new one cannot be sent yet."
-				return h.pages.render(w, r, v)
+				return h.signInRefused(w, r, flow, v)
 			}
 			if te.scope == scopeCooldown {
 				if done, err := h.reuseLive(w, r, flow); done || err != nil {
 					return err
 				}
 			}
+		}
+		if v := h.pages.sendRefusal(err); v != nil {
+			return h.signInRefused(w, r, flow, v)
 		}
 		return h.pages.sendFailed(w, r, err)
 	}
@@ -222,15 +225,11 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 	if out.repeat {
 		return h.alreadySignedIn(w, r, orRoot(flow.Return))
 	}
-	acct := h.account(r, flow.FirstFactor, user)
 	if !out.ok {
 		h.audit.event(r.Context(), "sign-in failed", userField(user), zap.String("method", method))
-		dest := ""
-		if _, isChannel := h.methods.channel(method); isChannel && flow.FirstFactor != "" {
-			dest = acct.destination(r.Context(), method)
-		}
-		return h.pages.render(w, r, h.pages.failed(flow, acct.principal, method, dest, out.attemptsLeft))
+		return h.signInRefused(w, r, flow, h.failedView(r, flow, method, out.attemptsLeft))
 	}
+	acct := h.account(r, flow.FirstFactor, user)
 	dest, err := h.startSession(w, r, flow, out.method, bool(f.Remember))
 	if err != nil {
 		return h.pages.unavailable(w, r, "storing session", err)

@@ -75,7 +75,10 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 			return h.signedIn(w, r, flow, method)
 		}
 	}
-	v, err := h.stepView(r, flow)
+	v, err := h.signInNotice(w, r, flow)
+	if v == nil && err == nil {
+		v, err = h.stepView(r, flow)
+	}
 	if err != nil {
 		return h.pages.unavailable(w, r, "reading flow state", err)
 	}
@@ -192,7 +195,10 @@ func (h *Handler) showStep(w http.ResponseWriter, r *http.Request, flow *flowSta
 		http.Redirect(w, r, h.PathPrefix+"/", http.StatusSeeOther)
 		return nil
 	}
-	v, err := h.stepView(r, flow)
+	v, err := h.signInNotice(w, r, flow)
+	if v == nil && err == nil {
+		v, err = h.stepView(r, flow)
+	}
 	if err != nil {
 		return h.pages.unavailable(w, r, "reading flow state", err)
 	}

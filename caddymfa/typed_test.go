@@ -80,7 +80,7 @@ func TestStandaloneShowsTypedAddress(t *testing.T) {
 		pages = append(pages, strings.ReplaceAll(csrfValues.ReplaceAllString(page, "CSRF"), addr, "ADDR"))
 
 		csrf := b.state()["csrf_token"].(string)
-		resp := b.do(request{target: "/.mfa/verify", form: url.Values{"code": {"000000"}, "csrf_token": {csrf}}, header: htmlAccept()})
+		resp := b.follow(b.do(request{target: "/.mfa/verify", form: url.Values{"code": {"000000"}, "csrf_token": {csrf}}, header: htmlAccept()}))
 		page = readBody(t, resp)
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, `<strong>`+addr+`</strong> · <a href="/.mfa/?method=identify">`) {
 			t.Errorf("%s: wrong code: status %d, page:\n%s", in, resp.StatusCode, page)
