@@ -143,25 +143,8 @@ func TestFailureAnswersIndistinguishableAfterRedirect(t *testing.T) {
 		page := readBody(t, landed)
 		return head + fmt.Sprintf(" %d\n", landed.StatusCode) + csrfValues.ReplaceAllString(page, "CSRF")
 	}
-	first := func(user string) (*browser, string) {
-		b := e.browser(user)
-		b.postJSON("/send", map[string]string{"method": "email"}).Body.Close()
-		return b, e.lastCode()
-	}
-	b, code := first("alice")
-	wrongAns := answer(b, wrongCode(code)) // failure 1
-	b, code = first("alice")
-	e.clock.add(11 * time.Minute)
-	expiredAns := answer(b, code) // failure 2
-	b, _ = first("alice")
-	answer(b, "000000") // failure 3: alice is now at the limit
-	b, code = first("alice")
-	lockedAns := answer(b, code) // the right code, refused: locked
-	if !strings.Contains(wrongAns, "That code is not valid.") {
-		t.Fatalf("wrong code answer:\n%s", wrongAns)
-	}
-	if wrongAns != expiredAns || wrongAns != lockedAns {
-		t.Fatalf("answers differ:\nwrong:   %s\nexpired: %s\nlocked:  %s", wrongAns, expiredAns, lockedAns)
+	if ans := wrongExpiredLocked(t, e, answer); !strings.Contains(ans, "That code is not valid.") || !strings.Contains(ans, "303") {
+		t.Fatalf("wrong code answer:\n%s", ans)
 	}
 }
 
