@@ -132,12 +132,17 @@ func TestResendTooSoonKeepsTheCode(t *testing.T) {
 		t.Errorf("message %q does not say how long to wait", msg)
 	}
 
-	// The page: the same, with the code form.
+	// The page: a 303 to the code form, which says how long to wait,
+	// once; a reload posts nothing.
 	page := c.get("/.mfa/", "text/html")
 	f := form(t, page.body, "/.mfa/resend")
 	r = c.postForm("/.mfa/resend", f.values)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/.mfa/" {
+		t.Fatalf("resend form: status %d %q, want 303 /.mfa/", r.StatusCode, r.Header.Get("Location"))
+	}
+	r = c.get("/.mfa/", "text/html")
 	if r.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("resend form: status %d", r.StatusCode)
+		t.Fatalf("the page the resend form lands on: status %d", r.StatusCode)
 	}
 	if body := string(r.body); !strings.Contains(body, "Try again in ") || !strings.Contains(body, `name="code"`) {
 		t.Errorf("the page does not keep the code form and say how long to wait:\n%s", body)
