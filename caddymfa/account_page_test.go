@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddymfa/caddy-mfa/authenticators"
+	"github.com/caddymfa/caddy-mfa/authenticators/sms"
 )
 
 // The account page speaks the language of the request: its headings,
@@ -69,5 +72,26 @@ func TestAccountDestructiveButtons(t *testing.T) {
 	}
 	if !seen["end_session"] || !seen["end_others"] || !seen["logout"] {
 		t.Errorf("account page forms %v, want end_session, end_others and logout:\n%s", seen, page)
+	}
+}
+
+// The account page offers to add a phone number to a user who has none
+// on file, and to change the address the user has.
+func TestAccountPageAddOrChange(t *testing.T) {
+	h, outbox := testConfig(t)
+	h.SMS = &sms.Config{ProviderRaw: []byte(`{"provider":"outbox","dir":` + quote(t.TempDir()) + `}`),
+		Registration: &authenticators.Registration{Require: []string{"email"}, DuringLogin: true}}
+	h.Email.Registration = &authenticators.Registration{Require: []string{"sms"}, DuringLogin: true}
+	e := newEnv(t, h, outbox)
+	page := body(t, e.signIn("alice").do(request{target: "/.mfa/account"}))
+	for _, want := range []string{"Add a phone number", "Change your email address"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("account page of alice (an address, no phone) lacks %q:\n%s", want, page)
+		}
+	}
+	for _, wrong := range []string{"Change your phone number", "Add an email address"} {
+		if strings.Contains(page, wrong) {
+			t.Errorf("account page of alice says %q", wrong)
+		}
 	}
 }

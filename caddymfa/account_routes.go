@@ -122,6 +122,17 @@ func (p accountPage) T(key string, args ...string) template.HTML { return p.page
 // Text is the message key as plain text, for the title.
 func (p accountPage) Text(key string) string { return p.page.Text(key) }
 
+// Has says whether the user has a method of kind on file, so the page
+// offers to change it rather than to add one.
+func (p accountPage) Has(kind string) bool {
+	for _, m := range p.Methods {
+		if m.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // Date is t as a date that reads the same in every language.
 func (p accountPage) Date(t time.Time) string { return t.Format(time.DateOnly) }
 

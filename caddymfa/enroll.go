@@ -210,7 +210,7 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 	v := &view{CSRFToken: h.keys.csrfToken(auth.binding()), Return: ret, User: auth.user, Redirect: orRoot(ret)}
 	if auth.rec.TOTP != nil && !replace {
 		v.Step = stepTOTPSettings
-		v.AppAdded = auth.rec.TOTP.Added.UTC().Format("2 January 2006")
+		v.AppAdded = auth.rec.TOTP.Added.UTC().Format(time.DateOnly)
 		left := len(auth.rec.Recovery)
 		v.RecoveryLeft = &left
 		v.RecoveryUsed = auth.session != nil && auth.session.Method == methodRecovery

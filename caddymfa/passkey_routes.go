@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -454,13 +455,13 @@ func (p pageData) PasskeyScript() bool {
 }
 
 // AddedText and LastUsedText say when a passkey was added and last used.
-func (p passkeyInfo) AddedText() string { return p.Added.UTC().Format("2 January 2006") }
+func (p passkeyInfo) AddedText() string { return p.Added.UTC().Format(time.DateOnly) }
 
 func (p passkeyInfo) LastUsedText() string {
 	if p.LastUsed == nil {
 		return "never"
 	}
-	return p.LastUsed.UTC().Format("2 January 2006")
+	return p.LastUsed.UTC().Format(time.DateOnly)
 }
 
 // offerPasskey adds the passkey to the ways a user can go on, first: in
