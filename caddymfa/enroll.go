@@ -123,16 +123,21 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		ret = auth.flow.Return
 	}
 	if auth.exempt() {
-		if post {
+		if post && wantsJSON(r) {
 			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app."))
+		}
+		if post {
+			// The page of the form asks for a factor first.
+			http.Redirect(w, r, h.enrollURL(ret, false), http.StatusSeeOther)
+			return nil
 		}
 		return h.confirmFirst(w, r, ff, "enroll/totp", "app", ret, factorMethods)
 	}
 	if !post {
-		return h.pages.render(w, r, h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != ""))
+		return h.enrollPage(w, r, auth, ret)
 	}
 	if !h.keys.validCSRF(auth.binding(), f.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+		return h.enrollRefused(w, r, auth, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."), ret, (f.Action == "" || f.Action == actionConfirm) && auth.rec.TOTP != nil)
 	}
 	switch f.Action {
 	case "", actionConfirm:
@@ -140,7 +145,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	case actionRemove, actionRecoveryCodes:
 		return h.changeApp(w, r, f, auth, ret)
 	}
-	return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown action."))
+	return h.enrollRefused(w, r, auth, errorView(http.StatusBadRequest, errCodeRequest, "Unknown action."), ret, false)
 }
 
 // readPage reads what the enrollment and registration pages share: for a
@@ -260,13 +265,13 @@ func (h *Handler) enrollView(r *http.Request, auth *enrollAuth, ret string, repl
 func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, auth *enrollAuth, ret string) error {
 	ctx := r.Context()
 	if no := mayEnroll(h.TOTP.Enroll, auth); no != nil {
-		return h.pages.render(w, r, no)
+		return h.enrollRefused(w, r, auth, no, ret, false)
 	}
 	if auth.rec.TOTP != nil {
 		if ok, err := h.proveCurrent(r, auth, f.CurrentCode); err != nil {
 			return h.pages.unavailable(w, r, "checking current factor", err)
 		} else if !ok {
-			return h.pages.render(w, r, invalid(h.enrollView(r, auth, ret, true), "The code of your current app or the recovery code is not valid."))
+			return h.enrollRefused(w, r, auth, invalid(h.enrollView(r, auth, ret, true), "The code of your current app or the recovery code is not valid."), ret, true)
 		}
 	}
 	sealed, step, ok, err := h.apps.take(ctx, auth.binding(), auth.user, f.Code)
@@ -274,7 +279,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 		return h.pages.unavailable(w, r, "checking enrollment code", err)
 	}
 	if !ok {
-		return h.pages.render(w, r, invalid(h.enrollView(r, auth, ret, auth.rec.TOTP != nil), "That code is not valid. Enter the code your app shows now; if the page was open for long, scan the new QR code."))
+		return h.enrollRefused(w, r, auth, invalid(h.enrollView(r, auth, ret, auth.rec.TOTP != nil), "That code is not valid. Enter the code your app shows now; if the page was open for long, scan the new QR code."), ret, auth.rec.TOTP != nil)
 	}
 	codes, hashes, err := newRecoveryCodes(h.RecoveryCodes, h.keys)
 	if err != nil {
@@ -291,7 +296,7 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 		return storage.WriteDurable, nil
 	})
 	if errors.Is(err, errFactorChanged) {
-		return h.pages.render(w, r, errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
+		return h.enrollRefused(w, r, auth, errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."), ret, false)
 	}
 	if err != nil {
 		return h.pages.unavailable(w, r, "storing authenticator app", err)
@@ -314,21 +319,21 @@ func (h *Handler) confirmEnroll(w http.ResponseWriter, r *http.Request, f form, 
 // need a code of the app or a recovery code.
 func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth *enrollAuth, ret string) error {
 	if auth.rec.TOTP == nil || auth.flow != nil {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "No authenticator app is set up."))
+		return h.enrollRefused(w, r, auth, errorView(http.StatusBadRequest, errCodeRequest, "No authenticator app is set up."), ret, false)
 	}
 	if auth.exempt() {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app."))
+		return h.enrollRefused(w, r, auth, errorView(http.StatusForbidden, errCodeNotAllowed, "Confirm it's you with a code first, then change your authenticator app."), ret, false)
 	}
 	remove := f.Action == actionRemove
 	if remove && h.TOTP.Enroll == totp.EnrollOff {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can remove your authenticator app."))
+		return h.enrollRefused(w, r, auth, errorView(http.StatusForbidden, errCodeNotAllowed, "Only an administrator can remove your authenticator app."), ret, false)
 	}
 	if ok, err := h.proveCurrent(r, auth, f.CurrentCode); err != nil {
 		return h.pages.unavailable(w, r, "checking current factor", err)
 	} else if !ok {
 		v := h.enrollView(r, auth, ret, false)
 		v.status, v.Error, v.Message = http.StatusUnauthorized, errCodeInvalid, "That code is not valid."
-		return h.pages.render(w, r, v)
+		return h.enrollRefused(w, r, auth, v, ret, false)
 	}
 	var codes []string
 	var hashes [][]byte
@@ -352,7 +357,7 @@ func (h *Handler) changeApp(w http.ResponseWriter, r *http.Request, f form, auth
 		return storage.WriteDurable, nil
 	})
 	if errors.Is(err, errFactorChanged) {
-		return h.pages.render(w, r, errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."))
+		return h.enrollRefused(w, r, auth, errorView(http.StatusConflict, errCodeNotAllowed, "Your authenticator app was changed meanwhile. Reload the page."), ret, false)
 	}
 	if err != nil {
 		return h.pages.unavailable(w, r, "changing authenticator app", err)
