@@ -490,8 +490,12 @@ func (h *Handler) renewRecoveryCodes(w http.ResponseWriter, r *http.Request, c a
 }
 
 // accountRefusal answers a refused change with the account page and the
-// reason (JSON: the page's fields, error and message).
+// reason (JSON: the page's fields, error and message); a browser gets a
+// 303 to the account page, which says the reason once.
 func (h *Handler) accountRefusal(w http.ResponseWriter, r *http.Request, s *cachedSession, status int, code, msg string) error {
+	if !wantsJSON(r) {
+		return h.accountNotice(w, r, errorView(status, code, msg))
+	}
 	v, err := h.accountView(r, s)
 	if err != nil {
 		return h.pages.unavailable(w, r, "reading account", err)

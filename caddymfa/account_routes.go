@@ -52,10 +52,14 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request, sub strin
 		if err != nil {
 			return h.pages.unavailable(w, r, "reading account", err)
 		}
+		h.takeAccountNotice(w, r, v)
 		return h.renderAccount(w, r, v)
 	}
 	if !h.keys.validCSRF("s:"+requestSessionID(r, h.sessions), f.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+		if wantsJSON(r) {
+			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+		}
+		return h.accountRefusal(w, r, s, http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again.")
 	}
 	return h.accountAction(w, r, f, s)
 }
