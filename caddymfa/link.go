@@ -107,7 +107,7 @@ func (h *Handler) serveLink(w http.ResponseWriter, r *http.Request) error {
 		// keep such a URL out of the access log at least when mfa
 		// answers it.
 		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-		return h.pages.render(w, r, &view{Step: stepLinkOpen})
+		return h.linkPage(w, r)
 	case http.MethodPost:
 		return h.confirmLink(w, r)
 	}
@@ -138,12 +138,12 @@ func linkTokenFrom(s string) string {
 func (h *Handler) openLink(w http.ResponseWriter, r *http.Request, token string) error {
 	cid, ok := linkChallenge(token)
 	if !ok {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
+		return h.linkRefused(w, r, errorView(http.StatusBadRequest, errCodeInvalidLink, msgInvalidLink))
 	}
 	v := &view{Step: stepLinkConfirm, CSRFToken: h.keys.csrfToken("l:" + token), linkToken: token}
 	if h.linkFlow(r, cid) == nil {
 		if !h.crossDeviceAllowed() {
-			return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeLinkElsewhere, msgLinkElsewhere))
+			return h.linkRefused(w, r, errorView(http.StatusForbidden, errCodeLinkElsewhere, msgLinkElsewhere))
 		}
 		if err := h.crossDeviceView(r, token, v); err != nil {
 			return h.pages.unavailable(w, r, "reading link", err)
@@ -189,16 +189,16 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 		return h.openLink(w, r, f.Token)
 	}
 	if !h.keys.validCSRF("l:"+f.Token, f.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Open the link again."))
+		return h.linkRefused(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Open the link again."))
 	}
 	cid, ok := linkChallenge(f.Token)
 	if !ok {
 		h.metrics.verified(methodOther, false)
-		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
+		return h.linkRefused(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
 	}
 	flow := h.linkFlow(r, cid)
 	if flow == nil && !h.crossDeviceAllowed() {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeLinkElsewhere, msgLinkElsewhere))
+		return h.linkRefused(w, r, errorView(http.StatusForbidden, errCodeLinkElsewhere, msgLinkElsewhere))
 	}
 	pick, _ := strconv.Atoi(strings.TrimSpace(f.Number))
 	out, err := h.verifier.link(r.Context(), cid, f.Token, h.guessNetwork(r), pick, flow != nil)
@@ -215,7 +215,7 @@ func (h *Handler) confirmLink(w http.ResponseWriter, r *http.Request) error {
 		if out.user != "" {
 			h.audit.event(r.Context(), "sign-in failed", userField(out.user), zap.String("method", out.method), zap.Bool("link", true))
 		}
-		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
+		return h.linkRefused(w, r, errorView(http.StatusUnauthorized, errCodeInvalidLink, msgInvalidLink))
 	}
 	if flow != nil {
 		return h.signedIn(w, r, flow, out.method)
