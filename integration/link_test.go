@@ -170,13 +170,20 @@ func TestLinkWrongNumber(t *testing.T) {
 		t.Fatalf("no other number to pick:\n%s", r.body)
 	}
 	confirm.values.Set("number", wrong)
-	if r := phone.postForm(confirm.action, confirm.values); r.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("a wrong number: status %d", r.StatusCode)
+	// A refused link form goes, through a 303, to the link page, which
+	// says the link is not valid, once.
+	refused := func(what string) {
+		t.Helper()
+		if r := phone.postForm(confirm.action, confirm.values); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/.mfa/link" {
+			t.Fatalf("%s: status %d %q", what, r.StatusCode, r.Header.Get("Location"))
+		}
+		if r := phone.get("/.mfa/link", "text/html"); r.StatusCode != http.StatusUnauthorized || !strings.Contains(string(r.body), "This link is not valid") {
+			t.Fatalf("%s: the link page: %d\n%s", what, r.StatusCode, r.body)
+		}
 	}
+	refused("a wrong number")
 	confirm.values.Set("number", number)
-	if r := phone.postForm(confirm.action, confirm.values); r.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("the right number after a wrong one: status %d", r.StatusCode)
-	}
+	refused("the right number after a wrong one")
 	if st := browser.get("/.mfa/status", "application/json").json(t); st["status"] != "expired" {
 		t.Fatalf("status %v, want expired", st)
 	}
