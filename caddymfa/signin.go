@@ -42,7 +42,8 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 		}
 	}
 	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, f.CSRFToken) {
-		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
+		// Refused all the same; a browser is sent back to its flow.
+		return h.signInEdge(w, r, flow, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
 	}
 	switch action {
 	case "identify":
@@ -58,18 +59,17 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 // attempt still counts as a failure in the user's lockout (SECURITY.md
 // C21): an oversized or malformed body is a guess like any other.
 func (h *Handler) unreadable(w http.ResponseWriter, r *http.Request, ff, action string, err error) error {
-	if action == "verify" {
-		if flow := h.flows.read(r, ff); flow != nil && flow.user() != "" {
-			if cerr := h.verifier.unreadable(r.Context(), flow.user(), h.guessNetwork(r)); cerr != nil {
-				return h.pages.unavailable(w, r, "counting attempt", cerr)
-			}
+	flow := h.flows.read(r, ff)
+	if action == "verify" && flow != nil && flow.user() != "" {
+		if cerr := h.verifier.unreadable(r.Context(), flow.user(), h.guessNetwork(r)); cerr != nil {
+			return h.pages.unavailable(w, r, "counting attempt", cerr)
 		}
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return h.pages.render(w, r, errorView(http.StatusRequestEntityTooLarge, errCodeRequest, "The request is too large."))
+		return h.signInEdge(w, r, flow, errorView(http.StatusRequestEntityTooLarge, errCodeRequest, "The request is too large."))
 	}
-	return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
+	return h.signInEdge(w, r, flow, errorView(http.StatusBadRequest, errCodeRequest, "The request could not be read."))
 }
 
 // identify takes the user name in standalone mode, starts a fresh flow
@@ -111,7 +111,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 	}
 	ch, ok := h.methods.channel(method)
 	if !ok || !flow.allows(method) {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
+		return h.signInRefused(w, r, flow, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	if flow.FirstFactor != "" && h.account(r, flow.FirstFactor, flow.user()).destination(r.Context(), method) == "" {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNoMethod, msgNoMethod))
@@ -213,7 +213,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		method = methodEmail
 	}
 	if !flow.allows(method) {
-		return h.pages.render(w, r, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
+		return h.signInRefused(w, r, flow, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	user := flow.user()
 	// The check keeps the sign-in's language in the user's record.

@@ -66,3 +66,14 @@ func (h *Handler) signInNotice(w http.ResponseWriter, r *http.Request, flow *flo
 	h.applyFlash(v, f)
 	return v, nil
 }
+
+// signInEdge answers a sign-in form refused before it was read as one (a
+// page expired, a body that could not be read): a browser whose flow
+// names its user is sent back to the flow's page, which says why once;
+// any other request gets v itself. Either way nothing was done.
+func (h *Handler) signInEdge(w http.ResponseWriter, r *http.Request, flow *flowState, v *view) error {
+	if flow == nil || flow.user() == "" {
+		return h.pages.render(w, r, v)
+	}
+	return h.signInRefused(w, r, flow, v)
+}
