@@ -20,17 +20,7 @@ func TestAccountPostRedirectGet(t *testing.T) {
 	b := e.signIn("alice")
 	show := func(status int, wants ...string) string {
 		t.Helper()
-		resp := a.do(request{target: "/.mfa/account", header: htmlAccept()})
-		page := readBody(t, resp)
-		if resp.StatusCode != status {
-			t.Errorf("GET /account: status %d, want %d:\n%s", resp.StatusCode, status, page)
-		}
-		for _, w := range wants {
-			if !strings.Contains(page, w) {
-				t.Errorf("GET /account lacks %q:\n%s", w, page)
-			}
-		}
-		return page
+		return a.showPage(t, "/.mfa/account", status, wants...)
 	}
 	calm := func() string {
 		t.Helper()

@@ -9,6 +9,23 @@ import (
 	"time"
 )
 
+// showPage GETs target as a browser's page and checks its status and
+// that it says each of wants; it returns the page.
+func (b *browser) showPage(t *testing.T, target string, status int, wants ...string) string {
+	t.Helper()
+	resp := b.do(request{target: target, header: htmlAccept()})
+	page := readBody(t, resp)
+	if resp.StatusCode != status {
+		t.Errorf("GET %s: status %d, want %d:\n%s", target, resp.StatusCode, status, page)
+	}
+	for _, w := range wants {
+		if !strings.Contains(page, w) {
+			t.Errorf("GET %s lacks %q:\n%s", target, w, page)
+		}
+	}
+	return page
+}
+
 // otpauthOf is the otpauth link of an enrollment page, which names the
 // secret it shows.
 func otpauthOf(t *testing.T, page string) string {
@@ -34,17 +51,7 @@ func TestEnrollPostRedirectGet(t *testing.T) {
 	const replaceURL = "/.mfa/enroll/totp?replace=1&return=%2Fdocs"
 	show := func(target string, status int, wants ...string) string {
 		t.Helper()
-		resp := b.do(request{target: target, header: htmlAccept()})
-		page := readBody(t, resp)
-		if resp.StatusCode != status {
-			t.Errorf("GET %s: status %d, want %d:\n%s", target, resp.StatusCode, status, page)
-		}
-		for _, w := range wants {
-			if !strings.Contains(page, w) {
-				t.Errorf("GET %s lacks %q:\n%s", target, w, page)
-			}
-		}
-		return page
+		return b.showPage(t, target, status, wants...)
 	}
 	var token, secret string
 	post := func(fields url.Values, wantLoc string) {

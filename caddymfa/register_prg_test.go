@@ -43,17 +43,7 @@ func TestRegistrationPostRedirectGet(t *testing.T) {
 	}
 	show := func(target string, status int, wants ...string) string {
 		t.Helper()
-		resp := b.do(request{target: target, header: htmlAccept()})
-		page := readBody(t, resp)
-		if resp.StatusCode != status {
-			t.Errorf("GET %s: status %d, want %d:\n%s", target, resp.StatusCode, status, page)
-		}
-		for _, w := range wants {
-			if !strings.Contains(page, w) {
-				t.Errorf("GET %s lacks %q:\n%s", target, w, page)
-			}
-		}
-		return page
+		return b.showPage(t, target, status, wants...)
 	}
 
 	// A bad address: back to the form, with the error, once.
