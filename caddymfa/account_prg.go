@@ -11,10 +11,10 @@ import "net/http"
 // flashAccount names the account page for the notice cookie.
 const flashAccount = "account"
 
-// accountBinding binds a notice to the realm and the session of the
-// browser that posted the form.
+// accountBinding binds a notice to the session of the browser that
+// posted the form.
 func (h *Handler) accountBinding(r *http.Request) string {
-	return h.realm.name + "\x00s:" + requestSessionID(r, h.sessions)
+	return "s:" + requestSessionID(r, h.sessions)
 }
 
 // accountNotice answers a browser's account form with a 303 to the

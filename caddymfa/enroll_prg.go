@@ -17,12 +17,6 @@ import (
 // flashEnroll names the app's page for the notice cookie.
 const flashEnroll = "enroll/totp"
 
-// enrollBinding binds a notice to the realm and the flow or session of
-// the browser that posted the form.
-func (h *Handler) enrollBinding(auth *enrollAuth) string {
-	return h.realm.name + "\x00" + auth.binding()
-}
-
 // enrollURL is the address of the app's page: the settings, or with
 // replace the setup of a new app.
 func (h *Handler) enrollURL(ret string, replace bool) string {
@@ -44,7 +38,7 @@ func (h *Handler) enrollURL(ret string, replace bool) string {
 // clients get v; browsers a 303 to the app's page (the setup with
 // replace), which shows v once.
 func (h *Handler) enrollRefused(w http.ResponseWriter, r *http.Request, auth *enrollAuth, v *view, ret string, replace bool) error {
-	return h.redirectWithError(w, r, v, h.enrollURL(ret, replace), flashEnroll, h.enrollBinding(auth))
+	return h.redirectWithError(w, r, v, h.enrollURL(ret, replace), flashEnroll, auth.binding())
 }
 
 // enrollPage answers GET /enroll/totp: the settings or the setup, with
@@ -52,7 +46,7 @@ func (h *Handler) enrollRefused(w http.ResponseWriter, r *http.Request, auth *en
 // refusal keeps its own words; the notice is dropped all the same.
 func (h *Handler) enrollPage(w http.ResponseWriter, r *http.Request, auth *enrollAuth, ret string) error {
 	v := h.enrollView(r, auth, ret, r.URL.Query().Get("replace") != "")
-	if f := h.readFlash(w, r, flashEnroll, h.enrollBinding(auth)); f != nil && v.Error == "" {
+	if f := h.readFlash(w, r, flashEnroll, auth.binding()); f != nil && v.Error == "" {
 		h.applyFlash(v, f)
 	}
 	return h.pages.render(w, r, v)

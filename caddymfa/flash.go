@@ -27,9 +27,12 @@ type flash struct {
 	Until   int64    `json:"t"`           // Unix seconds
 }
 
-// flashPurpose binds a flash to the page that shows it and the session
-// or flow of the browser, so it cannot be replayed elsewhere.
-func flashPurpose(page, binding string) string { return "notice\x00" + page + "\x00" + binding }
+// flashPurpose binds a flash to the handler's realm, the page that shows
+// it and the session or flow of the browser, so it cannot be replayed
+// elsewhere.
+func (h *Handler) flashPurpose(page, binding string) string {
+	return "notice\x00" + h.realm.name + "\x00" + page + "\x00" + binding
+}
 
 // redirectWithError answers a form's POST whose result is the error v with
 // a 303 to dest, the page that shows it, keeping v's error for that page
@@ -46,7 +49,7 @@ func (h *Handler) redirectWithError(w http.ResponseWriter, r *http.Request, v *v
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, h.realm.cookie(r, cookieNotice, signValue(h.keys.cookieMACs, flashPurpose(page, binding), string(b)), h.now().Add(flashTTL)))
+	http.SetCookie(w, h.realm.cookie(r, cookieNotice, signValue(h.keys.cookieMACs, h.flashPurpose(page, binding), string(b)), h.now().Add(flashTTL)))
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 	return nil
 }
@@ -78,7 +81,7 @@ func (h *Handler) readFlash(w http.ResponseWriter, r *http.Request, page, bindin
 		return nil
 	}
 	http.SetCookie(w, h.realm.expired(r, cookieNotice))
-	payload, ok := decodeSigned(h.keys.cookieMACs, flashPurpose(page, binding), raw)
+	payload, ok := decodeSigned(h.keys.cookieMACs, h.flashPurpose(page, binding), raw)
 	if !ok {
 		return nil
 	}

@@ -12,16 +12,15 @@ import "net/http"
 // flashLink names the link page for the notice cookie.
 const flashLink = "link"
 
-// linkBinding binds a notice to the realm and the flow of the browser,
-// if it has one: a link may be opened in a browser with none.
+// linkBinding binds a notice to the flow of the browser, if it has one:
+// a link may be opened in a browser with none.
 func (h *Handler) linkBinding(r *http.Request) string {
-	b := h.realm.name + "\x00"
 	if ff, ok := h.firstFactor(r, replacer(r)); ok {
 		if fl := h.flows.read(r, ff); fl != nil {
-			b += fl.ID
+			return fl.ID
 		}
 	}
-	return b
+	return ""
 }
 
 // linkRefused answers the link form whose result is the error v: JSON

@@ -14,10 +14,6 @@ import (
 // flashSignIn names the sign-in's page for the notice cookie.
 const flashSignIn = "signin"
 
-// signInBinding binds a notice to the realm and the flow of the browser
-// that posted the form.
-func (h *Handler) signInBinding(flow *flowState) string { return h.realm.name + "\x00" + flow.ID }
-
 // failedView is the answer to a failed code for flow: the same for
 // wrong, expired, exhausted and locked (SECURITY.md A7).
 func (h *Handler) failedView(r *http.Request, flow *flowState, method string, attemptsLeft int) *view {
@@ -37,7 +33,7 @@ func (h *Handler) signInRefused(w http.ResponseWriter, r *http.Request, flow *fl
 	if v.Method == methodTOTP || v.Method == methodRecovery {
 		dest += "?method=" + url.QueryEscape(v.Method)
 	}
-	return h.redirectWithError(w, r, v, dest, flashSignIn, h.signInBinding(flow))
+	return h.redirectWithError(w, r, v, dest, flashSignIn, flow.ID)
 }
 
 // signInNotice is the page a sign-in form's 303 lands on, when the
@@ -46,7 +42,7 @@ func (h *Handler) signInRefused(w http.ResponseWriter, r *http.Request, flow *fl
 // left, never the code typed); any other error is shown on the flow's
 // step. Nil without a notice.
 func (h *Handler) signInNotice(w http.ResponseWriter, r *http.Request, flow *flowState) (*view, error) {
-	f := h.readFlash(w, r, flashSignIn, h.signInBinding(flow))
+	f := h.readFlash(w, r, flashSignIn, flow.ID)
 	if f == nil || flow.user() == "" {
 		return nil, nil
 	}
