@@ -342,46 +342,95 @@ func (ss *sessions) create(ctx context.Context, ff, user, method, host string) (
 // times of prev, a session of the same user this one replaces (a
 // step-up), carry over.
 func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host string, o origin, device string, prev *session) (string, time.Time, error) {
+	st, err := ss.prepare(ff, user, method, host, o, device, prev)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if err := ss.write(ctx, st); err != nil {
+		return "", time.Time{}, err
+	}
+	return ss.started(ctx, st)
+}
+
+// sessionStart is a session made ready before it is written: its fresh
+// ID and its record. sessions.createFrom writes it on its own; the check
+// of a sign-in's code writes it in its own store operation when the code
+// is right (verifier.guarded), so a sign-in by code writes once.
+type sessionStart struct {
+	ss      *sessions
+	raw     []byte // the session ID
+	rec     session
+	storeID string
+	// old is the cookie value of the session of the same user that the
+	// request held and this one replaces (newSessionCookie), or "".
+	old string
+	// evicted are the store IDs of the oldest sessions of the user that
+	// the index dropped to make room (changes).
+	evicted []string
+}
+
+// prepare makes a session ready for createFrom's arguments; nothing is
+// written yet.
+func (ss *sessions) prepare(ff, user, method, host string, o origin, device string, prev *session) (*sessionStart, error) {
 	raw := make([]byte, sessionIDLen)
 	if _, err := randRead(raw); err != nil {
-		return "", time.Time{}, err
+		return nil, err
 	}
-	id := string(raw)
 	now := ss.now()
-	s := session{
-		Realm:       ss.realm.name,
-		FirstFactor: ff,
-		User:        user,
-		Method:      method,
-		Host:        host,
-		Created:     now,
-		Expires:     now.Add(ss.ttl),
-		LastSeen:    now,
-		origin:      o,
-		Device:      device,
-		Verified:    verifiedAfter(prev, ff, user, method, now),
-	}
-	b, err := encodeRecord(s)
+	return &sessionStart{
+		ss:      ss,
+		raw:     raw,
+		storeID: ss.keys.storeID(string(raw)),
+		rec: session{
+			Realm:       ss.realm.name,
+			FirstFactor: ff,
+			User:        user,
+			Method:      method,
+			Host:        host,
+			Created:     now,
+			Expires:     now.Add(ss.ttl),
+			LastSeen:    now,
+			origin:      o,
+			Device:      device,
+			Verified:    verifiedAfter(prev, ff, user, method, now),
+		},
+	}, nil
+}
+
+// keys are the store keys that writing the session changes: the session
+// and the user's index of sessions. They are written in one store
+// operation: no session exists that the index (and so the user's "sign
+// out everywhere", a lockout, an admin revoke) misses.
+func (st *sessionStart) keys() []string {
+	return []string{keySession + st.storeID, st.ss.index.prefix + st.rec.User}
+}
+
+// changes writes the session into the current records of its keys, as an
+// UpdateManyFunc: the session, and its entry in the index, which drops
+// the user's oldest sessions beyond the cap (evicted).
+func (st *sessionStart) changes(cur []storage.Record, found []bool) ([]storage.Change, error) {
+	st.evicted = nil
+	b, err := encodeRecord(st.rec)
 	if err != nil {
-		return "", time.Time{}, err
+		return nil, err
 	}
-	// The session and its entry in the user's index are written in one
-	// store operation: no session exists that the index (and so the
-	// user's "sign out everywhere", a lockout, an admin revoke) misses.
-	storeID := ss.keys.storeID(id)
-	key := keySession + storeID
-	var evicted []string
-	err = ss.store.UpdateMany(ctx, []string{key, ss.index.prefix + user}, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
-		index, err := ss.index.change(cur[1], found[1], ss.index.now(), func(es []rawEntry) []rawEntry {
-			es, evicted = ss.index.adding(es, storeID, s.Expires)
-			return es
-		})
-		return []storage.Change{{Value: b, ExpiresAt: s.Expires, Op: storage.Write}, index}, err
+	index, err := st.ss.index.change(cur[1], found[1], st.ss.index.now(), func(es []rawEntry) []rawEntry {
+		es, st.evicted = st.ss.index.adding(es, st.storeID, st.rec.Expires)
+		return es
 	})
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	for _, old := range evicted {
+	return []storage.Change{{Value: b, ExpiresAt: st.rec.Expires, Op: storage.Write}, index}, err
+}
+
+// write stores the session st on its own.
+func (ss *sessions) write(ctx context.Context, st *sessionStart) error {
+	return ss.store.UpdateMany(ctx, st.keys(), st.changes)
+}
+
+// started follows the write of a session: the sessions the index dropped
+// end, and the new one goes in the cache. It returns the cookie value and
+// when the session expires.
+func (ss *sessions) started(ctx context.Context, st *sessionStart) (string, time.Time, error) {
+	for _, old := range st.evicted {
 		// Another node that has it cached refuses it within
 		// sessionRecheck; this one at once.
 		ss.cache.removeStoreKey(keySession + old)
@@ -392,11 +441,11 @@ func (ss *sessions) createFrom(ctx context.Context, ff, user, method, host strin
 	// The browser's next request brings the session back: it finds it in
 	// memory, as it would after a first load, rather than reading the
 	// record just written.
-	v := ss.cookieValue(raw)
-	c := ss.cached(s, id, key)
-	c.loadedAt = now
+	v := ss.cookieValue(st.raw)
+	c := ss.cached(st.rec, string(st.raw), keySession+st.storeID)
+	c.loadedAt = st.rec.Created
 	ss.cache.put(v, c)
-	return v, s.Expires, nil
+	return v, st.rec.Expires, nil
 }
 
 // end revokes the session of a cookie value, if any, server-side, and
@@ -524,18 +573,44 @@ func (ss *sessions) update(ctx context.Context, key string, fn func(*session)) e
 // this realm is replaced: its verification times carry over (step-up)
 // and it ends server-side, so no older bearer outlives the new one.
 func newSessionCookie(r *http.Request, ss *sessions, ff, user, method string) (*http.Cookie, error) {
-	ctx := r.Context()
-	var prev *session
-	old := ss.realm.read(r, cookieSession)
-	if s, ok := ss.check(ctx, old, ff, r.Host); ok && s.User == user {
-		prev = &s.session
-	}
-	v, expires, err := ss.createFrom(ctx, ff, user, method, requestHost(r), originOf(r, ss.country), requestDevice(r, ss.realm, ss.keys), prev)
+	st, err := prepareSession(r, ss, ff, user, method)
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil {
-		if _, err := ss.end(ctx, old); err != nil {
+	if err := ss.write(r.Context(), st); err != nil {
+		return nil, err
+	}
+	return sessionCookie(r, ss, st)
+}
+
+// prepareSession is the first half of newSessionCookie: the session made
+// ready for the request, nothing written.
+func prepareSession(r *http.Request, ss *sessions, ff, user, method string) (*sessionStart, error) {
+	var prev *session
+	old := ss.realm.read(r, cookieSession)
+	if s, ok := ss.check(r.Context(), old, ff, r.Host); ok && s.User == user {
+		prev = &s.session
+	} else {
+		old = ""
+	}
+	st, err := ss.prepare(ff, user, method, requestHost(r), originOf(r, ss.country), requestDevice(r, ss.realm, ss.keys), prev)
+	if err != nil {
+		return nil, err
+	}
+	st.old = old
+	return st, nil
+}
+
+// sessionCookie is the second half of newSessionCookie, once the session
+// st is written: the session it replaces ends, and the cookie.
+func sessionCookie(r *http.Request, ss *sessions, st *sessionStart) (*http.Cookie, error) {
+	ctx := r.Context()
+	v, expires, err := ss.started(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if st.old != "" {
+		if _, err := ss.end(ctx, st.old); err != nil {
 			ss.logger.Warn("ending the session a new one replaces", zap.Error(err))
 		}
 	}

@@ -216,9 +216,14 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		return h.signInRefused(w, r, flow, errorView(http.StatusBadRequest, errCodeRequest, "Unknown method."))
 	}
 	user := flow.user()
-	// The check keeps the sign-in's language in the user's record.
+	// The check keeps the sign-in's language in the user's record, and
+	// writes the session a right code starts.
 	r = r.WithContext(withSignInLang(r.Context(), h.pages.requestLang(r).Tag()))
-	out, err := h.verifier.factor(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code)
+	st, err := prepareSession(r, h.sessions, flow.FirstFactor, user, method)
+	if err != nil {
+		return h.pages.unavailable(w, r, "preparing session", err)
+	}
+	out, err := h.verifier.signIn(r.Context(), user, h.guessNetwork(r), flow.slot(), method, f.Code, st)
 	if err != nil {
 		return h.pages.unavailable(w, r, "verifying code", err)
 	}
@@ -230,7 +235,7 @@ func (h *Handler) verifyCode(w http.ResponseWriter, r *http.Request, f form, flo
 		return h.signInRefused(w, r, flow, h.failedView(r, flow, method, out.attemptsLeft))
 	}
 	acct := h.account(r, flow.FirstFactor, user)
-	dest, err := h.startSession(w, r, flow, out.method, bool(f.Remember))
+	dest, err := h.startedSession(w, r, flow, out.method, bool(f.Remember), st)
 	if err != nil {
 		return h.pages.unavailable(w, r, "storing session", err)
 	}
@@ -264,9 +269,22 @@ func (h *Handler) alreadySignedIn(w http.ResponseWriter, r *http.Request, dest s
 // factor that authorizes it; or the authenticator app page for a user
 // who could set one up, or just used a recovery code.
 func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, flow *flowState, method string, remember bool) (string, error) {
+	st, err := prepareSession(r, h.sessions, flow.FirstFactor, flow.user(), method)
+	if err != nil {
+		return "", err
+	}
+	if err := h.sessions.write(r.Context(), st); err != nil {
+		return "", err
+	}
+	return h.startedSession(w, r, flow, method, remember, st)
+}
+
+// startedSession is startSession once the session st is written (by the
+// check of a code, verifier.signIn, or by startSession).
+func (h *Handler) startedSession(w http.ResponseWriter, r *http.Request, flow *flowState, method string, remember bool, st *sessionStart) (string, error) {
 	ctx := r.Context()
 	user := flow.user()
-	c, err := newSessionCookie(r, h.sessions, flow.FirstFactor, user, method)
+	c, err := sessionCookie(r, h.sessions, st)
 	if err != nil {
 		return "", err
 	}

@@ -112,21 +112,29 @@ func (v *verifier) unreadable(ctx context.Context, user, network string) error {
 // counts in the challenge, so the answer is the same as for any wrong
 // code (H37).
 func (v *verifier) factor(ctx context.Context, user, network string, s challengeSlot, method, input string) (verifyOutcome, error) {
+	return v.signIn(ctx, user, network, s, method, input, nil)
+}
+
+// signIn is factor for a sign-in that starts the session st (prepared
+// for method) when the input is right: the session is written in the same
+// store operation as the check (verifier.guarded). A repeated success
+// (SECURITY.md K53) writes none. Nil st starts no session.
+func (v *verifier) signIn(ctx context.Context, user, network string, s challengeSlot, method, input string, st *sessionStart) (verifyOutcome, error) {
 	if ch, ok := v.methods.channel(method); ok {
-		return v.channelCode(ctx, user, network, s, method, input, ch.limits)
+		return v.channelCode(ctx, user, network, s, method, input, ch.limits, st)
 	}
 	if method == methodTOTP || method == methodRecovery {
-		return v.ownFactor(ctx, user, network, method, input)
+		return v.ownFactor(ctx, user, network, method, input, st)
 	}
 	return v.run(ctx, user, network, method, func(bool) (verifyOutcome, error) { return verifyOutcome{}, nil })
 }
 
 // channelCode checks the code of the slot's challenge (email, sms) in one
 // atomic store operation over the challenge and the user's lockout.
-func (v *verifier) channelCode(ctx context.Context, user, network string, s challengeSlot, method, input string, limits authenticators.Limits) (verifyOutcome, error) {
+func (v *verifier) channelCode(ctx context.Context, user, network string, s challengeSlot, method, input string, limits authenticators.Limits, st *sessionStart) (verifyOutcome, error) {
 	now := v.now()
 	var cool []string
-	out, err := v.guarded(ctx, user, network, keyChallenge+v.challenges.id(s), func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error) {
+	out, err := v.guarded(ctx, user, network, keyChallenge+v.challenges.id(s), st, func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error) {
 		cool = nil
 		ch, err := v.challenges.decode(own, found)
 		if err != nil {
@@ -172,13 +180,21 @@ func (v *verifier) channelCode(ctx context.Context, user, network string, s chal
 // A sign-in's check (ctx carries its language: withSignInLang) also keeps
 // that language in the user's record, in the same operation: a success
 // writes it when it changed, so the sign-in needs no call of its own.
-func (v *verifier) guarded(ctx context.Context, user, network, own string, attempt func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error)) (verifyOutcome, error) {
+// And a sign-in that starts the session st writes it, with the user's
+// index of sessions, in the same operation when it succeeds (not when it
+// repeats a success: K53), so the session needs no write of its own
+// either; nil st writes none.
+func (v *verifier) guarded(ctx context.Context, user, network, own string, st *sessionStart, attempt func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error)) (verifyOutcome, error) {
 	counters := v.lockout.lockKeys(user, network)
 	n := len(counters)
 	keys := append(counterKeys(counters), own)
 	lang, noteLang := signInLang(ctx)
 	if noteLang = noteLang && own != keyUser+user; noteLang {
 		keys = append(keys, keyUser+user)
+	}
+	sess := len(keys) // where the session's keys start
+	if st != nil {
+		keys = append(keys, st.keys()...)
 	}
 	now := v.now()
 	var out verifyOutcome
@@ -214,6 +230,16 @@ func (v *verifier) guarded(ctx context.Context, user, network, own string, attem
 				return storage.Write, nil
 			}); err != nil {
 				return nil, err
+			}
+		}
+		if st != nil {
+			st.evicted = nil
+			if out.ok && !out.repeat {
+				written, err := st.changes(cur[sess:], found[sess:])
+				if err != nil {
+					return nil, err
+				}
+				copy(changes[sess:], written)
 			}
 		}
 		return changes, nil
@@ -295,9 +321,9 @@ func (v *verifier) pickUp(ctx context.Context, p principal, network string, s ch
 // the used code removed, synced before the answer) are one atomic store
 // operation, so a code can succeed only once even when submitted
 // concurrently (SECURITY.md C18, J47).
-func (v *verifier) ownFactor(ctx context.Context, user, network, method, input string) (verifyOutcome, error) {
+func (v *verifier) ownFactor(ctx context.Context, user, network, method, input string, st *sessionStart) (verifyOutcome, error) {
 	now := v.now()
-	out, err := v.guarded(ctx, user, network, keyUser+user, func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error) {
+	out, err := v.guarded(ctx, user, network, keyUser+user, st, func(own storage.Record, found bool, count func() (bool, error)) (storage.Change, verifyOutcome, error) {
 		locked, err := count()
 		if err != nil || locked || v.methods.totp == nil {
 			return storage.Change{}, verifyOutcome{}, err
