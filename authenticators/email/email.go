@@ -14,7 +14,6 @@ import (
 	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/wneessen/go-mail"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -189,7 +188,16 @@ func (c *Config) message(m authenticators.Message, to, masked string, lang *i18n
 	var subject, text, html string
 	var err error
 	if c.tmpl.prep != nil && d.Link == "" {
-		subject, text, html, err = c.tmpl.prep.render(c.tmpl, d)
+		var r *renderedMessage
+		if r, err = c.tmpl.prep.entry(c.tmpl, d); err != nil {
+			return nil, err
+		}
+		subject, text, html = c.tmpl.prep.fill(r, d.Code)
+		if w := r.wireFor(c.from, c.tmpl.prep.placeholder, len(d.Code)); w != nil {
+			if msg, err := c.wireMsg(w, to, subject, text, html, d.Code); err != nil || msg != nil {
+				return msg, err
+			}
+		}
 	} else {
 		subject, text, html, err = c.tmpl.render(d)
 	}
@@ -204,26 +212,31 @@ func (c *Config) message(m authenticators.Message, to, masked string, lang *i18n
 	return msg, nil
 }
 
+// wireMsg returns the code message to with its prepared form w, or nil
+// when its values do not fit w's slots (wireMessage.fits).
+func (c *Config) wireMsg(w *wireMessage, to, subject, text, html, code string) (*Message, error) {
+	id, err := messageID(c.from.Address)
+	if err != nil {
+		return nil, err
+	}
+	v := wireValues{code: code, to: to, date: time.Now().Format(time.RFC1123Z), id: id[:strings.IndexByte(id, '@')]}
+	if !w.fits(&v) {
+		return nil, nil
+	}
+	return &Message{From: c.from.Address, To: to, Subject: subject, Text: text, HTML: html, Code: code, wire: w, vals: v}, nil
+}
+
 // newMsg builds a message to the one recipient to, an address returned
 // by ParseAddress (which net/mail has parsed already), with a text body
 // and an HTML alternative, setting every header through go-mail, which
 // encodes header values.
 func (c *Config) newMsg(to, subject, text, html string) (*Message, error) {
-	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
-	msg.FromMailAddress(c.from)
-	msg.ToMailAddress(&netmail.Address{Address: to})
-	msg.Subject(subject)
-	msg.SetDateWithValue(time.Now())
 	id, err := messageID(c.from.Address)
 	if err != nil {
 		return nil, err
 	}
-	msg.SetMessageIDWithValue(id)
-	// RFC 3834: an automatic message; Exchange: no out-of-office replies.
-	msg.SetGenHeader("Auto-Submitted", "auto-generated")
-	msg.SetGenHeader(mail.HeaderXAutoResponseSuppress, "All")
-	msg.SetBodyString(mail.TypeTextPlain, text)
-	msg.AddAlternativeString(mail.TypeTextHTML, html)
+	msg := goMailMsg(msgFields{from: c.from, to: to, subject: subject, text: text, html: html,
+		date: time.Now().Format(time.RFC1123Z), id: id})
 	return &Message{From: c.from.Address, To: to, Subject: subject, Text: text, HTML: html, msg: msg}, nil
 }
 

@@ -3,6 +3,7 @@ package email
 import (
 	"crypto/rand"
 	"encoding/hex"
+	netmail "net/mail"
 	"strings"
 	"sync"
 	"text/template/parse"
@@ -27,15 +28,32 @@ const maxPrepared = 256
 type prepared struct {
 	placeholder string // random, letters and digits, which no escaping changes
 	mu          sync.Mutex
-	m           map[preparedKey]renderedMessage
+	m           map[preparedKey]*renderedMessage
 }
 
 type preparedKey struct {
 	lang, site, expiresIn string
 }
 
+// renderedMessage is a prepared message: the three parts with the
+// placeholder, and the whole message as sent, built once by wireFor.
 type renderedMessage struct {
 	subject, text, html string
+
+	wireOnce sync.Once
+	wire     *wireMessage // nil when go-mail's output could not be prepared
+}
+
+// wireFor returns the message to from, in RFC 5322 form with slots (see
+// wireMessage), for codes of codeLen characters, building it on first use;
+// nil when it cannot be prepared. Every message of a Config has the same
+// sender and codes of one length; a code of another length does not fit
+// (wireMessage.fits) and is built by go-mail.
+func (r *renderedMessage) wireFor(from *netmail.Address, placeholder string, codeLen int) *wireMessage {
+	r.wireOnce.Do(func() {
+		r.wire = buildWire(msgFields{from: from, subject: r.subject, text: r.text, html: r.html}, placeholder, codeLen)
+	})
+	return r.wire
 }
 
 // newPrepared returns a cache for tp, or nil when its templates are not
@@ -46,33 +64,50 @@ func newPrepared(tp *templates) *prepared {
 	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return &prepared{placeholder: "mfacode" + hex.EncodeToString(b), m: map[preparedKey]renderedMessage{}}
+	return &prepared{placeholder: "mfacode" + hex.EncodeToString(b), m: map[preparedKey]*renderedMessage{}}
+}
+
+// entry returns the prepared code message for d (d.Link empty), filling
+// the cache on a miss.
+func (p *prepared) entry(tp *templates, d TemplateData) (*renderedMessage, error) {
+	k := preparedKey{lang: d.language().Tag(), site: d.Site, expiresIn: d.ExpiresIn}
+	p.mu.Lock()
+	r, ok := p.m[k]
+	p.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r = &renderedMessage{}
+	d.Code, d.To, d.User = p.placeholder, "", ""
+	var err error
+	if r.subject, r.text, r.html, err = tp.render(d); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.m) >= maxPrepared {
+		clear(p.m)
+	}
+	p.m[k] = r
+	p.mu.Unlock()
+	return r, nil
 }
 
 // render renders a code message (d.Link empty) from the cache, filling it
 // on a miss.
 func (p *prepared) render(tp *templates, d TemplateData) (subject, text, html string, err error) {
-	k := preparedKey{lang: d.language().Tag(), site: d.Site, expiresIn: d.ExpiresIn}
-	p.mu.Lock()
-	r, ok := p.m[k]
-	p.mu.Unlock()
-	if !ok {
-		code := d.Code
-		d.Code, d.To, d.User = p.placeholder, "", ""
-		if r.subject, r.text, r.html, err = tp.render(d); err != nil {
-			return "", "", "", err
-		}
-		d.Code = code
-		p.mu.Lock()
-		if len(p.m) >= maxPrepared {
-			clear(p.m)
-		}
-		p.m[k] = r
-		p.mu.Unlock()
+	r, err := p.entry(tp, d)
+	if err != nil {
+		return "", "", "", err
 	}
-	return strings.ReplaceAll(r.subject, p.placeholder, d.Code),
-		strings.ReplaceAll(r.text, p.placeholder, d.Code),
-		strings.ReplaceAll(r.html, p.placeholder, d.Code), nil
+	subject, text, html = p.fill(r, d.Code)
+	return subject, text, html, nil
+}
+
+// fill returns the parts of r with code in place of the placeholder.
+func (p *prepared) fill(r *renderedMessage, code string) (subject, text, html string) {
+	return strings.ReplaceAll(r.subject, p.placeholder, code),
+		strings.ReplaceAll(r.text, p.placeholder, code),
+		strings.ReplaceAll(r.html, p.placeholder, code)
 }
 
 // preparedFields are the fields and methods of TemplateData a preparable

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 	"go.uber.org/zap"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/delivery"
@@ -253,12 +254,13 @@ func (s *SMTP) NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error) 
 	return w, nil
 }
 
-// smtpWorker is the state of one delivery worker: a go-mail client and
-// its connection, kept open between messages.
+// smtpWorker is the state of one delivery worker: a go-mail client (its
+// settings) and the SMTP session it dialled, kept open between messages.
 type smtpWorker struct {
 	s      *SMTP
 	client *mail.Client
 	log    *transcript
+	sc     *smtp.Client // the session while connected
 
 	mu        sync.Mutex
 	raw       net.Conn // the TCP connection under the SMTP session
@@ -310,7 +312,7 @@ func (w *smtpWorker) Send(ctx context.Context, m *Message) error {
 
 	// Stopping the queue aborts the exchange in progress.
 	stop := context.AfterFunc(ctx, w.abort)
-	err := w.send(ctx, m.msg, reuse)
+	err := w.send(ctx, m, reuse)
 	stop()
 
 	w.mu.Lock()
@@ -327,13 +329,13 @@ func (w *smtpWorker) Send(ctx context.Context, m *Message) error {
 	return nil
 }
 
-func (w *smtpWorker) send(ctx context.Context, msg *mail.Msg, reuse bool) error {
+func (w *smtpWorker) send(ctx context.Context, m *Message, reuse bool) error {
 	if !reuse {
 		if err := w.connect(ctx); err != nil {
 			return err
 		}
 	}
-	err := w.client.Send(msg)
+	err := w.transact(m)
 	if err != nil && reuse && connectionGone(err) {
 		// The server dropped the kept connection: redial once.
 		w.mu.Lock()
@@ -342,9 +344,18 @@ func (w *smtpWorker) send(ctx context.Context, msg *mail.Msg, reuse bool) error 
 		if err := w.connect(ctx); err != nil {
 			return err
 		}
-		err = w.client.Send(msg)
+		err = w.transact(m)
 	}
 	return err
+}
+
+// transact runs one mail transaction on the open session: a prepared
+// message's bytes (sendWire), or go-mail's for the others.
+func (w *smtpWorker) transact(m *Message) error {
+	if m.wire != nil {
+		return w.sendWire(m)
+	}
+	return w.client.SendWithSMTPClient(w.sc, m.msg)
 }
 
 // connectionGone reports whether a send on a kept connection failed
@@ -354,6 +365,10 @@ func (w *smtpWorker) send(ctx context.Context, msg *mail.Msg, reuse bool) error 
 // connection). Nothing of the message was accepted then, so sending it
 // again on a new connection cannot deliver it twice.
 func connectionGone(err error) bool {
+	var te *txError
+	if errors.As(err, &te) {
+		return te.gone
+	}
 	var se *mail.SendError
 	if !errors.As(err, &se) {
 		return false
@@ -368,13 +383,14 @@ func connectionGone(err error) bool {
 }
 
 func (w *smtpWorker) connect(ctx context.Context) error {
-	err := w.client.DialWithContext(ctx)
+	sc, err := w.client.DialToSMTPClientWithContext(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
 		w.disconnectLocked(false)
 		return err
 	}
+	w.sc = sc
 	w.connected = true
 	return nil
 }
@@ -384,13 +400,14 @@ func (w *smtpWorker) connect(ctx context.Context) error {
 func (w *smtpWorker) disconnectLocked(polite bool) {
 	if polite && w.connected && w.raw != nil {
 		_ = w.raw.SetDeadline(time.Now().Add(min(w.s.timeout, time.Second)))
-		_ = w.client.Close()
+		_ = w.client.CloseWithSMTPClient(w.sc)
 	}
 	if w.raw != nil {
 		_ = w.raw.Close()
 		w.raw = nil
 	}
 	w.connected = false
+	w.sc = nil
 }
 
 func (w *smtpWorker) abort() {

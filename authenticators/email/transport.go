@@ -91,13 +91,28 @@ type Message struct {
 	// otherwise. Never log it: its token signs the user in.
 	Link string
 
-	msg *mail.Msg
+	msg  *mail.Msg    // built by go-mail, or
+	wire *wireMessage // prepared, with its values
+	vals wireValues
 }
 
 // WriteTo writes the message in RFC 5322 form, headers and MIME body,
 // exactly as the smtp transport sends it.
 func (m *Message) WriteTo(w io.Writer) (int64, error) {
-	return m.msg.WriteTo(w)
+	if m.wire == nil {
+		return m.msg.WriteTo(w)
+	}
+	b := getWireBuffer()
+	defer putWireBuffer(b)
+	*b = m.appendTo(*b)
+	n, err := w.Write(*b)
+	return int64(n), err
+}
+
+// appendTo appends the message in RFC 5322 form to b, when it is
+// prepared (m.wire set).
+func (m *Message) appendTo(b []byte) []byte {
+	return m.wire.appendTo(b, &m.vals)
 }
 
 // secret is what must be masked out of transcripts and error texts: the
