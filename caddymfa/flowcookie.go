@@ -44,10 +44,6 @@ func encodeFlow(f *flowState) string {
 	return string(b)
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
 // decodeFlow parses a payload made by encodeFlow, or the JSON of earlier
 // versions. The strings of the result are substrings of p.
 func decodeFlow(p string) (flowState, error) {
@@ -62,7 +58,7 @@ func decodeFlow(p string) (flowState, error) {
 	if p[0] != flowFormat {
 		return f, errBadFlow
 	}
-	d := flowDecoder{rest: p[1:]}
+	d := binReader{rest: p[1:]}
 	f.ID = d.string()
 	f.Realm = d.string()
 	f.Issued = d.varint()
@@ -82,37 +78,4 @@ func decodeFlow(p string) (flowState, error) {
 		return flowState{}, errBadFlow
 	}
 	return f, nil
-}
-
-// flowDecoder reads the fields of a flow payload; bad records that one
-// did not parse.
-type flowDecoder struct {
-	rest string
-	bad  bool
-}
-
-func (d *flowDecoder) uvarint() uint64 { return readNumber(d, binary.Uvarint) }
-func (d *flowDecoder) varint() int64   { return readNumber(d, binary.Varint) }
-
-func readNumber[T int64 | uint64](d *flowDecoder, read func([]byte) (T, int)) T {
-	var buf [binary.MaxVarintLen64]byte
-	n := copy(buf[:], d.rest)
-	v, k := read(buf[:n])
-	if k <= 0 {
-		d.bad = true
-		return 0
-	}
-	d.rest = d.rest[k:]
-	return v
-}
-
-func (d *flowDecoder) string() string {
-	n := d.uvarint()
-	if d.bad || n > uint64(len(d.rest)) {
-		d.bad = true
-		return ""
-	}
-	s := d.rest[:n]
-	d.rest = d.rest[n:]
-	return s
 }

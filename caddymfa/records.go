@@ -1,9 +1,7 @@
 package caddymfa
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -135,22 +133,3 @@ func (s *session) factorWithin(now time.Time, window time.Duration) bool {
 const maxRecord = 64 << 10
 
 var errBadRecord = errors.New("malformed record")
-
-func decodeRecord[T any](data []byte) (T, error) {
-	var v T
-	if len(data) > maxRecord {
-		return v, errBadRecord
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("%w: %v", errBadRecord, err)
-	}
-	return v, nil
-}
-
-func encodeRecord(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encoding record: %w", err)
-	}
-	return b, nil
-}
