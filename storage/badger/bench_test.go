@@ -90,3 +90,44 @@ func BenchmarkDurablePutParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGetLevelZero measures a read while n tables sit in level 0,
+// where a read checks the filter of every table: the cost of a larger
+// LevelZeroTables. Each table holds 1,000 keys of a 1 KiB record; "hit"
+// reads a key of the oldest table, "miss" an absent key (a cooldown that
+// is usually not set).
+func BenchmarkGetLevelZero(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{5, 10, 15} {
+		s := provision(b, &Store{Dir: b.TempDir(), LevelZeroTables: maxLevelZeroTables})
+		value := make([]byte, 1000)
+		for t := range n + 2 { // the last keys stay in the memtables
+			for i := range 1000 {
+				if err := s.Put(ctx, fmt.Sprintf("sess/%02d/%04d", t, i), value, time.Now().Add(time.Hour), false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		// Flushes run in the background.
+		for deadline := time.Now().Add(30 * time.Second); s.db.db.Levels()[0].NumTables < n; {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d tables in level 0, want %d", s.db.db.Levels()[0].NumTables, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, key := range []string{"sess/00/0500", "cool/absent"} {
+			name := "hit"
+			if key == "cool/absent" {
+				name = "miss"
+			}
+			b.Run(fmt.Sprintf("tables=%d/%s", n, name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.Get(ctx, key); err != nil && name == "hit" {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

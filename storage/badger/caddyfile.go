@@ -20,6 +20,7 @@ import (
 //		index_cache_size <size>
 //		value_log_file_size <size>
 //		compactors <n>
+//		level_zero_tables <n>
 //		compression none|snappy|zstd
 //	}
 //
@@ -68,6 +69,12 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("compactors: %q is not a number of at least 2", d.Val())
 			}
 			s.Compactors = n
+		case "level_zero_tables":
+			n, perr := strconv.Atoi(d.Val())
+			if perr != nil || n < 1 || n > maxLevelZeroTables {
+				return d.Errf("level_zero_tables: %q is not a number from 1 to %d", d.Val(), maxLevelZeroTables)
+			}
+			s.LevelZeroTables = n
 		case "compression":
 			if _, ok := compressions[d.Val()]; !ok {
 				return d.Errf("compression: %q is not none, snappy or zstd", d.Val())
@@ -89,7 +96,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // subdirectives are those of the storage badger block.
 var subdirectives = []string{"min_free", "memtable_size", "block_cache_size", "index_cache_size",
-	"value_log_file_size", "compactors", "compression"}
+	"value_log_file_size", "compactors", "level_zero_tables", "compression"}
 
 // parseSize reads the size argument of the subdirective name; with
 // offOK, "off" is -1.

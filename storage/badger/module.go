@@ -55,6 +55,14 @@ type Store struct {
 	// Default: 2.
 	Compactors int `json:"compactors,omitempty"`
 
+	// LevelZeroTables is how many tables flushed from memtables gather
+	// before Badger compacts them into the level below, which it rewrites
+	// each time: more of them make each rewrite serve more sign-ins
+	// (fewer tables built and written per sign-in, BENCHMARKS.md) at the
+	// cost of a few more filter checks per read and more disk. Writes
+	// wait when ten more than this have gathered. Default: 10.
+	LevelZeroTables int `json:"level_zero_tables,omitempty"`
+
 	// Compression of tables on disk: "none", "snappy" or "zstd".
 	// Default: "none".
 	Compression string `json:"compression,omitempty"`

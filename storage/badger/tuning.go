@@ -14,6 +14,7 @@ const (
 	DefaultIndexCacheSize   = 2 << 20
 	DefaultValueLogFileSize = 64 << 20
 	DefaultCompactors       = 2
+	DefaultLevelZeroTables  = 10
 
 	// DefaultCompressedBlockCacheSize is the block cache when tables are
 	// compressed and no block_cache_size is set: Badger needs one then.
@@ -32,6 +33,12 @@ const (
 	maxMemtableSize     = 1 << 30
 	minValueLogFileSize = 1 << 20
 	maxValueLogFileSize = 2<<30 - 1
+	maxLevelZeroTables  = 100
+
+	// levelZeroStallMargin is how many level-0 tables beyond
+	// LevelZeroTables may gather before writes wait for compaction
+	// (Badger's own default margin: 5 and 15).
+	levelZeroStallMargin = 10
 )
 
 // tuning is the part of the Badger options a Store's config sets. The
@@ -43,6 +50,7 @@ type tuning struct {
 	indexCache  int64
 	valueLog    int64
 	compactors  int
+	levelZero   int
 	compression boptions.CompressionType
 }
 
@@ -61,6 +69,7 @@ func (s *Store) tuning() (tuning, error) {
 		indexCache:  DefaultIndexCacheSize,
 		valueLog:    DefaultValueLogFileSize,
 		compactors:  DefaultCompactors,
+		levelZero:   DefaultLevelZeroTables,
 		compression: boptions.None,
 	}
 	if s.MemtableSize != 0 {
@@ -90,6 +99,12 @@ func (s *Store) tuning() (tuning, error) {
 		}
 		t.compactors = s.Compactors
 	}
+	if s.LevelZeroTables != 0 {
+		if s.LevelZeroTables < 1 || s.LevelZeroTables > maxLevelZeroTables {
+			return t, fmt.Errorf("level_zero_tables must be between 1 and %d, not %d", maxLevelZeroTables, s.LevelZeroTables)
+		}
+		t.levelZero = s.LevelZeroTables
+	}
 	if s.Compression != "" {
 		c, ok := compressions[s.Compression]
 		if !ok {
@@ -114,6 +129,8 @@ func (t tuning) apply(o badgerdb.Options) badgerdb.Options {
 		WithIndexCacheSize(t.indexCache).
 		WithValueLogFileSize(t.valueLog).
 		WithNumCompactors(t.compactors).
+		WithNumLevelZeroTables(t.levelZero).
+		WithNumLevelZeroTablesStall(t.levelZero + levelZeroStallMargin).
 		WithCompression(t.compression)
 }
 

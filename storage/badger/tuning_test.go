@@ -34,6 +34,10 @@ func TestUnmarshalCaddyfileMemory(t *testing.T) {
 		{input: "badger {\n\tcompactors many\n}", wantErr: true},
 		{input: "badger {\n\tcompression lz4\n}", wantErr: true},
 		{input: "badger {\n\tmemtable 2MiB\n}", wantErr: true},
+		{input: "badger {\n\tlevel_zero_tables 20\n}", want: mem{levelZero: 20}},
+		{input: "badger {\n\tlevel_zero_tables 0\n}", wantErr: true},
+		{input: "badger {\n\tlevel_zero_tables 101\n}", wantErr: true},
+		{input: "badger {\n\tlevel_zero_tables some\n}", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input, func(t *testing.T) {
@@ -55,12 +59,12 @@ func TestUnmarshalCaddyfileMemory(t *testing.T) {
 // mem is what a test compares of a Store's memory settings.
 type mem struct {
 	memtable, block, index, valueLog int64
-	compactors                       int
+	compactors, levelZero            int
 	compression                      string
 }
 
 func (s *Store) settings() mem {
-	return mem{s.MemtableSize, s.BlockCacheSize, s.IndexCacheSize, s.ValueLogFileSize, s.Compactors, s.Compression}
+	return mem{s.MemtableSize, s.BlockCacheSize, s.IndexCacheSize, s.ValueLogFileSize, s.Compactors, s.LevelZeroTables, s.Compression}
 }
 
 // The defaults and the settings reach the database Badger opens; settings
@@ -74,15 +78,21 @@ func TestTuningReachesBadger(t *testing.T) {
 			t.Errorf("options = memtable %d, block cache %d, index cache %d, value log %d, compactors %d, compression %v",
 				o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize, o.ValueLogFileSize, o.NumCompactors, o.Compression)
 		}
+		if o.NumLevelZeroTables != DefaultLevelZeroTables || o.NumLevelZeroTablesStall != DefaultLevelZeroTables+levelZeroStallMargin {
+			t.Errorf("level-0 tables = %d, stall at %d", o.NumLevelZeroTables, o.NumLevelZeroTablesStall)
+		}
 	})
 	t.Run("set", func(t *testing.T) {
 		s := provision(t, &Store{Dir: t.TempDir(), MemtableSize: 3 << 20, BlockCacheSize: 1 << 20, IndexCacheSize: 3 << 20,
-			ValueLogFileSize: 16 << 20, Compactors: 3, Compression: "snappy"})
+			ValueLogFileSize: 16 << 20, Compactors: 3, LevelZeroTables: 7, Compression: "snappy"})
 		o := s.db.db.Opts()
 		if o.MemTableSize != 3<<20 || o.BlockCacheSize != 1<<20 || o.IndexCacheSize != 3<<20 ||
 			o.ValueLogFileSize != 16<<20 || o.NumCompactors != 3 || o.Compression != boptions.Snappy {
 			t.Errorf("options = memtable %d, block cache %d, index cache %d, value log %d, compactors %d, compression %v",
 				o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize, o.ValueLogFileSize, o.NumCompactors, o.Compression)
+		}
+		if o.NumLevelZeroTables != 7 || o.NumLevelZeroTablesStall != 7+levelZeroStallMargin {
+			t.Errorf("level-0 tables = %d, stall at %d; want 7 and %d", o.NumLevelZeroTables, o.NumLevelZeroTablesStall, 7+levelZeroStallMargin)
 		}
 		if err := s.Put(context.Background(), "k", []byte("v"), time.Time{}, false); err != nil {
 			t.Fatal(err)
@@ -95,6 +105,8 @@ func TestTuningReachesBadger(t *testing.T) {
 		func(s *Store) { s.ValueLogFileSize = 1 << 40 },
 		func(s *Store) { s.Compactors = 1 },
 		func(s *Store) { s.Compression = "lz4" },
+		func(s *Store) { s.LevelZeroTables = -1 },
+		func(s *Store) { s.LevelZeroTables = maxLevelZeroTables + 1 },
 	} {
 		s := &Store{Dir: t.TempDir()}
 		bad(s)
@@ -113,6 +125,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"badger /var/lib/mfa {\n\tmin_free 64MiB\n}",
 		"badger {\n\tmemtable_size 2MiB\n\tblock_cache_size off\n\tindex_cache_size 1MiB\n}",
 		"badger {\n\tvalue_log_file_size 32MiB\n\tcompactors 4\n\tcompression zstd\n}",
+		"badger {\n\tlevel_zero_tables 15\n}",
 		"badger {\n\tmemtable_size 1GiB\n\tcompactors 2\n\tcompression\n}",
 		"badger {\n\t{\n\t}\n}",
 	} {
