@@ -35,7 +35,18 @@
 //
 // Delivery is asynchronous (package authenticators/delivery): a few
 // workers each keep an SMTP connection open, transient failures are retried
-// with backoff, and a request waits only a bounded time. Codes and link
+// with backoff, and a request waits only a bounded time.
+//
+// A code message is written by go-mail once per language, site and
+// lifetime, with slots for the code, the recipient, the date and the
+// message ID (wire.go); each message then only fills them in. Such a
+// message goes to the server in one round trip when it offers PIPELINING
+// and CHUNKING (MAIL FROM, RCPT TO and BDAT LAST in one write, RFC 2920
+// and RFC 3030), in two with PIPELINING alone (MAIL FROM, RCPT TO and DATA,
+// then the message), and command by command through go-mail's SMTP client
+// otherwise (smtpwire.go). A refused transaction is ended with RSET and the
+// connection kept. Other messages (links, notices, test messages) are
+// built and sent by go-mail. Codes and link
 // tokens are never logged and addresses only masked ("j***@e***.com"); at
 // debug level the SMTP transcript is logged with the code or token and the
 // addresses masked.

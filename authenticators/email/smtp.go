@@ -210,7 +210,7 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 // IdleTimeout. At debug level, logger receives the SMTP transcript with
 // the code and the addresses masked.
 func (s *SMTP) NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error) {
-	w := &smtpWorker{s: s, log: &transcript{logger: logger}}
+	w := &smtpWorker{s: s, log: &transcript{logger: logger}, debug: logger.Core().Enabled(zap.DebugLevel)}
 	opts := []mail.Option{
 		mail.WithPort(s.port),
 		mail.WithTimeout(s.timeout),
@@ -243,7 +243,7 @@ func (s *SMTP) NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error) 
 	if s.HELO != "" {
 		opts = append(opts, mail.WithHELO(s.HELO))
 	}
-	if logger.Core().Enabled(zap.DebugLevel) {
+	if w.debug {
 		opts = append(opts, mail.WithLogger(w.log), mail.WithDebugLog())
 	}
 	client, err := mail.NewClient(s.host, opts...)
@@ -261,6 +261,7 @@ type smtpWorker struct {
 	client *mail.Client
 	log    *transcript
 	sc     *smtp.Client // the session while connected
+	debug  bool         // log the transcript
 
 	mu        sync.Mutex
 	raw       net.Conn // the TCP connection under the SMTP session
@@ -317,7 +318,7 @@ func (w *smtpWorker) Send(ctx context.Context, m *Message) error {
 
 	w.mu.Lock()
 	w.busy = false
-	if err != nil {
+	if err != nil && !sessionKept(err) {
 		w.disconnectLocked(false)
 	} else if !w.closed {
 		w.idleTimer = time.AfterFunc(w.s.idle, w.closeIdle)
@@ -335,7 +336,7 @@ func (w *smtpWorker) send(ctx context.Context, m *Message, reuse bool) error {
 			return err
 		}
 	}
-	err := w.transact(m)
+	err := w.transact(m, reuse)
 	if err != nil && reuse && connectionGone(err) {
 		// The server dropped the kept connection: redial once.
 		w.mu.Lock()
@@ -344,16 +345,17 @@ func (w *smtpWorker) send(ctx context.Context, m *Message, reuse bool) error {
 		if err := w.connect(ctx); err != nil {
 			return err
 		}
-		err = w.transact(m)
+		err = w.transact(m, false)
 	}
 	return err
 }
 
 // transact runs one mail transaction on the open session: a prepared
-// message's bytes (sendWire), or go-mail's for the others.
-func (w *smtpWorker) transact(m *Message) error {
+// message's bytes (sendWire), or go-mail's for the others. reused says
+// the session carried an earlier message.
+func (w *smtpWorker) transact(m *Message, reused bool) error {
 	if m.wire != nil {
-		return w.sendWire(m)
+		return w.sendWire(m, reused)
 	}
 	return w.client.SendWithSMTPClient(w.sc, m.msg)
 }
@@ -408,6 +410,18 @@ func (w *smtpWorker) disconnectLocked(polite bool) {
 	}
 	w.connected = false
 	w.sc = nil
+}
+
+// peerClosed reports whether the server closed the kept connection or
+// sent something unasked while it was idle.
+func (w *smtpWorker) peerClosed() bool {
+	if w.sc.Text.R.Buffered() > 0 {
+		return true
+	}
+	w.mu.Lock()
+	raw := w.raw
+	w.mu.Unlock()
+	return raw != nil && peerClosedConn(raw)
 }
 
 func (w *smtpWorker) abort() {
