@@ -476,7 +476,7 @@ func turns(t *testing.T, logs *observer.ObservedLogs) []int {
 	return out
 }
 
-// SECURITY.md 41: with PIPELINING and CHUNKING (as go-smtp offers them),
+// With PIPELINING and CHUNKING (as go-smtp offers them),
 // over STARTTLS with AUTH, each code message costs one round trip on the
 // kept connection: MAIL FROM, RCPT TO and BDAT LAST with the message in
 // one write, then the three replies.
@@ -528,7 +528,7 @@ func TestWireOneRoundTrip(t *testing.T) {
 	}
 }
 
-// Refusals of a pipelined transaction: a refused RCPT TO is permanent
+// SECURITY.md 41: refusals of a pipelined transaction: a refused RCPT TO is permanent
 // (5xx) or retried (4xx), a refused message too; nothing is delivered by
 // the refused transaction, and the connection, reset, carries the next
 // message.
