@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,8 +31,8 @@ const keyLogSeq = "meta/log_seq"
 
 // logFlushDelay is how long a delivery's log entry waits in memory for
 // the entries of other deliveries to share its store write. Under load
-// the log then costs two store writes (the sequence and the slots) per
-// few milliseconds, not two per delivery; a crash (kill -9, power) loses
+// the log then costs one store write (the sequence and the slots) per
+// few milliseconds, not one per delivery; a crash (kill -9, power) loses
 // the entries of the last few milliseconds, which no guarantee rests on:
 // a failed delivery kills its challenge before its entry is queued
 // (SECURITY.md I41), and the zap lines and metrics are written at once.
@@ -65,6 +66,10 @@ type deliveryLog struct {
 	full    chan struct{}                   // ... and should not wait for more
 	stop    chan struct{}
 	done    chan struct{}
+
+	// seq is the log's sequence number as this log last wrote or saw
+	// it: the guess of deliveryLog.write.
+	seq atomic.Int64
 }
 
 // logEntry is one slot of the ring: the attempt and its sequence number,
@@ -132,9 +137,9 @@ func (l *deliveryLog) run(wake, full, stop, done chan struct{}) {
 }
 
 // batchSize is how many entries one store write takes: distinct slots,
-// at most storage.MaxUpdateKeys.
+// and with the sequence at most storage.MaxUpdateKeys keys.
 func (l *deliveryLog) batchSize() int {
-	return min(storage.MaxUpdateKeys, l.max)
+	return min(storage.MaxUpdateKeys-1, l.max)
 }
 
 // record stores one attempt. Addresses arrive masked; codes never arrive.
@@ -203,15 +208,26 @@ func (l *deliveryLog) writePending() {
 	}
 }
 
-// write stores entries (at most batchSize) in two store writes: their
-// sequence numbers, counted on from every handler's entries, and their
-// slots.
+// write stores entries (at most batchSize), numbered on from every
+// handler's entries, in one store operation: the sequence number and
+// their slots. The slots follow from the sequence, which that operation
+// reads, so the keys are named from a guess, the sequence this log last
+// saw: it is right unless another handler on the store wrote meanwhile,
+// and then the operation changes nothing and is tried again with the
+// sequence it found. Either way the sequence and the slots are written
+// together, so two handlers' entries never share a slot. Where handlers
+// keep writing between the tries, the entries take a range of the
+// sequence (Incr) and then fill its slots, in two writes.
 func (l *deliveryLog) write(entries []authenticators.DeliveryResult) {
 	ctx := context.Background()
-	n := int64(len(entries))
-	last, err := l.store.Incr(ctx, keyLogSeq, n, time.Time{})
-	if err == nil {
-		err = l.putSlots(ctx, last-n+1, entries)
+	err := l.writeGuessed(ctx, entries)
+	if errors.Is(err, errSeqMoved) {
+		n := int64(len(entries))
+		var last int64
+		if last, err = l.store.Incr(ctx, keyLogSeq, n, time.Time{}); err == nil {
+			l.seq.Store(last)
+			err = l.putSlots(ctx, last-n+1, entries)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, storage.ErrClosed) {
@@ -223,17 +239,75 @@ func (l *deliveryLog) write(entries []authenticators.DeliveryResult) {
 	}
 }
 
+// errSeqMoved aborts a write of the delivery log whose guess of the
+// sequence was wrong.
+var errSeqMoved = errors.New("delivery log sequence moved")
+
+// seqGuesses is how many guesses of the sequence a write makes before it
+// takes its range with Incr.
+const seqGuesses = 3
+
+// writeGuessed is write's one-operation path: it returns errSeqMoved when
+// every guess was wrong, having written nothing.
+func (l *deliveryLog) writeGuessed(ctx context.Context, entries []authenticators.DeliveryResult) error {
+	n := int64(len(entries))
+	keys := make([]string, 1+len(entries))
+	keys[0] = keyLogSeq
+	guess := l.seq.Load()
+	for range seqGuesses {
+		for i := range entries {
+			keys[1+i] = l.slotKey(guess + 1 + int64(i))
+		}
+		var found int64
+		err := l.store.UpdateMany(ctx, keys, func(cur []storage.Record, ok []bool) ([]storage.Change, error) {
+			seq, err := seqOf(cur[0], ok[0])
+			if err != nil {
+				return nil, err
+			}
+			if seq != guess {
+				found = seq
+				return nil, errSeqMoved
+			}
+			changes := make([]storage.Change, len(keys))
+			// A new sequence never expires; a stored one keeps its expiry,
+			// as with Incr.
+			changes[0] = storage.Change{Value: binary.BigEndian.AppendUint64(nil, uint64(seq+n)), ExpiresAt: cur[0].ExpiresAt, Op: storage.Write}
+			for i, res := range entries {
+				if changes[1+i], err = slotChange(seq+1+int64(i), res); err != nil {
+					return nil, err
+				}
+			}
+			return changes, nil
+		})
+		if errors.Is(err, errSeqMoved) {
+			guess = found
+			continue
+		}
+		if err == nil {
+			l.seq.Store(guess + n)
+		}
+		return err
+	}
+	l.seq.Store(guess)
+	return errSeqMoved
+}
+
+// slotChange writes entry seq into its slot.
+func slotChange(seq int64, res authenticators.DeliveryResult) (storage.Change, error) {
+	b, err := encodeRecord(logEntry{Seq: seq, DeliveryResult: res})
+	return storage.Change{Value: b, ExpiresAt: res.Time.Add(logTTL), Op: storage.Write}, err
+}
+
 // putSlots writes entries, numbered from first, into their slots.
 func (l *deliveryLog) putSlots(ctx context.Context, first int64, entries []authenticators.DeliveryResult) error {
 	keys := make([]string, len(entries))
 	changes := make([]storage.Change, len(entries))
 	for i, res := range entries {
-		b, err := encodeRecord(logEntry{Seq: first + int64(i), DeliveryResult: res})
-		if err != nil {
+		var err error
+		if changes[i], err = slotChange(first+int64(i), res); err != nil {
 			return err
 		}
 		keys[i] = l.slotKey(first + int64(i))
-		changes[i] = storage.Change{Value: b, ExpiresAt: res.Time.Add(logTTL), Op: storage.Write}
 	}
 	if len(entries) == 1 {
 		return l.store.Put(ctx, keys[0], changes[0].Value, changes[0].ExpiresAt, false)
@@ -305,6 +379,14 @@ func (l *deliveryLog) newestSeq(ctx context.Context) (int64, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	return seqOf(rec, true)
+}
+
+// seqOf reads the stored sequence number rec, 0 when it is not found.
+func seqOf(rec storage.Record, found bool) (int64, error) {
+	if !found {
+		return 0, nil
 	}
 	if len(rec.Value) != 8 {
 		return 0, fmt.Errorf("%w: log sequence of %d bytes", errBadRecord, len(rec.Value))

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentUpdateIsExact", testConcurrentUpdateIsExact},
 		{"UpdateMany", testUpdateMany},
 		{"ConcurrentUpdateManyIsExact", testConcurrentUpdateManyIsExact},
+		{"CounterSharedByIncrAndUpdateMany", testCounterSharedByIncrAndUpdateMany},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore) })
@@ -762,5 +763,54 @@ func testConcurrentUpdateManyIsExact(t *testing.T, newStore NewStore) {
 	}
 	if got != [2]int{-n, n + 10*n} {
 		t.Errorf("a, b = %v, want [%d %d]", got, -n, 11*n)
+	}
+}
+
+// testCounterSharedByIncrAndUpdateMany counts one counter up with Incr and
+// with UpdateMany writing its 8 bytes (as the delivery log's sequence is
+// counted): the two kinds of writes take turns, none is lost, and the
+// counter keeps the expiry it was made with.
+func testCounterSharedByIncrAndUpdateMany(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	const n = 100
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := s.Incr(ctx, "ctr/seq", 1, exp); err != nil {
+				t.Errorf("Incr: %v", err)
+			}
+		})
+		wg.Go(func() {
+			err := s.UpdateMany(ctx, []string{"ctr/seq", fmt.Sprint("ctr/slot/", i)}, func(cur []storage.Record, found []bool) ([]storage.Change, error) {
+				var v int64
+				e := exp
+				if found[0] {
+					if len(cur[0].Value) != 8 {
+						return nil, fmt.Errorf("counter of %d bytes", len(cur[0].Value))
+					}
+					v, e = int64(binary.BigEndian.Uint64(cur[0].Value)), cur[0].ExpiresAt
+				}
+				return []storage.Change{
+					{Value: binary.BigEndian.AppendUint64(nil, uint64(v+1)), ExpiresAt: e, Op: storage.Write},
+					{Value: []byte("x"), Op: storage.Write},
+				}, nil
+			})
+			if err != nil {
+				t.Errorf("UpdateMany: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	rec, err := s.Get(ctx, "ctr/seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(binary.BigEndian.Uint64(rec.Value)); len(rec.Value) != 8 || got != 2*n {
+		t.Errorf("counter = %x, want %d", rec.Value, 2*n)
+	}
+	if !rec.ExpiresAt.Equal(exp) {
+		t.Errorf("expiry = %v, want %v", rec.ExpiresAt, exp)
 	}
 }
