@@ -5,6 +5,8 @@ package caddymfa
 // to a record's struct goes into both, and TestRecordFieldsRoundTrip fails
 // until it does.
 
+import "encoding/binary"
+
 func (*challenge) recordFormat() byte { return formatChallenge }
 
 func (ch *challenge) appendRecord(b []byte) []byte {
@@ -63,4 +65,131 @@ func (ch *challenge) readRecord(d *binReader) {
 			Time:    d.time(),
 		}
 	}
+}
+
+func (*session) recordFormat() byte { return formatSession }
+
+func (s *session) appendRecord(b []byte) []byte {
+	b = appendString(b, s.Realm)
+	b = appendString(b, s.FirstFactor)
+	b = appendString(b, s.User)
+	b = appendString(b, s.Method)
+	b = appendString(b, s.Host)
+	b = appendTime(b, s.Created)
+	b = appendTime(b, s.Expires)
+	b = appendTime(b, s.LastSeen)
+	b = appendString(b, s.UserAgent)
+	b = appendString(b, s.IP)
+	b = appendString(b, s.Country)
+	b = appendString(b, s.Device)
+	return appendTimes(b, s.Verified)
+}
+
+func (s *session) readRecord(d *binReader) {
+	s.Realm = d.string()
+	s.FirstFactor = d.string()
+	s.User = d.string()
+	s.Method = d.string()
+	s.Host = d.string()
+	s.Created = d.time()
+	s.Expires = d.time()
+	s.LastSeen = d.time()
+	s.UserAgent = d.string()
+	s.IP = d.string()
+	s.Country = d.string()
+	s.Device = d.string()
+	s.Verified = d.times()
+}
+
+func (*lockRecord) recordFormat() byte { return formatLock }
+
+func (l *lockRecord) appendRecord(b []byte) []byte {
+	return appendTime(appendInt(b, int64(l.Fails)), l.LockedUntil)
+}
+
+func (l *lockRecord) readRecord(d *binReader) {
+	l.Fails = d.int()
+	l.LockedUntil = d.time()
+}
+
+func (*userRecord) recordFormat() byte { return formatUser }
+
+func (u *userRecord) appendRecord(b []byte) []byte {
+	b = appendBool(b, u.TOTP != nil)
+	if f := u.TOTP; f != nil {
+		b = appendString(b, f.Secret)
+		b = appendInt(b, f.LastStep)
+		b = appendTime(b, f.Added)
+	}
+	b = appendStrings(b, u.Recovery)
+	b = appendString(b, u.LastMethod)
+	b = binary.AppendUvarint(b, uint64(len(u.Known)))
+	for _, k := range u.Known {
+		b = appendString(b, k.IP)
+		b = appendString(b, k.Country)
+		b = appendTime(b, k.Seen)
+	}
+	b = appendString(b, u.Phone)
+	b = appendString(b, u.Email)
+	b = binary.AppendUvarint(b, uint64(len(u.Passkeys)))
+	for i := range u.Passkeys {
+		p := &u.Passkeys[i]
+		b = appendString(b, p.ID)
+		b = appendString(b, p.PublicKey)
+		b = binary.AppendUvarint(b, uint64(p.SignCount))
+		b = appendString(b, p.AAGUID)
+		b = appendStrings(b, p.Transports)
+		b = appendBool(b, p.UserVerified)
+		b = appendBool(b, p.BackupEligible)
+		b = appendBool(b, p.BackupState)
+		b = appendString(b, p.AttestationType)
+		b = appendString(b, p.AttestationFormat)
+		b = appendString(b, p.Name)
+		b = appendTime(b, p.Added)
+		b = appendTime(b, p.LastUsed)
+	}
+	b = appendString(b, u.PasskeyHandle)
+	return appendString(b, u.Lang)
+}
+
+func (u *userRecord) readRecord(d *binReader) {
+	if d.bool() {
+		u.TOTP = &totpFactor{Secret: d.string(), LastStep: d.varint(), Added: d.time()}
+	}
+	if n := d.count(); n > 0 {
+		u.Recovery = make([][]byte, n)
+		for i := range u.Recovery {
+			u.Recovery[i] = d.bytes()
+		}
+	}
+	u.LastMethod = d.string()
+	if n := d.count(); n > 0 {
+		u.Known = make([]knownPlace, n)
+		for i := range u.Known {
+			u.Known[i] = knownPlace{IP: d.string(), Country: d.string(), Seen: d.time()}
+		}
+	}
+	u.Phone = d.string()
+	u.Email = d.string()
+	if n := d.count(); n > 0 {
+		u.Passkeys = make([]passkeyFactor, n)
+		for i := range u.Passkeys {
+			p := &u.Passkeys[i]
+			p.ID = d.bytes()
+			p.PublicKey = d.bytes()
+			p.SignCount = d.uint32()
+			p.AAGUID = d.bytes()
+			p.Transports = d.strings()
+			p.UserVerified = d.bool()
+			p.BackupEligible = d.bool()
+			p.BackupState = d.bool()
+			p.AttestationType = d.string()
+			p.AttestationFormat = d.string()
+			p.Name = d.string()
+			p.Added = d.time()
+			p.LastUsed = d.time()
+		}
+	}
+	u.PasskeyHandle = d.bytes()
+	u.Lang = d.string()
 }

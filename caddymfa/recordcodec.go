@@ -4,14 +4,17 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
 // Stored records in binary.
 //
-// The records a sign-in reads and writes (the challenge) are stored in a
-// compact binary form: a format byte that names the record's type and the
-// version of its layout, then its fields in a fixed order. A string or byte slice is a uvarint length and its bytes; an
+// The records a sign-in reads and writes (challenge, session, lockout,
+// user) are stored in a compact binary form: a format byte that names the
+// record's type and the version of its layout, then its fields in a fixed
+// order. A string or byte slice is a uvarint length and its bytes; an
 // integer a varint; a bool one byte (0 or 1); a time its Unix seconds
 // (varint) and nanoseconds (uvarint); a list or map a uvarint count and
 // its elements. Encoding is appending to one buffer; decoding copies the
@@ -24,6 +27,9 @@ import (
 // gets a new format byte, and the decoder keeps reading the old one.
 const (
 	formatChallenge byte = 0x01
+	formatSession   byte = 0x02
+	formatLock      byte = 0x03
+	formatUser      byte = 0x04
 )
 
 // binaryRecord is a record with a binary stored form. recordFormat is its
@@ -189,4 +195,42 @@ func (d *binReader) strings() []string {
 		ss[i] = d.string()
 	}
 	return ss
+}
+
+// appendTimes appends a map of times, its keys in order, so a record
+// encodes to the same bytes every time.
+func appendTimes(b []byte, m map[string]time.Time) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	keys := make([]string, 0, 8)
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = appendTime(appendString(b, k), m[k])
+	}
+	return b
+}
+
+// times reads a map written by appendTimes; an empty one is nil.
+func (d *binReader) times() map[string]time.Time {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]time.Time, n)
+	for range n {
+		k := d.string()
+		m[k] = d.time()
+	}
+	return m
+}
+
+func (d *binReader) uint32() uint32 {
+	n := d.uvarint()
+	if n > math.MaxUint32 {
+		d.bad = true
+		return 0
+	}
+	return uint32(n)
 }

@@ -98,6 +98,9 @@ func testRecordRoundTrip[T any](t *testing.T, format byte) {
 // form survives it, and the JSON of earlier versions is still read.
 func TestRecordFieldsRoundTrip(t *testing.T) {
 	t.Run("challenge", func(t *testing.T) { testRecordRoundTrip[challenge](t, formatChallenge) })
+	t.Run("session", func(t *testing.T) { testRecordRoundTrip[session](t, formatSession) })
+	t.Run("lock", func(t *testing.T) { testRecordRoundTrip[lockRecord](t, formatLock) })
+	t.Run("user", func(t *testing.T) { testRecordRoundTrip[userRecord](t, formatUser) })
 }
 
 // fuzzRecord: no input makes decodeRecord[T] panic, and what it accepts,
@@ -152,4 +155,35 @@ func FuzzDecodeChallenge(f *testing.F) {
 			Address: "bob@example.com", UsedAt: at, Match: 42, From: &linkOrigin{Browser: "Firefox", System: "Linux", Country: "SE", Time: at}},
 	)
 	f.Add([]byte(`{"rl":"app","u":"alice","m":"email","c":"AAAA","a":1,"s":1,"st":"pending","i":"2026-01-01T00:00:00Z","e":"2026-01-01T00:10:00+02:00","k":"2026-01-01T01:00:00Z"}`))
+}
+
+func FuzzDecodeSession(f *testing.F) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 5, time.UTC)
+	fuzzRecord(f,
+		session{Realm: "app", User: "alice", Method: "email", Host: "app.example.com", Created: at, Expires: at.Add(12 * time.Hour),
+			LastSeen: at, origin: origin{UserAgent: "Mozilla/5.0", IP: "203.0.113.5", Country: "SE"}, Device: "0c4d",
+			Verified: map[string]time.Time{"email": at, "totp": at.Add(time.Minute)}},
+		session{Realm: "r", FirstFactor: "Alice", User: "alice", Method: "known_ip"},
+	)
+	f.Add([]byte(`{"rl":"app","ff":"","u":"alice","m":"email","h":"app.test","c":"2026-01-01T00:00:00Z","e":"2026-01-01T12:00:00Z","l":"2026-01-01T00:00:00Z","ip":"192.0.2.1","v":{"email":"2026-01-01T00:00:00Z"}}`))
+}
+
+func FuzzDecodeLockRecord(f *testing.F) {
+	fuzzRecord(f, lockRecord{Fails: 3}, lockRecord{Fails: 10, LockedUntil: time.Date(2026, 12, 1, 10, 15, 0, 0, time.UTC)})
+	f.Add([]byte(`{"f":3}`))
+	f.Add([]byte(`{"f":10,"l":"2026-12-01T10:15:00.5+01:00"}`))
+}
+
+func FuzzDecodeUserRecord(f *testing.F) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var pk passkeyFactor
+	pk.ID, pk.PublicKey, pk.SignCount, pk.Transports, pk.UserVerified = []byte("cred"), []byte("key"), 7, []string{"usb", "nfc"}, true
+	pk.Name, pk.Added, pk.LastUsed = "YubiKey", at, at.Add(time.Hour)
+	fuzzRecord(f,
+		userRecord{TOTP: &totpFactor{Secret: "sealed", LastStep: 59000000, Added: at}, Recovery: [][]byte{[]byte("h1"), []byte("h2")},
+			LastMethod: "totp", Known: []knownPlace{{IP: "203.0.113.5", Country: "SE", Seen: at}}, Lang: "sv"},
+		userRecord{Phone: "+15551234567", Email: "a@example.com", Passkeys: []passkeyFactor{pk}, PasskeyHandle: []byte("handle")},
+	)
+	f.Add([]byte(`{"totp":{"s":"sealed","ls":123,"a":"2026-01-01T00:00:00Z"},"rc":["AAAA"],"lm":"totp"}`))
+	f.Add([]byte(`{"lm":"email","kn":[{"ip":"192.0.2.1","c":"SE","t":"2026-01-01T00:00:00Z"}]}`))
 }
