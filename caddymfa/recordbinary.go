@@ -5,7 +5,10 @@ package caddymfa
 // to a record's struct goes into both, and TestRecordFieldsRoundTrip fails
 // until it does.
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 func (*challenge) recordFormat() byte { return formatChallenge }
 
@@ -192,4 +195,46 @@ func (u *userRecord) readRecord(d *binReader) {
 	}
 	u.PasskeyHandle = d.bytes()
 	u.Lang = d.string()
+}
+
+func (*logEntry) recordFormat() byte { return formatLogEntry }
+
+func (e *logEntry) appendRecord(b []byte) []byte {
+	b = appendInt(b, e.Seq)
+	b = appendTime(b, e.Time)
+	b = appendString(b, e.ChallengeID)
+	b = appendString(b, e.Method)
+	b = appendString(b, e.User)
+	b = appendString(b, e.To)
+	b = appendInt(b, int64(e.Attempt))
+	b = appendBool(b, e.OK)
+	b = appendBool(b, e.Permanent)
+	b = appendString(b, e.Error)
+	return appendInt(b, int64(e.Latency))
+}
+
+func (e *logEntry) readRecord(d *binReader) {
+	e.Seq = d.varint()
+	e.Time = d.time()
+	e.ChallengeID = d.string()
+	e.Method = d.string()
+	e.User = d.string()
+	e.To = d.string()
+	e.Attempt = d.int()
+	e.OK = d.bool()
+	e.Permanent = d.bool()
+	e.Error = d.string()
+	e.Latency = time.Duration(d.varint())
+}
+
+func (*liveFlow) recordFormat() byte { return formatLiveFlow }
+
+func (l *liveFlow) appendRecord(b []byte) []byte {
+	return appendTime(appendInt(appendString(b, l.ID), l.Issued), l.Sent)
+}
+
+func (l *liveFlow) readRecord(d *binReader) {
+	l.ID = d.string()
+	l.Issued = d.varint()
+	l.Sent = d.time()
 }

@@ -12,7 +12,7 @@ import (
 // Stored records in binary.
 //
 // The records a sign-in reads and writes (challenge, session, lockout,
-// user) are stored in a compact binary form: a format byte that names the
+// user, delivery log entry, live code) are stored in a compact binary form: a format byte that names the
 // record's type and the version of its layout, then its fields in a fixed
 // order. A string or byte slice is a uvarint length and its bytes; an
 // integer a varint; a bool one byte (0 or 1); a time its Unix seconds
@@ -30,6 +30,8 @@ const (
 	formatSession   byte = 0x02
 	formatLock      byte = 0x03
 	formatUser      byte = 0x04
+	formatLogEntry  byte = 0x05
+	formatLiveFlow  byte = 0x06
 )
 
 // binaryRecord is a record with a binary stored form. recordFormat is its

@@ -101,6 +101,8 @@ func TestRecordFieldsRoundTrip(t *testing.T) {
 	t.Run("session", func(t *testing.T) { testRecordRoundTrip[session](t, formatSession) })
 	t.Run("lock", func(t *testing.T) { testRecordRoundTrip[lockRecord](t, formatLock) })
 	t.Run("user", func(t *testing.T) { testRecordRoundTrip[userRecord](t, formatUser) })
+	t.Run("log entry", func(t *testing.T) { testRecordRoundTrip[logEntry](t, formatLogEntry) })
+	t.Run("live flow", func(t *testing.T) { testRecordRoundTrip[liveFlow](t, formatLiveFlow) })
 }
 
 // fuzzRecord: no input makes decodeRecord[T] panic, and what it accepts,
@@ -186,4 +188,18 @@ func FuzzDecodeUserRecord(f *testing.F) {
 	)
 	f.Add([]byte(`{"totp":{"s":"sealed","ls":123,"a":"2026-01-01T00:00:00Z"},"rc":["AAAA"],"lm":"totp"}`))
 	f.Add([]byte(`{"lm":"email","kn":[{"ip":"192.0.2.1","c":"SE","t":"2026-01-01T00:00:00Z"}]}`))
+}
+
+func FuzzDecodeLogEntry(f *testing.F) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var ok, failed logEntry
+	ok.Seq, ok.Time, ok.ChallengeID, ok.Method, ok.User, ok.To, ok.Attempt, ok.OK, ok.Latency = 7, at, "c1", "email", "alice", "a***@e***.com", 1, true, 3*time.Millisecond
+	failed.Seq, failed.Time, failed.Method, failed.To, failed.Attempt, failed.Permanent, failed.Error = 8, at, "sms", "+1*******67", 3, true, "550 no such user"
+	fuzzRecord(f, ok, failed)
+	f.Add([]byte(`{"seq":7,"time":"2026-12-01T10:00:00Z","challenge_id":"c1","method":"email","to":"a***@e***.com","attempt":1,"ok":true,"latency":3000000}`))
+}
+
+func FuzzDecodeLiveFlow(f *testing.F) {
+	fuzzRecord(f, liveFlow{ID: "flow-id", Issued: 1764583200, Sent: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)})
+	f.Add([]byte(`{"id":"flow-id","t":1764583200,"s":"2026-12-01T10:00:00Z"}`))
 }
