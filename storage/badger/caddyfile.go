@@ -19,6 +19,7 @@ import (
 //		block_cache_size <size>|off
 //		index_cache_size <size>
 //		value_log_file_size <size>
+//		value_threshold <size>
 //		compactors <n>
 //		level_zero_tables <n>
 //		compression none|snappy|zstd
@@ -63,6 +64,8 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.IndexCacheSize, err = parseSize(d, name, false)
 		case "value_log_file_size":
 			s.ValueLogFileSize, err = parseSize(d, name, false)
+		case "value_threshold":
+			s.ValueThreshold, err = parseSize(d, name, false)
 		case "compactors":
 			n, perr := strconv.Atoi(d.Val())
 			if perr != nil || n < 2 {
@@ -96,7 +99,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // subdirectives are those of the storage badger block.
 var subdirectives = []string{"min_free", "memtable_size", "block_cache_size", "index_cache_size",
-	"value_log_file_size", "compactors", "level_zero_tables", "compression"}
+	"value_log_file_size", "value_threshold", "compactors", "level_zero_tables", "compression"}
 
 // parseSize reads the size argument of the subdirective name; with
 // offOK, "off" is -1.

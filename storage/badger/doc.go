@@ -42,7 +42,9 @@
 //		block_cache_size <size>|off
 //		index_cache_size <size>
 //		value_log_file_size <size>
+//		value_threshold <size>
 //		compactors <n>
+//		level_zero_tables <n>
 //		compression none|snappy|zstd
 //	}
 //

@@ -48,8 +48,14 @@ type Store struct {
 	IndexCacheSize int64 `json:"index_cache_size,omitempty"`
 
 	// ValueLogFileSize is the size of each value-log file, where records
-	// of 1 KiB and more go. Default: 64 MiB.
+	// of ValueThreshold and more go. Default: 64 MiB.
 	ValueLogFileSize int64 `json:"value_log_file_size,omitempty"`
+
+	// ValueThreshold is the size from which a record is written once to
+	// the value log, with only a pointer to it in the tables, instead of
+	// into the tables themselves, which compactions rewrite again and
+	// again. At most 15% of MemtableSize (Badger's bound). Default: 256 B.
+	ValueThreshold int64 `json:"value_threshold,omitempty"`
 
 	// Compactors is how many goroutines compact tables, at least 2.
 	// Default: 2.

@@ -15,6 +15,7 @@ const (
 	DefaultValueLogFileSize = 64 << 20
 	DefaultCompactors       = 2
 	DefaultLevelZeroTables  = 10
+	DefaultValueThreshold   = 256
 
 	// DefaultCompressedBlockCacheSize is the block cache when tables are
 	// compressed and no block_cache_size is set: Badger needs one then.
@@ -34,6 +35,10 @@ const (
 	minValueLogFileSize = 1 << 20
 	maxValueLogFileSize = 2<<30 - 1
 	maxLevelZeroTables  = 100
+	// maxValueThresholdShare is Badger's bound on the value threshold:
+	// at most this share, in percent, of the memtable size (and 1 MiB).
+	maxValueThresholdShare = 15
+	maxValueThreshold      = 1 << 20
 
 	// levelZeroStallMargin is how many level-0 tables beyond
 	// LevelZeroTables may gather before writes wait for compaction
@@ -49,6 +54,7 @@ type tuning struct {
 	blockCache  int64
 	indexCache  int64
 	valueLog    int64
+	valueMin    int64
 	compactors  int
 	levelZero   int
 	compression boptions.CompressionType
@@ -68,6 +74,7 @@ func (s *Store) tuning() (tuning, error) {
 		blockCache:  s.BlockCacheSize,
 		indexCache:  DefaultIndexCacheSize,
 		valueLog:    DefaultValueLogFileSize,
+		valueMin:    DefaultValueThreshold,
 		compactors:  DefaultCompactors,
 		levelZero:   DefaultLevelZeroTables,
 		compression: boptions.None,
@@ -92,6 +99,13 @@ func (s *Store) tuning() (tuning, error) {
 			return t, fmt.Errorf("value_log_file_size must be at least 1MiB and below 2GiB, not %s", size(s.ValueLogFileSize))
 		}
 		t.valueLog = s.ValueLogFileSize
+	}
+	if s.ValueThreshold != 0 {
+		limit := min(maxValueThreshold, t.memtable*maxValueThresholdShare/100)
+		if s.ValueThreshold < 1 || s.ValueThreshold > limit {
+			return t, fmt.Errorf("value_threshold must be between 1B and %s (15%% of memtable_size), not %s", size(limit), size(s.ValueThreshold))
+		}
+		t.valueMin = s.ValueThreshold
 	}
 	if s.Compactors != 0 {
 		if s.Compactors < 2 {
@@ -128,6 +142,7 @@ func (t tuning) apply(o badgerdb.Options) badgerdb.Options {
 		WithBlockCacheSize(t.blockCache).
 		WithIndexCacheSize(t.indexCache).
 		WithValueLogFileSize(t.valueLog).
+		WithValueThreshold(t.valueMin).
 		WithNumCompactors(t.compactors).
 		WithNumLevelZeroTables(t.levelZero).
 		WithNumLevelZeroTablesStall(t.levelZero + levelZeroStallMargin).

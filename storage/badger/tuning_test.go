@@ -3,12 +3,15 @@ package badger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	boptions "github.com/dgraph-io/badger/v4/options"
+
+	"github.com/caddymfa/caddy-mfa/storage"
 )
 
 func TestUnmarshalCaddyfileMemory(t *testing.T) {
@@ -35,6 +38,11 @@ func TestUnmarshalCaddyfileMemory(t *testing.T) {
 		{input: "badger {\n\tcompression lz4\n}", wantErr: true},
 		{input: "badger {\n\tmemtable 2MiB\n}", wantErr: true},
 		{input: "badger {\n\tlevel_zero_tables 20\n}", want: mem{levelZero: 20}},
+		{input: "badger {\n\tvalue_threshold 1KiB\n}", want: mem{valueMin: 1 << 10}},
+		{input: "badger {\n\tmemtable_size 8MiB\n\tvalue_threshold 1MiB\n}", want: mem{memtable: 8 << 20, valueMin: 1 << 20}},
+		{input: "badger {\n\tvalue_threshold 200KiB\n}", wantErr: true}, // above 15% of the 1 MiB memtable
+		{input: "badger {\n\tmemtable_size 64MiB\n\tvalue_threshold 2MiB\n}", wantErr: true},
+		{input: "badger {\n\tvalue_threshold off\n}", wantErr: true},
 		{input: "badger {\n\tlevel_zero_tables 0\n}", wantErr: true},
 		{input: "badger {\n\tlevel_zero_tables 101\n}", wantErr: true},
 		{input: "badger {\n\tlevel_zero_tables some\n}", wantErr: true},
@@ -59,12 +67,13 @@ func TestUnmarshalCaddyfileMemory(t *testing.T) {
 // mem is what a test compares of a Store's memory settings.
 type mem struct {
 	memtable, block, index, valueLog int64
+	valueMin                         int64
 	compactors, levelZero            int
 	compression                      string
 }
 
 func (s *Store) settings() mem {
-	return mem{s.MemtableSize, s.BlockCacheSize, s.IndexCacheSize, s.ValueLogFileSize, s.Compactors, s.LevelZeroTables, s.Compression}
+	return mem{s.MemtableSize, s.BlockCacheSize, s.IndexCacheSize, s.ValueLogFileSize, s.ValueThreshold, s.Compactors, s.LevelZeroTables, s.Compression}
 }
 
 // The defaults and the settings reach the database Badger opens; settings
@@ -81,15 +90,21 @@ func TestTuningReachesBadger(t *testing.T) {
 		if o.NumLevelZeroTables != DefaultLevelZeroTables || o.NumLevelZeroTablesStall != DefaultLevelZeroTables+levelZeroStallMargin {
 			t.Errorf("level-0 tables = %d, stall at %d", o.NumLevelZeroTables, o.NumLevelZeroTablesStall)
 		}
+		if o.ValueThreshold != DefaultValueThreshold {
+			t.Errorf("value threshold = %d, want %d", o.ValueThreshold, DefaultValueThreshold)
+		}
 	})
 	t.Run("set", func(t *testing.T) {
 		s := provision(t, &Store{Dir: t.TempDir(), MemtableSize: 3 << 20, BlockCacheSize: 1 << 20, IndexCacheSize: 3 << 20,
-			ValueLogFileSize: 16 << 20, Compactors: 3, LevelZeroTables: 7, Compression: "snappy"})
+			ValueLogFileSize: 16 << 20, ValueThreshold: 300 << 10, Compactors: 3, LevelZeroTables: 7, Compression: "snappy"})
 		o := s.db.db.Opts()
 		if o.MemTableSize != 3<<20 || o.BlockCacheSize != 1<<20 || o.IndexCacheSize != 3<<20 ||
 			o.ValueLogFileSize != 16<<20 || o.NumCompactors != 3 || o.Compression != boptions.Snappy {
 			t.Errorf("options = memtable %d, block cache %d, index cache %d, value log %d, compactors %d, compression %v",
 				o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize, o.ValueLogFileSize, o.NumCompactors, o.Compression)
+		}
+		if o.ValueThreshold != 300<<10 {
+			t.Errorf("value threshold = %d, want %d", o.ValueThreshold, 300<<10)
 		}
 		if o.NumLevelZeroTables != 7 || o.NumLevelZeroTablesStall != 7+levelZeroStallMargin {
 			t.Errorf("level-0 tables = %d, stall at %d; want 7 and %d", o.NumLevelZeroTables, o.NumLevelZeroTablesStall, 7+levelZeroStallMargin)
@@ -106,6 +121,8 @@ func TestTuningReachesBadger(t *testing.T) {
 		func(s *Store) { s.Compactors = 1 },
 		func(s *Store) { s.Compression = "lz4" },
 		func(s *Store) { s.LevelZeroTables = -1 },
+		func(s *Store) { s.ValueThreshold = -1 },
+		func(s *Store) { s.ValueThreshold = 200 << 10 },
 		func(s *Store) { s.LevelZeroTables = maxLevelZeroTables + 1 },
 	} {
 		s := &Store{Dir: t.TempDir()}
@@ -126,6 +143,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"badger {\n\tmemtable_size 2MiB\n\tblock_cache_size off\n\tindex_cache_size 1MiB\n}",
 		"badger {\n\tvalue_log_file_size 32MiB\n\tcompactors 4\n\tcompression zstd\n}",
 		"badger {\n\tlevel_zero_tables 15\n}",
+		"badger {\n\tmemtable_size 2MiB\n\tvalue_threshold 300KiB\n}",
 		"badger {\n\tmemtable_size 1GiB\n\tcompactors 2\n\tcompression\n}",
 		"badger {\n\t{\n\t}\n}",
 	} {
@@ -180,4 +198,65 @@ func TestCompressionGetsBlockCache(t *testing.T) {
 	if got := s.db.db.Opts().BlockCacheSize; got != DefaultCompressedBlockCacheSize {
 		t.Errorf("block cache = %d, want %d", got, DefaultCompressedBlockCacheSize)
 	}
+}
+
+// Records at or above the value threshold live in the value log: they
+// read back exactly after overwrites, deletions, a restart, compaction and
+// a value-log GC, and the durable ones after a restart.
+func TestValueLogRecordsSurvive(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	value := func(i, gen int) []byte {
+		return bytes.Repeat([]byte{byte('a' + (i+gen)%26)}, DefaultValueThreshold+i%300)
+	}
+	s := &Store{Dir: dir, ValueLogFileSize: 1 << 20}
+	if err := s.Provision(caddyContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	for gen := range 3 {
+		for i := range 2000 {
+			key := fmt.Sprintf("sess/%04d", i)
+			if gen == 2 && i%2 == 1 {
+				if err := s.Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if err := s.Put(ctx, key, value(i, gen), time.Time{}, i%100 == 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		for i := range 2000 {
+			rec, err := s.Get(ctx, fmt.Sprintf("sess/%04d", i))
+			if i%2 == 1 {
+				if !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("%s: deleted record %d: err = %v, want ErrNotFound", when, i, err)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(rec.Value, value(i, 2)) {
+				t.Fatalf("%s: record %d = %d bytes, %v; want its last value", when, i, len(rec.Value), err)
+			}
+		}
+	}
+	check(s, "written")
+	if err := s.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	s = provision(t, &Store{Dir: dir, ValueLogFileSize: 1 << 20})
+	check(s, "after a restart")
+	if err := s.db.db.Flatten(1); err != nil {
+		t.Fatal(err)
+	}
+	rewrites := 0
+	for ; rewrites < 100; rewrites++ {
+		if err := s.db.db.RunValueLogGC(gcDiscardRatio); err != nil {
+			break
+		}
+	}
+	t.Logf("value-log GC rewrote %d files", rewrites)
+	check(s, "after compaction and value-log GC")
 }
