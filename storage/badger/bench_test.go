@@ -3,9 +3,18 @@ package badger
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddymfa/caddy-mfa/storage"
 )
 
 func BenchmarkGet(b *testing.B) {
@@ -130,4 +139,103 @@ func BenchmarkGetLevelZero(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkSignInWrites writes what a standalone email sign-in writes
+// (a challenge, the delivery log's counter and entry, then the challenge
+// used, a new session and the user's session index in one UpdateMany;
+// 1,000 users), then collects the value log as its GC would, and
+// reports per sign-in the bytes the process dirtied for writing (the
+// memtables' logs, tables, compactions and the value log, all mapped
+// files) in the sign-ins and in the GC. It compares value thresholds:
+// 1 KiB keeps every record in the tables, 256 B puts sessions and session
+// indexes in the value log.
+func BenchmarkSignInWrites(b *testing.B) {
+	ctx := context.Background()
+	for _, threshold := range []int64{1 << 10, DefaultValueThreshold} {
+		b.Run(fmt.Sprintf("threshold=%d", threshold), func(b *testing.B) {
+			// Without Badger's debug lines, which Caddy's default logger
+			// would write for every write (Caddy's config sets the level).
+			s := provision(b, &Store{Dir: b.TempDir(), ValueThreshold: threshold, ValueLogFileSize: 1 << 20, logger: zap.NewNop()})
+			rng := rand.New(rand.NewPCG(1, 2))
+			id := func() string { return fmt.Sprintf("%040x", rng.Uint64()) }
+			sidx := make(map[int][]string)
+			now := time.Now()
+			before := writeBytes(b)
+			cpu0 := cpuTime()
+			i := 0
+			for b.Loop() {
+				u := i % 1000
+				chal := "chal/" + id()
+				if err := s.Update(ctx, chal, func(storage.Record, bool) ([]byte, time.Time, storage.Op, error) {
+					return make([]byte, 154), now.Add(10 * time.Minute), storage.Write, nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+				seq, err := s.Incr(ctx, "meta/log_seq", 1, time.Time{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Put(ctx, fmt.Sprintf("log/%d", seq%1000), make([]byte, 214), now.Add(time.Hour), false); err != nil {
+					b.Fatal(err)
+				}
+				sess := id()
+				sidx[u] = append(sidx[u], sess)[max(0, len(sidx[u])-9):]
+				keys := []string{fmt.Sprintf("lock/u%d/ip", u), fmt.Sprintf("lock/u%d", u), chal, fmt.Sprintf("user/u%d", u), "sess/" + sess, fmt.Sprintf("sidx/u%d", u)}
+				err = s.UpdateMany(ctx, keys, func([]storage.Record, []bool) ([]storage.Change, error) {
+					return []storage.Change{{Op: storage.Keep}, {Op: storage.Keep},
+						{Op: storage.Write, Value: make([]byte, 154), ExpiresAt: now.Add(10 * time.Minute)},
+						{Op: storage.Keep},
+						{Op: storage.Write, Value: make([]byte, 305), ExpiresAt: now.Add(12 * time.Hour)},
+						{Op: storage.Write, Value: make([]byte, 30+41*len(sidx[u])), ExpiresAt: now.Add(12 * time.Hour)},
+					}, nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.StopTimer()
+			written, cpuWrites := writeBytes(b)-before, cpuTime()-cpu0
+			before, cpu0 = writeBytes(b), cpuTime()
+			files := 0
+			for s.db.db.RunValueLogGC(gcDiscardRatio) == nil {
+				files++
+			}
+			cpu := cpuTime() - cpu0
+			b.ReportMetric(float64(written)/1024/float64(i), "KB-written/op")
+			b.ReportMetric(float64(cpuWrites.Microseconds())/float64(i), "µs-cpu/op")
+			b.ReportMetric(float64(writeBytes(b)-before)/1024/float64(i), "KB-gc-written/op")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(i), "µs-gc/op")
+			b.ReportMetric(float64(files), "gc-files")
+		})
+	}
+}
+
+// cpuTime returns the CPU time this process has used, user and system,
+// background goroutines (Badger's writes, flushes and compactions)
+// included.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeBytes returns the bytes this process has dirtied for writing
+// (/proc/self/io write_bytes), or skips where there is no such file.
+func writeBytes(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skip("no /proc/self/io")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Skip("no write_bytes in /proc/self/io")
+	return 0
 }

@@ -86,7 +86,7 @@ type Store struct {
 	tuned  tuning    // the memory settings the database opens with
 	closed bool      // Cleanup ran: the database does not open again
 
-	logger     *zap.Logger
+	logger     *zap.Logger      // Caddy's, unless set before Provision (benchmarks: quiet)
 	minFree    uint64           // MinFree resolved: 0 when the guard is off
 	low        lowSpace         // whether writes are being refused, for the log
 	now        func() time.Time // the clock expiry is checked against
@@ -104,7 +104,9 @@ func (*Store) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the directory. The database opens when Caddy starts
 // the config (see storage.App), or at once when ctx belongs to no config.
 func (s *Store) Provision(ctx caddy.Context) error {
-	s.logger = ctx.Logger()
+	if s.logger == nil {
+		s.logger = ctx.Logger()
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
