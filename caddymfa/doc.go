@@ -46,8 +46,9 @@
 //     page (pages.go, assets/).
 //   - signin.go: the POST actions identify, send, resend, verify and
 //     logout, after the size limit, the same-origin check and the CSRF
-//     token (forms.go). A success starts a session (startSession) and
-//     says where the browser goes next.
+//     token (forms.go). A success starts a session (startSession; a
+//     code's check writes it in its own store operation, verifier.signIn)
+//     and says where the browser goes next.
 //   - link.go: the landing page of a sign-in link, its confirmation, and
 //     GET /status, the poll of the waiting page.
 //   - enroll.go: adding, replacing and removing an authenticator app,
@@ -95,7 +96,7 @@
 //     lockout. In second-factor mode the attempt that locks a user ends
 //     their sessions and forgets their devices; in standalone mode, where
 //     anybody can cause a lock, it ends nothing.
-//   - sessions (session.go, sess/ and the index usess/<user>/): create,
+//   - sessions (session.go, sess/ and the index sidx/<user>): create,
 //     check (with the in-memory cache of the hot path), end, revoke a
 //     user's, list them for the admin API.
 //   - devices (device.go, dev/ and udev/<user>/): remembered devices.
