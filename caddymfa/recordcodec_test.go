@@ -17,7 +17,7 @@ func fillAll(t *testing.T, rng *rand.Rand, v reflect.Value) {
 	t.Helper()
 	switch v.Kind() {
 	case reflect.String:
-		v.SetString(fmt.Sprintf("s%d-é<&>\x00", rng.IntN(1000)))
+		v.SetString(fmt.Sprintf("s%d-é<&>\x00\"\\\t\u2028", rng.IntN(1000)))
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Int, reflect.Int64, reflect.Int32:

@@ -291,6 +291,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	if vw, ok := v.(*view); ok && vw.viewJSONFast() {
+		return writeViewJSON(w, vw)
+	}
 	return json.NewEncoder(w).Encode(v)
 }
 
