@@ -51,7 +51,8 @@ func decodeRecord[T any](data []byte) (T, error) {
 		return v, errBadRecord
 	}
 	if r, ok := any(&v).(binaryRecord); ok && len(data) > 0 && data[0] == r.recordFormat() {
-		d := binReader{rest: string(data[1:])}
+		s := string(data[1:])
+		d := binReader{rest: s, all: s}
 		r.readRecord(&d)
 		if d.bad || d.rest != "" {
 			var zero T
@@ -112,6 +113,11 @@ func appendStrings[S ~string | ~[]byte](b []byte, ss []S) []byte {
 type binReader struct {
 	rest string
 	bad  bool
+	// all is the whole input, when set, and raw a copy of it made by the
+	// first read of a byte slice: the byte slices of a record share it,
+	// as its strings share all.
+	all string
+	raw []byte
 }
 
 func (d *binReader) uvarint() uint64 { return readNumber(d, binary.Uvarint) }
@@ -147,10 +153,18 @@ func (d *binReader) string() string {
 
 // bytes reads a byte slice; an empty one is nil.
 func (d *binReader) bytes() []byte {
-	if s := d.string(); s != "" {
-		return []byte(s)
+	s := d.string()
+	if s == "" {
+		return nil
 	}
-	return nil
+	end := len(d.all) - len(d.rest)
+	if end < len(s) || d.all[end-len(s):end] != s {
+		return []byte(s) // no all, or rest is not its tail
+	}
+	if d.raw == nil {
+		d.raw = []byte(d.all)
+	}
+	return d.raw[end-len(s) : end : end]
 }
 
 func (d *binReader) bool() bool {
