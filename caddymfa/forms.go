@@ -2,8 +2,6 @@ package caddymfa
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -54,12 +52,8 @@ func readForm(r *http.Request) (form, error) {
 	var f form
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
+		if err := decodeJSONBody(r.Body, &f); err != nil {
 			return f, err
-		}
-		if err := json.Unmarshal(body, &f); err != nil {
-			return f, fmt.Errorf("decoding JSON body: %w", err)
 		}
 	} else {
 		if err := r.ParseForm(); err != nil {

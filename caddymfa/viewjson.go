@@ -1,6 +1,8 @@
 package caddymfa
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -15,7 +17,8 @@ import (
 // link's origin or passkeys is left to encoding/json (viewJSONFast).
 // TestViewJSONMatchesEncodingJSON compares both over every field.
 
-// jsonBufs holds the buffers answers are appended into.
+// jsonBufs holds the buffers answers are appended into and JSON request
+// bodies read into.
 var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // maxPooledJSON bounds the buffers put back in the pool: an enrollment
@@ -32,6 +35,42 @@ func writeViewJSON(w io.Writer, v *view) error {
 		jsonBufs.Put(bp)
 	}
 	return err
+}
+
+// decodeJSONBody reads a JSON request body into a pooled buffer and
+// decodes it into v, which keeps nothing of the buffer (encoding/json
+// copies strings and raw messages out).
+func decodeJSONBody(body io.Reader, v any) error {
+	bp := jsonBufs.Get().(*[]byte)
+	b, err := readAllInto((*bp)[:0], body)
+	if err == nil {
+		if err = json.Unmarshal(b, v); err != nil {
+			err = fmt.Errorf("decoding JSON body: %w", err)
+		}
+	}
+	if cap(b) <= maxPooledJSON {
+		*bp = b[:0]
+		jsonBufs.Put(bp)
+	}
+	return err
+}
+
+// readAllInto appends what r reads to b until EOF, as io.ReadAll does
+// into a new slice.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // viewJSONFast reports whether appendJSON writes v: it holds no map, no

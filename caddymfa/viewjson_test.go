@@ -3,10 +3,15 @@ package caddymfa
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // jsonAnswer is what writeJSON answers for v.
@@ -99,4 +104,34 @@ func FuzzViewJSON(f *testing.F) {
 			t.Fatalf("got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// TestDecodeJSONBody: a body read in pieces of any size, into a pooled
+// buffer or one that must grow, reads whole; a read error (a body over
+// the limit) is returned as the reader gave it.
+func TestDecodeJSONBody(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 511, 512, 513, 5000, 20000} {
+		want := strings.Repeat("x", n)
+		body, _ := json.Marshal(map[string]string{"username": want})
+		for name, r := range map[string]io.Reader{
+			"whole":    bytes.NewReader(body),
+			"one byte": iotest.OneByteReader(bytes.NewReader(body)),
+			"half":     iotest.HalfReader(bytes.NewReader(body)),
+		} {
+			var f form
+			if err := decodeJSONBody(r, &f); err != nil || f.Username != want {
+				t.Errorf("%d bytes, %s: %d bytes read, %v", n, name, len(f.Username), err)
+			}
+		}
+	}
+	w := httptest.NewRecorder()
+	var f form
+	err := decodeJSONBody(http.MaxBytesReader(w, io.NopCloser(strings.NewReader(`{"username":"`+strings.Repeat("x", 100)+`"}`)), 50), &f)
+	var tooBig *http.MaxBytesError
+	if !errors.As(err, &tooBig) {
+		t.Errorf("body over the limit: %v", err)
+	}
+	if err := decodeJSONBody(strings.NewReader(`{"username":`), &f); err == nil {
+		t.Error("a truncated body decoded")
+	}
 }
