@@ -696,7 +696,9 @@ func TestTranscriptMasksCode(t *testing.T) {
 		}
 	}
 	all := strings.Join(transcript, "\n")
-	for _, want := range []string{"EHLO", "STARTTLS", "AUTH", "MAIL FROM:<n***@e***.com>", "RCPT TO:<j***@e***.com>", "DATA", "QUIT", "******"} {
+	// go-smtp offers CHUNKING: the message goes with BDAT, and the
+	// transcript says that it is left out.
+	for _, want := range []string{"EHLO", "STARTTLS", "AUTH", "MAIL FROM:<n***@e***.com>", "RCPT TO:<j***@e***.com>", "BDAT ", "(the message, ", "not logged)", "QUIT", "******"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("transcript lacks %q:\n%s", want, all)
 		}

@@ -119,7 +119,7 @@ func (w *smtpWorker) sendWire(m *Message, reused bool) error {
 		w.logClient(string(buf[mailEnd+2 : rcptEnd]))
 		w.logClient(string(buf[rcptEnd+2 : cmdEnd]))
 		if chunking {
-			w.logClient(fmt.Sprintf("(message DATA, %d bytes, not logged)", size))
+			w.logClient(fmt.Sprintf("(the message, %d bytes, not logged)", size))
 		}
 	}
 	if chunking {
@@ -190,7 +190,7 @@ func (w *smtpWorker) sendWire(m *Message, reused bool) error {
 // ended by a line with a dot; an empty one when !send.
 func (w *smtpWorker) writeBody(m *Message, send bool) error {
 	if w.debug {
-		w.logClient("(message DATA, not logged)")
+		w.logClient("(the message, not logged)")
 	}
 	dw := w.sc.Text.DotWriter()
 	if send {
