@@ -131,7 +131,7 @@ func openDatabase(dir string, logger *zap.Logger, gcInterval time.Duration, t tu
 		stop:   make(chan struct{}),
 		gcDone: make(chan struct{}),
 		gcRuns: make(chan struct{}),
-		syncer: newGroupSync(db.Sync),
+		syncer: newGroupSync(db.Sync, gatherWait),
 		space:  &freeSpace{dir: dir, now: time.Now, statf: statFree},
 	}
 	go d.runGC(gcInterval)
@@ -206,6 +206,7 @@ func (d *database) lockAll(keys []string) (unlock func()) {
 // Destruct stops the GC goroutine and closes the database. The usage pool
 // calls it once, when the last Store using the directory is cleaned up.
 func (d *database) Destruct() error {
+	d.syncer.close()
 	close(d.stop)
 	<-d.gcDone
 	if err := d.db.Close(); err != nil {

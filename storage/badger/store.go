@@ -89,7 +89,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, expiresAt tim
 	if err := s.checkSpace(); err != nil {
 		return fmt.Errorf("putting record: %w", err)
 	}
-	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+	err := s.update(ctx, key, durable, func(txn *badgerdb.Txn) error {
 		return txn.SetEntry(entry(key, value, expiresAt))
 	})
 	if err != nil {
@@ -113,7 +113,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.usable(ctx); err != nil {
 		return fmt.Errorf("deleting record: %w", err)
 	}
-	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+	err := s.update(ctx, key, false, func(txn *badgerdb.Txn) error {
 		k := []byte(key)
 		if _, err := txn.Get(k); errors.Is(err, badgerdb.ErrKeyNotFound) {
 			return nil
@@ -143,7 +143,7 @@ func (s *Store) Update(ctx context.Context, key string, fn storage.UpdateFunc) e
 	}
 	var fnErr error
 	durable := false
-	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+	err := s.update(ctx, key, true, func(txn *badgerdb.Txn) error {
 		cur, found, err := s.read(txn, key)
 		if err != nil {
 			return err
@@ -202,6 +202,9 @@ func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.Update
 	durable := false
 	cur := make([]storage.Record, len(keys))
 	found := make([]bool, len(keys))
+	// In flight once the locks are held: a sync gathering for this write
+	// must not wait on a lock that its own writer holds.
+	slot := s.db.syncer.begin()
 	err := s.retry(ctx, func(txn *badgerdb.Txn) error {
 		for i, k := range keys {
 			var err error
@@ -234,6 +237,7 @@ func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.Update
 		}
 		return nil
 	})
+	s.db.syncer.end(slot)
 	if errors.Is(err, errAborted) {
 		return fnErr
 	}
@@ -261,7 +265,7 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, expiresAt tim
 		return 0, fmt.Errorf("incrementing counter: %w", err)
 	}
 	var n int64
-	err := s.update(ctx, key, func(txn *badgerdb.Txn) error {
+	err := s.update(ctx, key, false, func(txn *badgerdb.Txn) error {
 		cur, found, err := s.read(txn, key)
 		if err != nil {
 			return err
@@ -391,11 +395,18 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 }
 
 // update runs fn in a read-write transaction while holding key's
-// in-process lock, retrying on conflict up to maxAttempts times.
-func (s *Store) update(ctx context.Context, key string, fn func(*badgerdb.Txn) error) error {
+// in-process lock, retrying on conflict up to maxAttempts times. A write
+// that may ask for a sync afterwards (maySync) is in flight for the group
+// sync meanwhile, so a sync about to start can wait for it.
+func (s *Store) update(ctx context.Context, key string, maySync bool, fn func(*badgerdb.Txn) error) error {
 	mu := s.db.lockFor(key)
 	mu.Lock()
 	defer mu.Unlock()
+	if !maySync {
+		return s.retry(ctx, fn)
+	}
+	slot := s.db.syncer.begin()
+	defer s.db.syncer.end(slot)
 	return s.retry(ctx, fn)
 }
 
