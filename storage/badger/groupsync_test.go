@@ -77,10 +77,7 @@ func TestGroupSyncGathersWritesInFlight(t *testing.T) {
 		maps.Copy(synced, written) // what is written when the sync starts is on disk when it ends
 		return nil
 	}, time.Hour) // bounded only by the writers: the test must not pass by timing out
-	slots := make([]int, writers)
-	for i := range writers {
-		slots[i] = g.begin()
-	}
+	slots := beginAll(g, writers)
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() {
@@ -145,10 +142,7 @@ func TestGroupSyncErrorReachesAllWaiters(t *testing.T) {
 		syncs.Add(1)
 		return fail
 	}, time.Hour)
-	slots := make([]int, writers)
-	for i := range writers {
-		slots[i] = g.begin()
-	}
+	slots := beginAll(g, writers)
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() {
@@ -199,4 +193,13 @@ func TestGroupSyncCloseWhileWaiting(t *testing.T) {
 	if n := syncs.Load(); n != 0 {
 		t.Fatalf("%d syncs ran after close", n)
 	}
+}
+
+// beginAll marks n writes in flight on g, all before any of them ends.
+func beginAll(g *groupSync, n int) []int {
+	slots := make([]int, n)
+	for i := range slots {
+		slots[i] = g.begin()
+	}
+	return slots
 }
