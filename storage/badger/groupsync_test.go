@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"runtime"
@@ -202,4 +203,62 @@ func beginAll(g *groupSync, n int) []int {
 		slots[i] = g.begin()
 	}
 	return slots
+}
+
+// A durable UpdateMany waiting for its sync holds no key lock: another
+// writer of the same keys goes ahead (and a durable one is covered by a
+// later sync), instead of queueing behind the first one's sync, as it
+// did when the locks were held until UpdateMany returned.
+func TestUpdateManyReleasesKeysBeforeSync(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	inSync := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	fsync := s.db.syncer.sync
+	s.db.syncer.sync = func() error {
+		once.Do(func() {
+			close(inSync)
+			<-release
+		})
+		return fsync()
+	}
+	keys := []string{"user/alice", "sess/1", "sidx/alice"}
+	write := func(op storage.Op, v string) func([]storage.Record, []bool) ([]storage.Change, error) {
+		return func(cur []storage.Record, _ []bool) ([]storage.Change, error) {
+			ch := make([]storage.Change, len(cur))
+			for i := range ch {
+				ch[i] = storage.Change{Op: op, Value: []byte(v)}
+			}
+			return ch, nil
+		}
+	}
+	first := make(chan error, 1)
+	go func() { first <- s.UpdateMany(ctx, keys, write(storage.WriteDurable, "first")) }()
+	<-inSync
+
+	second := make(chan error, 1)
+	go func() { second <- s.UpdateMany(ctx, keys, write(storage.Write, "second")) }()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a timing bound
+		close(release)
+		t.Fatal("a writer of the same keys waited for another write's sync")
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("the durable write returned before its sync: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "user/alice")
+	if err != nil || string(got.Value) != "second" {
+		t.Fatalf("user/alice = %q, %v; want the second write", got.Value, err)
+	}
 }

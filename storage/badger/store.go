@@ -196,8 +196,12 @@ func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.Update
 	if err := s.checkSpace(); err != nil {
 		return fmt.Errorf("updating records: %w", err)
 	}
+	// The keys' locks are held for the transaction only, not for the
+	// sync of a durable change, as in update: a writer of any of these
+	// keys would otherwise wait for this sync before its own, and the
+	// sign-ins behind it for both (each later writer's sync covers this
+	// write too, since the log is written in order).
 	unlock := s.db.lockAll(keys)
-	defer unlock()
 	var fnErr error
 	durable := false
 	cur := make([]storage.Record, len(keys))
@@ -238,6 +242,7 @@ func (s *Store) UpdateMany(ctx context.Context, keys []string, fn storage.Update
 		return nil
 	})
 	s.db.syncer.end(slot)
+	unlock()
 	if errors.Is(err, errAborted) {
 		return fnErr
 	}
