@@ -37,10 +37,7 @@ func encodeFlow(f *flowState) string {
 	b = appendString(b, f.User)
 	b = appendString(b, f.Return)
 	b = appendString(b, f.Next)
-	b = binary.AppendUvarint(b, uint64(len(f.StepUp)))
-	for _, m := range f.StepUp {
-		b = appendString(b, m)
-	}
+	b = appendStrings(b, f.StepUp)
 	return string(b)
 }
 
@@ -66,15 +63,8 @@ func decodeFlow(p string) (flowState, error) {
 	f.User = d.string()
 	f.Return = d.string()
 	f.Next = d.string()
-	if n := d.uvarint(); n > 0 && n <= maxStepUp {
-		f.StepUp = make([]string, n)
-		for i := range f.StepUp {
-			f.StepUp[i] = d.string()
-		}
-	} else if n > maxStepUp {
-		d.bad = true
-	}
-	if d.bad || d.rest != "" {
+	f.StepUp = d.strings()
+	if d.bad || len(f.StepUp) > maxStepUp || d.rest != "" {
 		return flowState{}, errBadFlow
 	}
 	return f, nil
