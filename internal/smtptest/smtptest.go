@@ -437,6 +437,15 @@ func (s *Server) DropConnections() {
 // returns its address. Clients must give up through their own timeout.
 func Hang(t testing.TB) string {
 	t.Helper()
+	return Listen(t, nil)
+}
+
+// Listen starts a listener on loopback and returns its address. Each
+// connection it accepts goes to serve on a goroutine of its own (nil
+// serve: the connection is held open, unanswered). When the test ends
+// the listener and every connection are closed, and serve has returned.
+func Listen(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("smtptest: listening: %v", err)
@@ -457,16 +466,24 @@ func Hang(t testing.TB) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			if serve != nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					serve(c)
+				}()
+			}
 		}
 	}()
 	t.Cleanup(func() {
 		l.Close()
-		wg.Wait()
 		mu.Lock()
-		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
+		mu.Unlock()
+		wg.Wait()
 	})
 	return l.Addr().String()
 }
