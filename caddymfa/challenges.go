@@ -16,10 +16,6 @@ import (
 	"github.com/caddymfa/caddy-mfa/storage"
 )
 
-// asyncDeliveryDelay is how long a standalone send waits before it starts
-// delivering: long enough for the HTTP answer to leave first.
-const asyncDeliveryDelay = 20 * time.Millisecond
-
 // Errors of the challenge operations, mapped to answers by the endpoints.
 var (
 	errTooManySends = errors.New("too many sends for this challenge")
@@ -90,8 +86,10 @@ type sendRequest struct {
 	perCountry int
 	// wait for the first delivery attempt, so a permanent failure reaches
 	// the page. Off in standalone mode, where waiting would tell known
-	// users from unknown ones by timing.
+	// users from unknown ones by timing: the delivery is then held in
+	// held until the answer is out (held must be set).
 	wait bool
+	held *heldDelivery
 	// linkTTL, when set, sends a link of that lifetime instead of a code.
 	linkTTL time.Duration
 	// bind records dest in the challenge with the code (registration).
@@ -219,18 +217,16 @@ func (c *challenges) issue(ctx context.Context, sr sendRequest) (*challenge, err
 	// A final failure, now or after the retries that outlast the wait,
 	// reaches markFailed through the delivery log.
 	if !sr.wait {
-		// Start the delivery after this answer is out, so the work of
-		// rendering and sending does not slow the answers to known users
-		// alone (SECURITY.md H37).
+		// The caller starts the delivery once its answer is out.
 		c.pending.Add(1)
-		time.AfterFunc(asyncDeliveryDelay, func() {
+		sr.held.deliver = func() {
 			defer c.pending.Done()
 			// A cancelled context queues the message without waiting for
 			// the outcome, which reaches the delivery log.
 			queueOnly, cancel := context.WithCancel(sr.lang.context(context.Background()))
 			cancel()
 			_ = sr.sender.Deliver(queueOnly, msg)
-		})
+		}
 		return &ch, nil
 	}
 	if err := sr.sender.Deliver(sr.lang.context(ctx), msg); err != nil {

@@ -55,6 +55,8 @@ type env struct {
 	mu       sync.Mutex
 	upstream []*http.Request
 	replVals []map[string]string
+	// answering is the recorder of the request being served.
+	answering *httptest.ResponseRecorder
 }
 
 // testConfig is the handler config most tests start from: second factor
@@ -182,6 +184,9 @@ func (e *env) serve(rq request, jar http.CookieJar) *http.Response {
 	r = r.WithContext(ctx)
 
 	w := httptest.NewRecorder()
+	e.mu.Lock()
+	e.answering = w
+	e.mu.Unlock()
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -140,7 +140,8 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, f form, flow *flo
 
 // sendAndShow issues a code for the flow and answers the verify step. In
 // second-factor mode it waits for the first delivery attempt, so a
-// failure reaches the page; standalone answers never wait (SECURITY.md H37).
+// failure reaches the page; standalone answers never wait, and their code
+// is queued once the answer is out (SECURITY.md H37).
 func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flowState, ch channel) error {
 	dest := h.account(r, flow.FirstFactor, flow.user()).destination(r.Context(), ch.method)
 	sr := sendRequest{
@@ -155,6 +156,9 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 		lang:    h.pages.userLang(r),
 		wait:    flow.FirstFactor != "",
 		linkTTL: h.methods.linkTTL(ch.method),
+	}
+	if !sr.wait {
+		sr.held = new(heldDelivery)
 	}
 	if sr.linkTTL > 0 {
 		sr.origin = h.requestOrigin(r)
@@ -189,7 +193,9 @@ func (h *Handler) sendAndShow(w http.ResponseWriter, r *http.Request, flow *flow
 	}
 	h.rememberLive(r, flow, ttl)
 	flow.knownChallenge(issued)
-	return h.showStep(w, r, flow)
+	return answerThenDeliver(w, sr.held, func(w http.ResponseWriter) error {
+		return h.showStep(w, r, flow)
+	})
 }
 
 // stillLive returns the verify step of the flow's challenge when it can
