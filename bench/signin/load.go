@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -51,9 +51,13 @@ const (
 type runner struct {
 	t    target
 	opts loadOptions
-	mail *mailServer // email
-	http *http.Client
-	apps *appPool // totp
+	mail *mailServer  // email
+	http *http.Client // setup: the admin API
+	apps *appPool     // totp
+	// conns are the kept connections to the site not in use, at most
+	// one a client.
+	conns chan *httpConn
+	addr  string // the site's host:port
 }
 
 func newRunner(t target, opts loadOptions, mail *mailServer) (*runner, error) {
@@ -87,11 +91,44 @@ func newRunner(t target, opts loadOptions, mail *mailServer) (*runner, error) {
 		// The JSON flow answers 200; a redirect would be a wrong turn.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &runner{t: t, opts: opts, mail: mail, http: client}, nil
+	u, err := url.Parse(t.base)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("site URL %q: %v", t.base, err)
+	}
+	return &runner{t: t, opts: opts, mail: mail, http: client, conns: make(chan *httpConn, opts.clients), addr: u.Host}, nil
+}
+
+// conn returns a kept connection to the site, or a new one.
+func (r *runner) conn() *httpConn {
+	select {
+	case c := <-r.conns:
+		return c
+	default:
+		return &httpConn{addr: r.addr, host: r.addr}
+	}
+}
+
+// putConn keeps c for the next sign-in, or closes it when enough are kept.
+func (r *runner) putConn(c *httpConn) {
+	select {
+	case r.conns <- c:
+	default:
+		c.close()
+	}
 }
 
 // close releases the runner's connections.
-func (r *runner) close() { r.http.CloseIdleConnections() }
+func (r *runner) close() {
+	r.http.CloseIdleConnections()
+	for {
+		select {
+		case c := <-r.conns:
+			c.close()
+		default:
+			return
+		}
+	}
+}
 
 func (r *runner) userName(i int) string { return "u" + strconv.Itoa(i) + "@" + r.t.domain }
 
@@ -327,6 +364,7 @@ type browser struct {
 	r       *runner
 	cookies []cookie
 	buf     *buffers
+	conn    *httpConn // taken from the runner's at the first request
 }
 
 type cookie struct{ name, value string }
@@ -334,8 +372,8 @@ type cookie struct{ name, value string }
 // buffers are a request body and an answer, reused across sign-ins.
 type buffers struct {
 	body   []byte
+	cookie []byte
 	answer bytes.Buffer
-	reader bytes.Reader
 }
 
 var bufferPool = sync.Pool{New: func() any { return new(buffers) }}
@@ -344,10 +382,15 @@ func newBrowser(r *runner) *browser {
 	return &browser{r: r, buf: bufferPool.Get().(*buffers)}
 }
 
-// release returns the browser's buffers; the browser is not used after.
+// release returns the browser's buffers and connection; the browser is
+// not used after.
 func (b *browser) release() {
 	bufferPool.Put(b.buf)
 	b.buf = nil
+	if b.conn != nil {
+		b.r.putConn(b.conn)
+		b.conn = nil
+	}
 }
 
 // fields are the fields of a JSON request body, names and values
@@ -431,48 +474,29 @@ func (b *browser) protected(ctx context.Context, st *signInTimes) error {
 // answer and returns its status and body, which is valid until the next
 // request of the browser.
 func (b *browser) do(ctx context.Context, method, path string, body fields) (int, []byte, error) {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
 		b.buf.body = body.appendJSON(b.buf.body[:0])
-		b.buf.reader.Reset(b.buf.body)
-		rd = &b.buf.reader
+		raw = b.buf.body
 	}
-	req, err := http.NewRequestWithContext(ctx, method, b.r.t.base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header["Accept"] = jsonType
-	if body != nil {
-		req.Header["Content-Type"] = jsonType
-	}
-	if len(b.cookies) > 0 {
-		var line strings.Builder
-		for i, c := range b.cookies {
-			if i > 0 {
-				line.WriteString("; ")
-			}
-			line.WriteString(c.name)
-			line.WriteByte('=')
-			line.WriteString(c.value)
+	b.buf.cookie = b.buf.cookie[:0]
+	for i, c := range b.cookies {
+		if i > 0 {
+			b.buf.cookie = append(b.buf.cookie, "; "...)
 		}
-		req.Header["Cookie"] = []string{line.String()}
+		b.buf.cookie = append(b.buf.cookie, c.name...)
+		b.buf.cookie = append(b.buf.cookie, '=')
+		b.buf.cookie = append(b.buf.cookie, c.value...)
 	}
-	resp, err := b.r.http.Do(req)
-	if err != nil {
+	if b.conn == nil {
+		b.conn = b.r.conn()
+	}
+	ans := httpAnswer{body: &b.buf.answer, cookies: b.setCookie}
+	if err := b.conn.roundTrip(ctx, method, path, string(b.buf.cookie), raw, &ans); err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
-	b.buf.answer.Reset()
-	if _, err := b.buf.answer.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
-		return 0, nil, err
-	}
-	for _, line := range resp.Header["Set-Cookie"] {
-		b.setCookie(line)
-	}
-	return resp.StatusCode, b.buf.answer.Bytes(), nil
+	return ans.status, b.buf.answer.Bytes(), nil
 }
-
-var jsonType = []string{"application/json"}
 
 // setCookie keeps or deletes the cookie of a Set-Cookie line. The handler
 // deletes a cookie with Max-Age=0 (and an expiry in the past); every

@@ -52,6 +52,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -84,6 +85,7 @@ type config struct {
 	steps       bool
 	profile     string
 	profileSecs int
+	toolProfile string
 	keep        bool
 	workers     int
 	printConfig bool
@@ -125,6 +127,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.steps, "steps", true, "print each step's p50/p99 under every round")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of Caddy during the last round to this file (needs the admin endpoint)")
 	fs.IntVar(&c.profileSecs, "profile-seconds", 10, "length of the -profile")
+	fs.StringVar(&c.toolProfile, "tool-profile", "", "write a CPU profile of this tool (its clients and SMTP server) during the last round to this file")
 	fs.IntVar(&c.workers, "workers", 0, "email delivery workers in the Caddyfile (default: Caddy's default, 2)")
 	fs.StringVar(&c.redis, "redis", "", "keep Caddy's state in the Redis at this URL (redis://127.0.0.1:6379) instead of Badger; the tool flushes nothing, so use an empty database")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (Caddyfile, Caddy's log, Badger)")
@@ -258,7 +261,24 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 			profDone = make(chan error, 1)
 			go func() { profDone <- fetchProfile(ctx, t.admin, c.profileSecs, c.profile) }()
 		}
+		var toolProf *os.File
+		if i == c.rounds && c.toolProfile != "" {
+			if toolProf, err = os.Create(c.toolProfile); err != nil {
+				return err
+			}
+			if err = pprof.StartCPUProfile(toolProf); err != nil {
+				toolProf.Close()
+				return err
+			}
+		}
 		res, rerr := r.round(ctx, c.signins)
+		if toolProf != nil {
+			pprof.StopCPUProfile()
+			if err = toolProf.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "# the tool's profile of round %d written to %s\n", i, c.toolProfile)
+		}
 		if res != nil {
 			rp.round(i, res)
 		}

@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,5 +196,70 @@ func TestBrowserCookies(t *testing.T) {
 	b.setCookie("mfa_sess=c; Path=/; Max-Age=43200")
 	if want := []cookie{{"mfa_flow", "b"}, {"mfa_sess", "c"}}; !slices.Equal(b.cookies, want) {
 		t.Errorf("cookies %v, want %v", b.cookies, want)
+	}
+}
+
+// The tool's HTTP client reads answers with a length, chunked answers and
+// answers that close the connection, sends the cookie line and JSON body
+// it is given, and sends a request again on a new connection when a kept
+// one was closed while idle.
+func TestHTTPConn(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/len":
+			http.SetCookie(w, &http.Cookie{Name: "a", Value: "1"})
+			http.SetCookie(w, &http.Cookie{Name: "b", Value: "2"})
+			fmt.Fprintf(w, "%s %s %s %s", r.Method, r.Header.Get("Cookie"), r.Header.Get("Content-Type"), body)
+		case "/chunked":
+			w.Write([]byte("part one, "))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("part two"))
+		case "/close":
+			w.Header().Set("Connection", "close")
+			w.Write([]byte("bye"))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	h := &httpConn{addr: host, host: host}
+	defer h.close()
+	var got []string
+	ans := &httpAnswer{body: new(bytes.Buffer), cookies: func(c string) { got = append(got, c) }}
+	if err := h.roundTrip(t.Context(), "POST", "/len", "x=1; y=2", []byte(`{"k":"v"}`), ans); err != nil {
+		t.Fatal(err)
+	}
+	if want := `POST x=1; y=2 application/json {"k":"v"}`; ans.status != 200 || ans.body.String() != want {
+		t.Fatalf("%d %q, want 200 %q", ans.status, ans.body, want)
+	}
+	if !slices.Equal(got, []string{"a=1", "b=2"}) {
+		t.Fatalf("cookies %q", got)
+	}
+	if err := h.roundTrip(t.Context(), "GET", "/chunked", "", nil, ans); err != nil || ans.body.String() != "part one, part two" {
+		t.Fatalf("chunked: %q %v", ans.body, err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for two requests, want 1", n)
+	}
+	if err := h.roundTrip(t.Context(), "GET", "/close", "", nil, ans); err != nil || ans.body.String() != "bye" {
+		t.Fatalf("close: %q %v", ans.body, err)
+	}
+	if err := h.roundTrip(t.Context(), "GET", "/len", "", nil, ans); err != nil || ans.body.String() != "GET   " {
+		t.Fatalf("after close: %q %v", ans.body, err)
+	}
+	// The server drops its idle connections: the next request redials.
+	srv.CloseClientConnections()
+	if err := h.roundTrip(t.Context(), "GET", "/len", "", nil, ans); err != nil || ans.status != 200 {
+		t.Fatalf("after the server closed the idle connection: %d %v", ans.status, err)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
 	}
 }
