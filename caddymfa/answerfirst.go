@@ -73,18 +73,20 @@ func (a *heldAnswer) send() {
 }
 
 // answerThenDeliver writes the answer answer writes, sends it to the
-// client, and only then starts the held delivery. A nil d means no
-// delivery can be held (one that waits for its outcome): the answer is
-// written as usual. An empty d (nothing to send, for a name without an
-// address) takes the same way as a full one, so the answers to known and
-// unknown names are written alike. When answer fails, nothing it wrote is
-// sent (the caller answers the error) and the delivery still starts: the
-// code was issued.
+// client, and only then starts the held delivery, on a goroutine of its
+// own: over HTTP/2 and HTTP/3 the answer ends only when the handler
+// returns, so the request does nothing more for a known name than for an
+// unknown one. A nil d means no delivery can be held (one that waits for
+// its outcome): the answer is written as usual. An empty d (nothing to
+// send, for a name without an address) takes the same way as a full one,
+// so the answers to known and unknown names are written alike. When
+// answer fails, nothing it wrote is sent (the caller answers the error)
+// and the delivery still starts: the code was issued.
 func answerThenDeliver(w http.ResponseWriter, d *heldDelivery, answer func(http.ResponseWriter) error) error {
 	if d == nil {
 		return answer(w)
 	}
-	defer d.start()
+	defer func() { go d.start() }()
 	a := &heldAnswer{w: w}
 	if err := answer(a); err != nil {
 		return err
