@@ -21,7 +21,9 @@ const (
 // the email and sms methods.
 type Config struct {
 	// Workers is the number of concurrent senders; an smtp sender keeps
-	// its connection open between messages. Default: 2; at most 100.
+	// its connection open between messages, and sends the messages
+	// waiting in the queue when it is free as one pipelined batch (up to
+	// 16). Default: 2; at most 100.
 	Workers int `json:"workers,omitempty"`
 	// Retries is how many times a transient failure (a connection failure,
 	// a timeout, an SMTP 4xx reply, an HTTP 5xx, 408 or 429 answer) is

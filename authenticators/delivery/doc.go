@@ -6,10 +6,15 @@
 // A request hands a message to Queue.Deliver and waits a short while for the
 // outcome; a fixed pool of workers sends the messages. Each worker owns a
 // Worker value, so a transport can keep state between messages (an SMTP
-// worker keeps its connection open). Transient failures are retried with
-// exponential backoff; failures marked with Permanent are not. Every attempt
-// is reported to a callback, which feeds the delivery log. The queue is
-// bounded: when it is full, Deliver fails at once instead of piling up work.
+// worker keeps its connection open). A Worker that is also a BatchWorker
+// is handed the messages already waiting in the queue together with the
+// one it took, up to a bound, without waiting for more, and sends them in
+// one go (an SMTP worker pipelines them in one write); each message still
+// has its own outcome, retries and report. Transient failures are retried
+// with exponential backoff; failures marked with Permanent are not. Every
+// attempt is reported to a callback, which feeds the delivery log. The
+// queue is bounded: when it is full, Deliver fails at once instead of
+// piling up work.
 //
 // A Channel wraps the queue of one method, started from its Config (the
 // delivery block): it logs each attempt once, at a level that says whether

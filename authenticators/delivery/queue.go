@@ -18,6 +18,7 @@ const (
 	DefaultQueueSize  = 1000
 	DefaultBackoff    = 200 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
+	DefaultBatch      = 16
 )
 
 // Errors a Deliver call can wrap, beside authenticators.ErrDeliveryFailed
@@ -38,6 +39,19 @@ type Worker[T any] interface {
 	// Close releases the worker's resources; it is called once, when the
 	// queue stops.
 	Close() error
+}
+
+// BatchWorker is a Worker that can also send several payloads in one go,
+// as an SMTP worker pipelines the messages waiting in the queue on its
+// connection. A queue worker whose Worker implements it takes the job it
+// got together with the jobs already waiting, without waiting for more,
+// up to Options.Batch, and sends them with one SendBatch call.
+type BatchWorker[T any] interface {
+	Worker[T]
+	// SendBatch makes one delivery attempt of each payload and returns
+	// their outcomes, one per payload, in order, each as Send would
+	// return it. ctx is cancelled when the queue stops.
+	SendBatch(ctx context.Context, payloads []T) []error
 }
 
 // Job is one message to deliver.
@@ -69,6 +83,9 @@ type Options[T any] struct {
 	Backoff time.Duration
 	// MaxBackoff caps the wait between retries. Default: 30s.
 	MaxBackoff time.Duration
+	// Batch bounds how many jobs a BatchWorker sends at once. Default:
+	// 16.
+	Batch int
 	// NewWorker creates the state of one worker. Required.
 	NewWorker func() (Worker[T], error)
 	// Report, if not nil, receives every attempt. It is called from the
@@ -121,6 +138,9 @@ func New[T any](opts Options[T]) (*Queue[T], error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultBatch
 	}
 
 	workers := make([]Worker[T], 0, opts.Workers)
@@ -208,6 +228,12 @@ func (q *Queue[T]) Stop() {
 func (q *Queue[T]) run(w Worker[T]) {
 	defer q.wg.Done()
 	defer func() { _ = w.Close() }()
+	bw, _ := w.(BatchWorker[T])
+	batch := make([]*job[T], 0, q.opts.Batch)
+	var payloads []T
+	if bw != nil {
+		payloads = make([]T, 0, q.opts.Batch)
+	}
 	for {
 		// A stop request wins over waiting jobs.
 		if q.ctx.Err() != nil {
@@ -217,27 +243,69 @@ func (q *Queue[T]) run(w Worker[T]) {
 		case <-q.ctx.Done():
 			return
 		case jb := <-q.jobs:
-			q.process(w, jb)
+			batch = append(batch[:0], jb)
+			if bw != nil {
+				batch = q.take(batch)
+			}
+			q.process(w, bw, batch, payloads)
+			clear(batch)
+			clear(payloads[:cap(payloads)])
 		}
 	}
 }
 
-// process makes the attempts of one job and tells the waiting Deliver the
-// outcome.
-func (q *Queue[T]) process(w Worker[T], jb *job[T]) {
+// take adds the jobs already waiting to batch, without waiting for more,
+// up to Batch; none once the queue is stopping.
+func (q *Queue[T]) take(batch []*job[T]) []*job[T] {
+	for len(batch) < q.opts.Batch && q.ctx.Err() == nil {
+		select {
+		case jb := <-q.jobs:
+			batch = append(batch, jb)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// process makes the attempts of the jobs of batch and tells each waiting
+// Deliver its outcome. Each attempt sends the jobs still to send together
+// (SendBatch, when bw is not nil and there are several) or alone (Send);
+// each job's outcome is its own: a job that was sent or failed for good
+// is done, the others are retried after the backoff of their attempt,
+// which they share, since they were first sent together. payloads is
+// room for the payloads of a batch.
+func (q *Queue[T]) process(w Worker[T], bw BatchWorker[T], batch []*job[T], payloads []T) {
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err := w.Send(q.ctx, jb.Payload)
-		latency := time.Since(start)
-		if err == nil {
-			q.report(jb, attempt, nil, false, latency)
-			jb.done <- nil
-			return
+		var errs []error
+		if len(batch) == 1 || bw == nil {
+			errs = []error{w.Send(q.ctx, batch[0].Payload)}
+		} else {
+			payloads = payloads[:0]
+			for _, jb := range batch {
+				payloads = append(payloads, jb.Payload)
+			}
+			errs = bw.SendBatch(q.ctx, payloads)
+			if len(errs) != len(batch) {
+				err := Permanent(fmt.Errorf("delivery worker returned %d outcomes for %d messages", len(errs), len(batch)))
+				errs = make([]error, len(batch))
+				for i := range errs {
+					errs[i] = err
+				}
+			}
 		}
-		final := IsPermanent(err) || attempt > q.opts.Retries || q.ctx.Err() != nil
-		q.report(jb, attempt, err, final, latency)
-		if final {
-			jb.done <- fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+		latency := time.Since(start)
+
+		retry := batch[:0]
+		for i, jb := range batch {
+			if !q.settle(jb, attempt, errs[i], latency) {
+				retry = append(retry, jb)
+			}
+		}
+		clear(batch[len(retry):])
+		batch = retry
+		if len(batch) == 0 {
 			return
 		}
 
@@ -246,11 +314,30 @@ func (q *Queue[T]) process(w Worker[T], jb *job[T]) {
 		case <-timer.C:
 		case <-q.ctx.Done():
 			timer.Stop()
-			q.report(jb, attempt+1, ErrStopped, true, 0)
-			jb.done <- fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, ErrStopped)
+			for _, jb := range batch {
+				q.report(jb, attempt+1, ErrStopped, true, 0)
+				jb.done <- fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, ErrStopped)
+			}
 			return
 		}
 	}
+}
+
+// settle reports the outcome err of a job's attempt and, when the job is
+// done (sent, failed for good, or the queue is stopping), tells the
+// waiting Deliver; it returns false when the job is to be retried.
+func (q *Queue[T]) settle(jb *job[T], attempt int, err error, latency time.Duration) bool {
+	if err == nil {
+		q.report(jb, attempt, nil, false, latency)
+		jb.done <- nil
+		return true
+	}
+	final := IsPermanent(err) || attempt > q.opts.Retries || q.ctx.Err() != nil
+	q.report(jb, attempt, err, final, latency)
+	if final {
+		jb.done <- fmt.Errorf("%w: %w", authenticators.ErrDeliveryFailed, err)
+	}
+	return final
 }
 
 // backoff is the wait after the given failed attempt: Backoff, then twice
