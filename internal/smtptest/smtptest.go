@@ -87,8 +87,10 @@ type Server struct {
 	conns    int
 	auths    int
 	rejects  [3]reject
+	rcptRej  map[string]reject
 	live     map[*trackedConn]struct{}
 	holds    [3]int
+	held     int
 	release  chan struct{}
 	closed   bool
 	notify   chan struct{}
@@ -237,6 +239,19 @@ func (s *Server) Reject(stage Stage, code, n int) {
 	s.rejects[stage] = reject{code: code, n: n}
 }
 
+// RejectRecipient makes the next n RCPT TO commands for the address to
+// fail with the SMTP reply code, before the rejections of Reject. A
+// negative n rejects until RejectRecipient is called again for to; n = 0
+// turns the rejection off.
+func (s *Server) RejectRecipient(to string, code, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rcptRej == nil {
+		s.rcptRej = make(map[string]reject)
+	}
+	s.rcptRej[to] = reject{code: code, n: n}
+}
+
 // Hold makes the next n transactions stop answering at stage (the server
 // reads the command and never replies) until Release or Close. A negative
 // n holds every transaction.
@@ -268,15 +283,64 @@ func (s *Server) holdAt(stage Stage) {
 		s.holds[stage]--
 	}
 	release := s.release
+	s.held++
+	s.changed()
 	s.mu.Unlock()
 	<-release
+	s.mu.Lock()
+	s.held--
+	s.mu.Unlock()
+}
+
+// WaitHeld waits until at least n transactions are held (Hold) or timeout
+// passed, and reports whether they are.
+func (s *Server) WaitHeld(n int, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if s.held >= n {
+			s.mu.Unlock()
+			return true
+		}
+		notify := s.notify
+		s.mu.Unlock()
+		select {
+		case <-notify:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// changed wakes the waiters of WaitMessages and WaitHeld. s.mu is held.
+func (s *Server) changed() {
+	close(s.notify)
+	s.notify = make(chan struct{})
 }
 
 // rejectAt returns the error for stage, consuming one rejection.
 func (s *Server) rejectAt(stage Stage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := &s.rejects[stage]
+	return s.rejects[stage].take()
+}
+
+// rejectRcpt returns the error for RCPT TO:<to>, consuming one rejection
+// of RejectRecipient or else of Reject.
+func (s *Server) rejectRcpt(to string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.rcptRej[to]; ok && r.n != 0 {
+		err := r.take()
+		s.rcptRej[to] = r
+		return err
+	}
+	return s.rejects[StageRcpt].take()
+}
+
+// take returns r's error, consuming one rejection; nil when none is left.
+func (r *reject) take() error {
 	if r.n == 0 {
 		return nil
 	}
@@ -346,7 +410,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	ss.s.holdAt(StageRcpt)
-	if err := ss.s.rejectAt(StageRcpt); err != nil {
+	if err := ss.s.rejectRcpt(to); err != nil {
 		return err
 	}
 	ss.to = append(ss.to, to)
@@ -368,8 +432,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	ss.s.messages = append(ss.s.messages, msg)
-	close(ss.s.notify)
-	ss.s.notify = make(chan struct{})
+	ss.s.changed()
 	ss.s.mu.Unlock()
 	return nil
 }

@@ -140,3 +140,56 @@ func TestServerCloseReleasesHeld(t *testing.T) {
 		t.Error("MAIL succeeded on a closed server")
 	}
 }
+
+func TestServerRejectRecipient(t *testing.T) {
+	s := NewServer(t, Options{NoSTARTTLS: true})
+	c, err := smtp.Dial(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s.RejectRecipient("b@example.com", 550, 1)
+	s.RejectRecipient("c@example.com", 451, -1)
+	if err := c.Mail("a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ to, want string }{
+		{"b@example.com", "550"},
+		{"b@example.com", ""},
+		{"c@example.com", "451"},
+		{"c@example.com", "451"},
+		{"d@example.com", ""},
+	} {
+		err := c.Rcpt(tc.to)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
+			t.Errorf("Rcpt(%s) = %v, want %q", tc.to, err, tc.want)
+		}
+	}
+}
+
+func TestServerWaitHeld(t *testing.T) {
+	s := NewServer(t, Options{NoSTARTTLS: true})
+	if s.WaitHeld(1, time.Millisecond) {
+		t.Fatal("WaitHeld() = true with nothing held")
+	}
+	s.Hold(StageMail, 1)
+	c, err := smtp.Dial(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Mail("a@example.com") }()
+	if !s.WaitHeld(1, 5*time.Second) {
+		t.Fatal("MAIL not held")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("held MAIL answered: %v", err)
+	default:
+	}
+	s.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("released MAIL = %v", err)
+	}
+}
