@@ -35,7 +35,9 @@
 //
 // Delivery is asynchronous (package authenticators/delivery): a few
 // workers each keep an SMTP connection open, transient failures are retried
-// with backoff, and a request waits only a bounded time.
+// with backoff, and a request waits only a bounded time. A worker sends
+// the messages waiting in the queue when it is free, up to 16, as one
+// pipelined batch.
 //
 // A code message is written by go-mail once per language, site and
 // lifetime, with slots for the code, the recipient, the date and the
@@ -44,9 +46,15 @@
 // and CHUNKING (MAIL FROM, RCPT TO and BDAT LAST in one write, RFC 2920
 // and RFC 3030), in two with PIPELINING alone (MAIL FROM, RCPT TO and DATA,
 // then the message), and command by command through go-mail's SMTP client
-// otherwise (smtpwire.go). A refused transaction is ended with RSET and the
-// connection kept. Other messages (links, notices, test messages) are
-// built and sent by go-mail. Codes and link
+// otherwise (smtpwire.go). With PIPELINING and CHUNKING, the code messages
+// of a batch go in one write too, their transactions separated by RSET,
+// and their replies are read in order: one round trip for the batch, each
+// message with its own outcome; without both, the batch goes one message
+// at a time. A refused transaction is ended with RSET and the connection
+// kept. A message whose reply is lost with the connection may have been
+// taken by the server, so it is not sent again on a new connection within
+// the attempt. Other messages (links, notices, test messages) are built
+// and sent by go-mail. Codes and link
 // tokens are never logged and addresses only masked ("j***@e***.com"); at
 // debug level the SMTP transcript is logged with the code or token and the
 // addresses masked.

@@ -42,12 +42,41 @@ const (
 type recorder struct {
 	mu      sync.Mutex
 	results []authenticators.DeliveryResult
+	added   chan struct{} // closed and replaced on each add
 }
 
 func (r *recorder) add(res authenticators.DeliveryResult) {
 	r.mu.Lock()
 	r.results = append(r.results, res)
+	if r.added != nil {
+		close(r.added)
+		r.added = nil
+	}
 	r.mu.Unlock()
+}
+
+// wait waits until at least n results were recorded, at most 10 seconds,
+// and returns the results.
+func (r *recorder) wait(n int) []authenticators.DeliveryResult {
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		if len(r.results) >= n {
+			defer r.mu.Unlock()
+			return append([]authenticators.DeliveryResult(nil), r.results...)
+		}
+		if r.added == nil {
+			r.added = make(chan struct{})
+		}
+		added := r.added
+		r.mu.Unlock()
+		select {
+		case <-added:
+		case <-deadline.C:
+			return r.get()
+		}
+	}
 }
 
 func (r *recorder) get() []authenticators.DeliveryResult {

@@ -36,7 +36,8 @@ const (
 // SMTP sends mail through an SMTP server (a relay or a submission
 // service), in the manner of NetIQ's Mail sender: host, port, optional
 // authentication, sender, TLS. Each delivery worker keeps one connection
-// open between messages and closes it after IdleTimeout.
+// open between messages and closes it after IdleTimeout, and sends the
+// messages waiting in the queue as one pipelined batch.
 type SMTP struct {
 	// Host is the SMTP server's host name or IP address. Required.
 	Host string `json:"host,omitempty"`
@@ -303,31 +304,131 @@ func (w *smtpWorker) Send(ctx context.Context, m *Message) error {
 	w.log.setCode(secret)
 	defer w.log.setCode("")
 
-	w.mu.Lock()
-	w.busy = true
-	if w.idleTimer != nil {
-		w.idleTimer.Stop()
-	}
-	reuse := w.connected
-	w.mu.Unlock()
-
+	reuse := w.begin()
 	// Stopping the queue aborts the exchange in progress.
 	stop := context.AfterFunc(ctx, w.abort)
 	err := w.send(ctx, m, reuse)
 	stop()
-
-	w.mu.Lock()
-	w.busy = false
-	if err != nil && !sessionKept(err) {
-		w.disconnectLocked(false)
-	} else if !w.closed {
-		w.idleTimer = time.AfterFunc(w.s.idle, w.closeIdle)
-	}
-	w.mu.Unlock()
+	w.end(err == nil || sessionKept(err))
 	if err != nil {
 		return classify(err, secret)
 	}
 	return nil
+}
+
+// SendBatch delivers the messages the queue had waiting, in order.
+// Prepared code messages whose envelopes are ASCII go together when the
+// server offers PIPELINING and CHUNKING: all their transactions in one
+// write, one round trip (sendBatch). Any other message, and every message
+// to a server without both, goes alone through Send, as when nothing
+// waits. Each message has its own outcome.
+func (w *smtpWorker) SendBatch(ctx context.Context, ms []*Message) []error {
+	errs := make([]error, len(ms))
+	pipelined := true
+	for i := 0; i < len(ms); {
+		if n := chunkable(ms[i:]); pipelined && n > 1 {
+			if w.sendBatch(ctx, ms[i:i+n], errs[i:i+n]) {
+				i += n
+				continue
+			}
+			pipelined = false // not offered: the rest go alone too
+		}
+		errs[i] = w.Send(ctx, ms[i])
+		i++
+	}
+	return errs
+}
+
+// chunkable returns how many messages at the start of ms may go in one
+// pipelined batch: prepared messages whose envelopes are ASCII.
+func chunkable(ms []*Message) int {
+	for i, m := range ms {
+		if m.wire == nil || !ascii(m.From) || !ascii(m.To) {
+			return i
+		}
+	}
+	return len(ms)
+}
+
+// sendBatch sends ms, chunkable messages, in one write (sendChunked), on
+// the open connection or a new one, and sets their outcomes in errs. It
+// returns false, having sent nothing, when the server does not offer
+// PIPELINING and CHUNKING. A failure to connect is the outcome of every
+// message.
+func (w *smtpWorker) sendBatch(ctx context.Context, ms []*Message, errs []error) bool {
+	secrets := make([]string, len(ms))
+	for i, m := range ms {
+		secrets[i] = m.secret()
+	}
+	w.log.setCodes(secrets)
+	defer w.log.setCodes(nil)
+
+	reuse := w.begin()
+	stop := context.AfterFunc(ctx, w.abort)
+	sent, kept := w.batch(ctx, ms, reuse, errs)
+	stop()
+	w.end(kept)
+	if !sent {
+		return false
+	}
+	for i, err := range errs {
+		if err != nil {
+			errs[i] = classify(err, secrets[i])
+		}
+	}
+	return true
+}
+
+// batch does sendBatch's work on the connection, kept open when reuse.
+func (w *smtpWorker) batch(ctx context.Context, ms []*Message, reuse bool, errs []error) (sent, kept bool) {
+	if !reuse {
+		if err := w.connect(ctx); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return true, false
+		}
+	}
+	pipelining, _ := w.sc.Extension("PIPELINING")
+	chunking, _ := w.sc.Extension("CHUNKING")
+	if !pipelining || !chunking {
+		return false, true
+	}
+	kept = w.sendChunked(ms, reuse, errs)
+	if reuse && connectionGone(errs[0]) {
+		// The server dropped the kept connection, and nothing was
+		// written: redial once.
+		w.mu.Lock()
+		w.disconnectLocked(false)
+		w.mu.Unlock()
+		return w.batch(ctx, ms, false, errs)
+	}
+	return true, kept
+}
+
+// begin marks the worker busy, so the idle timer leaves its connection
+// alone, and reports whether a connection is open.
+func (w *smtpWorker) begin() (connected bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.busy = true
+	if w.idleTimer != nil {
+		w.idleTimer.Stop()
+	}
+	return w.connected
+}
+
+// end marks the worker idle: the connection stays open for IdleTimeout
+// when keep, and is closed otherwise.
+func (w *smtpWorker) end(keep bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.busy = false
+	if !keep {
+		w.disconnectLocked(false)
+	} else if !w.closed {
+		w.idleTimer = time.AfterFunc(w.s.idle, w.closeIdle)
+	}
 }
 
 func (w *smtpWorker) send(ctx context.Context, m *Message, reuse bool) error {
@@ -458,4 +559,6 @@ var (
 	_ caddy.Provisioner = (*SMTP)(nil)
 	_ caddy.Validator   = (*SMTP)(nil)
 	_ WorkerTransport   = (*SMTP)(nil)
+
+	_ delivery.BatchWorker[*Message] = (*smtpWorker)(nil)
 )

@@ -36,7 +36,15 @@ type rawServer struct {
 	conns    int
 	sizeMax  int  // refuse MAIL FROM with a larger SIZE=
 	dropMail bool // close the connection after the next transaction's commands, unanswered
-	dropBody bool // close the connection after the next message, unanswered
+	dropBody int  // close the connection after the n-th next message (1: the next), unanswered
+	// hold keeps the replies until this many more messages (BDAT) were
+	// read, then sends them at once: a client that waits for a reply
+	// before writing the rest waits in vain.
+	hold       int
+	strict     bool           // refuse MAIL FROM in an open transaction, as Postfix and Exim do
+	nested     int            // MAIL FROM refused so
+	refuseRset bool           // refuse RSET, leaving the transaction open
+	refuseRcpt map[string]int // reply code for RCPT TO of these addresses
 }
 
 type rawCmd struct {
@@ -61,7 +69,12 @@ func (s *rawServer) serve(c net.Conn) {
 	w := bufio.NewWriter(c)
 	say := func(line string) {
 		w.WriteString(line + "\r\n")
-		w.Flush()
+		s.mu.Lock()
+		hold := s.hold
+		s.mu.Unlock()
+		if hold == 0 {
+			w.Flush()
+		}
 	}
 	say("220 raw ESMTP")
 	rcpts, mail := 0, false
@@ -73,7 +86,7 @@ func (s *rawServer) serve(c net.Conn) {
 		line = strings.TrimRight(line, "\r\n")
 		s.mu.Lock()
 		s.cmds = append(s.cmds, rawCmd{line: line, pipelined: r.Buffered() > 0})
-		sizeMax, dropMail := s.sizeMax, s.dropMail
+		sizeMax, dropMail, strict := s.sizeMax, s.dropMail, s.strict
 		s.mu.Unlock()
 		verb, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
@@ -96,6 +109,13 @@ func (s *rawServer) serve(c net.Conn) {
 				}
 				return
 			}
+			if mail && strict {
+				s.mu.Lock()
+				s.nested++
+				s.mu.Unlock()
+				say("503 5.5.1 nested MAIL command")
+				continue
+			}
 			if _, v, ok := strings.Cut(arg, "SIZE="); ok && sizeMax > 0 {
 				if n, _ := strconv.Atoi(v); n > sizeMax {
 					say("552 5.3.4 message too big")
@@ -107,6 +127,13 @@ func (s *rawServer) serve(c net.Conn) {
 		case "RCPT":
 			if !mail {
 				say("503 5.5.1 MAIL first")
+				continue
+			}
+			s.mu.Lock()
+			code := s.refuseRcpt[strings.Trim(strings.TrimPrefix(arg, "TO:"), "<>")]
+			s.mu.Unlock()
+			if code != 0 {
+				say(strconv.Itoa(code) + " refused")
 				continue
 			}
 			rcpts++
@@ -143,6 +170,7 @@ func (s *rawServer) serve(c net.Conn) {
 			}
 			if rcpts == 0 {
 				say("554 5.5.1 no valid recipients")
+				s.released(w)
 				continue
 			}
 			rcpts, mail = 0, false
@@ -150,7 +178,15 @@ func (s *rawServer) serve(c net.Conn) {
 				return
 			}
 			say("250 2.0.0 queued")
+			s.released(w)
 		case "RSET":
+			s.mu.Lock()
+			refuse := s.refuseRset
+			s.mu.Unlock()
+			if refuse {
+				say("502 5.5.2 not now")
+				continue
+			}
 			rcpts, mail = 0, false
 			say("250 2.0.0 ok")
 		case "QUIT":
@@ -168,11 +204,23 @@ func (s *rawServer) store(data []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, data)
-	if s.dropBody {
-		s.dropBody = false
-		return false
+	if s.dropBody > 0 {
+		s.dropBody--
+		return s.dropBody > 0
 	}
 	return true
+}
+
+// released counts a message read (BDAT) against hold, and sends the held
+// replies when it is the last.
+func (s *rawServer) released(w *bufio.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold > 0 {
+		if s.hold--; s.hold == 0 {
+			w.Flush()
+		}
+	}
 }
 
 func (s *rawServer) commands() []rawCmd {
@@ -390,7 +438,7 @@ func TestWireChunkLostReplyNotResent(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
-	s.dropBody = true
+	s.dropBody = 1
 	s.mu.Unlock()
 	err := w.Send(t.Context(), preparedMessage(t, testFrom, testTo))
 	if err == nil || delivery.IsPermanent(err) {

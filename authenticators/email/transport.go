@@ -52,8 +52,10 @@ type DefaultSender interface {
 // WorkerTransport is implemented by transports that keep state for each
 // delivery worker, such as an open connection (smtp does): each worker
 // sends through its own delivery.Worker, made by NewWorker, instead of
-// through Send. The worker's errors must be masked and classified as Send
-// describes (see delivery.Classify). logger is the email authenticator's.
+// through Send. A worker that also implements delivery.BatchWorker is
+// given the messages waiting in the queue together (smtp pipelines them).
+// The worker's errors must be masked and classified as Send describes
+// (see delivery.Classify). logger is the email authenticator's.
 type WorkerTransport interface {
 	Transport
 	NewWorker(logger *zap.Logger) (delivery.Worker[*Message], error)
@@ -161,6 +163,10 @@ func classify(err error, code string) error {
 func isTransient(err error) bool {
 	if delivery.IsCertificateError(err) {
 		return false
+	}
+	var te *txError
+	if errors.As(err, &te) && te.retry {
+		return true
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true

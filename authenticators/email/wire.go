@@ -159,8 +159,10 @@ var wireBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return
 
 func getWireBuffer() *[]byte { return wireBuffers.Get().(*[]byte) }
 
+// putWireBuffer returns b to the pool, unless it grew larger than a
+// batch of code messages needs (a few kilobytes each, 16 at most).
 func putWireBuffer(b *[]byte) {
-	if cap(*b) > 1<<16 {
+	if cap(*b) > 1<<18 {
 		return
 	}
 	*b = (*b)[:0]
