@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddymfa/caddy-mfa/authenticators"
 	"github.com/caddymfa/caddy-mfa/authenticators/totp"
 	"github.com/caddymfa/caddy-mfa/internal/totpref"
 )
@@ -82,9 +83,19 @@ var benchNoUpstream = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Requ
 	return errors.New("a sign-in request reached the upstream")
 })
 
+// benchUpstream is the protected site: it answers 204, which the
+// handler never does itself.
+var benchUpstream = caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+})
+
+// benchProtected is the path of the protected page.
+const benchProtected = "/app"
+
 var (
 	benchJSON      = []string{"application/json"}
-	benchPaths     = []string{"/.mfa/", "/.mfa/send", "/.mfa/verify"}
+	benchPaths     = []string{"/.mfa/", "/.mfa/identify", "/.mfa/send", "/.mfa/verify", benchProtected}
 	csrfField      = []byte(`"csrf_token":"`)
 	benchCodeBegin = []byte("\r\n    ") // the built-in text body indents the code
 )
@@ -94,7 +105,7 @@ func newBenchClient(e *env, user string) *benchClient {
 		cookieLine: make([]string, 1), w: benchWriter{hdr: http.Header{}}}
 	for _, p := range benchPaths {
 		method := http.MethodPost
-		if p == "/.mfa/" {
+		if p == "/.mfa/" || p == benchProtected {
 			method = http.MethodGet
 		}
 		r, err := http.NewRequest(method, "http://app.test"+p, nil)
@@ -138,6 +149,57 @@ func (c *benchClient) signInByApp(tb testing.TB, key []byte) {
 	c.signedIn(tb)
 }
 
+// signInStandalone signs in from a fresh browser in standalone mode, as
+// the sign-in load tool does: the flow page, identify as name (the code
+// is queued by a goroutine of its own once the answer is out), verify
+// with the code from the outbox, then the protected page with the new
+// session. e's email channel must wait for its deliveries
+// (benchWaitForDelivery): once the handler's pending deliveries are
+// done, the code is in the outbox.
+func (c *benchClient) signInStandalone(tb testing.TB, identify string) {
+	c.fresh()
+	c.page(tb)
+	if st := c.post("/.mfa/identify", identify); st != http.StatusOK {
+		tb.Fatalf("identify: %d: %s", st, c.w.body.Bytes())
+	}
+	c.keepCSRF(tb)
+	c.e.h.pending.Wait()
+	code := c.outboxCode(tb)
+	if st := c.post("/.mfa/verify", `"method":"email","code":"`+code+`"`); st != http.StatusOK {
+		tb.Fatalf("verify: %d: %s", st, c.w.body.Bytes())
+	}
+	c.signedIn(tb)
+	if st := c.do(benchProtected, nil); st != http.StatusNoContent {
+		tb.Fatalf("protected page with the new session: %d: %s", st, c.w.body.Bytes())
+	}
+}
+
+// benchDeliveryWaits is a sender that waits for the outcome of every
+// delivery, even one its caller only queues: the standalone flow queues
+// its code once the answer is out and does not wait for it, and a
+// benchmark that reads the code from the outbox right after the answer
+// must. It waits on the context's values without its cancellation; the
+// delivery's work is the same as when the caller does not wait.
+type benchDeliveryWaits struct{ authenticators.Sender }
+
+func (s benchDeliveryWaits) Deliver(ctx context.Context, m authenticators.Message) error {
+	return s.Sender.Deliver(context.WithoutCancel(ctx), m)
+}
+
+// benchWaitForDelivery makes e's email channel wait for its deliveries
+// (benchDeliveryWaits).
+func benchWaitForDelivery(tb testing.TB, e *env) {
+	tb.Helper()
+	for i, ch := range e.h.methods.list {
+		if ch.method == methodEmail {
+			ch.sender = benchDeliveryWaits{ch.sender}
+			e.h.methods.values[i].sender = ch.sender
+			return
+		}
+	}
+	tb.Fatal("no email channel")
+}
+
 // fresh forgets the cookies: the next sign-in starts a new flow.
 func (c *benchClient) fresh() {
 	c.cookies = c.cookies[:0]
@@ -159,6 +221,11 @@ func (c *benchClient) page(tb testing.TB) {
 	if st := c.do("/.mfa/", nil); st != http.StatusOK {
 		tb.Fatalf("flow page: %d: %s", st, c.w.body.Bytes())
 	}
+	c.keepCSRF(tb)
+}
+
+// keepCSRF keeps the CSRF token of the last answer.
+func (c *benchClient) keepCSRF(tb testing.TB) {
 	b := c.w.body.Bytes()
 	i := bytes.Index(b, csrfField)
 	if i < 0 {
@@ -186,7 +253,9 @@ func (c *benchClient) post(path, fields string) int {
 // and keeps the cookies of the answer.
 func (c *benchClient) do(path string, body []byte) int {
 	repl := caddy.NewReplacer()
-	repl.Set("http.auth.user.id", c.user)
+	if c.user != "" {
+		repl.Set("http.auth.user.id", c.user)
+	}
 	vars := map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.10", caddyhttp.TrustedProxyVarKey: false}
 	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
 	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, vars)
@@ -220,7 +289,11 @@ func (c *benchClient) do(path string, body []byte) int {
 	clear(c.w.hdr)
 	c.w.status = 0
 	c.w.body.Reset()
-	if err := c.e.h.ServeHTTP(&c.w, r, benchNoUpstream); err != nil {
+	next := benchNoUpstream
+	if path == benchProtected {
+		next = benchUpstream
+	}
+	if err := c.e.h.ServeHTTP(&c.w, r, next); err != nil {
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) {
 			c.w.WriteHeader(he.StatusCode)
@@ -350,6 +423,18 @@ func TestBenchClient(t *testing.T) {
 	for range 2 {
 		e.clock.add(30 * time.Second)
 		c.signInByApp(t, key)
+	}
+	// Standalone, as the load tool signs in.
+	sh, soutbox := testConfig(t)
+	sh.User = new(string)
+	sh.AllowEmails = []string{"*@example.net"}
+	se := newEnv(t, sh, soutbox)
+	benchWaitForDelivery(t, se)
+	sc := newBenchClient(se, "")
+	for range 2 {
+		sc.emptyOutbox()
+		sc.signInStandalone(t, `"username":"erin@example.net"`)
+		se.clock.add(time.Minute)
 	}
 	for step := range uint64(2000) {
 		if got, want := c.mac.code(step*7919), totpref.HOTP(key, step*7919, 6, "sha1"); got != want {
