@@ -48,10 +48,14 @@ func (f *formFlag) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// csrfHeader is the header a script may send the CSRF token in, in its
+// canonical form: Header.Get would canonicalize "X-CSRF-Token" into a new
+// string on every POST.
+const csrfHeader = "X-Csrf-Token"
+
 func readForm(r *http.Request) (form, error) {
 	var f form
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct == "application/json" {
+	if isJSONBody(r.Header.Get("Content-Type")) {
 		if err := decodeJSONBody(r.Body, &f); err != nil {
 			return f, err
 		}
@@ -76,10 +80,21 @@ func readForm(r *http.Request) (form, error) {
 			Language:    r.PostForm.Get("language"),
 		}
 	}
-	if t := r.Header.Get("X-CSRF-Token"); t != "" {
+	if t := r.Header.Get(csrfHeader); t != "" {
 		f.CSRFToken = t
 	}
 	return f, nil
+}
+
+// isJSONBody reports whether a Content-Type is JSON's. The type scripts
+// send, exactly "application/json", is taken as it is; anything else goes
+// through mime.ParseMediaType, which allocates its parameters' map.
+func isJSONBody(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	ct, _, _ := mime.ParseMediaType(contentType)
+	return ct == "application/json"
 }
 
 // sameOrigin refuses cross-site POSTs by the browser's own signals

@@ -87,8 +87,21 @@ const (
 // encoded is the first n bytes of HMAC-SHA256(key, parts joined by NUL)
 // as hex or unpadded base64url text: the one allocation is the string.
 func (p *macPool) encoded(encoding, n int, parts ...string) string {
-	m := p.mac(parts)
 	var out [2 * sha256.Size]byte
+	return string(p.encode(&out, encoding, n, parts))
+}
+
+// equal reports whether text is encoded(encoding, n, parts...), comparing
+// in constant time, without making that string: a CSRF token is checked
+// on every POST.
+func (p *macPool) equal(text string, encoding, n int, parts ...string) bool {
+	var out [2 * sha256.Size]byte
+	return subtle.ConstantTimeCompare(p.encode(&out, encoding, n, parts), []byte(text)) == 1
+}
+
+// encode writes the text of encoded into out and returns it.
+func (p *macPool) encode(out *[2 * sha256.Size]byte, encoding, n int, parts []string) []byte {
+	m := p.mac(parts)
 	var dst []byte
 	if encoding == hexText {
 		dst = out[:hex.Encode(out[:], m.sum[:n])]
@@ -97,7 +110,7 @@ func (p *macPool) encoded(encoding, n int, parts ...string) string {
 		base64.RawURLEncoding.Encode(dst, m.sum[:n])
 	}
 	p.put(m)
-	return string(dst)
+	return dst
 }
 
 // mac returns a pooled state holding the HMAC of parts in its sum.
@@ -162,8 +175,7 @@ func (k keyring) csrfToken(boundTo string) string {
 }
 
 func (k keyring) validCSRF(boundTo, token string) bool {
-	want := k.csrfToken(boundTo)
-	return subtle.ConstantTimeCompare([]byte(want), []byte(token)) == 1
+	return k.csrfMACs.equal(token, base64Text, 24, boundTo)
 }
 
 // randomID returns 32 random bytes (256 bits), base64url encoded.

@@ -74,3 +74,35 @@ func TestPooledKeysMatchHMAC(t *testing.T) {
 		t.Errorf("storeIDOf = %s, want %s", got, want)
 	}
 }
+
+// validCSRF accepts the token of its binding and nothing else (another
+// binding's, a truncated or longer one, one with a character changed),
+// and checks it without allocating.
+func TestValidCSRF(t *testing.T) {
+	k := newKeyring([]byte(strings.Repeat("s", 40)))
+	token := k.csrfToken("f:flow1")
+	changed := []byte(token)
+	changed[5] ^= 1
+	for _, tc := range []struct {
+		bound, token string
+		want         bool
+	}{
+		{"f:flow1", token, true},
+		{"f:flow2", token, false},
+		{"s:flow1", token, false},
+		{"f:flow1", token[:len(token)-1], false},
+		{"f:flow1", token + "A", false},
+		{"f:flow1", string(changed), false},
+		{"f:flow1", "", false},
+	} {
+		if got := k.validCSRF(tc.bound, tc.token); got != tc.want {
+			t.Errorf("validCSRF(%q, %q) = %v, want %v", tc.bound, tc.token, got, tc.want)
+		}
+	}
+	if raceEnabled {
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { k.validCSRF("f:flow1", token) }); n != 0 {
+		t.Errorf("validCSRF allocates %v times, want 0", n)
+	}
+}
