@@ -218,7 +218,7 @@ func (h *Handler) ready() error {
 // the clock or the logger calls it again.
 func (h *Handler) wire() {
 	clock := h.now
-	h.audit = auditor{logger: h.logger}
+	h.audit = auditor{logger: h.logger.Named("audit")}
 	h.lockout = &lockout{store: h.store, now: clock, failures: h.Lockout.Failures, window: time.Duration(h.Lockout.Window),
 		perNetwork: h.standalone(), userFailures: h.Lockout.UserFailures, userWindow: time.Duration(h.Lockout.UserWindow)}
 	h.throttle = &throttle{store: h.store, now: clock, metrics: h.metrics}

@@ -36,11 +36,28 @@ var englishIndex = sync.OnceValue(func() map[string]string {
 // requestLang is the language of the user of r: the one picked with the
 // switcher, else the best match of Accept-Language, else English.
 func (pg *pages) requestLang(r *http.Request) *i18n.Lang {
-	var choice string
-	if c, err := r.Cookie(languageCookie); err == nil {
-		choice = c.Value
+	return pg.catalog().Match(languageChoice(r), r.Header.Get("Accept-Language"))
+}
+
+// languageChoice is the language picked with the switcher (the value of
+// its cookie), or "". Most requests carry no such cookie: a scan for its
+// name spares them r.Cookie, which parses every cookie of the request
+// into new values, and a page asks for the language several times.
+func languageChoice(r *http.Request) string {
+	found := false
+	for _, line := range r.Header["Cookie"] {
+		if strings.Contains(line, languageCookie) {
+			found = true
+			break
+		}
 	}
-	return pg.catalog().Match(choice, r.Header.Get("Accept-Language"))
+	if !found {
+		return ""
+	}
+	if c, err := r.Cookie(languageCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 // userLang is the language of a message to the user of r.
@@ -54,8 +71,8 @@ type userLang struct {
 
 func (pg *pages) userLang(r *http.Request) userLang {
 	ul := userLang{lang: pg.requestLang(r), pref: r.Header.Get("Accept-Language")}
-	if c, err := r.Cookie(languageCookie); err == nil && ul.lang.Tag() == c.Value {
-		ul.pref = c.Value
+	if choice := languageChoice(r); choice != "" && ul.lang.Tag() == choice {
+		ul.pref = choice
 	}
 	return ul
 }

@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -285,4 +286,38 @@ func provisionOnly(t *testing.T, h *Handler) error {
 	err := h.Provision(ctx)
 	_ = h.Cleanup()
 	return err
+}
+
+// languageChoice reads the switcher's cookie as r.Cookie does, whatever
+// else the Cookie header holds, and parses nothing when it is absent.
+func TestLanguageChoiceMatchesRequestCookie(t *testing.T) {
+	for _, lines := range [][]string{
+		nil,
+		{"theme=dark"},
+		{"mfa_lang=ja"},
+		{"a=1; mfa_lang=de; b=2"},
+		{`mfa_lang="fr"`},
+		{"mfa_lang=a b; mfa_lang=fr"},
+		{"theme=dark", "mfa_lang=pt-BR"},
+		{"xmfa_lang=ja; mfa_langx=de"},
+		{"mfa_flow-1=v; mfa_session-1=w"},
+		{"mfa_lang="},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if lines != nil {
+			r.Header["Cookie"] = lines
+		}
+		want := ""
+		if c, err := r.Cookie(languageCookie); err == nil {
+			want = c.Value
+		}
+		if got := languageChoice(r); got != want {
+			t.Errorf("Cookie %q: %q, want %q", lines, got, want)
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header["Cookie"] = []string{"theme=dark; mfa_flow-1=v"}
+	if n := testing.AllocsPerRun(100, func() { languageChoice(r) }); n != 0 {
+		t.Errorf("languageChoice without the cookie allocates %v times", n)
+	}
 }

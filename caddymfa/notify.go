@@ -111,6 +111,8 @@ func (h *Handler) lastSignInLang(ctx context.Context, a *account) userLang {
 
 // auditor writes audit events.
 type auditor struct {
+	// logger is the handler's, named "audit" once: Named makes a new
+	// logger each time.
 	logger *zap.Logger
 }
 
@@ -119,6 +121,10 @@ type auditor struct {
 // on, or Caddy's when the request did not come through a trusted proxy
 // (then both are the connection's).
 func (a auditor) event(ctx context.Context, msg string, fields ...zap.Field) {
+	ce := a.logger.Check(zap.InfoLevel, msg)
+	if ce == nil {
+		return
+	}
 	if ip, ok := caddyhttp.GetVar(ctx, clientIPVar).(string); ok {
 		fields = append(fields, zap.String("client_ip", ip))
 	} else if fromProxy, _ := caddyhttp.GetVar(ctx, caddyhttp.TrustedProxyVarKey).(bool); !fromProxy {
@@ -126,5 +132,5 @@ func (a auditor) event(ctx context.Context, msg string, fields ...zap.Field) {
 			fields = append(fields, zap.String("client_ip", ip))
 		}
 	}
-	a.logger.Named("audit").Info(msg, fields...)
+	ce.Write(fields...)
 }

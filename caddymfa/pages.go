@@ -40,6 +40,9 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 
 // setPageHeaders sets the security headers of every answer under
 // PathPrefix. Their values share one new array: one allocation where
 // Header.Set makes one per header, and each answer still owns its values.
+// Values shared by all answers would cost nothing, but they are not safe:
+// Caddy's header handler replaces text in a response's values in place
+// (hdr[name][i] = ...), which would change them for every answer.
 func setPageHeaders(w http.ResponseWriter) {
 	hdr := w.Header()
 	v := make([]string, 5)

@@ -288,8 +288,12 @@ func wantsJSON(r *http.Request) bool {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	// Both values share one new array, as in setPageHeaders.
+	hdr := w.Header()
+	vals := make([]string, 2)
+	vals[0], vals[1] = "application/json", "no-store"
+	hdr["Content-Type"] = vals[0:1:1]
+	hdr["Cache-Control"] = vals[1:2:2]
 	w.WriteHeader(status)
 	if vw, ok := v.(*view); ok && vw.viewJSONFast() {
 		return writeViewJSON(w, vw)
