@@ -27,12 +27,31 @@ const maxCookieValue = 4096
 // signedTagLen is the length of the tag of a signed value, in bytes.
 const signedTagLen = 18
 
+// signedTagText is the length of the tag's base64url text.
+const signedTagText = (signedTagLen*8 + 5) / 6
+
+// signScratch is the size of the stack buffers signValue and
+// decodeSigned work in; longer values (none a sign-in makes) take the
+// heap.
+const signScratch = 512
+
 // signValue returns "payload.tag", base64url, where tag is an HMAC of the
 // payload under purpose, with the key of macs. Cookies carry no state
-// the server must trust without this tag.
-func signValue(macs *macPool, purpose, payload string) string {
-	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
-	return enc + "." + macs.encoded(base64Text, signedTagLen, purpose, enc)
+// the server must trust without this tag. The value is put together in a
+// stack buffer: the one allocation is the string.
+func signValue[P ~string | ~[]byte](macs *macPool, purpose string, payload P) string {
+	encLen := base64.RawURLEncoding.EncodedLen(len(payload))
+	var scratch [signScratch]byte
+	b := scratch[:0]
+	if n := encLen + 1 + signedTagText; n > len(scratch) {
+		b = make([]byte, 0, n)
+	}
+	b = base64.RawURLEncoding.AppendEncode(b, []byte(payload))
+	m := macs.macOf(purpose, b)
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, m.sum[:signedTagLen])
+	macs.put(m)
+	return string(b)
 }
 
 // decodeSigned checks a value made by signValue and returns its payload. A
@@ -42,7 +61,7 @@ func decodeSigned(macs *macPool, purpose, value string) (string, bool) {
 		return "", false
 	}
 	enc, tag, ok := strings.Cut(value, ".")
-	var tagText [(signedTagLen*8 + 5) / 6]byte
+	var tagText [signedTagText]byte
 	if !ok || len(tag) != len(tagText) {
 		return "", false
 	}
@@ -57,11 +76,25 @@ func decodeSigned(macs *macPool, purpose, value string) (string, bool) {
 	if !valid {
 		return "", false
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(enc)
+	return decodeBase64(enc)
+}
+
+// decodeBase64 decodes unpadded base64url text. Short text is decoded
+// through stack buffers, so the one allocation is the result, where
+// DecodeString makes a slice and string(slice) a copy of it.
+func decodeBase64(enc string) (string, bool) {
+	if len(enc) > signScratch {
+		b, err := base64.RawURLEncoding.DecodeString(enc)
+		return string(b), err == nil
+	}
+	var src [signScratch]byte
+	var dst [signScratch * 3 / 4]byte
+	copy(src[:], enc)
+	n, err := base64.RawURLEncoding.Decode(dst[:], src[:len(enc)])
 	if err != nil {
 		return "", false
 	}
-	return string(payload), true
+	return string(dst[:n]), true
 }
 
 // isHTTPS reports whether the client reached Caddy over TLS. Cookie

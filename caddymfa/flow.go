@@ -106,7 +106,8 @@ func (fs flows) start(ff, user, ret string) (*flowState, error) {
 
 // cookie is the signed cookie of a flow.
 func (fs flows) cookie(r *http.Request, f *flowState) (*http.Cookie, error) {
-	return fs.realm.cookie(r, cookieFlow, signValue(fs.keys.cookieMACs, "flow", encodeFlow(f)), time.Time{}), nil
+	var buf [signScratch]byte
+	return fs.realm.cookie(r, cookieFlow, signValue(fs.keys.cookieMACs, "flow", appendFlow(buf[:0], f)), time.Time{}), nil
 }
 
 // expired is the cookie that ends the browser's flow.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 )
 
 // The flow cookie's payload (flowState) is binary: a format byte, then
@@ -23,12 +24,18 @@ var errBadFlow = errors.New("malformed flow cookie")
 
 // encodeFlow is the payload of f's cookie.
 func encodeFlow(f *flowState) string {
+	return string(appendFlow(nil, f))
+}
+
+// appendFlow appends the payload of f's cookie to b. The flow cookie is
+// signed straight from it (flows.cookie), in a buffer on the stack.
+func appendFlow(b []byte, f *flowState) []byte {
 	n := 1 + binary.MaxVarintLen64 + binary.MaxVarintLen64*(7+len(f.StepUp)) +
 		len(f.ID) + len(f.Realm) + len(f.FirstFactor) + len(f.User) + len(f.Return) + len(f.Next)
 	for _, m := range f.StepUp {
 		n += len(m)
 	}
-	b := make([]byte, 0, n)
+	b = slices.Grow(b, n)
 	b = append(b, flowFormat)
 	b = appendString(b, f.ID)
 	b = appendString(b, f.Realm)
@@ -38,7 +45,7 @@ func encodeFlow(f *flowState) string {
 	b = appendString(b, f.Return)
 	b = appendString(b, f.Next)
 	b = appendStrings(b, f.StepUp)
-	return string(b)
+	return b
 }
 
 // decodeFlow parses a payload made by encodeFlow, or the JSON of earlier

@@ -129,6 +129,17 @@ func (p *macPool) mac(parts []string) *pooledMAC {
 	return m
 }
 
+// macOf is mac of the two parts purpose and msg, for a message that is
+// at hand as bytes.
+func (p *macPool) macOf(purpose string, msg []byte) *pooledMAC {
+	m := p.pool.Get().(*pooledMAC)
+	m.h.Reset()
+	m.buf = append(append(append(m.buf[:0], purpose...), 0), msg...)
+	m.h.Write(m.buf)
+	m.h.Sum(m.sum[:0])
+	return m
+}
+
 func (p *macPool) put(m *pooledMAC) {
 	if cap(m.buf) <= 4096 {
 		p.pool.Put(m)
@@ -178,13 +189,16 @@ func (k keyring) validCSRF(boundTo, token string) bool {
 	return k.csrfMACs.equal(token, base64Text, 24, boundTo)
 }
 
-// randomID returns 32 random bytes (256 bits), base64url encoded.
+// randomID returns 32 random bytes (256 bits), base64url encoded. The
+// text is encoded on the stack: the one allocation is the string.
 func randomID() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	var text [43]byte
+	base64.RawURLEncoding.Encode(text[:], b[:])
+	return string(text[:]), nil
 }
 
 // randRead fills b from crypto/rand.

@@ -106,3 +106,43 @@ func TestValidCSRF(t *testing.T) {
 		t.Errorf("validCSRF allocates %v times, want 0", n)
 	}
 }
+
+// A flow cookie's value is signed from its payload's bytes and read back
+// with one allocation each: the value, and the payload.
+func TestSignedValueAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are not counted under the race detector")
+	}
+	k := newKeyring([]byte(strings.Repeat("s", 40)))
+	f := &flowState{ID: strings.Repeat("i", 43), Realm: "app", Issued: 1700000000, User: "erin@example.net", Return: "/home"}
+	var buf [signScratch]byte
+	v := signValue(k.cookieMACs, "flow", appendFlow(buf[:0], f))
+	if got, ok := decodeSigned(k.cookieMACs, "flow", v); !ok || got != encodeFlow(f) {
+		t.Fatalf("decodeSigned = %q, %v", got, ok)
+	}
+	if n := testing.AllocsPerRun(100, func() { signValue(k.cookieMACs, "flow", appendFlow(buf[:0], f)) }); n != 1 {
+		t.Errorf("signing a flow allocates %v times, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { decodeSigned(k.cookieMACs, "flow", v) }); n != 1 {
+		t.Errorf("reading a signed value allocates %v times, want 1", n)
+	}
+}
+
+// randomID is 43 characters of unpadded base64url, 32 random bytes,
+// made with one allocation.
+func TestRandomID(t *testing.T) {
+	a, err := randomID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := randomID()
+	if raw, err := base64.RawURLEncoding.DecodeString(a); err != nil || len(raw) != 32 || len(a) != 43 || a == b {
+		t.Fatalf("randomID: %q, %q (%v)", a, b, err)
+	}
+	if raceEnabled {
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = randomID() }); n != 1 {
+		t.Errorf("randomID allocates %v times, want 1", n)
+	}
+}
