@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddymfa/caddy-mfa/authenticators"
@@ -36,6 +37,18 @@ type windowCap struct {
 	key    string
 	limit  int
 	window time.Duration
+}
+
+// newCap is the cap of limit sends per window under the key of parts
+// joined by "/". A cap that is off (limit 0 or less) counts nothing and
+// gets no key: a send checks up to seven caps, and building the keys of
+// those turned off would be most of what the check allocates.
+func newCap(scope string, limit int, window time.Duration, parts ...string) windowCap {
+	c := windowCap{scope: scope, limit: limit, window: window}
+	if limit > 0 {
+		c.key = strings.Join(parts, "/")
+	}
+	return c
 }
 
 // userWideSends is, in standalone mode, how many times the per-network
@@ -121,13 +134,13 @@ func (t *throttle) checkSendCaps(ctx context.Context, sc sendCheck) (send bool, 
 	}
 	m := sc.method
 	// Every request, sent or not: per client address, per name.
-	visible := []windowCap{{"ip", "ip/" + m + "/" + sc.ip, lim.PerIPPerHour, time.Hour}}
+	visible := []windowCap{newCap("ip", lim.PerIPPerHour, time.Hour, "ip", m, sc.ip)}
 	if standalone {
 		visible = append(visible,
-			windowCap{"user", "user/" + m + "/" + sc.userID + "/" + sc.network, lim.PerUserPerHour, time.Hour},
-			windowCap{"user", "user/" + m + "/" + sc.userID, lim.PerUserPerHour * userWideSends, time.Hour})
+			newCap("user", lim.PerUserPerHour, time.Hour, "user", m, sc.userID, sc.network),
+			newCap("user", lim.PerUserPerHour*userWideSends, time.Hour, "user", m, sc.userID))
 	} else {
-		visible = append(visible, windowCap{"user", "user/" + m + "/" + sc.userID, lim.PerUserPerHour, time.Hour})
+		visible = append(visible, newCap("user", lim.PerUserPerHour, time.Hour, "user", m, sc.userID))
 	}
 	for _, c := range visible {
 		if _, err := count(c, true); err != nil {
@@ -135,8 +148,8 @@ func (t *throttle) checkSendCaps(ctx context.Context, sc sendCheck) (send bool, 
 		}
 	}
 	global := []windowCap{
-		{"global_hour", "h/" + m, lim.PerHour, time.Hour},
-		{"global_5m", "5m/" + m, lim.Per5m, 5 * time.Minute},
+		newCap("global_hour", lim.PerHour, time.Hour, "h", m),
+		newCap("global_5m", lim.Per5m, 5*time.Minute, "5m", m),
 	}
 	if sc.destKey == "" {
 		// Nothing goes out: check the site-wide caps without using them.
@@ -152,11 +165,11 @@ func (t *throttle) checkSendCaps(ctx context.Context, sc sendCheck) (send bool, 
 			return false, err
 		}
 	}
-	dest := []windowCap{{"destination", "dest/" + sc.destKey, lim.PerDestinationPerHour, time.Hour}}
+	dest := []windowCap{newCap("destination", lim.PerDestinationPerHour, time.Hour, "dest", sc.destKey)}
 	if standalone {
 		dest = []windowCap{
-			{"destination", "dest/" + sc.destKey + "/" + sc.network, lim.PerDestinationPerHour, time.Hour},
-			{"destination", "dest/" + sc.destKey, lim.PerDestinationPerHour * userWideSends, time.Hour},
+			newCap("destination", lim.PerDestinationPerHour, time.Hour, "dest", sc.destKey, sc.network),
+			newCap("destination", lim.PerDestinationPerHour*userWideSends, time.Hour, "dest", sc.destKey),
 		}
 	}
 	dest = append(dest, sc.extra...)
