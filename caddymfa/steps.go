@@ -3,6 +3,7 @@ package caddymfa
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -17,7 +18,7 @@ func (h *Handler) getStep(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return h.pages.render(w, r, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
-	q := r.URL.Query()
+	q := query(r)
 	s, signedIn := h.pageSession(r, ff)
 	var stepUp []string
 	if signedIn {
@@ -99,6 +100,16 @@ func (h *Handler) pageSession(r *http.Request, ff string) (*cachedSession, bool)
 	return s, ok
 }
 
+// query is r's query parameters, read only. A request without a query
+// (the usual flow request) gets nil, which reads as empty, where
+// URL.Query makes a new map each time.
+func query(r *http.Request) url.Values {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return r.URL.Query()
+}
+
 // stepView works out the current step of a flow. The "method" query
 // parameter picks a method without sending anything: "totp" or
 // "recovery" show their code form, "choose" the method list even while
@@ -111,7 +122,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		return v, nil
 	}
 	v.typed = flow.typed()
-	if v.typed != "" && r.URL.Query().Get("method") == stepIdentify {
+	if v.typed != "" && query(r).Get("method") == stepIdentify {
 		// "Change" next to the name typed: the identify step again,
 		// filled in; the flow and any code sent stay until a new name
 		// is posted.
@@ -136,7 +147,7 @@ func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
 		opts.methods = slices.DeleteFunc(opts.methods, func(m string) bool { return !slices.Contains(flow.StepUp, m) })
 		opts.enroll = false
 	}
-	want := r.URL.Query().Get("method")
+	want := query(r).Get("method")
 	if want == "" && len(flow.StepUp) == 1 && (flow.StepUp[0] == methodTOTP || flow.StepUp[0] == methodRecovery) {
 		want = flow.StepUp[0]
 	}

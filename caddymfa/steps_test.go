@@ -2,6 +2,7 @@ package caddymfa
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/caddymfa/caddy-mfa/authenticators/email"
@@ -35,5 +36,22 @@ func TestGetStepPicksUpLinksOnlyInLinkMode(t *testing.T) {
 				t.Fatalf("%d store updates for two page views, want %d", n, want)
 			}
 		})
+	}
+}
+
+// query reads as URL.Query does, without a map for a request that has no
+// query.
+func TestQuery(t *testing.T) {
+	for _, target := range []string{"/.mfa/", "/.mfa/?method=totp&return=%2Fapp", "/.mfa/?method", "/.mfa/?"} {
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		for _, name := range []string{"method", "return", "x"} {
+			if got, want := query(r).Get(name), r.URL.Query().Get(name); got != want {
+				t.Errorf("%s: %s = %q, want %q", target, name, got, want)
+			}
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, "/.mfa/", nil)
+	if n := testing.AllocsPerRun(100, func() { query(r).Get("method") }); n != 0 {
+		t.Errorf("query without a query allocates %v times", n)
 	}
 }
