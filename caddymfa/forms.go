@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // form is the body of a POST, form-encoded or JSON.
@@ -56,7 +57,13 @@ const csrfHeader = "X-Csrf-Token"
 func readForm(r *http.Request) (form, error) {
 	var f form
 	if isJSONBody(r.Header.Get("Content-Type")) {
-		if err := decodeJSONBody(r.Body, &f); err != nil {
+		err := readJSONBody(r.Body, func(b []byte) error {
+			if f.decodeFlat(b) {
+				return nil
+			}
+			return unmarshalBody(b, &f)
+		})
+		if err != nil {
 			return f, err
 		}
 	} else {
@@ -84,6 +91,130 @@ func readForm(r *http.Request) (form, error) {
 		f.CSRFToken = t
 	}
 	return f, nil
+}
+
+// decodeFlat decodes the JSON body b into f, which must be empty, when b
+// is a flat object of string members named as f's string fields are,
+// with no escapes in them: the bodies of the pages' script and of API
+// clients. The body becomes one string and the fields substrings of it,
+// one allocation where encoding/json makes a decoder and a string per
+// field. It reports false, and leaves f as it was, for anything else
+// (other names, other values, escapes, invalid UTF-8, malformed JSON),
+// which encoding/json then decodes as always: for what both accept, both
+// give the same form (FuzzFormDecodeFlat).
+func (f *form) decodeFlat(b []byte) bool {
+	type member struct {
+		field      *string
+		start, end int
+	}
+	var members [16]member
+	n := 0
+	i := skipJSONSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipJSONSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		i++
+	} else {
+		for {
+			ks, ke, ok := flatJSONString(b, i)
+			if !ok {
+				return false
+			}
+			field := f.stringField(b[ks:ke])
+			if field == nil {
+				return false
+			}
+			i = skipJSONSpace(b, ke+1)
+			if i == len(b) || b[i] != ':' {
+				return false
+			}
+			vs, ve, ok := flatJSONString(b, skipJSONSpace(b, i+1))
+			if !ok || !utf8.Valid(b[vs:ve]) || n == len(members) {
+				return false
+			}
+			members[n] = member{field, vs, ve}
+			n++
+			i = skipJSONSpace(b, ve+1)
+			if i < len(b) && b[i] == ',' {
+				i = skipJSONSpace(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			return false
+		}
+	}
+	if skipJSONSpace(b, i) != len(b) {
+		return false
+	}
+	body := string(b)
+	for _, m := range members[:n] {
+		*m.field = body[m.start:m.end] // the last of a repeated name wins, as in encoding/json
+	}
+	return true
+}
+
+// stringField is f's string field of a JSON member name, or nil.
+func (f *form) stringField(name []byte) *string {
+	switch string(name) {
+	case "username":
+		return &f.Username
+	case "method":
+		return &f.Method
+	case "code":
+		return &f.Code
+	case "current_code":
+		return &f.CurrentCode
+	case "action":
+		return &f.Action
+	case "address":
+		return &f.Address
+	case "return":
+		return &f.Return
+	case "csrf_token":
+		return &f.CSRFToken
+	case "token":
+		return &f.Token
+	case "id":
+		return &f.ID
+	case "number":
+		return &f.Number
+	case "name":
+		return &f.Name
+	case "language":
+		return &f.Language
+	}
+	return nil
+}
+
+// flatJSONString finds the JSON string at b[i:] that has no escapes and
+// no control characters, and returns where its text starts and ends (at
+// the closing quote).
+func flatJSONString(b []byte, i int) (start, end int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return i + 1, j, true
+		case c == '\\' || c < 0x20:
+			return 0, 0, false
+		}
+	}
+	return 0, 0, false
+}
+
+// skipJSONSpace skips JSON's white space from b[i].
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // isJSONBody reports whether a Content-Type is JSON's. The type scripts

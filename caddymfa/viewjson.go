@@ -41,12 +41,24 @@ func writeViewJSON(w io.Writer, v *view) error {
 // decodes it into v, which keeps nothing of the buffer (encoding/json
 // copies strings and raw messages out).
 func decodeJSONBody(body io.Reader, v any) error {
+	return readJSONBody(body, func(b []byte) error { return unmarshalBody(b, v) })
+}
+
+// unmarshalBody decodes the JSON body b into v with encoding/json.
+func unmarshalBody(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding JSON body: %w", err)
+	}
+	return nil
+}
+
+// readJSONBody reads a request body into a pooled buffer and hands it to
+// decode, which must keep nothing of it.
+func readJSONBody(body io.Reader, decode func([]byte) error) error {
 	bp := jsonBufs.Get().(*[]byte)
 	b, err := readAllInto((*bp)[:0], body)
 	if err == nil {
-		if err = json.Unmarshal(b, v); err != nil {
-			err = fmt.Errorf("decoding JSON body: %w", err)
-		}
+		err = decode(b)
 	}
 	if cap(b) <= maxPooledJSON {
 		*bp = b[:0]
