@@ -61,7 +61,7 @@ func readForm(r *http.Request) (form, error) {
 			if f.decodeFlat(b) {
 				return nil
 			}
-			return unmarshalBody(b, &f)
+			return unmarshalForm(b, &f)
 		})
 		if err != nil {
 			return f, err
@@ -156,6 +156,17 @@ func (f *form) decodeFlat(b []byte) bool {
 		*m.field = body[m.start:m.end] // the last of a repeated name wins, as in encoding/json
 	}
 	return true
+}
+
+// unmarshalForm decodes the JSON body b into f with encoding/json. It
+// decodes into a form of its own and copies it: encoding/json takes its
+// target as an interface, which would move every request's form to the
+// heap, the flat ones too.
+func unmarshalForm(b []byte, f *form) error {
+	g := new(form)
+	err := unmarshalBody(b, g)
+	*f = *g
+	return err
 }
 
 // stringField is f's string field of a JSON member name, or nil.
