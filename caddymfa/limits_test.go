@@ -241,6 +241,13 @@ func TestClientNetwork(t *testing.T) {
 			t.Errorf("clientNetwork(%q) = %q, want %q", in, got, want)
 		}
 	}
+	if raceEnabled {
+		return
+	}
+	// The network's text is the one allocation.
+	if n := testing.AllocsPerRun(100, func() { clientNetwork("203.0.113.9") }); n != 1 {
+		t.Errorf("clientNetwork allocates %v times, want 1", n)
+	}
 }
 
 // The user-wide count of standalone mode survives the user's own

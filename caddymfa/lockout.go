@@ -74,7 +74,10 @@ func clientNetwork(ip string) string {
 	if err != nil {
 		return "unknown"
 	}
-	return pfx.String()
+	// Appended on the stack, the text costs one allocation; String makes
+	// the address's text, then the prefix's.
+	var text [len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128")]byte
+	return string(pfx.AppendTo(text[:0]))
 }
 
 // lockKeys returns the keys an attempt from network counts in, with
