@@ -56,8 +56,11 @@ func decodeFlow(p string) (flowState, error) {
 		return f, errBadFlow
 	}
 	if p[0] == '{' {
-		err := json.Unmarshal([]byte(p), &f)
-		return f, err
+		// Into a flowState of its own: handing f to encoding/json, as an
+		// interface, would put every flow read on the heap.
+		g := new(flowState)
+		err := json.Unmarshal([]byte(p), g)
+		return *g, err
 	}
 	if p[0] != flowFormat {
 		return f, errBadFlow
