@@ -88,20 +88,12 @@ const (
 // as hex or unpadded base64url text: the one allocation is the string.
 func (p *macPool) encoded(encoding, n int, parts ...string) string {
 	var out [2 * sha256.Size]byte
-	return string(p.encode(&out, encoding, n, parts))
+	return string(p.text(&out, p.mac(parts), encoding, n))
 }
 
-// equal reports whether text is encoded(encoding, n, parts...), comparing
-// in constant time, without making that string: a CSRF token is checked
-// on every POST.
-func (p *macPool) equal(text string, encoding, n int, parts ...string) bool {
-	var out [2 * sha256.Size]byte
-	return subtle.ConstantTimeCompare(p.encode(&out, encoding, n, parts), []byte(text)) == 1
-}
-
-// encode writes the text of encoded into out and returns it.
-func (p *macPool) encode(out *[2 * sha256.Size]byte, encoding, n int, parts []string) []byte {
-	m := p.mac(parts)
+// text writes the first n bytes of m's sum, in encoding, into out and
+// returns them; m goes back to the pool.
+func (p *macPool) text(out *[2 * sha256.Size]byte, m *pooledMAC, encoding, n int) []byte {
 	var dst []byte
 	if encoding == hexText {
 		dst = out[:hex.Encode(out[:], m.sum[:n])]
@@ -124,6 +116,18 @@ func (p *macPool) mac(parts []string) *pooledMAC {
 		}
 		m.buf = append(m.buf, part...)
 	}
+	m.h.Write(m.buf)
+	m.h.Sum(m.sum[:0])
+	return m
+}
+
+// macCat is the HMAC of a and b written one after the other, with no NUL
+// between them: of a binding such as "f:" and a flow ID, without joining
+// them into a new string first.
+func (p *macPool) macCat(a, b string) *pooledMAC {
+	m := p.pool.Get().(*pooledMAC)
+	m.h.Reset()
+	m.buf = append(append(m.buf[:0], a...), b...)
 	m.h.Write(m.buf)
 	m.h.Sum(m.sum[:0])
 	return m
@@ -182,12 +186,31 @@ func (k keyring) storeIDOf(parts ...string) string {
 
 // csrfToken binds a CSRF token to a flow or session ID.
 func (k keyring) csrfToken(boundTo string) string {
-	return k.csrfMACs.encoded(base64Text, 24, boundTo)
+	return k.csrfTokenOf(boundTo, "")
 }
 
 func (k keyring) validCSRF(boundTo, token string) bool {
-	return k.csrfMACs.equal(token, base64Text, 24, boundTo)
+	return k.validCSRFOf(boundTo, "", token)
 }
+
+// csrfTokenOf is csrfToken(kind + id) and validCSRFOf validCSRF(kind +
+// id, token), without joining kind and id: a sign-in binds its tokens to
+// "f:" and the flow's ID on every step.
+func (k keyring) csrfTokenOf(kind, id string) string {
+	var out [2 * sha256.Size]byte
+	return string(k.csrfMACs.text(&out, k.csrfMACs.macCat(kind, id), base64Text, csrfTokenLen))
+}
+
+// validCSRFOf compares in constant time without making the expected
+// token's string: a token is checked on every POST.
+func (k keyring) validCSRFOf(kind, id, token string) bool {
+	var out [2 * sha256.Size]byte
+	want := k.csrfMACs.text(&out, k.csrfMACs.macCat(kind, id), base64Text, csrfTokenLen)
+	return subtle.ConstantTimeCompare(want, []byte(token)) == 1
+}
+
+// csrfTokenLen is how many bytes of its HMAC a CSRF token carries.
+const csrfTokenLen = 24
 
 // randomID returns 32 random bytes (256 bits), base64url encoded. The
 // text is encoded on the stack: the one allocation is the string.

@@ -99,11 +99,27 @@ func TestValidCSRF(t *testing.T) {
 			t.Errorf("validCSRF(%q, %q) = %v, want %v", tc.bound, tc.token, got, tc.want)
 		}
 	}
+	// The kind and ID of a binding, given apart, are the binding joined.
+	for _, id := range []string{"", "flow1", strings.Repeat("x", 43), "a\x00b"} {
+		if got, want := k.csrfTokenOf("f:", id), k.csrfToken("f:"+id); got != want {
+			t.Errorf("csrfTokenOf(f:, %q) = %s, want %s", id, got, want)
+		}
+		if !k.validCSRFOf("f:", id, k.csrfToken("f:"+id)) || k.validCSRFOf("s:", id, k.csrfToken("f:"+id)) {
+			t.Errorf("validCSRFOf(f:, %q) disagrees with csrfToken", id)
+		}
+	}
 	if raceEnabled {
 		return
 	}
 	if n := testing.AllocsPerRun(100, func() { k.validCSRF("f:flow1", token) }); n != 0 {
 		t.Errorf("validCSRF allocates %v times, want 0", n)
+	}
+	id := strings.Repeat("i", 43)
+	if n := testing.AllocsPerRun(100, func() { k.validCSRFOf("f:", id, token) }); n != 0 {
+		t.Errorf("validCSRFOf allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { k.csrfTokenOf("f:", id) }); n != 1 {
+		t.Errorf("csrfTokenOf allocates %v times, want 1", n)
 	}
 }
 

@@ -286,7 +286,7 @@ func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request, ff
 	if !ok {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeNoMethod, "No passkey is registered for your account."))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"publicKey": json.RawMessage(opts), "csrf_token": h.keys.csrfToken("f:" + flow.ID)})
+	return writeJSON(w, http.StatusOK, map[string]any{"publicKey": json.RawMessage(opts), "csrf_token": h.keys.csrfTokenOf("f:", flow.ID)})
 }
 
 // passkeyLogin answers POST /passkey/login, {"credential"}, like POST
@@ -299,7 +299,7 @@ func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request, ff
 func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request, ff string, in form) error {
 	ctx := r.Context()
 	flow := h.flows.read(r, ff)
-	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, in.CSRFToken) {
+	if flow == nil || !h.keys.validCSRFOf("f:", flow.ID, in.CSRFToken) {
 		return h.pages.render(w, r, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
 	}
 	user := flow.user()
@@ -339,7 +339,7 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request, ff string
 	if !ok {
 		h.audit.event(ctx, "sign-in failed", zap.String("user", user), zap.String("method", methodPasskey))
 		v := errorView(http.StatusUnauthorized, errCodeInvalidPasskey, "That passkey was not accepted. Try again, or use another way to sign in.")
-		v.CSRFToken = h.keys.csrfToken("f:" + flow.ID)
+		v.CSRFToken = h.keys.csrfTokenOf("f:", flow.ID)
 		return h.pages.render(w, r, v)
 	}
 	if flow.user() == "" {

@@ -264,7 +264,7 @@ func (h *Handler) confirmFirst(w http.ResponseWriter, r *http.Request, ff, next,
 	if !strings.HasPrefix(next, "register/") {
 		step = stepConfirmRequired
 	}
-	v := &view{Step: step, User: flow.user(), CSRFToken: h.keys.csrfToken("f:" + flow.ID), status: http.StatusForbidden,
+	v := &view{Step: step, User: flow.user(), CSRFToken: h.keys.csrfTokenOf("f:", flow.ID), status: http.StatusForbidden,
 		Error: errCodeNotAllowed, Message: "To change {what}, first confirm it's you.", msgArgs: thing}
 	if step == stepConfirmRequired {
 		v.Message = "To change {what}, first confirm it's you with a code."

@@ -41,7 +41,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, action string) er
 			return h.alreadySignedIn(w, r, orRoot(""))
 		}
 	}
-	if flow == nil || !h.keys.validCSRF("f:"+flow.ID, f.CSRFToken) {
+	if flow == nil || !h.keys.validCSRFOf("f:", flow.ID, f.CSRFToken) {
 		// Refused all the same; a browser is sent back to its flow.
 		return h.signInEdge(w, r, flow, errorView(http.StatusForbidden, errCodeCSRF, "This page has expired. Reload it and try again."))
 	}

@@ -115,7 +115,7 @@ func query(r *http.Request) url.Values {
 // "recovery" show their code form, "choose" the method list even while
 // a code is pending. The user's record is read once.
 func (h *Handler) stepView(r *http.Request, flow *flowState) (*view, error) {
-	v := &view{CSRFToken: h.keys.csrfToken("f:" + flow.ID), standalone: flow.FirstFactor == "", LinkMethods: h.methods.linkMethods()}
+	v := &view{CSRFToken: h.keys.csrfTokenOf("f:", flow.ID), standalone: flow.FirstFactor == "", LinkMethods: h.methods.linkMethods()}
 	if flow.user() == "" {
 		v.Step = stepIdentify
 		v.Passwordless = h.passkeys != nil && h.passkeys.passwordless

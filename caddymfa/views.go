@@ -212,7 +212,7 @@ func (pg *pages) failed(flow *flowState, p principal, method, dest string, attem
 	v := errorView(http.StatusUnauthorized, errCodeInvalid, "That code is not valid.")
 	v.Step = stepVerify
 	v.Method = method
-	v.CSRFToken = pg.keys.csrfToken("f:" + flow.ID)
+	v.CSRFToken = pg.keys.csrfTokenOf("f:", flow.ID)
 	v.standalone = p.firstFactor == ""
 	v.typed = flow.typed()
 	pg.offerRemember(v, p)
