@@ -47,7 +47,7 @@ func signValue[P ~string | ~[]byte](macs *macPool, purpose string, payload P) st
 		b = make([]byte, 0, n)
 	}
 	b = base64.RawURLEncoding.AppendEncode(b, []byte(payload))
-	m := macs.macOf(purpose, b)
+	m := macs.macOf(b, purpose)
 	b = append(b, '.')
 	b = base64.RawURLEncoding.AppendEncode(b, m.sum[:signedTagLen])
 	macs.put(m)

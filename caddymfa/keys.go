@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"hash"
-	"io"
 	"sync"
 )
 
@@ -18,14 +17,11 @@ const minSecretKeyLen = 32
 // keyring holds the keys derived from secret_key, one per purpose, so a
 // value signed for one purpose can never be replayed as another.
 type keyring struct {
-	// sessionMACs pools HMAC states keyed with cookie, so checking a
-	// session cookie on the hot path allocates nothing.
-	sessionMACs *sync.Pool
-	cookie      []byte // signs cookie values
-	code        []byte // keys the HMACs of codes kept in the store
-	csrf        []byte // derives CSRF tokens
-	store       []byte // hashes session IDs into store keys
-	totp        []byte // master key of TOTP secrets and recovery-code hashes
+	cookie []byte // signs cookie values
+	code   []byte // keys the HMACs of codes kept in the store
+	csrf   []byte // derives CSRF tokens
+	store  []byte // hashes session IDs into store keys
+	totp   []byte // master key of TOTP secrets and recovery-code hashes
 
 	// codeMACs, csrfMACs, storeMACs and cookieMACs pool the HMAC states
 	// of the keys a sign-in uses a dozen times, so each use allocates only
@@ -41,12 +37,11 @@ func newKeyring(secret []byte) keyring {
 	}
 	cookie := derive("cookie")
 	k := keyring{
-		sessionMACs: &sync.Pool{New: func() any { return hmac.New(sha256.New, cookie) }},
-		cookie:      cookie,
-		code:        derive("code"),
-		csrf:        derive("csrf"),
-		store:       derive("store"),
-		totp:        derive("totp"),
+		cookie: cookie,
+		code:   derive("code"),
+		csrf:   derive("csrf"),
+		store:  derive("store"),
+		totp:   derive("totp"),
 	}
 	k.codeMACs, k.csrfMACs, k.storeMACs, k.cookieMACs = newMACPool(k.code), newMACPool(k.csrf), newMACPool(k.store), newMACPool(k.cookie)
 	return k
@@ -133,12 +128,16 @@ func (p *macPool) macCat(a, b string) *pooledMAC {
 	return m
 }
 
-// macOf is mac of the two parts purpose and msg, for a message that is
-// at hand as bytes.
-func (p *macPool) macOf(purpose string, msg []byte) *pooledMAC {
+// macOf is mac of parts and then msg, joined by NUL, for a last part
+// that is at hand as bytes.
+func (p *macPool) macOf(msg []byte, parts ...string) *pooledMAC {
 	m := p.pool.Get().(*pooledMAC)
 	m.h.Reset()
-	m.buf = append(append(append(m.buf[:0], purpose...), 0), msg...)
+	m.buf = m.buf[:0]
+	for _, part := range parts {
+		m.buf = append(append(m.buf, part...), 0)
+	}
+	m.buf = append(m.buf, msg...)
 	m.h.Write(m.buf)
 	m.h.Sum(m.sum[:0])
 	return m
@@ -152,17 +151,12 @@ func (p *macPool) put(m *pooledMAC) {
 
 // sessionTag writes the tag of a session ID in a realm into dst (16
 // bytes): a cookie value made for one realm is no valid cookie in
-// another (SECURITY.md K49).
+// another (SECURITY.md K49). The message is joined in the pooled state's
+// buffer, so the tag costs no allocation.
 func (k keyring) sessionTag(dst *[16]byte, realm string, id []byte) {
-	m := k.sessionMACs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte("session\x00"))
-	io.WriteString(m, realm)
-	m.Write([]byte{0})
-	m.Write(id)
-	var sum [sha256.Size]byte
-	copy(dst[:], m.Sum(sum[:0]))
-	k.sessionMACs.Put(m)
+	m := k.cookieMACs.macOf(id, "session", realm)
+	copy(dst[:], m.sum[:])
+	k.cookieMACs.put(m)
 }
 
 // codeMAC is what the store keeps instead of a code: the code never rests

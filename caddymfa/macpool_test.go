@@ -162,3 +162,25 @@ func TestRandomID(t *testing.T) {
 		t.Errorf("randomID allocates %v times, want 1", n)
 	}
 }
+
+// A session cookie's value is the ID and the first 16 bytes of the HMAC
+// of "session", the realm and the ID, base64url, as before the tag came
+// from the pooled states; made with one allocation, and read back.
+func TestSessionCookieValue(t *testing.T) {
+	ss := &sessions{realm: newRealm("app", ""), keys: newKeyring([]byte(strings.Repeat("s", 32)))}
+	id := []byte(strings.Repeat("i", sessionIDLen))
+	tag := mac(ss.keys.cookie, "session", "app", string(id))[:16]
+	want := base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag...))
+	if got := ss.cookieValue(id); got != want {
+		t.Fatalf("cookieValue = %s, want %s", got, want)
+	}
+	if got, ok := ss.idFromCookie(want); !ok || got != string(id) {
+		t.Fatalf("idFromCookie = %q, %v", got, ok)
+	}
+	if raceEnabled {
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { ss.cookieValue(id) }); n != 1 {
+		t.Errorf("cookieValue allocates %v times, want 1", n)
+	}
+}

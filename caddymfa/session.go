@@ -176,7 +176,15 @@ type sessions struct {
 func (ss *sessions) cookieValue(id []byte) string {
 	var tag [16]byte
 	ss.keys.sessionTag(&tag, ss.realm.name, id)
-	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag[:]...))
+	// Joined and encoded on the stack: the one allocation is the value.
+	var raw [sessionIDLen + len(tag)]byte
+	var text [(len(raw)*8 + 5) / 6]byte
+	if len(id) != sessionIDLen {
+		return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), tag[:]...))
+	}
+	copy(raw[copy(raw[:], id):], tag[:])
+	base64.RawURLEncoding.Encode(text[:], raw[:])
+	return string(text[:])
 }
 
 // idFromCookie returns the session ID of a well-formed, correctly signed
