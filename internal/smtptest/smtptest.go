@@ -197,21 +197,27 @@ func (s *Server) Messages() []Message {
 // WaitMessages waits until at least n messages were accepted or timeout
 // passed, and returns the messages.
 func (s *Server) WaitMessages(n int, timeout time.Duration) []Message {
+	s.waitUntil(func() bool { return len(s.messages) >= n }, timeout)
+	return s.Messages()
+}
+
+// waitUntil waits until ok, called with s.mu held, is true or timeout
+// passed, and reports whether it is.
+func (s *Server) waitUntil(ok func() bool, timeout time.Duration) bool {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
-		if len(s.messages) >= n {
-			msgs := append([]Message(nil), s.messages...)
+		if ok() {
 			s.mu.Unlock()
-			return msgs
+			return true
 		}
 		notify := s.notify
 		s.mu.Unlock()
 		select {
 		case <-notify:
 		case <-deadline.C:
-			return s.Messages()
+			return false
 		}
 	}
 }
@@ -295,22 +301,7 @@ func (s *Server) holdAt(stage Stage) {
 // WaitHeld waits until at least n transactions are held (Hold) or timeout
 // passed, and reports whether they are.
 func (s *Server) WaitHeld(n int, timeout time.Duration) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		if s.held >= n {
-			s.mu.Unlock()
-			return true
-		}
-		notify := s.notify
-		s.mu.Unlock()
-		select {
-		case <-notify:
-		case <-deadline.C:
-			return false
-		}
-	}
+	return s.waitUntil(func() bool { return s.held >= n }, timeout)
 }
 
 // changed wakes the waiters of WaitMessages and WaitHeld. s.mu is held.
