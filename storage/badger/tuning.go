@@ -21,10 +21,15 @@ const (
 	// compressed and no block_cache_size is set: Badger needs one then.
 	DefaultCompressedBlockCacheSize = 8 << 20
 
-	// tableSize is the size of the tables compactions write. Badger's
-	// default (2 MiB, doubling per level) makes each compaction hold
-	// buffers of several times that; our tables are small anyway.
+	// tableSize is the size of the tables compactions write, at every
+	// level. Badger's default (2 MiB, doubling per level) makes each
+	// compaction hold buffers of several times that, and more as the
+	// store grows and its deeper levels fill: a table is built whole in
+	// memory, several at a time. Our records are small, so more, smaller
+	// tables at the deep levels cost little.
 	tableSize = 1 << 20
+	// tableSizeMultiplier keeps tables at tableSize on every level.
+	tableSizeMultiplier = 1
 )
 
 // Bounds Badger itself puts on the settings, checked at provision so a
@@ -135,7 +140,7 @@ func (s *Store) tuning() (tuning, error) {
 
 // apply sets the tuned options on o.
 func (t tuning) apply(o badgerdb.Options) badgerdb.Options {
-	return o.
+	o = o.
 		WithMemTableSize(t.memtable).
 		WithNumMemtables(2).
 		WithBaseTableSize(tableSize).
@@ -147,6 +152,8 @@ func (t tuning) apply(o badgerdb.Options) badgerdb.Options {
 		WithNumLevelZeroTables(t.levelZero).
 		WithNumLevelZeroTablesStall(t.levelZero + levelZeroStallMargin).
 		WithCompression(t.compression)
+	o.TableSizeMultiplier = tableSizeMultiplier // no With method for it
+	return o
 }
 
 func size(n int64) string {

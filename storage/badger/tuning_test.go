@@ -93,6 +93,11 @@ func TestTuningReachesBadger(t *testing.T) {
 		if o.ValueThreshold != DefaultValueThreshold {
 			t.Errorf("value threshold = %d, want %d", o.ValueThreshold, DefaultValueThreshold)
 		}
+		// Tables stay small at every level, so a compaction's buffers
+		// do not grow with the store.
+		if o.BaseTableSize != tableSize || o.TableSizeMultiplier != 1 {
+			t.Errorf("tables of %d bytes, %d times larger a level; want %d and 1", o.BaseTableSize, o.TableSizeMultiplier, tableSize)
+		}
 	})
 	t.Run("set", func(t *testing.T) {
 		s := provision(t, &Store{Dir: t.TempDir(), MemtableSize: 3 << 20, BlockCacheSize: 1 << 20, IndexCacheSize: 3 << 20,
