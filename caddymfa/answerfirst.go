@@ -16,13 +16,9 @@ type heldDelivery struct {
 	deliver func()
 }
 
-// held reports whether a delivery waits for the answer.
-func (d *heldDelivery) held() bool { return d != nil && d.deliver != nil }
-
 // start hands the held delivery, if any, to its queue.
 func (d *heldDelivery) start() {
-	if d.held() {
-		deliver := d.deliver
+	if deliver := d.deliver; deliver != nil {
 		d.deliver = nil
 		deliver()
 	}

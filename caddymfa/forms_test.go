@@ -3,6 +3,7 @@ package caddymfa
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -84,4 +85,22 @@ func FuzzFormDecodeFlat(f *testing.F) {
 			t.Fatalf("%q: %+v, encoding/json %+v", b, got, want)
 		}
 	})
+}
+
+// The flat JSON reader knows every string field of form by its JSON
+// name: a field added to form without a case in stringField would send
+// every body that carries it to encoding/json.
+func TestFormFlatKnowsEveryStringField(t *testing.T) {
+	var f form
+	v := reflect.ValueOf(&f).Elem()
+	for i := range v.NumField() {
+		sf := v.Type().Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if sf.Type.Kind() != reflect.String || name == "" || name == "-" {
+			continue
+		}
+		if got := f.stringField([]byte(name)); got != v.Field(i).Addr().Interface().(*string) {
+			t.Errorf("stringField(%q) is not form.%s", name, sf.Name)
+		}
+	}
 }
