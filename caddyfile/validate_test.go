@@ -295,7 +295,15 @@ func TestReloadSharesTheStore(t *testing.T) {
 	if err := caddy.Load(adaptConfig(t, siteWithState(dir, port, "storage badger "+blocked)), true); err == nil {
 		t.Fatal("reload to an unusable store succeeded")
 	}
-	if status, err := getSite(port); err != nil || status != http.StatusUnauthorized {
+	// Right after reloads Caddy can reset a new connection while its
+	// servers change hands (about one run in 600 here): a connection
+	// error is tried again, a wrong answer is not.
+	status, err := getSite(port)
+	for try := 0; err != nil && try < 5; try++ {
+		time.Sleep(50 * time.Millisecond)
+		status, err = getSite(port)
+	}
+	if err != nil || status != http.StatusUnauthorized {
 		t.Errorf("GET / after a failed reload: %d, %v; want 401 from the running config", status, err)
 	}
 }
