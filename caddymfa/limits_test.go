@@ -250,9 +250,44 @@ func TestClientNetwork(t *testing.T) {
 	}
 }
 
+// SECURITY.md L54: in standalone mode a user's own sign-ins never add up
+// to a user-wide lock, however often she signs in (each attempt is counted
+// before its code is compared, and a success takes its count back), and
+// they do not wipe the failures others caused, so the user-wide cap still
+// bounds guessing from many networks.
+func TestStandaloneOwnSignInsNeverLock(t *testing.T) {
+	e := standaloneEnv(t, &Lockout{Failures: 2, UserFailures: 3})
+	sent := 0
+	sent++
+	away := e.identifyFrom("alice", "203.0.113.1", sent)
+	away.guess("000000")
+	away.guess("000000")
+	for i := range 6 {
+		e.clock.add(61 * time.Minute) // past the hourly send cap
+		sent++
+		b := e.identifyFrom("alice", "198.51.100.7", sent)
+		if got := b.guess(e.lastCode()); got != http.StatusOK {
+			t.Fatalf("her sign-in %d with 2 failures of 3 user-wide: status %d, want 200", i+1, got)
+		}
+	}
+	if rep, _ := e.h.lockout.report(t.Context(), "alice"); rep.Failures != 2 || rep.LockedUntil != nil {
+		t.Fatalf("after six sign-ins of her own: %+v, want the 2 failures from away and no lock", rep)
+	}
+	// One more failure from another network reaches the cap: the right
+	// code is refused everywhere.
+	sent++
+	e.identifyFrom("alice", "10.9.8.7", sent).guess("000000")
+	sent++
+	b := e.identifyFrom("alice", "198.51.100.7", sent)
+	if got := b.guess(e.lastCode()); got != http.StatusUnauthorized {
+		t.Fatalf("right code at the user-wide cap: status %d, want 401", got)
+	}
+}
+
 // The user-wide count of standalone mode survives the user's own
 // sign-ins, so it bounds the guesses per window however often she signs
-// in; her network's count starts again.
+// in; her network's count starts again, and her success takes back only
+// its own count.
 func TestStandaloneSuccessKeepsUserWideCount(t *testing.T) {
 	l, _ := newTestLockout(t, 3)
 	l.perNetwork, l.userFailures, l.userWindow = true, 10, 24*time.Hour
@@ -265,8 +300,8 @@ func TestStandaloneSuccessKeepsUserWideCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, _ := l.report(ctx, "alice")
-	if rep.Failures != 3 {
-		t.Fatalf("user-wide failures %d after her success, want 3", rep.Failures)
+	if rep.Failures != 2 {
+		t.Fatalf("user-wide failures %d after her success, want the 2 from away", rep.Failures)
 	}
 	if len(rep.Networks) != 1 || rep.Networks[0].Network != away || rep.Networks[0].Failures != 2 {
 		t.Fatalf("networks after her success: %+v, want only %s with 2", rep.Networks, away)

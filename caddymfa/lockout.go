@@ -173,11 +173,15 @@ func (c lockCounter) countRecord(cur storage.Record, found bool, now time.Time) 
 }
 
 // clearIn is clear inside the store operation that counted a successful
-// attempt: the first record (the user's, or in standalone mode the user
-// and network's) goes; the user-wide count of standalone mode stays.
-// The attempt succeeded, so the count did not lock.
+// attempt, over the changes to the lockout records (as lockKeys orders
+// them): the first record (the user's, or in standalone mode the user
+// and network's) goes; the user-wide count of standalone mode stays as
+// it was before the attempt, which was no failure. The attempt
+// succeeded, so the count did not lock.
 func clearIn(found []bool, changes []storage.Change) {
-	changes[0] = storage.Change{}
+	for i := range changes {
+		changes[i] = storage.Change{}
+	}
 	if found[0] {
 		changes[0].Op = storage.Delete
 	}
@@ -187,9 +191,17 @@ func clearIn(found []bool, changes []storage.Change) {
 // mode: of the user and network) after a success. A lock set meanwhile
 // stays. The user-wide count of standalone mode is not reset by the
 // user's own sign-ins, so it bounds the guesses of any window
-// (userFailures per userWindow), however often she signs in.
+// (userFailures per userWindow), however often she signs in; it only
+// takes back the one count of the attempt that succeeded, so her own
+// sign-ins never add up to a lock.
 func (l *lockout) clear(ctx context.Context, user, network string) error {
-	for _, c := range l.lockKeys(user, network)[:1] {
+	counters := l.lockKeys(user, network)
+	for _, c := range counters[1:] {
+		if err := l.store.Update(ctx, c.key, takeBackOne); err != nil {
+			return err
+		}
+	}
+	for _, c := range counters[:1] {
 		err := l.store.Update(ctx, c.key, func(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
 			if !found {
 				return nil, time.Time{}, storage.Keep, nil
@@ -208,6 +220,23 @@ func (l *lockout) clear(ctx context.Context, user, network string) error {
 		}
 	}
 	return nil
+}
+
+// takeBackOne is the store update that removes the count of one
+// successful attempt from a user-wide record; a lock stays.
+func takeBackOne(cur storage.Record, found bool) ([]byte, time.Time, storage.Op, error) {
+	if !found {
+		return nil, time.Time{}, storage.Keep, nil
+	}
+	rec, err := decodeRecord[lockRecord](cur.Value)
+	if err != nil || !rec.LockedUntil.IsZero() || rec.Fails == 0 {
+		return nil, time.Time{}, storage.Keep, err
+	}
+	if rec.Fails--; rec.Fails == 0 {
+		return nil, time.Time{}, storage.Delete, nil
+	}
+	b, err := encodeRecord(rec)
+	return b, cur.ExpiresAt, storage.Write, err
 }
 
 // locked reports whether the user is locked out for network, without

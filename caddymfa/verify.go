@@ -219,7 +219,7 @@ func (v *verifier) guarded(ctx context.Context, user, network, own string, st *s
 			return nil, err
 		}
 		if out.ok && counted {
-			clearIn(found, changes)
+			clearIn(found[:n], changes[:n])
 		}
 		if noteLang && out.ok && !out.repeat {
 			if changes[n+1], err = editRecord(cur[n+1], found[n+1], func(rec *userRecord) (storage.Op, error) {
