@@ -85,6 +85,7 @@ type config struct {
 	steps       bool
 	profile     string
 	profileSecs int
+	heapDir     string
 	toolProfile string
 	keep        bool
 	workers     int
@@ -127,6 +128,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.steps, "steps", true, "print each step's p50/p99 under every round")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of Caddy during the last round to this file (needs the admin endpoint)")
 	fs.IntVar(&c.profileSecs, "profile-seconds", 10, "length of the -profile")
+	fs.StringVar(&c.heapDir, "heap-profiles", "", "after each round, write a heap profile of Caddy (after a GC) to heap-<round>.pprof in this directory (needs the admin endpoint)")
 	fs.StringVar(&c.toolProfile, "tool-profile", "", "write a CPU profile of this tool (its clients and SMTP server) during the last round to this file")
 	fs.IntVar(&c.workers, "workers", 0, "email delivery workers in the Caddyfile (default: Caddy's default, 2)")
 	fs.StringVar(&c.redis, "redis", "", "keep Caddy's state in the Redis at this URL (redis://127.0.0.1:6379) instead of Badger; the tool flushes nothing, so use an empty database")
@@ -259,7 +261,9 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		var profDone chan error
 		if i == c.rounds && c.profile != "" {
 			profDone = make(chan error, 1)
-			go func() { profDone <- fetchProfile(ctx, t.admin, c.profileSecs, c.profile) }()
+			go func() {
+				profDone <- fetchPprof(ctx, t.admin, fmt.Sprintf("profile?seconds=%d", c.profileSecs), time.Duration(c.profileSecs+30)*time.Second, c.profile)
+			}()
 		}
 		var toolProf *os.File
 		if i == c.rounds && c.toolProfile != "" {
@@ -294,6 +298,12 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		}
 		if err = ctx.Err(); err != nil {
 			return err
+		}
+		if c.heapDir != "" {
+			file := filepath.Join(c.heapDir, fmt.Sprintf("heap-%d.pprof", i))
+			if err = fetchPprof(ctx, t.admin, "heap?gc=1", 30*time.Second, file); err != nil {
+				return fmt.Errorf("heap profile: %w", err)
+			}
 		}
 	}
 	fmt.Fprintln(out, "# cpu_ms: Caddy's CPU time (user+system) per completed sign-in; rss_mb, hwm_mb: Caddy's VmRSS after the round and its peak so far;")
@@ -350,16 +360,17 @@ func settledRSS(ctx context.Context, pid int) (procSample, error) {
 	return sampleProc(pid)
 }
 
-// fetchProfile asks Caddy's admin endpoint for a CPU profile.
-func fetchProfile(ctx context.Context, admin string, secs int, file string) error {
+// fetchPprof asks Caddy's admin endpoint for the profile at
+// /debug/pprof/<what> and writes it to file.
+func fetchPprof(ctx context.Context, admin, what string, timeout time.Duration, file string) error {
 	if admin == "" {
 		return errors.New("no admin endpoint (-admin)")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/debug/pprof/"+what, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: timeout}).Do(req)
 	if err != nil {
 		return err
 	}
