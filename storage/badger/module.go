@@ -54,7 +54,7 @@ type Store struct {
 	// ValueThreshold is the size from which a record is written once to
 	// the value log, with only a pointer to it in the tables, instead of
 	// into the tables themselves, which compactions rewrite again and
-	// again. At most 15% of MemtableSize (Badger's bound). Default: 256 B.
+	// again. At most 15% of MemtableSize (Badger's bound). Default: 64 B.
 	ValueThreshold int64 `json:"value_threshold,omitempty"`
 
 	// Compactors is how many goroutines compact tables, at least 2.

@@ -15,7 +15,15 @@ const (
 	DefaultValueLogFileSize = 64 << 20
 	DefaultCompactors       = 2
 	DefaultLevelZeroTables  = 10
-	DefaultValueThreshold   = 256
+
+	// DefaultValueThreshold puts every record but the small counters
+	// (lockouts, send caps, sequence numbers) in the value log: sessions,
+	// challenges, session indexes and user records leave the tables, so
+	// the tables stay a fraction of the store and their compactions,
+	// and the memory Badger builds them in, stop growing with every
+	// sign-in stored. The value-log GC then collects the dead records,
+	// which costs less than the compactions it saves.
+	DefaultValueThreshold = 64
 
 	// DefaultCompressedBlockCacheSize is the block cache when tables are
 	// compressed and no block_cache_size is set: Badger needs one then.
