@@ -265,3 +265,75 @@ func TestValueLogRecordsSurvive(t *testing.T) {
 	t.Logf("value-log GC rewrote %d files", rewrites)
 	check(s, "after compaction and value-log GC")
 }
+
+// A store keeps its records when value_threshold changes between runs (as
+// it does on an upgrade that changed its default): records written whole
+// into the tables are read after a restart that sends them to the value
+// log, and the other way round, through compaction and value-log GC.
+func TestValueThresholdChangeKeepsRecords(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	expires := time.Now().Add(time.Hour).Truncate(time.Second)
+	value := func(i, gen int) []byte {
+		return bytes.Repeat([]byte{byte('a' + (i+gen)%26)}, 8+i%400)
+	}
+	want := make(map[string][]byte)
+	write := func(s *Store, gen int) {
+		t.Helper()
+		for i := range 1200 {
+			key := fmt.Sprintf("sess/%04d", i)
+			switch {
+			case gen > 0 && i%3 == 0:
+				continue // kept from the run before
+			case gen > 0 && i%3 == 1 && i%2 == 0:
+				if err := s.Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+				delete(want, key)
+				continue
+			}
+			if err := s.Put(ctx, key, value(i, gen), expires, false); err != nil {
+				t.Fatal(err)
+			}
+			want[key] = value(i, gen)
+		}
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		for i := range 1200 {
+			key := fmt.Sprintf("sess/%04d", i)
+			rec, err := s.Get(ctx, key)
+			v, ok := want[key]
+			if !ok {
+				if !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("%s: deleted %s: err = %v, want ErrNotFound", when, key, err)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(rec.Value, v) || !rec.ExpiresAt.Equal(expires) {
+				t.Fatalf("%s: %s = %d bytes until %v, %v; want %d bytes until %v", when, key, len(rec.Value), rec.ExpiresAt, err, len(v), expires)
+			}
+		}
+	}
+	thresholds := []int64{1 << 10, 0, 256, 1 << 10} // 0: the default
+	for gen, threshold := range thresholds {
+		s := provision(t, &Store{Dir: dir, ValueThreshold: threshold, ValueLogFileSize: 1 << 20})
+		check(s, fmt.Sprintf("opened with value_threshold %d", threshold))
+		write(s, gen)
+		check(s, fmt.Sprintf("written with value_threshold %d", threshold))
+		if gen == len(thresholds)-1 {
+			if err := s.db.db.Flatten(1); err != nil {
+				t.Fatal(err)
+			}
+			for range 100 {
+				if s.db.db.RunValueLogGC(gcDiscardRatio) != nil {
+					break
+				}
+			}
+			check(s, "after compaction and value-log GC")
+		}
+		if err := s.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
