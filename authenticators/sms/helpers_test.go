@@ -3,6 +3,7 @@ package sms
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -41,6 +42,17 @@ func (r *recorder) get() []authenticators.DeliveryResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]authenticators.DeliveryResult(nil), r.results...)
+}
+
+// resultsText is the text of delivery results that could carry a secret
+// (IDs, names, the masked address, the error), without their clock
+// readings, whose digits may happen to spell a code.
+func resultsText(rs []authenticators.DeliveryResult) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%s %s %s %s %s\n", r.ChallengeID, r.Method, r.User, r.To, r.Error)
+	}
+	return b.String()
 }
 
 // providerJSON is the JSON of a provider module with its inline key.

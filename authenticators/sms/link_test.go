@@ -73,7 +73,7 @@ func TestDeliverLinkRefused(t *testing.T) {
 	if n := s.Requests(); n != 0 {
 		t.Errorf("the provider got %d requests, want none", n)
 	}
-	checkSecrets(t, "results", fmt.Sprint(rec.get()), "secret0")
+	checkSecrets(t, "results", resultsText(rec.get()), "secret0")
 }
 
 // TestClassifyMasksLink: a provider error that echoes the link does not

@@ -168,7 +168,7 @@ func TestDeliverRefusesBadInput(t *testing.T) {
 			t.Errorf("result to = %q, want masked", res.To)
 		}
 	}
-	checkSecrets(t, "results", fmt.Sprint(r), "12015550123", "46701234567", testCode, "12\r\n34", "example.com")
+	checkSecrets(t, "results", resultsText(r), "12015550123", "46701234567", testCode, "12\r\n34", "example.com")
 	if err := new(Config).Deliver(t.Context(), testMessage()); !errors.Is(err, authenticators.ErrDeliveryFailed) {
 		t.Errorf("Deliver on an unprovisioned config = %v", err)
 	}

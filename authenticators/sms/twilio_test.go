@@ -3,7 +3,6 @@ package sms
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -148,7 +147,7 @@ func TestTwilioPermanentErrors(t *testing.T) {
 					t.Errorf("reported error %q lacks %q", r[0].Error, w)
 				}
 			}
-			all := fmt.Sprint(r) + err.Error() + l.text(t)
+			all := resultsText(r) + err.Error() + l.text(t)
 			checkSecrets(t, "results, error and logs", all, testCode, testTo, twiliotest.AuthToken, "not-the-token")
 			if !strings.Contains(l.text(t), "sms delivery failed") {
 				t.Errorf("no error logged:\n%s", l.text(t))
@@ -234,7 +233,7 @@ func TestTwilioTransientErrorsAreRetried(t *testing.T) {
 			if !strings.Contains(l.text(t), "sms delivery attempt failed, retrying") {
 				t.Errorf("retry not logged:\n%s", l.text(t))
 			}
-			checkSecrets(t, "results and logs", fmt.Sprint(r)+l.text(t), testCode, testTo, twiliotest.AuthToken)
+			checkSecrets(t, "results and logs", resultsText(r)+l.text(t), testCode, testTo, twiliotest.AuthToken)
 		})
 	}
 }

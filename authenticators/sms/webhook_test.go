@@ -237,7 +237,7 @@ func TestWebhookErrors(t *testing.T) {
 				t.Errorf("first error %q lacks %q", r[0].Error, tt.want)
 			}
 			// The gateway echoes the body, code and number included.
-			checkSecrets(t, "results and logs", fmt.Sprint(r)+l.text(t), testCode, testTo, "query-secret")
+			checkSecrets(t, "results and logs", resultsText(r)+l.text(t), testCode, testTo, "query-secret")
 		})
 	}
 }
