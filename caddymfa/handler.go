@@ -413,7 +413,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.passWithoutChallenge(w, r, next, repl, ff, method)
 		}
 	}
-	return challengeRedirect(w, r, h.PathPrefix)
+	return h.challengeRedirect(w, r)
 }
 
 // passWithoutChallenge lets a request through that the policy exempts
@@ -537,17 +537,18 @@ func deny(logger *zap.Logger, r *http.Request) error {
 }
 
 // challengeRedirect sends browsers to the sign-in page and everything else
-// a 401 JSON error, so scripts never receive an HTML login page.
-func challengeRedirect(w http.ResponseWriter, r *http.Request, prefix string) error {
-	loc := prefix + "/?return=" + url.QueryEscape(r.URL.RequestURI())
+// a 401 JSON error, its message in the user's language, so scripts never
+// receive an HTML login page.
+func (h *Handler) challengeRedirect(w http.ResponseWriter, r *http.Request) error {
+	prefix := h.PathPrefix
 	if isNavigation(r) {
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, loc, http.StatusFound)
+		http.Redirect(w, r, prefix+"/?return="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 		return nil
 	}
 	return writeJSON(w, http.StatusUnauthorized, map[string]any{
 		"error":    "mfa_required",
-		"message":  "Multi-factor authentication is required.",
+		"message":  h.pages.requestLang(r).T("msg.mfa_required"),
 		"redirect": prefix + "/",
 	})
 }

@@ -94,6 +94,35 @@ func TestSignInInUserLanguage(t *testing.T) {
 	}
 }
 
+// The JSON refusals outside the sign-in pages speak the user's language
+// too: the 401 a script gets from a protected URL without a session, and
+// the waiting page's poll without a first-factor user. Their error codes
+// stay the same in every language.
+func TestJSONRefusalsInUserLanguage(t *testing.T) {
+	h, outbox := testConfig(t)
+	e := newEnv(t, h, outbox)
+	de := e.h.catalog.Lookup("de")
+	acceptJSON := http.Header{"Accept": {"application/json"}}
+	for _, tt := range []struct {
+		name, user, target, code, key string
+	}{
+		{"protected URL", "alice", "/app", "mfa_required", "msg.mfa_required"},
+		{"status poll", "", "/.mfa/status", errCodeNoUser, "msg.first_factor"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			do := e.browser(tt.user).speaking("de-DE,de;q=0.9")
+			resp := do(request{target: tt.target, header: acceptJSON})
+			v := decodeJSON(t, resp)
+			if resp.StatusCode != http.StatusUnauthorized || v["error"] != tt.code {
+				t.Fatalf("status %d, %v; want 401 %s", resp.StatusCode, v, tt.code)
+			}
+			if want := de.T(tt.key); v["message"] != want || want == i18n.Builtin().English().T(tt.key) {
+				t.Errorf("message %q, want the German %q", v["message"], want)
+			}
+		})
+	}
+}
+
 // The text messages follow the user's language: the built-in link text
 // in German, and the operator's own Swedish code text for a user who
 // picked Swedish with the switcher, whatever the browser asks for.

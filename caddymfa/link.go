@@ -257,7 +257,8 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	ff, ok := h.firstFactor(r, replacer(r))
 	if !ok {
-		return writeJSON(w, http.StatusUnauthorized, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
+		v := errorView(http.StatusUnauthorized, errCodeNoUser, h.pages.requestLang(r).T("msg.first_factor"))
+		return writeJSON(w, http.StatusUnauthorized, v)
 	}
 	if _, ok := h.pageSession(r, ff); ok {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusVerified, Redirect: "/"})
