@@ -118,22 +118,31 @@ func (c *Channel[T]) result(r authenticators.DeliveryResult) {
 }
 
 // log logs one attempt: a success at debug level, a failure that will be
-// retried as a warning, a final failure as an error.
+// retried as a warning, a final failure as an error. Nothing is built for
+// a level the logger leaves out, which for successes is the usual case.
 func (c *Channel[T]) log(r authenticators.DeliveryResult) {
+	level, what := zap.DebugLevel, " sent"
+	switch {
+	case r.Permanent:
+		level, what = zap.ErrorLevel, " delivery failed"
+	case !r.OK:
+		level, what = zap.WarnLevel, " delivery attempt failed, retrying"
+	}
+	if !c.Logger.Core().Enabled(level) {
+		return
+	}
+	ce := c.Logger.Check(level, c.method+what)
+	if ce == nil {
+		return
+	}
 	fields := []zap.Field{
 		zap.String("challenge_id", r.ChallengeID),
 		zap.String("to", r.To),
 		zap.Int("attempt", r.Attempt),
 		zap.Duration("latency", r.Latency),
 	}
-	switch {
-	case r.OK:
-		if ce := c.Logger.Check(zap.DebugLevel, c.method+" sent"); ce != nil {
-			ce.Write(fields...)
-		}
-	case r.Permanent:
-		c.Logger.Error(c.method+" delivery failed", append(fields, zap.String("error", r.Error))...)
-	default:
-		c.Logger.Warn(c.method+" delivery attempt failed, retrying", append(fields, zap.String("error", r.Error))...)
+	if !r.OK {
+		fields = append(fields, zap.String("error", r.Error))
 	}
+	ce.Write(fields...)
 }

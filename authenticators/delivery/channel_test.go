@@ -66,6 +66,23 @@ func TestChannelLogsEachAttemptOnce(t *testing.T) {
 	}
 }
 
+// A success below the logger's level, the usual case of a site whose log
+// is at INFO, is logged at no cost: no fields, no message built. A
+// failure's entry carries the error.
+func TestChannelLogCostsNothingWhenQuiet(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	ch := &Channel[string]{Logger: zap.New(core), method: "email"}
+	sent := authenticators.DeliveryResult{ChallengeID: "c1", To: "a***@e***.com", Attempt: 1, OK: true}
+	if n := testing.AllocsPerRun(100, func() { ch.log(sent) }); n != 0 {
+		t.Errorf("a quiet success allocates %v times, want 0", n)
+	}
+	ch.log(authenticators.DeliveryResult{ChallengeID: "c1", To: "a***@e***.com", Attempt: 2, Error: "451 try later"})
+	all := logs.All()
+	if len(all) != 1 || all[0].Level != zapcore.WarnLevel || all[0].ContextMap()["error"] != "451 try later" {
+		t.Errorf("log = %v, want one warning with the error", all)
+	}
+}
+
 // TestChannelFail checks a failure found before the queue: reported and
 // logged once as permanent, and returned wrapped.
 func TestChannelFail(t *testing.T) {
