@@ -97,6 +97,7 @@ func (a *auditor) check(t *testing.T, ctx context.Context, lang, state string) {
 				colorScheme(scheme),
 				axeRun(t, a.axe, at, first),
 				noOverflow(t, at),
+				switcherInOneRow(t, at),
 				a.shot(t, fmt.Sprintf("%s-%s-%s-%s", state, lang, vp.name, scheme)),
 			)
 			if err != nil {
@@ -139,6 +140,28 @@ func noOverflow(t *testing.T, what string) chromedp.Action[chromedp.Void] {
 		}
 		if len(wide) > 0 {
 			t.Errorf("%s: the page is wider than the viewport: %v", what, wide)
+		}
+		return nil
+	})
+}
+
+// switcherInOneRow reports a language switcher whose button wrapped onto
+// a line of its own, away from the list it applies: on a phone the label
+// goes above, the list and the button stay side by side.
+func switcherInOneRow(t *testing.T, what string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		apart, err := chromedp.Evaluate[bool](`(() => {
+			const s = document.querySelector("footer.languages select");
+			const b = document.querySelector("footer.languages button");
+			if (!s || !b) return false;
+			const mid = e => { const r = e.getBoundingClientRect(); return r.top + r.height / 2; };
+			return Math.abs(mid(s) - mid(b)) > 2;
+		})()`)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		if apart {
+			t.Errorf("%s: the language switcher's button is not beside its list", what)
 		}
 		return nil
 	})
