@@ -2,7 +2,6 @@ package browser
 
 import (
 	"context"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,16 +28,13 @@ func TestAccountPage(t *testing.T) {
 	second, cancelSecond := newBrowser(t, 390, 844)
 	defer cancelSecond()
 	shots := newShooter(t)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 
 	signIn := func(ctx context.Context, name string) {
 		t.Helper()
 		seen := outboxLen(t, mailbox)
 		err := chromedp.Do(ctx,
-			setHeader("Authorization", auth),
-			chromedp.Navigate(srv.URL("/")),
-			chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-			submit(`form[action="/.mfa/send"] button`),
+			openAsAlice(srv.URL("/")),
+			submit(sendButton),
 			chromedp.WaitVisible(`#code`),
 		)
 		if err != nil {

@@ -137,6 +137,28 @@ func setHeader(name, value string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// sendButton is the choose step's button that sends a code.
+const sendButton = `form[action="/.mfa/send"] button`
+
+// asAlice makes the tab send the examples' basic_auth credentials for
+// alice with every request, as a browser does once its login dialog has
+// been filled in.
+func asAlice() chromedp.Action[chromedp.Void] {
+	return setHeader("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("alice:alice")))
+}
+
+// openAsAlice opens url as alice and waits for the choose step.
+func openAsAlice(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, a := range []chromedp.Action[chromedp.Void]{asAlice(), chromedp.Navigate(url), chromedp.WaitVisible(sendButton)} {
+			if _, err := a(ctx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // submit clicks a form's button and waits until the page it leads to has
 // loaded.
 func submit(button string) chromedp.Action[chromedp.Void] {
@@ -181,15 +203,10 @@ func testQuickstartLogin(t *testing.T, width, height int) {
 	mailbox := filepath.Join(srv.Dir, "mailbox")
 	shots := newShooter(t)
 
-	// basic_auth: the browser sends alice's credentials with every request,
-	// as it would after the user filled in its login dialog.
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 	var location, heading string
 	err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(int64(width), int64(height)),
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/")),
 		store(&location, chromedp.Location()),
 		store(&heading, chromedp.Text("h1")),
 		shots.shot("choose"),
@@ -206,7 +223,7 @@ func testQuickstartLogin(t *testing.T, width, height int) {
 
 	var text string
 	err = chromedp.Do(ctx,
-		submit(`form[action="/.mfa/send"] button`),
+		submit(sendButton),
 		shots.shot("verify"),
 		store(&heading, chromedp.Text("h1")),
 		store(&text, chromedp.Text("main")),

@@ -2,7 +2,6 @@ package browser
 
 import (
 	"context"
-	"encoding/base64"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -23,14 +22,11 @@ func TestResendTooSoonShowsTheWait(t *testing.T) {
 	srv := examples.Start(t, "quickstart", examples.Options{})
 	mailbox := filepath.Join(srv.Dir, "mailbox")
 	shots := newShooter(t)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 
 	var alert, heading string
 	err := chromedp.Do(ctx,
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/")),
+		submit(sendButton),
 		chromedp.WaitVisible(`form[action="/.mfa/resend"] button`),
 		submit(`form[action="/.mfa/resend"] button`),
 		chromedp.WaitVisible(`p[role="alert"]`),
@@ -78,14 +74,11 @@ func TestThrottledPageShowsTheWait(t *testing.T) {
 		})
 	}})
 	shots := newShooter(t)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 
 	var alert string
 	err := chromedp.Do(ctx,
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/")),
+		submit(sendButton),
 		chromedp.WaitVisible(`#code`),
 		// A new sign-in, as after clearing cookies: the first code is
 		// not this flow's, and the per-address cap is used up.
@@ -94,8 +87,8 @@ func TestThrottledPageShowsTheWait(t *testing.T) {
 			return err
 		}),
 		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		chromedp.WaitVisible(sendButton),
+		submit(sendButton),
 		chromedp.WaitVisible(`p[role="alert"]`),
 		store(&alert, chromedp.Text(`p[role="alert"]`)),
 		shots.shot("throttled"),

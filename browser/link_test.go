@@ -1,7 +1,6 @@
 package browser
 
 import (
-	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,14 +29,11 @@ func TestLinkNumberMatching(t *testing.T) {
 	srv := examples.Start(t, "quickstart", examples.Options{Rewrite: linkMode})
 	mailbox := filepath.Join(srv.Dir, "mailbox")
 	shots := newShooter(t)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 
 	var number string
 	err := chromedp.Do(asker,
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/")),
+		submit(sendButton),
 		chromedp.WaitVisible(`.match-number`),
 		store(&number, chromedp.Text(`.match-number`)),
 		shots.shot("waiting"),
@@ -56,7 +52,7 @@ func TestLinkNumberMatching(t *testing.T) {
 	var location, page string
 	var buttons []string
 	err = chromedp.Do(phone,
-		setHeader("Authorization", auth),
+		asAlice(),
 		chromedp.Navigate(link),
 		chromedp.WaitVisible(`.numbers button`),
 		store(&location, chromedp.Location()),

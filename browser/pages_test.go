@@ -469,7 +469,7 @@ func auditSecondFactor(t *testing.T, a *auditor) {
 			var dir string
 			step("choose",
 				chromedp.Navigate(srv.URL("/")),
-				chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+				chromedp.WaitVisible(sendButton),
 				store(&dir, chromedp.Evaluate[string](`document.documentElement.dir`)))
 			if want := map[bool]string{true: "rtl", false: "ltr"}[lang == "ar"]; dir != want {
 				t.Errorf("%s page dir = %q, want %q", lang, dir, want)
@@ -479,8 +479,8 @@ func auditSecondFactor(t *testing.T, a *auditor) {
 				chromedp.WaitVisible(`.choices form[action="/.mfa/send"] button`))
 			step("code sent",
 				chromedp.Navigate(srv.URL("/")),
-				chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-				submit(`form[action="/.mfa/send"] button`),
+				chromedp.WaitVisible(sendButton),
+				submit(sendButton),
 				chromedp.WaitVisible(`#code`))
 			var alert string
 			step("resend too soon",
@@ -504,7 +504,7 @@ func auditSecondFactor(t *testing.T, a *auditor) {
 			// A new code within the cooldown of the first, whose code is
 			// used up: refused, with the wait.
 			step("throttled",
-				submit(`form[action="/.mfa/send"] button`),
+				submit(sendButton),
 				chromedp.WaitVisible(`p[role="alert"]`),
 				store(&alert, chromedp.Text(`p[role="alert"]`)))
 			if lang == "en" && !regexp.MustCompile(`Try again in \d+ (seconds?|minutes?)\.`).MatchString(alert) {
@@ -516,8 +516,8 @@ func auditSecondFactor(t *testing.T, a *auditor) {
 			ctx = a.tab(t, lang, lang)
 			do(t, ctx, "asking for a code",
 				chromedp.Navigate(srv.URL("/")),
-				chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-				submit(`form[action="/.mfa/send"] button`),
+				chromedp.WaitVisible(sendButton),
+				submit(sendButton),
 				chromedp.WaitVisible(`#code`),
 			)
 			msg := mail.next(t, lang+"@example.com")
@@ -636,8 +636,8 @@ func auditLink(t *testing.T, a *auditor) {
 			ctx := a.tab(t, lang, lang)
 			do(t, ctx, "asking for a link",
 				chromedp.Navigate(srv.URL("/")),
-				chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-				submit(`form[action="/.mfa/send"] button`),
+				chromedp.WaitVisible(sendButton),
+				submit(sendButton),
 				chromedp.WaitVisible(`.match-number`),
 				// The waiting page reloads itself every few seconds;
 				// stop that while it is checked.
@@ -688,10 +688,10 @@ func auditPasskeys(t *testing.T, a *auditor) {
 			do(t, ctx, "asking for a code",
 				chromedp.SendKeys(`#username`, lang),
 				submit(`form[action="/.mfa/identify"] button`),
-				chromedp.WaitVisible(`form[action="/.mfa/send"] button`))
+				chromedp.WaitVisible(sendButton))
 			a.check(t, ctx, lang, "choose with a passkey")
 			do(t, ctx, "asking for a code",
-				submit(`form[action="/.mfa/send"] button`),
+				submit(sendButton),
 				chromedp.WaitVisible(`#code`),
 			)
 			code := mail.next(t, lang+"@example.com").Code
@@ -724,7 +724,7 @@ func auditBranding(t *testing.T, a *auditor, dir string) {
 			)
 			a.check(t, ctx, lang, "branded choose")
 			do(t, ctx, "asking for a code",
-				submit(`form[action="/.mfa/send"] button`),
+				submit(sendButton),
 				chromedp.WaitVisible(`#code`),
 			)
 			a.check(t, ctx, lang, "branded code sent")

@@ -153,7 +153,7 @@ func addPasskey(t *testing.T, ctx context.Context, srv *examples.Server, shots *
 		chromedp.WaitVisible(`#username`),
 		chromedp.SendKeys(`#username`, "alice"),
 		submit(`form[action="/.mfa/identify"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		submit(sendButton),
 	)
 	if err != nil {
 		t.Fatalf("asking for a code: %v", err)

@@ -1,7 +1,6 @@
 package browser
 
 import (
-	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,13 +19,10 @@ func TestWrongCodeReloadPostsNothing(t *testing.T) {
 	defer cancel()
 	srv := examples.Start(t, "quickstart", examples.Options{})
 	mailbox := filepath.Join(srv.Dir, "mailbox")
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 
 	err := chromedp.Do(ctx,
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/")),
+		submit(sendButton),
 		chromedp.WaitVisible(`#code`),
 	)
 	if err != nil {

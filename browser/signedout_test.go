@@ -1,7 +1,6 @@
 package browser
 
 import (
-	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,14 +29,11 @@ func testSignedOutPage(t *testing.T, width, height int) {
 	srv := startBranding(t)
 	mailbox := filepath.Join(srv.Dir, "mailbox")
 	shots := newShooter(t)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 
 	err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(int64(width), int64(height)),
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/docs")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
-		submit(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/docs")),
+		submit(sendButton),
 		chromedp.WaitVisible(`#code`),
 	)
 	if err != nil {
@@ -86,7 +82,7 @@ func testSignedOutPage(t *testing.T, width, height int) {
 	// Sign in again: the site sends the browser to the sign-in, for /docs.
 	err = chromedp.Do(ctx,
 		follow(`#sign-in-again`),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+		chromedp.WaitVisible(sendButton),
 		store(&location, chromedp.Location()),
 	)
 	if err != nil {

@@ -136,15 +136,12 @@ func testTOTPEnrollment(t *testing.T, width, height int) {
 	mailbox := filepath.Join(srv.Dir, "mailbox")
 	shots := newShooter(t)
 
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:alice"))
 	var location, heading, text string
 	err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(int64(width), int64(height)),
-		setHeader("Authorization", auth),
-		chromedp.Navigate(srv.URL("/")),
-		chromedp.WaitVisible(`form[action="/.mfa/send"] button`),
+		openAsAlice(srv.URL("/")),
 		shots.shot("choose"),
-		submit(`form[action="/.mfa/send"] button`),
+		submit(sendButton),
 		store(&heading, chromedp.Text("h1")),
 		store(&text, chromedp.Text("main")),
 	)
