@@ -187,6 +187,11 @@ func run(ctx context.Context, args []string, out io.Writer) (retErr error) {
 		return nil
 	}
 
+	if c.heapDir != "" {
+		if err := os.MkdirAll(c.heapDir, 0o755); err != nil {
+			return err
+		}
+	}
 	var mail *mailServer
 	if c.method == "email" {
 		if mail, err = startMailServer(c.smtp); err != nil {
