@@ -95,7 +95,7 @@ func (h *Handler) accountSignIn(w http.ResponseWriter, r *http.Request, ff, agai
 	http.SetCookie(w, c)
 	if wantsJSON(r) {
 		if again == "" {
-			v := errorView(http.StatusUnauthorized, "mfa_required", "Multi-factor authentication is required.")
+			v := errorView(http.StatusUnauthorized, "mfa_required", msgMFARequired)
 			v.Redirect = h.PathPrefix + "/"
 			return h.pages.render(w, r, v)
 		}

@@ -126,6 +126,9 @@ func verifiedAfter(prev *session, ff, user, method string, now time.Time) map[st
 	return v
 }
 
+// msgStepUpRequired is the message of the step_up_required answer.
+const msgStepUpRequired = "This page needs a more recent or a different verification."
+
 // stepUp answers a request whose session is valid in the realm but not
 // good enough here: a browser goes to the challenge of an accepted
 // method and comes back to the page it asked for; anything else gets 401
@@ -140,7 +143,7 @@ func (h *Handler) stepUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusUnauthorized, map[string]any{
 		"error":    errCodeStepUp,
-		"message":  "This page needs a more recent or a different verification.",
+		"message":  localize(h.pages.requestLang(r), msgStepUpRequired, nil),
 		"methods":  wanted,
 		"redirect": loc,
 	})

@@ -536,6 +536,9 @@ func deny(logger *zap.Logger, r *http.Request) error {
 	return caddyhttp.Error(http.StatusUnauthorized, errors.New("mfa: no first-factor user"))
 }
 
+// msgMFARequired is the message of the mfa_required answer.
+const msgMFARequired = "Multi-factor authentication is required."
+
 // challengeRedirect sends browsers to the sign-in page and everything else
 // a 401 JSON error, its message in the user's language, so scripts never
 // receive an HTML login page.
@@ -548,7 +551,7 @@ func (h *Handler) challengeRedirect(w http.ResponseWriter, r *http.Request) erro
 	}
 	return writeJSON(w, http.StatusUnauthorized, map[string]any{
 		"error":    "mfa_required",
-		"message":  h.pages.requestLang(r).T("msg.mfa_required"),
+		"message":  localize(h.pages.requestLang(r), msgMFARequired, nil),
 		"redirect": prefix + "/",
 	})
 }

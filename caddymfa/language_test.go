@@ -95,23 +95,38 @@ func TestSignInInUserLanguage(t *testing.T) {
 }
 
 // The JSON refusals outside the sign-in pages speak the user's language
-// too: the 401 a script gets from a protected URL without a session, and
-// the waiting page's poll without a first-factor user. Their error codes
-// stay the same in every language.
+// too: the 401 a script gets from a protected URL without a session, the
+// 401 of a page that asks for a step-up, and the waiting page's poll
+// without a first-factor user. Their error codes stay the same in every
+// language.
 func TestJSONRefusalsInUserLanguage(t *testing.T) {
 	h, outbox := testConfig(t)
 	e := newEnv(t, h, outbox)
+	const accept = "de-DE,de;q=0.9"
 	de := e.h.catalog.Lookup("de")
-	acceptJSON := http.Header{"Accept": {"application/json"}}
+	get := func(user, target string) *http.Response {
+		return e.browser(user).speaking(accept)(request{target: target, header: http.Header{"Accept": {"application/json"}}})
+	}
 	for _, tt := range []struct {
-		name, user, target, code, key string
+		name      string
+		answer    func() *http.Response
+		code, key string
 	}{
-		{"protected URL", "alice", "/app", "mfa_required", "msg.mfa_required"},
-		{"status poll", "", "/.mfa/status", errCodeNoUser, "msg.first_factor"},
+		{"protected URL", func() *http.Response { return get("alice", "/app") }, "mfa_required", "msg.mfa_required"},
+		{"status poll", func() *http.Response { return get("", "/.mfa/status") }, errCodeNoUser, "msg.first_factor"},
+		{"step-up", func() *http.Response {
+			r := httptest.NewRequest(http.MethodGet, "/admin", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("Accept-Language", accept)
+			w := httptest.NewRecorder()
+			if err := e.h.stepUp(w, r); err != nil {
+				t.Fatal(err)
+			}
+			return w.Result()
+		}, errCodeStepUp, "msg.step_up_required"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			do := e.browser(tt.user).speaking("de-DE,de;q=0.9")
-			resp := do(request{target: tt.target, header: acceptJSON})
+			resp := tt.answer()
 			v := decodeJSON(t, resp)
 			if resp.StatusCode != http.StatusUnauthorized || v["error"] != tt.code {
 				t.Fatalf("status %d, %v; want 401 %s", resp.StatusCode, v, tt.code)

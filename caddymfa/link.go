@@ -257,8 +257,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	ff, ok := h.firstFactor(r, replacer(r))
 	if !ok {
-		v := errorView(http.StatusUnauthorized, errCodeNoUser, h.pages.requestLang(r).T("msg.first_factor"))
-		return writeJSON(w, http.StatusUnauthorized, v)
+		return h.pages.renderJSON(w, r, errorView(http.StatusUnauthorized, errCodeNoUser, "Sign in with your first factor first."))
 	}
 	if _, ok := h.pageSession(r, ff); ok {
 		return writeJSON(w, http.StatusOK, statusAnswer{Status: statusVerified, Redirect: "/"})

@@ -303,6 +303,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // render answers with JSON or the HTML page.
 func (pg *pages) render(w http.ResponseWriter, r *http.Request, v *view) error {
+	status := pg.prepare(w, r, v)
+	if wantsJSON(r) {
+		return writeJSON(w, status, v)
+	}
+	v.prefix = pg.prefix
+	v.here = here(r, pg.prefix)
+	return writePage(w, status, v, pg.catalog(), pg.brand)
+}
+
+// renderJSON answers with v's JSON whatever the request accepts, said in
+// the user's language as render says it (for answers only scripts read,
+// such as the link page's poll).
+func (pg *pages) renderJSON(w http.ResponseWriter, r *http.Request, v *view) error {
+	return writeJSON(w, pg.prepare(w, r, v), v)
+}
+
+// prepare readies v for an answer to r: its language, its message in
+// that language, and the wait of a refused request (also in the
+// Retry-After header). It returns the answer's status.
+func (pg *pages) prepare(w http.ResponseWriter, r *http.Request, v *view) int {
 	status := v.status
 	if status == 0 {
 		status = http.StatusOK
@@ -320,12 +340,7 @@ func (pg *pages) render(w http.ResponseWriter, r *http.Request, v *view) error {
 			v.Message += " " + l.T("msg.retry_in", "wait", waitText(l, secs))
 		}
 	}
-	if wantsJSON(r) {
-		return writeJSON(w, status, v)
-	}
-	v.prefix = pg.prefix
-	v.here = here(r, pg.prefix)
-	return writePage(w, status, v, pg.catalog(), pg.brand)
+	return status
 }
 
 // waitText says how long a wait of secs seconds is, as people say it:
